@@ -1,0 +1,72 @@
+#include "cli/broker_target.h"
+
+#include <algorithm>
+#include <cctype>
+#include <vector>
+
+#include "core/config.h"
+
+namespace sluice::cli {
+namespace {
+
+std::string Upper(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
+  return s;
+}
+
+std::string TrimSlash(std::string url) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url;
+}
+
+}  // namespace
+
+Result<BrokerTarget> ResolveBroker(const CliArgs& args) {
+  const bool has_broker = args.Has("broker");
+  const bool has_config = !args.config_path.empty() || !args.overrides.empty();
+  if (has_broker && has_config) {
+    return Status::InvalidArgument("give either --broker URL or --config FILE --region NAME");
+  }
+  if (has_broker) {
+    std::string url = TrimSlash(args.Get("broker"));
+    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+      return Status::InvalidArgument("--broker must be an http:// URL, got '" + url + "'");
+    }
+    return BrokerTarget{url, ""};
+  }
+  if (!has_config) {
+    return Status::InvalidArgument("no broker: give --broker URL or --config FILE --region NAME");
+  }
+  const std::string want_region = args.Get("region");
+  const std::string want_country = Upper(args.Get("country"));
+  if (want_region.empty() && want_country.empty()) {
+    return Status::InvalidArgument("--config needs --region NAME (or --country CC)");
+  }
+  try {
+    Config config = Config::Load(args.config_path, args.overrides);
+    std::vector<std::string> names;
+    for (const Config& r : config.GetList("regions")) {
+      const std::string name = r.RequireString("name");
+      names.push_back(name);
+      const std::vector<std::string> countries = r.GetStringList("countries", {});
+      const bool match =
+          want_region.empty()
+              ? std::find(countries.begin(), countries.end(), want_country) != countries.end()
+              : name == want_region;
+      if (match) return BrokerTarget{TrimSlash(r.RequireString("url")), name};
+    }
+    std::string known;
+    for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+    const std::string origin = args.config_path.empty() ? "config" : args.config_path;
+    if (!want_region.empty()) {
+      return Status::InvalidArgument(origin + ": no region named '" + want_region +
+                                     "' in regions (known: " + known + ")");
+    }
+    return Status::InvalidArgument(origin + ": no region lists country '" + want_country +
+                                   "' (known regions: " + known + ")");
+  } catch (const ConfigError& e) {
+    return Status::InvalidArgument(e.what());
+  }
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,262 @@
+#include "cli/commands.h"
+
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <map>
+
+#include "cli/broker_target.h"
+#include "cli/render.h"
+#include "core/cli_args.h"
+#include "core/http.h"
+#include "core/strong_types.h"
+#include "core/time_util.h"
+
+namespace sluice::cli {
+namespace {
+
+constexpr int64_t kHttpTimeoutMs = 15000;
+constexpr int64_t kFetchPageMax = 500;
+
+const std::vector<CliFlag> kTargetFlags = {
+    {"broker", true, "broker base URL, e.g. http://127.0.0.1:9101"},
+    {"region", true, "with --config: the region (regions[].name) whose url to use"},
+};
+
+struct Command {
+  std::string usage;
+  std::vector<CliFlag> flags;
+  std::function<int(const CliArgs&, std::ostream&, std::ostream&)> run;
+};
+
+bool ParseInt(const std::string& s, int64_t* v) {
+  if (s.empty() || s.size() > 18) return false;
+  for (char c : s) {
+    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  *v = std::stoll(s);
+  return true;
+}
+
+// GETs `path` from the broker: the body on 200, else the exit code after printing why.
+int Get(const BrokerTarget& target, const std::string& path, std::string* body,
+        std::ostream& err) {
+  HttpClientOptions options;
+  options.timeout_ms = kHttpTimeoutMs;
+  HttpClient client(target.url, options);
+  Result<HttpResponse> r = client.Get(path);
+  if (!r.ok()) {
+    err << "sluice: cannot reach " << target.url << ": " << r.status().message() << "\n";
+    return kExitFailed;
+  }
+  if (r->status != 200) {
+    err << "sluice: " << target.url << path << " answered HTTP " << r->status << ": "
+        << Truncate(r->body, 300) << "\n";
+    return kExitFailed;
+  }
+  *body = std::move(r->body);
+  return kExitOk;
+}
+
+int Usage(std::ostream& err, const std::string& message) {
+  err << "sluice: " << message << "\n";
+  return kExitUsage;
+}
+
+int Resolve(const CliArgs& args, BrokerTarget* target, std::ostream& err) {
+  auto t = ResolveBroker(args);
+  if (!t.ok()) return Usage(err, t.status().message());
+  *target = *t;
+  return kExitOk;
+}
+
+bool ValidTime(const std::string& s) {
+  int64_t v = 0;
+  return ParseInt(s, &v) || ParseRfc3339Ms(s, &v);
+}
+
+int RunQuery(const CliArgs& args, std::ostream& out, std::ostream& err) {
+  std::string path = "/v1/query";
+  std::string sep = "?";
+  auto add = [&](const std::string& key, const std::string& value) {
+    path += sep + key + "=" + UrlEncode(value);
+    sep = "&";
+  };
+  if (args.Has("device")) add("device_id", args.Get("device"));
+  if (args.Has("country")) {
+    std::string cc = args.Get("country");
+    std::transform(cc.begin(), cc.end(), cc.begin(),
+                   [](unsigned char c) { return std::toupper(c); });
+    if (!IsCountryCodeShape(cc)) return Usage(err, "--country must be a 2-letter code");
+    add("country", cc);
+  }
+  for (const char* flag : {"from", "to"}) {
+    if (!args.Has(flag)) continue;
+    if (!ValidTime(args.Get(flag))) {
+      return Usage(err, std::string("--") + flag + " must be epoch ms or RFC 3339, got '" +
+                            args.Get(flag) + "'");
+    }
+    add(flag, args.Get(flag));
+  }
+  if (args.Has("limit")) {
+    int64_t limit = 0;
+    if (!ParseInt(args.Get("limit"), &limit)) return Usage(err, "--limit must be an integer >= 0");
+    add("limit", args.Get("limit"));
+  }
+  if (args.Has("topic")) add("topic", args.Get("topic"));
+  BrokerTarget target;
+  if (int rc = Resolve(args, &target, err); rc != kExitOk) return rc;
+  std::string body;
+  if (int rc = Get(target, path, &body, err); rc != kExitOk) return rc;
+  if (args.Has("json")) {
+    out << body << (body.empty() || body.back() != '\n' ? "\n" : "");
+    return kExitOk;
+  }
+  Status st = RenderQuery(body, out);
+  if (!st.ok()) {
+    err << "sluice: " << st.message() << "\n";
+    return kExitFailed;
+  }
+  return kExitOk;
+}
+
+int RunTopics(const CliArgs& args, std::ostream& out, std::ostream& err) {
+  BrokerTarget target;
+  if (int rc = Resolve(args, &target, err); rc != kExitOk) return rc;
+  std::string body;
+  if (int rc = Get(target, "/v1/topics", &body, err); rc != kExitOk) return rc;
+  if (args.Has("json")) {
+    out << body << (body.empty() || body.back() != '\n' ? "\n" : "");
+    return kExitOk;
+  }
+  Status st = RenderTopics(body, out);
+  if (!st.ok()) {
+    err << "sluice: " << st.message() << "\n";
+    return kExitFailed;
+  }
+  return kExitOk;
+}
+
+int RunFetch(const CliArgs& args, std::ostream& out, std::ostream& err) {
+  if (!args.Has("topic") || args.Get("topic").empty()) return Usage(err, "fetch needs --topic");
+  int64_t partition = 0;
+  if (!ParseInt(args.Get("partition"), &partition)) {
+    return Usage(err, "fetch needs --partition N (an integer >= 0)");
+  }
+  int64_t offset = 0;
+  if (args.Has("offset") && !ParseInt(args.Get("offset"), &offset)) {
+    return Usage(err, "--offset must be an integer >= 0");
+  }
+  int64_t max = kFetchPageMax;
+  if (args.Has("max") && (!ParseInt(args.Get("max"), &max) || max < 1)) {
+    return Usage(err, "--max must be an integer >= 1");
+  }
+  BrokerTarget target;
+  if (int rc = Resolve(args, &target, err); rc != kExitOk) return rc;
+  const std::string base = "/v1/topics/" + UrlEncode(args.Get("topic")) + "/partitions/" +
+                           std::to_string(partition) + "/records";
+  int64_t printed = 0;
+  while (printed < max) {
+    const int64_t want = std::min(max - printed, kFetchPageMax);
+    std::string body;
+    const std::string path =
+        base + "?offset=" + std::to_string(offset) + "&max_records=" + std::to_string(want);
+    if (int rc = Get(target, path, &body, err); rc != kExitOk) return rc;
+    auto page = ParseFetchPage(body);
+    if (!page.ok()) {
+      err << "sluice: " << page.status().message() << "\n";
+      return kExitFailed;
+    }
+    for (const std::string& r : page->records) out << r << "\n";
+    printed += static_cast<int64_t>(page->records.size());
+    if (page->records.empty() || page->next_offset <= offset ||
+        page->next_offset >= page->end_offset) {
+      break;
+    }
+    offset = page->next_offset;
+  }
+  return kExitOk;
+}
+
+std::map<std::string, Command> Commands() {
+  std::vector<CliFlag> query = kTargetFlags;
+  query.insert(query.end(), {{"device", true, "only this device id"},
+                             {"country", true, "only this country (ISO 3166-1 alpha-2)"},
+                             {"from", true, "from this time (epoch ms or RFC 3339)"},
+                             {"to", true, "up to this time (epoch ms or RFC 3339)"},
+                             {"limit", true, "sample records to return (broker default 100)"},
+                             {"topic", true, "only this topic"},
+                             {"json", false, "print the broker's raw JSON answer"}});
+  std::vector<CliFlag> topics = kTargetFlags;
+  topics.push_back({"json", false, "print the broker's raw JSON answer"});
+  std::vector<CliFlag> fetch = kTargetFlags;
+  fetch.insert(fetch.end(), {{"topic", true, "topic to read (required)"},
+                             {"partition", true, "partition to read (required)"},
+                             {"offset", true, "first offset (default 0)"},
+                             {"max", true, "records to print at most (default 500)"}});
+  return {
+      {"query",
+       {"sluice query (--broker URL | --config FILE --region NAME) [filters]\n\n"
+        "Asks a broker which records match (GET /v1/query) and prints the matched count, counts\n"
+        "per country and the sample records.",
+        query, RunQuery}},
+      {"topics",
+       {"sluice topics (--broker URL | --config FILE --region NAME)\n\n"
+        "Lists a broker's topics and partitions with their offsets (GET /v1/topics).",
+        topics, RunTopics}},
+      {"fetch",
+       {"sluice fetch (--broker URL | --config FILE --region NAME) --topic T --partition P\n"
+        "       [--offset O] [--max N]\n\n"
+        "Reads records of one partition from an offset and prints one JSON object per line.",
+        fetch, RunFetch}},
+  };
+}
+
+}  // namespace
+
+std::string TopUsage() {
+  return "usage: sluice COMMAND [options]\n\n"
+         "commands:\n"
+         "  query    records matching a device/country/time filter, with counts per country\n"
+         "  topics   a broker's topics and partitions\n"
+         "  fetch    records of one partition, as JSON lines\n\n"
+         "`sluice COMMAND --help` shows each command's options.\n";
+}
+
+int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty()) {
+    err << TopUsage();
+    return kExitUsage;
+  }
+  if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    out << TopUsage();
+    return kExitOk;
+  }
+  const auto commands = Commands();
+  auto it = commands.find(args[0]);
+  if (it == commands.end()) {
+    err << "sluice: unknown command '" << args[0] << "'\n" << TopUsage();
+    return kExitUsage;
+  }
+  const Command& cmd = it->second;
+  std::vector<std::string> storage = args;
+  storage[0] = "sluice " + args[0];
+  std::vector<char*> argv;
+  for (auto& s : storage) argv.push_back(s.data());
+  std::string error;
+  auto parsed = ParseCliArgs(static_cast<int>(argv.size()), argv.data(), cmd.flags, &error);
+  if (!parsed) {
+    err << "sluice: " << error << "\n" << CliUsage(cmd.usage, cmd.flags);
+    return kExitUsage;
+  }
+  if (parsed->help) {
+    out << CliUsage(cmd.usage, cmd.flags);
+    return kExitOk;
+  }
+  if (!parsed->positional.empty()) {
+    return Usage(err, "unexpected argument '" + parsed->positional[0] + "'");
+  }
+  return cmd.run(*parsed, out, err);
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,191 @@
+#include "cli/render.h"
+
+#include <algorithm>
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "core/time_util.h"
+
+namespace sluice::cli {
+namespace {
+
+using rapidjson::Value;
+
+Result<rapidjson::Document> ParseObject(const std::string& json) {
+  rapidjson::Document doc;
+  doc.Parse(json.data(), json.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    return Status::InvalidArgument("the broker's answer is not a JSON object: " +
+                                   Truncate(json, 120));
+  }
+  return doc;
+}
+
+std::string Compact(const Value& v) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  v.Accept(w);
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+// A member as display text: strings as they are, numbers in decimal, other JSON compacted.
+std::string Text(const Value& obj, const char* key, const std::string& def = "-") {
+  if (!obj.IsObject()) return def;
+  auto it = obj.FindMember(key);
+  if (it == obj.MemberEnd() || it->value.IsNull()) return def;
+  const Value& v = it->value;
+  if (v.IsString()) return std::string(v.GetString(), v.GetStringLength());
+  if (v.IsInt64()) return std::to_string(v.GetInt64());
+  if (v.IsUint64()) return std::to_string(v.GetUint64());
+  return Compact(v);
+}
+
+bool Int64(const Value& obj, const char* key, int64_t* out) {
+  if (!obj.IsObject()) return false;
+  auto it = obj.FindMember(key);
+  if (it == obj.MemberEnd() || !it->value.IsInt64()) return false;
+  *out = it->value.GetInt64();
+  return true;
+}
+
+std::string TsText(const Value& rec, const char* key) {
+  int64_t ms = 0;
+  if (Int64(rec, key, &ms)) return FormatRfc3339Ms(ms);
+  return Text(rec, key);
+}
+
+std::string PayloadText(const Value& rec) {
+  auto it = rec.FindMember("payload");
+  if (it == rec.MemberEnd()) return "-";
+  std::string text = it->value.IsString()
+                         ? std::string(it->value.GetString(), it->value.GetStringLength())
+                         : Compact(it->value);
+  if (it->value.IsString() && Text(rec, "payload_encoding", "") == "base64") {
+    text = "base64:" + text;
+  }
+  return Truncate(text, kPayloadPreviewChars);
+}
+
+}  // namespace
+
+std::string Truncate(const std::string& s, size_t max_chars) {
+  if (s.size() <= max_chars) return s;
+  if (max_chars <= 3) return s.substr(0, max_chars);
+  return s.substr(0, max_chars - 3) + "...";
+}
+
+std::string FormatTable(const std::vector<std::vector<std::string>>& rows,
+                        const std::vector<bool>& right_align) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    if (width.size() < row.size()) width.resize(row.size(), 0);
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      const bool right = c < right_align.size() && right_align[c];
+      const std::string pad(width[c] - row[c].size(), ' ');
+      if (c > 0) line += "  ";
+      line += right ? pad + row[c] : row[c] + (c + 1 < row.size() ? pad : "");
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+Status RenderQuery(const std::string& json, std::ostream& out) {
+  auto doc = ParseObject(json);
+  if (!doc.ok()) return doc.status();
+  const Value& d = *doc;
+  int64_t matched = 0;
+  if (!Int64(d, "matched", &matched)) {
+    return Status::InvalidArgument("query answer has no integer 'matched'");
+  }
+  auto recs = d.FindMember("records");
+  const bool has_records = recs != d.MemberEnd() && recs->value.IsArray();
+  const size_t shown = has_records ? recs->value.Size() : 0;
+  const bool truncated = d.HasMember("truncated") && d["truncated"].IsBool() &&
+                         d["truncated"].GetBool();
+  out << "region:  " << Text(d, "region") << "\n";
+  out << "matched: " << matched << " record(s)";
+  if (truncated || static_cast<int64_t>(shown) < matched) {
+    out << " (showing " << shown << (truncated ? ", truncated" : "") << ")";
+  }
+  out << "\n\n";
+
+  std::vector<std::vector<std::string>> counts = {{"COUNTRY", "RECORDS"}};
+  auto cbc = d.FindMember("counts_by_country");
+  if (cbc != d.MemberEnd() && cbc->value.IsObject()) {
+    for (auto it = cbc->value.MemberBegin(); it != cbc->value.MemberEnd(); ++it) {
+      std::string n = it->value.IsInt64() ? std::to_string(it->value.GetInt64())
+                                          : Compact(it->value);
+      counts.push_back({it->name.GetString(), n});
+    }
+  }
+  std::sort(counts.begin() + 1, counts.end());
+  out << FormatTable(counts, {false, true});
+
+  if (shown == 0) return Status::Ok();
+  std::vector<std::vector<std::string>> rows = {
+      {"DEVICE", "SENSOR", "COUNTRY", "TS", "GATEWAY", "SEQ", "TOPIC/PART/OFFSET", "PAYLOAD"}};
+  for (const Value& r : recs->value.GetArray()) {
+    if (!r.IsObject()) continue;
+    rows.push_back({Text(r, "device_id"), Text(r, "sensor"), Text(r, "country"), TsText(r, "ts"),
+                    Text(r, "gateway_id"), Text(r, "gateway_seq"),
+                    Text(r, "topic") + "/" + Text(r, "partition") + "/" + Text(r, "offset"),
+                    PayloadText(r)});
+  }
+  out << "\n" << FormatTable(rows, {false, false, false, false, false, true, false, false});
+  return Status::Ok();
+}
+
+Status RenderTopics(const std::string& json, std::ostream& out) {
+  auto doc = ParseObject(json);
+  if (!doc.ok()) return doc.status();
+  const Value& d = *doc;
+  auto topics = d.FindMember("topics");
+  if (topics == d.MemberEnd() || !topics->value.IsArray()) {
+    return Status::InvalidArgument("topics answer has no 'topics' array");
+  }
+  out << "region: " << Text(d, "region") << "\n\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"TOPIC", "PARTITION", "START", "END", "RECORDS", "BYTES"}};
+  for (const Value& t : topics->value.GetArray()) {
+    auto parts = t.IsObject() ? t.FindMember("partitions") : t.MemberEnd();
+    if (!t.IsObject() || parts == t.MemberEnd() || !parts->value.IsArray()) continue;
+    for (const Value& p : parts->value.GetArray()) {
+      int64_t start = 0;
+      int64_t end = 0;
+      std::string n = "-";
+      if (Int64(p, "start_offset", &start) && Int64(p, "end_offset", &end)) {
+        n = std::to_string(end - start);
+      }
+      rows.push_back({Text(t, "name"), Text(p, "partition"), Text(p, "start_offset"),
+                      Text(p, "end_offset"), n, Text(p, "size_bytes")});
+    }
+  }
+  out << FormatTable(rows, {false, true, true, true, true, true});
+  return Status::Ok();
+}
+
+Result<FetchPage> ParseFetchPage(const std::string& json) {
+  auto doc = ParseObject(json);
+  if (!doc.ok()) return doc.status();
+  const Value& d = *doc;
+  FetchPage page;
+  auto recs = d.FindMember("records");
+  if (recs == d.MemberEnd() || !recs->value.IsArray()) {
+    return Status::InvalidArgument("fetch answer has no 'records' array");
+  }
+  if (!Int64(d, "next_offset", &page.next_offset) || !Int64(d, "end_offset", &page.end_offset)) {
+    return Status::InvalidArgument("fetch answer lacks integer 'next_offset'/'end_offset'");
+  }
+  for (const Value& r : recs->value.GetArray()) page.records.push_back(Compact(r));
+  return page;
+}
+
+}  // namespace sluice::cli

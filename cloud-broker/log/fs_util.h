@@ -1,0 +1,24 @@
+// Small POSIX file-system helpers for the broker's log and metadata: directory creation and
+// listing, durable atomic file replacement (tmp + fsync + rename + directory fsync).
+// Thread-safety: pure functions; callers serialise writes to the same path.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace sluice::broker {
+
+// mkdir -p; ok if the directory exists.
+Status MakeDirs(const std::string& path);
+// fsyncs a directory so entries created, renamed or removed in it are durable.
+Status FsyncDir(const std::string& path);
+// Replaces `path` with `contents` atomically and durably: a reader sees the old or the new file,
+// never a mix, and after return the new contents survive a crash.
+Status WriteFileAtomic(const std::string& path, const std::string& contents);
+Result<std::string> ReadWholeFile(const std::string& path);
+// Names (not paths) of the entries of `dir`, sorted. kNotFound if dir does not exist.
+Result<std::vector<std::string>> ListDir(const std::string& dir);
+
+}  // namespace sluice::broker

@@ -1,0 +1,121 @@
+#include "cloud-broker/log/segment.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace sluice::broker {
+namespace {
+
+constexpr size_t kOffsetDigits = 20;
+constexpr const char* kSuffix = ".log";
+
+Status Errno(const std::string& what, const std::string& path) {
+  return Status::IOError(what + " " + path + ": " + std::strerror(errno));
+}
+
+}  // namespace
+
+std::string Segment::FileName(int64_t base_offset) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%020lld", static_cast<long long>(base_offset));
+  return std::string(buf) + kSuffix;
+}
+
+bool Segment::ParseFileName(const std::string& name, int64_t* base_offset) {
+  if (name.size() != kOffsetDigits + 4 || name.compare(kOffsetDigits, 4, kSuffix) != 0) {
+    return false;
+  }
+  int64_t v = 0;
+  for (size_t i = 0; i < kOffsetDigits; ++i) {
+    char c = name[i];
+    if (c < '0' || c > '9') {
+      return false;
+    }
+    if (v > (INT64_MAX - (c - '0')) / 10) {
+      return false;
+    }
+    v = v * 10 + (c - '0');
+  }
+  *base_offset = v;
+  return true;
+}
+
+Result<std::unique_ptr<Segment>> Segment::Open(const std::string& dir, int64_t base_offset) {
+  std::string path = dir + "/" + FileName(base_offset);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return Errno("open", path);
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    Status s = Errno("stat", path);
+    ::close(fd);
+    return s;
+  }
+  return std::unique_ptr<Segment>(
+      new Segment(fd, std::move(path), base_offset, static_cast<uint64_t>(st.st_size)));
+}
+
+Segment::~Segment() { ::close(fd_); }
+
+Status Segment::Append(std::string_view bytes) {
+  uint64_t start = size_;
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::pwrite(fd_, bytes.data() + done, bytes.size() - done,
+                         static_cast<off_t>(start + done));
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      Status st = Errno("write", path_);
+      (void)::ftruncate(fd_, static_cast<off_t>(start));
+      return st;
+    }
+    done += static_cast<size_t>(n);
+  }
+  size_ = start + bytes.size();
+  return Status::Ok();
+}
+
+Status Segment::ReadAt(uint64_t position, size_t n, std::string* out) const {
+  out->resize(n);
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pread(fd_, out->data() + done, n - done, static_cast<off_t>(position + done));
+    if (r < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return Errno("read", path_);
+    }
+    if (r == 0) {
+      break;
+    }
+    done += static_cast<size_t>(r);
+  }
+  out->resize(done);
+  return Status::Ok();
+}
+
+Status Segment::Sync() {
+  if (::fdatasync(fd_) != 0) {
+    return Errno("fsync", path_);
+  }
+  return Status::Ok();
+}
+
+Status Segment::Truncate(uint64_t new_size) {
+  if (::ftruncate(fd_, static_cast<off_t>(new_size)) != 0) {
+    return Errno("truncate", path_);
+  }
+  size_ = new_size;
+  return Status::Ok();
+}
+
+}  // namespace sluice::broker

@@ -1,0 +1,179 @@
+#include "cloud-broker/log/topic_store.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "cloud-broker/log/fs_util.h"
+#include "core/logging.h"
+
+namespace sluice::broker {
+namespace {
+
+constexpr const char* kComponent = "topics";
+constexpr const char* kJsonSuffix = ".json";
+
+std::string TopicsDir(const std::string& data_dir) { return data_dir + "/topics"; }
+std::string LogsDir(const std::string& data_dir) { return data_dir + "/logs"; }
+
+std::string TopicJson(const std::string& name, int32_t partitions) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.StartObject();
+  w.Key("name");
+  w.String(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+  w.Key("partitions");
+  w.Int(partitions);
+  w.EndObject();
+  return std::string(sb.GetString(), sb.GetSize()) + "\n";
+}
+
+}  // namespace
+
+Status TopicStore::ValidateTopicName(const std::string& name) {
+  if (name.empty() || name.size() > 249) {
+    return Status::InvalidArgument("topic name must be 1..249 characters");
+  }
+  if (name == "." || name == "..") {
+    return Status::InvalidArgument("topic name may not be \".\" or \"..\"");
+  }
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) {
+      return Status::InvalidArgument("topic name may only hold [A-Za-z0-9._-]");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<TopicStore>> TopicStore::Open(const TopicStoreOptions& options) {
+  if (options.default_partitions < 1 || options.default_partitions > kMaxPartitions) {
+    return Status::InvalidArgument("default_partitions must be 1..1024");
+  }
+  std::unique_ptr<TopicStore> store(new TopicStore(options));
+  SLUICE_RETURN_IF_ERROR(MakeDirs(TopicsDir(options.data_dir)));
+  SLUICE_RETURN_IF_ERROR(MakeDirs(LogsDir(options.data_dir)));
+  SLUICE_RETURN_IF_ERROR(store->Load());
+  return store;
+}
+
+Status TopicStore::Load() {
+  const std::string dir = TopicsDir(options_.data_dir);
+  Result<std::vector<std::string>> names = ListDir(dir);
+  if (!names.ok()) {
+    return names.status();
+  }
+  for (const std::string& file : *names) {
+    if (file.size() <= 5 || file.compare(file.size() - 5, 5, kJsonSuffix) != 0) {
+      continue;  // e.g. a leftover "<name>.json.tmp" from a crash mid-create
+    }
+    const std::string path = dir + "/" + file;
+    Result<std::string> text = ReadWholeFile(path);
+    if (!text.ok()) {
+      return text.status();
+    }
+    rapidjson::Document doc;
+    doc.Parse(text->data(), text->size());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("name") ||
+        !doc["name"].IsString() || !doc.HasMember("partitions") || !doc["partitions"].IsInt()) {
+      return Status::Corruption(path + ": not {\"name\": string, \"partitions\": int}");
+    }
+    std::string name = doc["name"].GetString();
+    int32_t partitions = doc["partitions"].GetInt();
+    if (!ValidateTopicName(name).ok() || name + kJsonSuffix != file || partitions < 1 ||
+        partitions > kMaxPartitions) {
+      return Status::Corruption(path + ": bad topic name or partition count");
+    }
+    Result<std::unique_ptr<Topic>> topic = OpenTopic(TopicName(name), partitions);
+    if (!topic.ok()) {
+      return topic.status();
+    }
+    for (const auto& p : (*topic)->partitions_) {
+      truncated_bytes_ += p->recovery_truncated_bytes();
+    }
+    topics_[name] = std::move(topic).value();
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Topic>> TopicStore::OpenTopic(const TopicName& name,
+                                                     int32_t partitions) const {
+  std::unique_ptr<Topic> topic(new Topic(name));
+  for (int32_t p = 0; p < partitions; ++p) {
+    std::string dir = LogsDir(options_.data_dir) + "/" + name.value() + "-" + std::to_string(p);
+    Result<std::unique_ptr<PartitionLog>> log = PartitionLog::Open(dir, options_.log);
+    if (!log.ok()) {
+      return log.status();
+    }
+    topic->partitions_.push_back(std::move(log).value());
+  }
+  return topic;
+}
+
+Topic* TopicStore::Find(const TopicName& name) const {
+  std::shared_lock lock(mu_);
+  auto it = topics_.find(name.value());
+  return it == topics_.end() ? nullptr : it->second.get();
+}
+
+Result<Topic*> TopicStore::GetOrCreate(const TopicName& name, bool* created) {
+  if (created != nullptr) {
+    *created = false;
+  }
+  if (Topic* t = Find(name)) {
+    return t;
+  }
+  if (!options_.auto_create) {
+    return Status::NotFound("unknown topic " + name.value());
+  }
+  std::unique_lock lock(mu_);
+  auto it = topics_.find(name.value());
+  if (it != topics_.end()) {
+    return it->second.get();
+  }
+  Result<Topic*> t = CreateLocked(name, options_.default_partitions);
+  if (t.ok() && created != nullptr) {
+    *created = true;
+  }
+  return t;
+}
+
+Result<Topic*> TopicStore::Create(const TopicName& name, int32_t partitions) {
+  std::unique_lock lock(mu_);
+  if (topics_.count(name.value()) > 0) {
+    return Status::FailedPrecondition("topic " + name.value() + " exists");
+  }
+  return CreateLocked(name, partitions);
+}
+
+Result<Topic*> TopicStore::CreateLocked(const TopicName& name, int32_t partitions) {
+  SLUICE_RETURN_IF_ERROR(ValidateTopicName(name.value()));
+  if (partitions < 1 || partitions > kMaxPartitions) {
+    return Status::InvalidArgument("partitions must be 1..1024");
+  }
+  Result<std::unique_ptr<Topic>> topic = OpenTopic(name, partitions);
+  if (!topic.ok()) {
+    return topic.status();
+  }
+  SLUICE_RETURN_IF_ERROR(FsyncDir(LogsDir(options_.data_dir)));
+  SLUICE_RETURN_IF_ERROR(WriteFileAtomic(TopicsDir(options_.data_dir) + "/" + name.value() +
+                                             kJsonSuffix,
+                                         TopicJson(name.value(), partitions)));
+  LogInfo(kComponent, "created topic " + name.value() + " with " + std::to_string(partitions) +
+                          " partitions");
+  Topic* raw = topic->get();
+  topics_[name.value()] = std::move(topic).value();
+  return raw;
+}
+
+std::vector<Topic*> TopicStore::Topics() const {
+  std::shared_lock lock(mu_);
+  std::vector<Topic*> out;
+  for (const auto& [name, t] : topics_) {
+    out.push_back(t.get());
+  }
+  return out;
+}
+
+}  // namespace sluice::broker

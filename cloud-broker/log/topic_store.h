@@ -1,0 +1,81 @@
+// TopicStore: the broker's topics and their partition logs under `<data_dir>`:
+//   <data_dir>/topics/<name>.json          {"name": "...", "partitions": N} (atomic replace)
+//   <data_dir>/logs/<name>-<partition>/    PartitionLog segments
+// A topic's metadata file is its commit point: it is written (durably) after its partition
+// directories exist, and on open only topics with a metadata file are loaded.
+// Thread-safety: thread-safe. Topic and PartitionLog pointers stay valid for the store's life.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "cloud-broker/log/partition_log.h"
+#include "core/status.h"
+#include "core/strong_types.h"
+
+namespace sluice::broker {
+
+inline constexpr int32_t kMaxPartitions = 1024;
+
+struct TopicStoreOptions {
+  std::string data_dir;
+  LogOptions log;
+  bool auto_create = true;
+  int32_t default_partitions = 4;
+};
+
+class Topic {
+ public:
+  const TopicName& name() const { return name_; }
+  int32_t partition_count() const { return static_cast<int32_t>(partitions_.size()); }
+  // nullptr when p is out of range.
+  PartitionLog* partition(int32_t p) const {
+    return p >= 0 && p < partition_count() ? partitions_[static_cast<size_t>(p)].get() : nullptr;
+  }
+
+ private:
+  friend class TopicStore;
+  explicit Topic(TopicName name) : name_(std::move(name)) {}
+  TopicName name_;
+  std::vector<std::unique_ptr<PartitionLog>> partitions_;
+};
+
+class TopicStore {
+ public:
+  // Opens the store, loading and recovering every topic on disk.
+  static Result<std::unique_ptr<TopicStore>> Open(const TopicStoreOptions& options);
+
+  // nullptr if the topic does not exist.
+  Topic* Find(const TopicName& name) const;
+  // Finds the topic or, with auto_create, creates it with default_partitions (kNotFound
+  // otherwise). *created (if given) tells whether this call created it.
+  Result<Topic*> GetOrCreate(const TopicName& name, bool* created = nullptr);
+  // Creates a topic; kFailedPrecondition if it exists, kInvalidArgument on a bad name or count.
+  Result<Topic*> Create(const TopicName& name, int32_t partitions);
+  // All topics, sorted by name.
+  std::vector<Topic*> Topics() const;
+  // Bytes cut from torn log tails while opening.
+  uint64_t recovery_truncated_bytes() const { return truncated_bytes_; }
+  const TopicStoreOptions& options() const { return options_; }
+
+  // Kafka's rule: 1..249 characters of [A-Za-z0-9._-], not "." or "..".
+  static Status ValidateTopicName(const std::string& name);
+
+ private:
+  explicit TopicStore(TopicStoreOptions options) : options_(std::move(options)) {}
+  Result<std::unique_ptr<Topic>> OpenTopic(const TopicName& name, int32_t partitions) const;
+  Status Load();
+  Result<Topic*> CreateLocked(const TopicName& name, int32_t partitions);
+
+  const TopicStoreOptions options_;
+  mutable std::shared_mutex mu_;
+  std::map<std::string, std::unique_ptr<Topic>> topics_;
+  uint64_t truncated_bytes_ = 0;
+};
+
+}  // namespace sluice::broker

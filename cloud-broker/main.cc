@@ -1,0 +1,64 @@
+// sluice-broker: the regional cloud broker. Thin main: flags, config, signals; the work is in
+// broker::Broker (cloud-broker/server/broker.h).
+#include <csignal>
+#include <iostream>
+
+#include "cloud-broker/server/broker.h"
+#include "cloud-broker/server/broker_options.h"
+#include "core/cli_args.h"
+#include "core/config.h"
+#include "core/http.h"
+#include "core/logging.h"
+
+int main(int argc, char** argv) {
+  using namespace sluice;
+  const std::string usage_line =
+      "usage: sluice-broker --config config/broker-eu-central.yaml [--set key.path=value]...";
+  std::string error;
+  std::optional<CliArgs> args = ParseCliArgs(argc, argv, {}, &error);
+  if (!args) {
+    std::cerr << "sluice-broker: " << error << "\n" << CliUsage(usage_line, {});
+    return 2;
+  }
+  if (args->help) {
+    std::cout << CliUsage(usage_line, {});
+    return 0;
+  }
+
+  broker::BrokerOptions options;
+  try {
+    Config config = Config::Load(args->config_path, args->overrides);
+    options = broker::LoadBrokerOptions(config);
+  } catch (const ConfigError& e) {
+    std::cerr << "sluice-broker: " << e.what() << std::endl;
+    return 2;
+  }
+  LogLevel level = LogLevel::kInfo;
+  ParseLogLevel(options.log_level, &level);
+  SetLogLevel(level);
+
+  // Block the stop signals before any thread starts, so only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  InitHttpThreads(options.http_threads);
+  Result<std::unique_ptr<broker::Broker>> b = broker::Broker::Start(options);
+  if (!b.ok()) {
+    LogError("broker", "cannot start: " + b.status().ToString());
+    std::cerr << "sluice-broker: " << b.status().message() << std::endl;
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  LogInfo("broker", std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
+                        ", stopping");
+  (*b)->Stop();
+  b.value().reset();
+  LogInfo("broker", "stopped");
+  std::cerr.flush();
+  return 0;
+}

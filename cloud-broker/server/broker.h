@@ -1,0 +1,52 @@
+// Broker: one regional broker instance: opens (and recovers) the topic store under data_dir,
+// builds the residency policy and metrics, and serves the HTTP API. main() is a thin wrapper
+// around it; tests run it in-process on a free port.
+// Threads: none of its own; the HTTP server's pool (core/http.h, sized once per process with
+// InitHttpThreads) runs every request. Thread-safety: Start/Stop from one thread; the accessors
+// are safe while it runs.
+#pragma once
+
+#include <memory>
+
+#include "cloud-broker/log/topic_store.h"
+#include "cloud-broker/residency/residency_policy.h"
+#include "cloud-broker/server/broker_metrics.h"
+#include "cloud-broker/server/broker_options.h"
+#include "cloud-broker/server/broker_service.h"
+#include "core/http.h"
+#include "core/metrics.h"
+#include "core/status.h"
+
+namespace sluice::broker {
+
+class Broker {
+ public:
+  // Opens the store and starts listening on options.http_host:http_port. kUnavailable if the
+  // port cannot be bound; the store's error if the data directory cannot be opened.
+  static Result<std::unique_ptr<Broker>> Start(const BrokerOptions& options);
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // Stops serving and flushes the logs. Idempotent.
+  void Stop();
+
+  int port() const { return server_->port(); }
+  TopicStore& store() { return *store_; }
+  MetricsRegistry& metrics() { return registry_; }
+  const BrokerOptions& options() const { return options_; }
+
+ private:
+  explicit Broker(BrokerOptions options);
+
+  BrokerOptions options_;
+  MetricsRegistry registry_;
+  std::unique_ptr<BrokerMetrics> metrics_;
+  std::unique_ptr<TopicStore> store_;
+  std::unique_ptr<ResidencyPolicy> policy_;
+  std::unique_ptr<BrokerService> service_;
+  std::unique_ptr<HttpServer> server_;
+  bool stopped_ = false;
+};
+
+}  // namespace sluice::broker

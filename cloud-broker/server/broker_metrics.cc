@@ -1,0 +1,62 @@
+#include "cloud-broker/server/broker_metrics.h"
+
+namespace sluice::broker {
+
+BrokerMetrics::BrokerMetrics(MetricsRegistry& registry)
+    : registry_(registry),
+      bytes_appended_(registry.GetCounter("sluice_broker_bytes_appended_total",
+                                          "Bytes of record batches appended to partition logs")),
+      recovery_truncated_(registry.GetCounter(
+          "sluice_broker_recovery_truncated_bytes_total",
+          "Bytes cut from torn or corrupt log tails when the broker opened its logs")) {}
+
+void BrokerMetrics::ProduceRequest(int http_status) {
+  registry_
+      .GetCounter("sluice_broker_produce_requests_total", "Produce requests by HTTP status",
+                  {{"status", std::to_string(http_status)}})
+      .Inc();
+}
+
+void BrokerMetrics::Appended(const std::string& topic, uint64_t records, uint64_t bytes) {
+  registry_
+      .GetCounter("sluice_broker_records_appended_total", "Records appended, by topic",
+                  {{"topic", topic}})
+      .Inc(records);
+  bytes_appended_.Inc(bytes);
+}
+
+void BrokerMetrics::Refused(const std::string& reason, uint64_t records) {
+  registry_
+      .GetCounter("sluice_broker_records_refused_total",
+                  "Records of refused produce requests (nothing of them stored), by reason",
+                  {{"reason", reason}})
+      .Inc(records);
+}
+
+void BrokerMetrics::ResidencyRefusal(const std::string& country) {
+  registry_
+      .GetCounter("sluice_broker_residency_refusals_total",
+                  "Produce requests refused because a record's country is not of this region",
+                  {{"country", country}})
+      .Inc();
+}
+
+void BrokerMetrics::RecoveryTruncated(uint64_t bytes) { recovery_truncated_.Inc(bytes); }
+
+void BrokerMetrics::WatchTopic(const Topic& topic) {
+  {
+    std::lock_guard lock(mu_);
+    if (!watched_.insert(topic.name().value()).second) {
+      return;
+    }
+  }
+  for (int32_t p = 0; p < topic.partition_count(); ++p) {
+    const PartitionLog* log = topic.partition(p);
+    registry_.AddGaugeFn("sluice_broker_partition_end_offset",
+                         "Next offset (high watermark) of each partition",
+                         {{"topic", topic.name().value()}, {"partition", std::to_string(p)}},
+                         [log] { return static_cast<double>(log->next_offset()); });
+  }
+}
+
+}  // namespace sluice::broker

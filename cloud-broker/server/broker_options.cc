@@ -1,0 +1,99 @@
+#include "cloud-broker/server/broker_options.h"
+
+#include <set>
+
+#include "cloud-broker/log/topic_store.h"
+#include "core/logging.h"
+#include "core/record_batch.h"
+
+namespace sluice::broker {
+
+BrokerOptions LoadBrokerOptions(const Config& c) {
+  BrokerOptions o;
+  o.broker_id = c.GetString("broker.id", o.broker_id);
+  if (o.broker_id.empty()) {
+    c.Fail("broker.id", "must not be empty");
+  }
+  o.data_dir = c.GetString("broker.data_dir", o.data_dir);
+  if (o.data_dir.empty()) {
+    c.Fail("broker.data_dir", "must not be empty");
+  }
+
+  o.region = RegionId(c.RequireString("region.name"));
+  if (o.region.value().empty()) {
+    c.Fail("region.name", "must not be empty");
+  }
+  std::vector<std::string> countries = c.GetStringList("region.countries", {});
+  if (countries.empty()) {
+    c.Fail("region.countries", "must list at least one ISO 3166-1 alpha-2 country code");
+  }
+  std::set<std::string> seen;
+  for (const std::string& cc : countries) {
+    if (!IsCountryCodeShape(cc)) {
+      c.Fail("region.countries", "\"" + cc + "\" is not an ISO 3166-1 alpha-2 code (two " +
+                                     "upper-case letters, e.g. DE)");
+    }
+    if (!seen.insert(cc).second) {
+      c.Fail("region.countries", "\"" + cc + "\" is listed twice");
+    }
+    o.countries.emplace_back(cc);
+  }
+
+  o.http_host = c.GetString("http.host", o.http_host);
+  int64_t port = c.GetInt("http.port", o.http_port);
+  if (port < 1 || port > 65535) {
+    c.Fail("http.port", "must be 1..65535, got " + std::to_string(port));
+  }
+  o.http_port = static_cast<int>(port);
+  o.max_body_bytes = c.GetBytes("http.max_body_bytes", o.max_body_bytes);
+  if (o.max_body_bytes < static_cast<int64_t>(kBatchHeaderSize)) {
+    c.Fail("http.max_body_bytes", "must be at least " +
+                                      std::to_string(kBatchHeaderSize) + " bytes");
+  }
+  int64_t threads = c.GetInt("http.threads", o.http_threads);
+  if (threads < 1 || threads > 256) {
+    c.Fail("http.threads", "must be 1..256, got " + std::to_string(threads));
+  }
+  o.http_threads = static_cast<int>(threads);
+
+  o.auto_create_topics = c.GetBool("topics.auto_create", o.auto_create_topics);
+  int64_t partitions = c.GetInt("topics.default_partitions", o.default_partitions);
+  if (partitions < 1 || partitions > kMaxPartitions) {
+    c.Fail("topics.default_partitions",
+           "must be 1.." + std::to_string(kMaxPartitions) + ", got " + std::to_string(partitions));
+  }
+  o.default_partitions = static_cast<int32_t>(partitions);
+
+  o.segment_bytes = c.GetBytes("log.segment_bytes", o.segment_bytes);
+  if (o.segment_bytes < 1024) {
+    c.Fail("log.segment_bytes", "must be at least 1KiB, got " + std::to_string(o.segment_bytes));
+  }
+  std::string flush = c.GetString("log.flush", "always");
+  if (flush == "always") {
+    o.flush = FlushPolicy::kAlways;
+  } else if (flush == "never") {
+    o.flush = FlushPolicy::kNever;
+  } else {
+    c.Fail("log.flush", "must be \"always\" or \"never\", got \"" + flush + "\"");
+  }
+
+  o.query_default_limit = c.GetInt("query.default_limit", o.query_default_limit);
+  o.query_max_limit = c.GetInt("query.max_limit", o.query_max_limit);
+  if (o.query_max_limit < 1) {
+    c.Fail("query.max_limit", "must be at least 1");
+  }
+  if (o.query_default_limit < 0 || o.query_default_limit > o.query_max_limit) {
+    c.Fail("query.default_limit", "must be 0..query.max_limit (" +
+                                      std::to_string(o.query_max_limit) + ")");
+  }
+
+  o.log_level = c.GetString("log_level", o.log_level);
+  LogLevel level;
+  if (!ParseLogLevel(o.log_level, &level)) {
+    c.Fail("log_level", "must be debug, info, warn or error, got \"" + o.log_level + "\"");
+  }
+  c.RejectUnknownKeys();
+  return o;
+}
+
+}  // namespace sluice::broker

@@ -1,0 +1,39 @@
+// BrokerOptions: the broker's configuration (config/broker-*.yaml), read and validated once at
+// start-up. LoadBrokerOptions throws ConfigError "<file>: <key>: <reason>" on a missing, wrongly
+// typed, invalid or unknown key, so main can print it and exit 2.
+// Thread-safety: plain values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cloud-broker/log/partition_log.h"
+#include "core/config.h"
+#include "core/strong_types.h"
+
+namespace sluice::broker {
+
+struct BrokerOptions {
+  std::string broker_id = "broker-1";
+  std::string data_dir = "./data/broker";
+  RegionId region;
+  std::vector<CountryCode> countries;
+  std::string http_host = "127.0.0.1";
+  int http_port = 9101;
+  int64_t max_body_bytes = 16LL * 1024 * 1024;
+  int http_threads = 4;
+  bool auto_create_topics = true;
+  int32_t default_partitions = 4;
+  int64_t segment_bytes = 128LL * 1024 * 1024;
+  FlushPolicy flush = FlushPolicy::kAlways;
+  int64_t query_default_limit = 100;
+  int64_t query_max_limit = 100000;
+  std::string log_level = "info";
+};
+
+// Reads every broker key from `config` (region.name and region.countries are required), checks
+// the values, then calls config.RejectUnknownKeys(). Throws ConfigError.
+BrokerOptions LoadBrokerOptions(const Config& config);
+
+}  // namespace sluice::broker

@@ -1,0 +1,249 @@
+#include "cloud-broker/server/broker_service.h"
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+
+#include "cloud-broker/query/query.h"
+
+namespace sluice::broker {
+namespace {
+
+constexpr int64_t kDefaultMaxRecords = 500;
+constexpr int64_t kMaxMaxRecords = 100000;
+constexpr int64_t kDefaultMaxBytes = 1 << 20;
+
+std::string Done(rapidjson::StringBuffer& sb) { return std::string(sb.GetString(), sb.GetSize()); }
+
+// Parses a non-negative decimal integer parameter; false if present and malformed.
+bool ParamInt(const HttpRequest& req, const std::string& name, int64_t def, int64_t* v) {
+  auto it = req.query.find(name);
+  if (it == req.query.end()) {
+    *v = def;
+    return true;
+  }
+  const std::string& s = it->second;
+  char* end = nullptr;
+  errno = 0;
+  long long x = std::strtoll(s.c_str(), &end, 10);
+  if (s.empty() || errno != 0 || end != s.c_str() + s.size() || x < 0) {
+    return false;
+  }
+  *v = x;
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::string> SplitPath(const std::string& path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) {
+      j = path.size();
+    }
+    if (j > i) {
+      parts.push_back(path.substr(i, j - i));
+    }
+    i = j + 1;
+  }
+  return parts;
+}
+
+BrokerService::BrokerService(ServiceOptions options, TopicStore& store,
+                             const ResidencyPolicy& policy, BrokerMetrics& metrics)
+    : options_(std::move(options)), store_(store), policy_(policy), metrics_(metrics) {}
+
+void BrokerService::Handle(HttpRequest&& request, HttpResponder respond) {
+  respond(Route(request));
+}
+
+HttpResponse BrokerService::Route(const HttpRequest& req) {
+  const std::vector<std::string> p = SplitPath(req.path);
+  auto method_is = [&](const char* m) { return req.method == m; };
+  auto wrong_method = [&](const char* allowed) {
+    HttpResponse r = HttpResponse::Error(405, "method_not_allowed",
+                                         req.method + " is not allowed on " + req.path);
+    r.headers.emplace_back("Allow", allowed);
+    return r;
+  };
+  if (p.size() == 1 && p[0] == "healthz") {
+    return method_is("GET") ? Health() : wrong_method("GET");
+  }
+  if (p.size() == 1 && p[0] == "metrics") {
+    if (!method_is("GET")) {
+      return wrong_method("GET");
+    }
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = metrics_.registry().RenderPrometheus();
+    return r;
+  }
+  if (p.size() >= 2 && p[0] == "v1") {
+    if (p.size() == 2 && p[1] == "topics") {
+      return method_is("GET") ? ListTopics() : wrong_method("GET");
+    }
+    if (p.size() == 2 && p[1] == "query") {
+      return method_is("GET") ? Query(req) : wrong_method("GET");
+    }
+    if (p.size() == 4 && p[1] == "topics" && p[3] == "records") {
+      return method_is("POST") ? Produce(p[2], req.body) : wrong_method("POST");
+    }
+    if (p.size() == 6 && p[1] == "topics" && p[3] == "partitions" && p[5] == "records") {
+      return method_is("GET") ? Fetch(p[2], p[4], req) : wrong_method("GET");
+    }
+  }
+  return HttpResponse::Error(404, "not_found", "no such endpoint: " + req.path);
+}
+
+HttpResponse BrokerService::Health() {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("status");
+  w.String("ok");
+  w.Key("region");
+  WriteJsonString(w, policy_.region().value());
+  w.Key("broker_id");
+  WriteJsonString(w, options_.broker_id);
+  w.Key("topics");
+  w.Uint64(store_.Topics().size());
+  w.EndObject();
+  return HttpResponse::Json(200, Done(sb));
+}
+
+HttpResponse BrokerService::ListTopics() {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("region");
+  WriteJsonString(w, policy_.region().value());
+  w.Key("topics");
+  w.StartArray();
+  for (const Topic* t : store_.Topics()) {
+    w.StartObject();
+    w.Key("name");
+    WriteJsonString(w, t->name().value());
+    w.Key("partitions");
+    w.StartArray();
+    for (int32_t i = 0; i < t->partition_count(); ++i) {
+      const PartitionLog* log = t->partition(i);
+      w.StartObject();
+      w.Key("partition");
+      w.Int(i);
+      w.Key("start_offset");
+      w.Int64(log->start_offset());
+      w.Key("end_offset");
+      w.Int64(log->next_offset());
+      w.Key("size_bytes");
+      w.Uint64(log->size_bytes());
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return HttpResponse::Json(200, Done(sb));
+}
+
+HttpResponse BrokerService::Fetch(const std::string& topic, const std::string& partition,
+                                  const HttpRequest& req) {
+  const Topic* t = store_.Find(TopicName(topic));
+  if (t == nullptr) {
+    return HttpResponse::Error(404, "unknown_topic", "unknown topic " + topic, "topic");
+  }
+  char* end = nullptr;
+  errno = 0;
+  long p = std::strtol(partition.c_str(), &end, 10);
+  if (partition.empty() || errno != 0 || end != partition.c_str() + partition.size() ||
+      p < 0 || p > INT32_MAX || t->partition(static_cast<int32_t>(p)) == nullptr) {
+    return HttpResponse::Error(404, "unknown_partition",
+                               "topic " + topic + " has partitions 0.." +
+                                   std::to_string(t->partition_count() - 1),
+                               "partition");
+  }
+  const PartitionLog* log = t->partition(static_cast<int32_t>(p));
+  int64_t offset, max_records, max_bytes;
+  if (!ParamInt(req, "offset", log->start_offset(), &offset)) {
+    return HttpResponse::Error(400, "invalid_parameter", "offset must be an integer >= 0",
+                               "offset");
+  }
+  if (!ParamInt(req, "max_records", kDefaultMaxRecords, &max_records) || max_records < 1 ||
+      max_records > kMaxMaxRecords) {
+    return HttpResponse::Error(400, "invalid_parameter",
+                               "max_records must be 1.." + std::to_string(kMaxMaxRecords),
+                               "max_records");
+  }
+  if (!ParamInt(req, "max_bytes", kDefaultMaxBytes, &max_bytes) || max_bytes < 1) {
+    return HttpResponse::Error(400, "invalid_parameter", "max_bytes must be >= 1", "max_bytes");
+  }
+  Result<LogReadResult> res =
+      log->Read(offset, static_cast<size_t>(max_records), static_cast<size_t>(max_bytes));
+  if (!res.ok()) {
+    if (res.status().code() == StatusCode::kInvalidArgument) {
+      return HttpResponse::Error(416, "offset_out_of_range", res.status().message(), "offset");
+    }
+    LogError("fetch", topic + "-" + partition + ": " + res.status().ToString());
+    return HttpResponse::Error(500, "storage_error", res.status().message());
+  }
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("records");
+  w.StartArray();
+  for (const LogRecord& r : res->records) {
+    WriteRecordJson(w, topic, static_cast<int32_t>(p), r.offset, r.record);
+  }
+  w.EndArray();
+  w.Key("next_offset");
+  w.Int64(res->next_offset);
+  w.Key("end_offset");
+  w.Int64(res->end_offset);
+  w.EndObject();
+  return HttpResponse::Json(200, Done(sb));
+}
+
+HttpResponse BrokerService::Query(const HttpRequest& req) {
+  std::string bad_field;
+  Result<QueryFilter> filter = ParseQueryFilter(req.query, options_.query_default_limit,
+                                                options_.query_max_limit, &bad_field);
+  if (!filter.ok()) {
+    return HttpResponse::Error(400, "invalid_parameter", filter.status().message(), bad_field);
+  }
+  Result<QueryResult> res = RunQuery(store_, *filter);
+  if (!res.ok()) {
+    if (res.status().code() == StatusCode::kNotFound) {
+      return HttpResponse::Error(404, "unknown_topic", res.status().message(), "topic");
+    }
+    LogError("query", res.status().ToString());
+    return HttpResponse::Error(500, "storage_error", res.status().message());
+  }
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("region");
+  WriteJsonString(w, policy_.region().value());
+  w.Key("matched");
+  w.Uint64(res->matched);
+  w.Key("truncated");
+  w.Bool(res->truncated);
+  w.Key("counts_by_country");
+  w.StartObject();
+  for (const auto& [country, n] : res->counts_by_country) {
+    WriteJsonString(w, country);
+    w.Uint64(n);
+  }
+  w.EndObject();
+  w.Key("records");
+  w.StartArray();
+  for (const QueryMatch& m : res->records) {
+    WriteRecordJson(w, m.topic, m.partition, m.offset, m.record);
+  }
+  w.EndArray();
+  w.EndObject();
+  return HttpResponse::Json(200, Done(sb));
+}
+
+}  // namespace sluice::broker

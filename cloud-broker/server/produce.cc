@@ -1,0 +1,158 @@
+// BrokerService::Produce: validate the whole batch, then every record, then residency, and only
+// then split by partition and append. Nothing is stored when any check fails.
+#include <map>
+
+#include "cloud-broker/server/broker_service.h"
+#include "core/partitioner.h"
+#include "core/record_batch.h"
+
+namespace sluice::broker {
+namespace {
+
+constexpr const char* kComponent = "produce";
+
+HttpResponse ProduceOk(const std::string& topic, size_t records,
+                       const std::vector<std::pair<int32_t, std::pair<int64_t, int64_t>>>& parts) {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("topic");
+  WriteJsonString(w, topic);
+  w.Key("records");
+  w.Uint64(records);
+  w.Key("partitions");
+  w.StartArray();
+  for (const auto& [p, range] : parts) {
+    w.StartObject();
+    w.Key("partition");
+    w.Int(p);
+    w.Key("base_offset");
+    w.Int64(range.first);
+    w.Key("last_offset");
+    w.Int64(range.second);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return HttpResponse::Json(200, std::string(sb.GetString(), sb.GetSize()));
+}
+
+}  // namespace
+
+HttpResponse BrokerService::Refuse(HttpResponse response, const std::string& reason,
+                                   size_t records) {
+  metrics_.ProduceRequest(response.status);
+  metrics_.Refused(reason, records);
+  return response;
+}
+
+HttpResponse BrokerService::Produce(const std::string& topic, const std::string& body) {
+  Status name_ok = TopicStore::ValidateTopicName(topic);
+  if (!name_ok.ok()) {
+    return Refuse(HttpResponse::Error(400, "invalid_topic", name_ok.message(), "topic"),
+                  "invalid_topic", 0);
+  }
+  size_t consumed = 0;
+  Result<RecordBatch> batch = DecodeBatch(body, &consumed);
+  if (!batch.ok()) {
+    refusal_log_.Log(LogLevel::kWarn, kComponent, "corrupt",
+                     "refused corrupt batch for " + topic + ": " + batch.status().message());
+    return Refuse(HttpResponse::Error(400, "corrupt_batch", batch.status().message()),
+                  "corrupt_batch", 0);
+  }
+  const std::vector<Record>& records = batch->records;
+  if (consumed != body.size()) {
+    return Refuse(HttpResponse::Error(400, "corrupt_batch",
+                                      std::to_string(body.size() - consumed) +
+                                          " trailing bytes after the record batch"),
+                  "corrupt_batch", records.size());
+  }
+  if (records.empty()) {
+    return Refuse(HttpResponse::Error(400, "corrupt_batch", "the record batch holds no records"),
+                  "corrupt_batch", 0);
+  }
+  for (size_t i = 0; i < records.size(); ++i) {
+    const Record& r = records[i];
+    if (!r.key.has_value() || r.key->empty()) {
+      return Refuse(HttpResponse::Error(400, "invalid_record",
+                                        "record " + std::to_string(i) +
+                                            " has no key (the device id)",
+                                        "key", static_cast<int64_t>(i)),
+                    "invalid_record", records.size());
+    }
+    const std::string* country = r.FindHeader(kHeaderCountry);
+    if (country == nullptr || !IsCountryCodeShape(*country)) {
+      std::string why = country == nullptr ? "has no country header"
+                                           : "has country \"" + *country +
+                                                 "\", not an ISO 3166-1 alpha-2 code";
+      return Refuse(HttpResponse::Error(400, "invalid_record",
+                                        "record " + std::to_string(i) + " (device " + *r.key +
+                                            ") " + why,
+                                        "headers.country", static_cast<int64_t>(i)),
+                    "invalid_record", records.size());
+    }
+  }
+  for (size_t i = 0; i < records.size(); ++i) {
+    Status st = policy_.Check(records[i], i);
+    if (!st.ok()) {
+      const std::string& country = *records[i].FindHeader(kHeaderCountry);
+      metrics_.ResidencyRefusal(country);
+      refusal_log_.Log(LogLevel::kWarn, kComponent, "residency:" + country,
+                       "refused batch of " + std::to_string(records.size()) + " records for " +
+                           topic + ": " + st.message());
+      return Refuse(HttpResponse::Error(451, "residency", st.message(), "headers.country",
+                                        static_cast<int64_t>(i)),
+                    "residency", records.size());
+    }
+  }
+
+  bool created = false;
+  Result<Topic*> t = store_.GetOrCreate(TopicName(topic), &created);
+  if (!t.ok()) {
+    if (t.status().code() == StatusCode::kNotFound) {
+      return Refuse(HttpResponse::Error(404, "unknown_topic", t.status().message(), "topic"),
+                    "unknown_topic", records.size());
+    }
+    LogError(kComponent, "cannot create topic " + topic + ": " + t.status().ToString());
+    HttpResponse r = HttpResponse::Error(503, "storage_unavailable", t.status().message());
+    r.headers.emplace_back("Retry-After", "1");
+    return Refuse(std::move(r), "storage_unavailable", records.size());
+  }
+  Topic* tp = *t;
+  if (created) {
+    metrics_.WatchTopic(*tp);
+  }
+
+  std::map<int32_t, std::vector<Record>> by_partition;
+  for (const Record& r : records) {
+    by_partition[PartitionForKey(*r.key, tp->partition_count())].push_back(r);
+  }
+  std::vector<std::pair<int32_t, std::pair<int64_t, int64_t>>> parts;
+  for (auto& [p, recs] : by_partition) {
+    RecordBatch out;
+    out.partition_leader_epoch = batch->partition_leader_epoch;
+    out.attributes = batch->attributes;
+    out.producer_id = batch->producer_id;
+    out.producer_epoch = batch->producer_epoch;
+    out.base_sequence = batch->base_sequence;
+    const size_t n = recs.size();
+    out.records = std::move(recs);
+    std::string encoded = EncodeBatch(out);
+    const size_t bytes = encoded.size();
+    Result<int64_t> base = tp->partition(p)->Append(std::move(encoded));
+    if (!base.ok()) {
+      LogError(kComponent, "append to " + topic + "-" + std::to_string(p) +
+                               " failed: " + base.status().ToString());
+      HttpResponse r = HttpResponse::Error(503, "storage_unavailable", base.status().message());
+      r.headers.emplace_back("Retry-After", "1");
+      // Partitions appended before this one keep their records (at-least-once on retry).
+      return Refuse(std::move(r), "storage_unavailable", n);
+    }
+    metrics_.Appended(topic, n, bytes);
+    parts.push_back({p, {*base, *base + static_cast<int64_t>(n) - 1}});
+  }
+  metrics_.ProduceRequest(200);
+  return ProduceOk(topic, records.size(), parts);
+}
+
+}  // namespace sluice::broker

@@ -1,0 +1,112 @@
+// HTTP server and client used by the gateway, the broker, the simulator and the CLI. They wrap
+// cpprestsdk behind plain structs, so no cpprestsdk header leaks into callers and no cpprestsdk
+// exception crosses this interface.
+//
+// Server: one handler receives every request; it answers through the HttpResponder, either
+// before returning or later from another thread (the gateway answers 202 from its commit thread
+// once events are durable, without holding a server thread). The server enforces the body size
+// limit (413) before reading the body.
+// Thread-safety: HttpServer and HttpClient are thread-safe; a responder must be called once.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace sluice {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // decoded path, e.g. "/v1/events"
+  std::map<std::string, std::string> query;    // decoded query parameters
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;
+
+  std::string Header(const std::string& lower_name, const std::string& def = "") const;
+  std::string Query(const std::string& name, const std::string& def = "") const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  // {"error": <code>, "reason": <reason>[, "field": <field>][, "index": <index>]}
+  static HttpResponse Error(int status, const std::string& code, const std::string& reason,
+                            const std::string& field = "", int64_t index = -1);
+  static HttpResponse Json(int status, std::string body);
+};
+
+// Calls the wrapped function once; later calls are ignored. Copyable.
+class HttpResponder {
+ public:
+  explicit HttpResponder(std::function<void(HttpResponse)> fn);
+  void operator()(HttpResponse response) const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+using HttpHandler = std::function<void(HttpRequest&&, HttpResponder)>;
+
+struct HttpServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 0;                             // must be set; tests pick a free port
+  int64_t max_body_bytes = 8 * 1024 * 1024;  // larger bodies get 413 unread
+};
+
+class HttpServer {
+ public:
+  // Starts listening; kUnavailable if the address cannot be bound.
+  static Result<std::unique_ptr<HttpServer>> Start(const HttpServerOptions& options,
+                                                   HttpHandler handler);
+  virtual ~HttpServer() = default;
+  virtual void Stop() = 0;
+  virtual int port() const = 0;
+};
+
+// Sets the size of cpprestsdk's shared thread pool. Must run before any server or client is
+// created; later calls have no effect. STYLE.md: a small pool (about 4) keeps tail latency low.
+void InitHttpThreads(int threads);
+
+struct HttpClientOptions {
+  int64_t timeout_ms = 10000;
+};
+
+class HttpClient {
+ public:
+  // base_url: "http://127.0.0.1:8080".
+  HttpClient(const std::string& base_url, HttpClientOptions options = {});
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // Sends a request; `path_and_query` is already URL-encoded. A transport failure or timeout is
+  // kUnavailable; any HTTP status (including 4xx/5xx) is returned as a response.
+  Result<HttpResponse> Send(const std::string& method, const std::string& path_and_query,
+                            const std::string& body = "",
+                            const std::string& content_type = "application/json",
+                            const std::map<std::string, std::string>& headers = {});
+  Result<HttpResponse> Get(const std::string& path_and_query) { return Send("GET", path_and_query); }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Percent-encodes a query parameter value.
+std::string UrlEncode(const std::string& s);
+
+// Maps a status code to an HTTP status (InvalidArgument 400, TooLarge 413, PermissionDenied 451
+// when it is a residency refusal is decided by the caller; Unavailable 503, ResourceExhausted 503).
+int HttpStatusFor(const Status& status);
+
+}  // namespace sluice

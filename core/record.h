@@ -1,0 +1,62 @@
+// The record model: a Kafka-style record (key, value, timestamp, headers) and the sensor event
+// that Sluice maps onto it. Thread-safety: plain values.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/strong_types.h"
+
+namespace sluice {
+
+struct RecordHeader {
+  std::string key;
+  std::string value;
+  bool operator==(const RecordHeader&) const = default;
+};
+
+// One record of a Kafka RecordBatch v2. Keys and values are bytes; a null key or value is
+// represented by nullopt (Kafka encodes it with length -1).
+struct Record {
+  int64_t offset_delta = 0;
+  int64_t timestamp_ms = 0;  // absolute; the codec stores it as a delta from the batch's first
+  std::optional<std::string> key;
+  std::optional<std::string> value;
+  std::vector<RecordHeader> headers;
+  bool operator==(const Record&) const = default;
+
+  const std::string* FindHeader(const std::string& name) const;
+};
+
+// Header names Sluice puts on every record it produces.
+inline constexpr const char* kHeaderSensor = "sensor";
+inline constexpr const char* kHeaderCountry = "country";
+inline constexpr const char* kHeaderGatewayId = "gateway_id";
+inline constexpr const char* kHeaderGatewaySeq = "gateway_seq";  // decimal text
+inline constexpr const char* kHeaderIngestTs = "ingest_ts";      // gateway receive time, epoch ms
+inline constexpr const char* kHeaderSource = "source";           // "mqtt" or "http"
+
+// A sensor event as it travels from gateway to broker.
+struct SensorEvent {
+  DeviceId device_id;
+  std::string sensor;
+  CountryCode country;
+  int64_t ts_ms = 0;      // device time
+  int64_t ingest_ms = 0;  // gateway receive time
+  GatewayId gateway_id;
+  GatewaySeq gateway_seq;
+  std::string source;   // "mqtt" or "http"
+  std::string payload;  // bytes; JSON when the device sent JSON
+  bool operator==(const SensorEvent&) const = default;
+};
+
+// Maps an event to a record: key = device id, value = payload, timestamp = device time,
+// headers = sensor, country, gateway id, gateway sequence, ingest time, source.
+Record ToRecord(const SensorEvent& e);
+// The inverse; fails with kInvalidArgument naming the missing or malformed header.
+Result<SensorEvent> FromRecord(const Record& r);
+
+}  // namespace sluice

@@ -1,0 +1,327 @@
+// Kafka RecordBatch v2 codec (https://kafka.apache.org/documentation/#recordbatch).
+//
+// Encoding follows Kafka's MemoryRecordsBuilder for an uncompressed batch:
+//   - baseTimestamp is the FIRST record's timestamp (Kafka sets it from the first append), not the
+//     minimum; maxTimestamp is the maximum; each record stores timestamp - baseTimestamp, which may
+//     be negative (varlong). An empty batch gets Kafka's NO_TIMESTAMP (-1) for both.
+//   - offsetDelta is the record's index, lastOffsetDelta = n - 1.
+//   - the compression bits of `attributes` are cleared (Sluice never compresses); other attribute
+//     bits (timestamp type, transactional, control) are written as given.
+// The whole batch is sized exactly before writing, so encoding does one allocation.
+//
+// Decoding trusts nothing: every length is checked against the bytes left in its enclosing frame
+// (batch, then record) before it is used, so malformed input yields kCorruption and never reads
+// out of bounds or allocates in proportion to an untrusted count. Each key, value and header is
+// copied exactly once, from the input buffer into the Record.
+// A null header value (length -1, allowed by Kafka) decodes as an empty string.
+#include "core/record_batch.h"
+
+#include <algorithm>
+#include <optional>
+#include <string>
+
+#include "core/crc32c.h"
+#include "core/kafka_wire.h"
+
+namespace sluice {
+namespace {
+
+using wire::GetBig;
+using wire::PutBig;
+using wire::PutBytes;
+using wire::PutVarint;
+using wire::PutVarlong;
+using wire::VarintSize;
+using wire::VarlongSize;
+using Reader = wire::WireReader;
+
+constexpr int8_t kMagicV2 = 2;
+constexpr size_t kMagicOffset = 16;
+constexpr size_t kCrcOffset = 17;
+constexpr size_t kAttributesOffset = 21;  // the CRC covers [attributes, end of batch)
+constexpr int32_t kMinBatchLength = static_cast<int32_t>(kBatchHeaderSize - kBatchLogOverhead);
+// length(1) + attributes(1) + timestampDelta(1) + offsetDelta(1) + keyLength(1) +
+// valueLength(1) + headerCount(1).
+constexpr int32_t kMinRecordSize = 7;
+constexpr int16_t kCompressionMask = 0x7;
+constexpr int64_t kNoTimestamp = -1;
+
+inline size_t NullableSize(const std::optional<std::string>& s) {
+  if (!s.has_value()) {
+    return VarintSize(-1);
+  }
+  return VarintSize(static_cast<int32_t>(s->size())) + s->size();
+}
+
+inline char* PutNullable(char* p, const std::optional<std::string>& s) {
+  if (!s.has_value()) {
+    return PutVarint(p, -1);
+  }
+  p = PutVarint(p, static_cast<int32_t>(s->size()));
+  return PutBytes(p, *s);
+}
+
+inline int64_t WrapSub(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) - static_cast<uint64_t>(b));
+}
+inline int64_t WrapAdd(int64_t a, int64_t b) {
+  return static_cast<int64_t>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+}
+
+// Size of a record after its length prefix.
+size_t RecordBodySize(const Record& r, int32_t offset_delta, int64_t timestamp_delta) {
+  size_t n = 1 + VarlongSize(timestamp_delta) + VarintSize(offset_delta) + NullableSize(r.key) +
+             NullableSize(r.value) + VarintSize(static_cast<int32_t>(r.headers.size()));
+  for (const RecordHeader& h : r.headers) {
+    n += VarintSize(static_cast<int32_t>(h.key.size())) + h.key.size() +
+         VarintSize(static_cast<int32_t>(h.value.size())) + h.value.size();
+  }
+  return n;
+}
+
+Status RecordError(size_t index, const char* what) {
+  return Status::Corruption("record batch: record " + std::to_string(index) + ": " + what);
+}
+
+// Reads a length-prefixed field of the record frame `r`: -1 is null when `nullable`.
+bool ReadField(Reader& r, bool nullable, std::optional<std::string_view>* out) {
+  int32_t len = 0;
+  if (!r.ReadVarint(&len)) {
+    return false;
+  }
+  if (len < 0) {
+    if (len == -1 && nullable) {
+      out->reset();
+      return true;
+    }
+    return false;
+  }
+  std::string_view sv;
+  if (!r.ReadBytes(static_cast<size_t>(len), &sv)) {
+    return false;
+  }
+  *out = sv;
+  return true;
+}
+
+Status DecodeRecord(Reader& batch, size_t index, int64_t base_timestamp, Record* out) {
+  int32_t length = 0;
+  if (!batch.ReadVarint(&length)) {
+    return RecordError(index, "truncated or invalid length (record count mismatch?)");
+  }
+  Reader r(nullptr, 0);
+  if (length < kMinRecordSize - 1 || !batch.ReadFrame(static_cast<size_t>(length), &r)) {
+    return RecordError(index, "length out of bounds");
+  }
+  uint8_t attributes = 0;
+  int64_t timestamp_delta = 0;
+  int32_t offset_delta = 0;
+  if (!r.ReadByte(&attributes) || !r.ReadVarlong(&timestamp_delta) ||
+      !r.ReadVarint(&offset_delta)) {
+    return RecordError(index, "invalid attributes, timestampDelta or offsetDelta");
+  }
+  std::optional<std::string_view> key;
+  std::optional<std::string_view> value;
+  if (!ReadField(r, true, &key)) {
+    return RecordError(index, "invalid key length");
+  }
+  if (!ReadField(r, true, &value)) {
+    return RecordError(index, "invalid value length");
+  }
+  int32_t header_count = 0;
+  // Each header takes at least 2 bytes, which bounds the allocation below.
+  if (!r.ReadVarint(&header_count) || header_count < 0 ||
+      static_cast<size_t>(header_count) > r.remaining() / 2) {
+    return RecordError(index, "invalid header count");
+  }
+  out->offset_delta = offset_delta;
+  out->timestamp_ms = WrapAdd(base_timestamp, timestamp_delta);
+  if (key) {
+    out->key.emplace(*key);
+  }
+  if (value) {
+    out->value.emplace(*value);
+  }
+  out->headers.resize(static_cast<size_t>(header_count));
+  for (RecordHeader& h : out->headers) {
+    std::optional<std::string_view> hk;
+    std::optional<std::string_view> hv;
+    if (!ReadField(r, false, &hk) || !ReadField(r, true, &hv)) {
+      return RecordError(index, "invalid header");
+    }
+    h.key.assign(*hk);
+    if (hv) {
+      h.value.assign(*hv);
+    }
+  }
+  if (r.remaining() != 0) {
+    return RecordError(index, "fields do not fill the record length");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string EncodeBatch(const RecordBatch& batch) {
+  const size_t n = batch.records.size();
+  int64_t base_timestamp = kNoTimestamp;
+  int64_t max_timestamp = kNoTimestamp;
+  if (n > 0) {
+    base_timestamp = batch.records.front().timestamp_ms;
+    max_timestamp = base_timestamp;
+    for (const Record& r : batch.records) {
+      max_timestamp = std::max(max_timestamp, r.timestamp_ms);
+    }
+  }
+
+  size_t total = kBatchHeaderSize;
+  for (size_t i = 0; i < n; ++i) {
+    const Record& r = batch.records[i];
+    const size_t body =
+        RecordBodySize(r, static_cast<int32_t>(i), WrapSub(r.timestamp_ms, base_timestamp));
+    total += VarintSize(static_cast<int32_t>(body)) + body;
+  }
+
+  std::string out(total, '\0');
+  char* p = out.data();
+  p = PutBig<int64_t>(p, batch.base_offset);
+  p = PutBig<int32_t>(p, static_cast<int32_t>(total - kBatchLogOverhead));
+  p = PutBig<int32_t>(p, batch.partition_leader_epoch);
+  *p++ = static_cast<char>(kMagicV2);
+  p += 4;  // CRC, filled in last
+  p = PutBig<int16_t>(p, static_cast<int16_t>(batch.attributes & ~kCompressionMask));
+  p = PutBig<int32_t>(p, static_cast<int32_t>(n) - 1);
+  p = PutBig<int64_t>(p, base_timestamp);
+  p = PutBig<int64_t>(p, max_timestamp);
+  p = PutBig<int64_t>(p, batch.producer_id);
+  p = PutBig<int16_t>(p, batch.producer_epoch);
+  p = PutBig<int32_t>(p, batch.base_sequence);
+  p = PutBig<int32_t>(p, static_cast<int32_t>(n));
+
+  for (size_t i = 0; i < n; ++i) {
+    const Record& r = batch.records[i];
+    const auto offset_delta = static_cast<int32_t>(i);
+    const int64_t timestamp_delta = WrapSub(r.timestamp_ms, base_timestamp);
+    p = PutVarint(p, static_cast<int32_t>(RecordBodySize(r, offset_delta, timestamp_delta)));
+    *p++ = 0;  // record attributes: unused
+    p = PutVarlong(p, timestamp_delta);
+    p = PutVarint(p, offset_delta);
+    p = PutNullable(p, r.key);
+    p = PutNullable(p, r.value);
+    p = PutVarint(p, static_cast<int32_t>(r.headers.size()));
+    for (const RecordHeader& h : r.headers) {
+      p = PutVarint(p, static_cast<int32_t>(h.key.size()));
+      p = PutBytes(p, h.key);
+      p = PutVarint(p, static_cast<int32_t>(h.value.size()));
+      p = PutBytes(p, h.value);
+    }
+  }
+
+  const uint32_t crc = crc32c::Value(out.data() + kAttributesOffset, total - kAttributesOffset);
+  PutBig<uint32_t>(out.data() + kCrcOffset, crc);
+  return out;
+}
+
+Result<BatchHeader> ParseBatchHeader(std::string_view bytes, bool verify_crc) {
+  if (bytes.size() < kBatchLogOverhead) {
+    return Status::Corruption("record batch: truncated: " + std::to_string(bytes.size()) +
+                              " bytes");
+  }
+  const char* p = bytes.data();
+  BatchHeader h;
+  h.base_offset = GetBig<int64_t>(p);
+  h.batch_length = GetBig<int32_t>(p + 8);
+  if (h.batch_length < kMinBatchLength) {
+    return Status::Corruption("record batch: invalid batch length " +
+                              std::to_string(h.batch_length));
+  }
+  if (h.total_size() > bytes.size()) {
+    return Status::Corruption("record batch: truncated: have " + std::to_string(bytes.size()) +
+                              " of " + std::to_string(h.total_size()) + " bytes");
+  }
+  h.partition_leader_epoch = GetBig<int32_t>(p + 12);
+  h.magic = static_cast<int8_t>(p[kMagicOffset]);
+  if (h.magic != kMagicV2) {
+    return Status::Corruption("record batch: unsupported magic " + std::to_string(h.magic));
+  }
+  h.crc = GetBig<uint32_t>(p + kCrcOffset);
+  h.attributes = GetBig<int16_t>(p + kAttributesOffset);
+  h.last_offset_delta = GetBig<int32_t>(p + 23);
+  h.base_timestamp = GetBig<int64_t>(p + 27);
+  h.max_timestamp = GetBig<int64_t>(p + 35);
+  h.producer_id = GetBig<int64_t>(p + 43);
+  h.producer_epoch = GetBig<int16_t>(p + 51);
+  h.base_sequence = GetBig<int32_t>(p + 53);
+  h.record_count = GetBig<int32_t>(p + 57);
+  if (h.record_count < 0) {
+    return Status::Corruption("record batch: negative record count");
+  }
+  if (verify_crc) {
+    const uint32_t actual =
+        crc32c::Value(p + kAttributesOffset, h.total_size() - kAttributesOffset);
+    if (actual != h.crc) {
+      return Status::Corruption("record batch: CRC mismatch");
+    }
+  }
+  return h;
+}
+
+Result<RecordBatch> DecodeBatch(std::string_view bytes, size_t* consumed) {
+  Result<BatchHeader> parsed = ParseBatchHeader(bytes, /*verify_crc=*/true);
+  if (!parsed.ok()) {
+    return parsed.status();
+  }
+  const BatchHeader& h = *parsed;
+  if ((h.attributes & kCompressionMask) != 0) {
+    return Status::InvalidArgument("compressed batches are not supported");
+  }
+  const size_t records_size = h.total_size() - kBatchHeaderSize;
+  // Every record takes at least kMinRecordSize bytes: this bounds the reserve() below.
+  if (static_cast<size_t>(h.record_count) > records_size / kMinRecordSize) {
+    return Status::Corruption("record batch: record count " + std::to_string(h.record_count) +
+                              " cannot fit in " + std::to_string(records_size) + " bytes");
+  }
+  if (h.record_count > 0 && h.last_offset_delta < h.record_count - 1) {
+    return Status::Corruption("record batch: lastOffsetDelta smaller than record count");
+  }
+
+  RecordBatch batch;
+  batch.base_offset = h.base_offset;
+  batch.partition_leader_epoch = h.partition_leader_epoch;
+  batch.attributes = h.attributes;
+  batch.last_offset_delta = h.last_offset_delta;
+  batch.base_timestamp = h.base_timestamp;
+  batch.max_timestamp = h.max_timestamp;
+  batch.producer_id = h.producer_id;
+  batch.producer_epoch = h.producer_epoch;
+  batch.base_sequence = h.base_sequence;
+  batch.records.resize(static_cast<size_t>(h.record_count));
+
+  Reader reader(bytes.data() + kBatchHeaderSize, records_size);
+  int64_t prev_offset_delta = -1;
+  for (size_t i = 0; i < batch.records.size(); ++i) {
+    Record& r = batch.records[i];
+    SLUICE_RETURN_IF_ERROR(DecodeRecord(reader, i, h.base_timestamp, &r));
+    // Offsets must increase and stay within the batch (compaction may leave gaps, as in Kafka).
+    if (r.offset_delta <= prev_offset_delta || r.offset_delta > h.last_offset_delta) {
+      return RecordError(i, "offset delta out of order or past lastOffsetDelta");
+    }
+    prev_offset_delta = r.offset_delta;
+  }
+  if (reader.remaining() != 0) {
+    return Status::Corruption("record batch: " + std::to_string(reader.remaining()) +
+                              " bytes after the last record (record count mismatch)");
+  }
+  if (consumed != nullptr) {
+    *consumed = h.total_size();
+  }
+  return batch;
+}
+
+void SetBaseOffset(std::string& encoded, int64_t base_offset) {
+  if (encoded.size() >= sizeof(int64_t)) {
+    PutBig<int64_t>(encoded.data(), base_offset);
+  }
+}
+
+}  // namespace sluice

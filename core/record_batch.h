@@ -1,0 +1,76 @@
+// Kafka RecordBatch v2 (magic 2) codec: the one batch format Sluice uses on the wire from gateway
+// to broker and on the broker's disk, so Kafka's tools can read what Sluice stores.
+//
+// Layout (big-endian), per the Kafka protocol documentation:
+//   baseOffset int64 | batchLength int32 | partitionLeaderEpoch int32 | magic int8 (=2) |
+//   crc uint32 (CRC-32C over attributes..end) | attributes int16 | lastOffsetDelta int32 |
+//   baseTimestamp int64 | maxTimestamp int64 | producerId int64 | producerEpoch int16 |
+//   baseSequence int32 | recordCount int32 | records...
+// Each record: length varint | attributes int8 | timestampDelta varlong | offsetDelta varint |
+//   keyLength varint | key | valueLength varint | value | headerCount varint |
+//   (headerKeyLength varint | headerKey | headerValueLength varint | headerValue)*
+// Sluice writes uncompressed batches (attributes compression bits = 0) and rejects others.
+// Thread-safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/record.h"
+#include "core/status.h"
+
+namespace sluice {
+
+inline constexpr size_t kBatchHeaderSize = 61;  // bytes before the first record
+inline constexpr size_t kBatchLogOverhead = 12;  // baseOffset + batchLength
+
+struct RecordBatch {
+  int64_t base_offset = 0;
+  int32_t partition_leader_epoch = -1;
+  int16_t attributes = 0;
+  int32_t last_offset_delta = -1;  // recomputed by Encode from records
+  int64_t base_timestamp = 0;      // recomputed by Encode (min record timestamp)
+  int64_t max_timestamp = 0;       // recomputed by Encode
+  int64_t producer_id = -1;
+  int16_t producer_epoch = -1;
+  int32_t base_sequence = -1;
+  std::vector<Record> records;
+};
+
+// Fixed-size header fields, readable without decoding records.
+struct BatchHeader {
+  int64_t base_offset = 0;
+  int32_t batch_length = 0;  // bytes after the batchLength field
+  int32_t partition_leader_epoch = 0;
+  int8_t magic = 0;
+  uint32_t crc = 0;
+  int16_t attributes = 0;
+  int32_t last_offset_delta = 0;
+  int64_t base_timestamp = 0;
+  int64_t max_timestamp = 0;
+  int64_t producer_id = 0;
+  int16_t producer_epoch = 0;
+  int32_t base_sequence = 0;
+  int32_t record_count = 0;
+  size_t total_size() const { return kBatchLogOverhead + static_cast<size_t>(batch_length); }
+};
+
+// Encodes the batch. Record offset deltas are set to their index; timestamps, lastOffsetDelta
+// and the CRC are computed.
+std::string EncodeBatch(const RecordBatch& batch);
+
+// Parses and validates the header of the batch at the start of `bytes`: magic, length bounds
+// (kCorruption if `bytes` holds less than the whole batch: a truncated or torn batch), CRC.
+Result<BatchHeader> ParseBatchHeader(std::string_view bytes, bool verify_crc = true);
+
+// Decodes one whole batch (header + records), verifying the CRC and every record's framing.
+// `consumed`, if given, receives the batch's total size.
+Result<RecordBatch> DecodeBatch(std::string_view bytes, size_t* consumed = nullptr);
+
+// Overwrites baseOffset in an encoded batch. baseOffset is outside the CRC, as in Kafka, so the
+// broker can assign offsets without re-encoding.
+void SetBaseOffset(std::string& encoded, int64_t base_offset);
+
+}  // namespace sluice

@@ -1,0 +1,278 @@
+#include "gateway/buffer/event_buffer.h"
+
+#include <leveldb/db.h>
+#include <leveldb/iterator.h>
+#include <leveldb/write_batch.h>
+
+#include <chrono>
+
+#include "core/logging.h"
+#include "gateway/buffer/event_codec.h"
+
+namespace sluice::gateway {
+namespace {
+
+constexpr const char* kLog = "buffer";
+
+Status FromLevelDb(const leveldb::Status& s) {
+  if (s.ok()) {
+    return Status::Ok();
+  }
+  if (s.IsCorruption()) {
+    return Status::Corruption(s.ToString());
+  }
+  // An I/O failure (disk full, read-only) is retryable from the caller's point of view.
+  return Status::IOError(s.ToString());
+}
+
+}  // namespace
+
+EventBuffer::EventBuffer(const BufferOptions& options) : options_(options) {}
+
+Result<std::unique_ptr<EventBuffer>> EventBuffer::Open(const BufferOptions& options) {
+  std::unique_ptr<EventBuffer> buf(new EventBuffer(options));
+  Status st = buf->Init();
+  if (!st.ok()) {
+    return st;
+  }
+  return buf;
+}
+
+Status EventBuffer::Init() {
+  leveldb::Options o;
+  o.create_if_missing = true;
+  o.write_buffer_size = 16 << 20;
+  if (options_.env != nullptr) {
+    o.env = options_.env;
+  }
+  leveldb::DB* db = nullptr;
+  leveldb::Status s = leveldb::DB::Open(o, options_.path, &db);
+  if (!s.ok()) {
+    return Status::IOError("cannot open buffer at " + options_.path + ": " + s.ToString());
+  }
+  db_.reset(db);
+  if (options_.metrics != nullptr) {
+    quarantined_metric_ = &options_.metrics->GetCounter(
+        "sluice_gateway_quarantined_total", "Corrupt buffer entries moved to quarantine");
+  }
+
+  // next_seq: the meta key, but never below a sequence found on disk (belt and braces).
+  uint64_t next = 0;
+  std::string meta;
+  s = db_->Get(leveldb::ReadOptions(), kNextSeqKey, &meta);
+  if (s.ok() && meta.size() == 8) {
+    next = GetBigEndian64(meta.data());
+  } else if (!s.ok() && !s.IsNotFound()) {
+    return FromLevelDb(s);
+  }
+  // One scan initialises the in-memory counters of every key space.
+  leveldb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ro));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    leveldb::Slice k = it->key();
+    if (k.size() < 11 || k[1] != '/' || k[k.size() - 9] != '/') {
+      continue;
+    }
+    uint64_t seq = GetBigEndian64(k.data() + k.size() - 8);
+    if (seq + 1 > next) {
+      next = seq + 1;
+    }
+    if (k[0] == 'q') {
+      std::string region(k.data() + 2, k.size() - 11);
+      RegionStats& rs = Stats(region);
+      rs.records += 1;
+      rs.bytes += static_cast<int64_t>(k.size() + it->value().size());
+    }
+  }
+  if (!it->status().ok()) {
+    return FromLevelDb(it->status());
+  }
+  next_seq_ = next;
+  commit_thread_ = std::thread([this] { CommitLoop(); });
+  return Status::Ok();
+}
+
+EventBuffer::~EventBuffer() {
+  StopAppends();
+  db_.reset();
+}
+
+void EventBuffer::Append(std::vector<PendingEvent> events, AppendCallback done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      // Fall through to the callback outside the lock.
+    } else if (queued_events_ + events.size() > options_.max_queued_events &&
+               queued_events_ > 0) {
+      // Over the limit: refuse (unless the queue is empty, so one huge request still fits).
+    } else {
+      queued_events_ += events.size();
+      queue_.push_back(Request{std::move(events), std::move(done)});
+      cv_.notify_one();
+      return;
+    }
+  }
+  bool stopped;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopped = stopping_;
+  }
+  done(stopped ? Status::Unavailable("buffer is shutting down")
+               : Status::ResourceExhausted("buffer commit queue is full"),
+       0);
+}
+
+std::future<Status> EventBuffer::Append(std::vector<PendingEvent> events) {
+  auto promise = std::make_shared<std::promise<Status>>();
+  std::future<Status> f = promise->get_future();
+  Append(std::move(events), [promise](const Status& st, uint64_t) { promise->set_value(st); });
+  return f;
+}
+
+void EventBuffer::StopAppends() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  if (commit_thread_.joinable()) {
+    commit_thread_.join();
+  }
+}
+
+void EventBuffer::AddCommitListener(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  listeners_.push_back(std::move(fn));
+}
+
+void EventBuffer::CommitLoop() {
+  using Clock = std::chrono::steady_clock;
+  const auto interval = std::chrono::milliseconds(options_.sync_interval_ms);
+  auto last_sync = Clock::now();
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    if (options_.sync == SyncMode::kInterval && dirty_) {
+      cv_.wait_until(lock, last_sync + interval, [&] { return !queue_.empty() || stopping_; });
+    } else {
+      cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+    }
+    if (options_.sync == SyncMode::kInterval && dirty_ &&
+        (Clock::now() >= last_sync + interval || (stopping_ && queue_.empty()))) {
+      // The periodic sync: a tiny synced write flushes the log and everything before it.
+      lock.unlock();
+      std::string v;
+      PutBigEndian64(&v, next_seq_.load());
+      leveldb::WriteOptions wo;
+      wo.sync = true;
+      leveldb::Status s = db_->Put(wo, kNextSeqKey, v);
+      if (!s.ok()) {
+        LogError(kLog, "periodic sync failed: " + s.ToString());
+      }
+      last_sync = Clock::now();
+      lock.lock();
+      dirty_ = false;
+    }
+    if (queue_.empty()) {
+      if (stopping_ && !dirty_) {
+        return;
+      }
+      continue;
+    }
+    std::vector<Request> reqs;
+    reqs.swap(queue_);
+    queued_events_ = 0;
+    lock.unlock();
+    CommitRequests(reqs);
+    lock.lock();
+    if (options_.sync == SyncMode::kInterval) {
+      dirty_ = true;
+    }
+  }
+}
+
+void EventBuffer::CommitRequests(std::vector<Request>& reqs) {
+  leveldb::WriteBatch batch;
+  std::vector<uint64_t> firsts;
+  firsts.reserve(reqs.size());
+  std::map<std::string, std::pair<int64_t, int64_t>> added;  // region -> records, bytes
+  uint64_t seq = next_seq_.load();
+  std::string key;
+  std::string value;
+  for (Request& r : reqs) {
+    firsts.push_back(seq);
+    for (PendingEvent& pe : r.events) {
+      const std::string& region = pe.region.value();
+      key = QueueKey('q', region, seq);
+      value.clear();
+      EncodeEntry(pe.event, &value);
+      pe.event.gateway_seq = GatewaySeq(seq);
+      batch.Put(key, value);
+      auto& a = added[region];
+      a.first += 1;
+      a.second += static_cast<int64_t>(key.size() + value.size());
+      ++seq;
+    }
+  }
+  std::string meta;
+  PutBigEndian64(&meta, seq);
+  batch.Put(kNextSeqKey, meta);
+  leveldb::WriteOptions wo;
+  wo.sync = options_.sync == SyncMode::kAlways;
+  // Sequences are consumed even if the write fails: a failed write may still reach the log, so
+  // reusing them could give two events one identity.
+  next_seq_ = seq;
+  Status st = FromLevelDb(db_->Write(wo, &batch));
+  if (st.ok()) {
+    for (const auto& [region, a] : added) {
+      RegionStats& rs = Stats(region);
+      rs.records += a.first;
+      rs.bytes += a.second;
+    }
+  } else {
+    LogError(kLog, "commit failed: " + st.ToString());
+  }
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    if (reqs[i].done) {
+      reqs[i].done(st, firsts[i]);
+    }
+  }
+  if (st.ok()) {
+    std::vector<std::function<void()>> listeners;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      listeners = listeners_;
+    }
+    for (auto& fn : listeners) {
+      fn();
+    }
+  }
+}
+
+EventBuffer::RegionStats& EventBuffer::Stats(const std::string& region) const {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  auto& p = stats_[region];
+  if (!p) {
+    p = std::make_unique<RegionStats>();
+  }
+  return *p;
+}
+
+uint64_t EventBuffer::buffered_records(const RegionId& region) const {
+  return static_cast<uint64_t>(Stats(region.value()).records.load());
+}
+
+uint64_t EventBuffer::buffered_bytes(const RegionId& region) const {
+  return static_cast<uint64_t>(Stats(region.value()).bytes.load());
+}
+
+uint64_t EventBuffer::total_buffered_records() const {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  int64_t n = 0;
+  for (const auto& [r, s] : stats_) {
+    n += s->records.load();
+  }
+  return static_cast<uint64_t>(n);
+}
+
+}  // namespace sluice::gateway

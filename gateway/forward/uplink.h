@@ -1,0 +1,38 @@
+// Uplink: how a Forwarder hands one encoded Kafka RecordBatch v2 to its region's broker.
+// The forwarder sees only this interface (tests inject a fake); HttpUplink is the production
+// implementation over core's HttpClient (POST <url>/v1/topics/<topic>/records).
+// Thread-safety: implementations must be safe to call from one forwarder thread at a time;
+// HttpUplink is thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/http.h"
+#include "core/status.h"
+
+namespace sluice::gateway {
+
+struct UplinkResponse {
+  int status = 0;    // HTTP status
+  std::string body;  // the broker's answer (JSON error with reason/index on refusal)
+};
+
+class Uplink {
+ public:
+  virtual ~Uplink() = default;
+  // A non-ok result is a transport failure or timeout (kUnavailable, retryable); any HTTP answer
+  // is returned as a response.
+  virtual Result<UplinkResponse> SendBatch(const std::string& topic, const std::string& batch) = 0;
+};
+
+class HttpUplink final : public Uplink {
+ public:
+  HttpUplink(const std::string& base_url, int64_t timeout_ms);
+  Result<UplinkResponse> SendBatch(const std::string& topic, const std::string& batch) override;
+
+ private:
+  HttpClient client_;
+};
+
+}  // namespace sluice::gateway

@@ -1,0 +1,101 @@
+#include "gateway/ingest/http_ingest.h"
+
+#include "gateway/ingest/event_parser.h"
+
+namespace sluice::gateway {
+
+HttpIngest::HttpIngest(EventBuffer& buffer, const RegionRouter& router, Clock& clock,
+                       HttpIngestOptions options, MetricsRegistry& metrics)
+    : buffer_(buffer), router_(router), clock_(clock), options_(std::move(options)),
+      metrics_(metrics),
+      received_(metrics.GetCounter("sluice_gateway_received_total",
+                                   "Events accepted into the buffer", {{"source", "http"}})) {}
+
+void HttpIngest::Handle(HttpRequest&& request, HttpResponder respond) {
+  if (request.path == "/v1/events") {
+    if (request.method != "POST") {
+      respond(HttpResponse::Error(405, "method_not_allowed", "use POST"));
+      return;
+    }
+    PostEvents(std::move(request), std::move(respond));
+  } else if (request.path == "/healthz" && request.method == "GET") {
+    respond(HttpResponse::Json(
+        200, "{\"status\":\"ok\",\"gateway_id\":\"" + options_.gateway_id.value() +
+                 "\",\"buffered_records\":" + std::to_string(buffer_.total_buffered_records()) +
+                 "}"));
+  } else if (request.path == "/metrics" && request.method == "GET") {
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = metrics_.RenderPrometheus();
+    respond(std::move(r));
+  } else {
+    respond(HttpResponse::Error(404, "not_found", "no such endpoint: " + request.path));
+  }
+}
+
+void HttpIngest::Refuse(const HttpResponder& respond, HttpResponse response,
+                        const std::string& reason) {
+  metrics_
+      .GetCounter("sluice_gateway_dropped_total", "Refused or dropped events/requests",
+                  {{"source", "http"}, {"reason", reason}})
+      .Inc();
+  log_.Log(LogLevel::kWarn, "http", reason, "refused POST /v1/events (" + reason + "): " +
+                                                std::to_string(response.status) + " " +
+                                                response.body);
+  respond(std::move(response));
+}
+
+void HttpIngest::PostEvents(HttpRequest&& request, HttpResponder respond) {
+  const int64_t now = clock_.NowMs();
+  ParseDefaults defaults{options_.country, now, options_.max_events_per_request};
+  ParseOutcome parsed = ParseEvents(request.body, request.Header("content-type"), defaults);
+  if (!parsed.ok()) {
+    const EventError& e = *parsed.error;
+    if (e.code == StatusCode::kTooLarge) {
+      Refuse(respond, HttpResponse::Error(413, "too_large", e.reason), "too_many_events");
+    } else {
+      Refuse(respond, HttpResponse::Error(400, "invalid_event", e.reason, e.field, e.index),
+             "invalid_event");
+    }
+    return;
+  }
+  std::vector<PendingEvent> pending;
+  pending.reserve(parsed.events.size());
+  for (size_t i = 0; i < parsed.events.size(); ++i) {
+    ParsedEvent& pe = parsed.events[i];
+    const RegionConfig* region = router_.Route(pe.country);
+    if (region == nullptr) {
+      Refuse(respond,
+             HttpResponse::Error(422, "no_region",
+                                 "country " + pe.country.value() + " maps to no configured region",
+                                 "country", static_cast<int64_t>(i)),
+             "no_region");
+      return;
+    }
+    PendingEvent p;
+    p.region = region->name;
+    p.event.device_id = std::move(pe.device_id);
+    p.event.sensor = std::move(pe.sensor);
+    p.event.country = std::move(pe.country);
+    p.event.ts_ms = pe.ts_ms;
+    p.event.ingest_ms = now;
+    p.event.gateway_id = options_.gateway_id;
+    p.event.source = "http";
+    p.event.payload = std::move(pe.payload);
+    pending.push_back(std::move(p));
+  }
+  const size_t n = pending.size();
+  // Answered from the commit thread once durable; no server thread waits for the fsync.
+  buffer_.Append(std::move(pending), [this, respond, n](const Status& st, uint64_t) {
+    if (st.ok()) {
+      received_.Inc(n);
+      respond(HttpResponse::Json(202, "{\"accepted\":" + std::to_string(n) + "}"));
+      return;
+    }
+    HttpResponse r = HttpResponse::Error(503, "unavailable", "buffer: " + st.message());
+    r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
+    Refuse(respond, std::move(r), "buffer_unavailable");
+  });
+}
+
+}  // namespace sluice::gateway

@@ -1,0 +1,226 @@
+#include "gateway/ingest/mqtt_source.h"
+
+#include <mqtt/async_client.h>
+
+#include <chrono>
+
+#include "core/backoff.h"
+#include "gateway/ingest/event_parser.h"
+
+namespace sluice::gateway {
+namespace {
+
+constexpr const char* kLog = "mqtt";
+
+// Marks the source subscribed when the SUBACK arrives.
+class SubscribeListener : public mqtt::iaction_listener {
+ public:
+  SubscribeListener(std::atomic<bool>* flag, RateLimitedLog* log) : flag_(flag), log_(log) {}
+  void on_success(const mqtt::token&) override { *flag_ = true; }
+  void on_failure(const mqtt::token& tok) override {
+    log_->Log(LogLevel::kError, kLog, "subscribe",
+              "subscribe failed, rc=" + std::to_string(tok.get_return_code()));
+  }
+
+ private:
+  std::atomic<bool>* flag_;
+  RateLimitedLog* log_;
+};
+
+}  // namespace
+
+MqttSource::MqttSource(EventBuffer& buffer, const RegionRouter& router, Clock& clock,
+                       MqttSourceOptions options, MetricsRegistry& metrics)
+    : buffer_(buffer), router_(router), clock_(clock), options_(std::move(options)),
+      metrics_(metrics),
+      received_(metrics.GetCounter("sluice_gateway_received_total",
+                                   "Events accepted into the buffer", {{"source", "mqtt"}})) {}
+
+MqttSource::~MqttSource() { Stop(); }
+
+Status MqttSource::Start() {
+  try {
+    client_ = std::make_unique<mqtt::async_client>(options_.uri, options_.client_id,
+                                                   static_cast<mqtt::iclient_persistence*>(nullptr));
+  } catch (const mqtt::exception& e) {
+    return Status::InvalidArgument("mqtt client for " + options_.uri + ": " + e.what());
+  }
+  client_->set_connected_handler([this](const std::string&) {
+    connected_once_ = true;
+    LogInfo(kLog, "connected to " + options_.uri);
+    Subscribe();  // clean session: (re)subscribe on every connection
+  });
+  client_->set_connection_lost_handler([this](const std::string& cause) {
+    subscribed_ = false;
+    log_.Log(LogLevel::kWarn, kLog, "lost", "connection lost (" + cause + "), reconnecting");
+  });
+  client_->set_message_callback([this](mqtt::const_message_ptr msg) {
+    try {
+      OnMessage(msg->get_topic(), msg->to_string(), msg->get_qos());
+    } catch (const std::exception& e) {
+      log_.Log(LogLevel::kError, kLog, "callback", std::string("message handler: ") + e.what());
+    }
+  });
+  supervisor_ = std::thread([this] { Supervise(); });
+  return Status::Ok();
+}
+
+void MqttSource::Supervise() {
+  auto opts = mqtt::connect_options_builder()
+                  .clean_session(true)
+                  .automatic_reconnect(std::chrono::seconds(1), std::chrono::seconds(30))
+                  .keep_alive_interval(std::chrono::seconds(20))
+                  .connect_timeout(std::chrono::seconds(5))
+                  .finalize();
+  Backoff backoff(200, 5000);
+  std::unique_lock<std::mutex> lock(mu_);
+  // Paho reconnects automatically only after a first successful connection.
+  while (!stop_ && !connected_once_) {
+    lock.unlock();
+    try {
+      mqtt::token_ptr tok = client_->connect(opts);
+      tok->wait_for(std::chrono::seconds(10));
+    } catch (const mqtt::exception& e) {
+      log_.Log(LogLevel::kWarn, kLog, "connect",
+               "cannot connect to " + options_.uri + ": " + e.what() + "; retrying");
+    }
+    lock.lock();
+    if (connected_once_) {
+      break;
+    }
+    cv_.wait_for(lock, std::chrono::milliseconds(backoff.NextDelayMs()), [&] { return stop_; });
+  }
+}
+
+void MqttSource::Subscribe() {
+  static thread_local std::unique_ptr<SubscribeListener> unused;  // (no per-call allocation)
+  try {
+    // The listener lives as long as the source: Paho keeps a reference until the SUBACK.
+    static SubscribeListener* listener = nullptr;
+    (void)listener;
+    auto topics = mqtt::string_collection::create(options_.topics);
+    mqtt::iasync_client::qos_collection qos(options_.topics.size(), options_.qos);
+    sub_listener_ = std::make_shared<SubscribeListener>(&subscribed_, &log_);
+    client_->subscribe(topics, qos, nullptr, *sub_listener_);
+  } catch (const mqtt::exception& e) {
+    log_.Log(LogLevel::kError, kLog, "subscribe", std::string("subscribe: ") + e.what());
+  }
+}
+
+bool MqttSource::connected() const {
+  try {
+    return client_ != nullptr && client_->is_connected();
+  } catch (const mqtt::exception&) {
+    return false;
+  }
+}
+
+void MqttSource::Drop(const std::string& reason, const std::string& detail) {
+  metrics_
+      .GetCounter("sluice_gateway_dropped_total", "Refused or dropped events/requests",
+                  {{"source", "mqtt"}, {"reason", reason}})
+      .Inc();
+  log_.Log(LogLevel::kWarn, kLog, reason, "dropped message (" + reason + "): " + detail);
+}
+
+void MqttSource::OnMessage(const std::string& topic, const std::string& payload, int qos) {
+  size_t last = topic.rfind('/');
+  if (last == std::string::npos || last == 0) {
+    Drop("invalid_topic", "topic " + topic + " lacks <device_id>/<sensor>");
+    return;
+  }
+  size_t prev = topic.rfind('/', last - 1);
+  size_t dev_start = prev == std::string::npos ? 0 : prev + 1;
+  std::string device = topic.substr(dev_start, last - dev_start);
+  std::string sensor = topic.substr(last + 1);
+  if (!IsValidDeviceId(device)) {
+    Drop("invalid_device_id", "topic " + topic);
+    return;
+  }
+  if (sensor.empty() || sensor.size() > kMaxSensorBytes) {
+    Drop("invalid_sensor", "topic " + topic);
+    return;
+  }
+  PayloadFields fields;
+  std::string field;
+  std::string reason;
+  if (!ExtractPayloadFields(payload, &fields, &field, &reason)) {
+    Drop("invalid_" + field, "topic " + topic + ": " + field + " " + reason);
+    return;
+  }
+  const int64_t now = clock_.NowMs();
+  PendingEvent pe;
+  pe.event.country = fields.country ? *fields.country : options_.country;
+  const RegionConfig* region = router_.Route(pe.event.country);
+  if (region == nullptr) {
+    Drop("no_region", "topic " + topic + ": country " + pe.event.country.value());
+    return;
+  }
+  pe.region = region->name;
+  pe.event.device_id = DeviceId(std::move(device));
+  pe.event.sensor = std::move(sensor);
+  pe.event.ts_ms = fields.ts_ms ? *fields.ts_ms : now;
+  pe.event.ingest_ms = now;
+  pe.event.gateway_id = options_.gateway_id;
+  pe.event.source = "mqtt";
+  pe.event.payload = payload;
+
+  if (qos == 0) {
+    std::vector<PendingEvent> one;
+    one.push_back(std::move(pe));
+    buffer_.Append(std::move(one), [this](const Status& st, uint64_t) {
+      if (st.ok()) {
+        received_.Inc();
+      } else {
+        Drop("buffer_unavailable", st.ToString());
+      }
+    });
+    return;
+  }
+  // QoS >= 1: Paho acknowledges when this callback returns, so persist first.
+  Backoff backoff(50, 2000);
+  while (true) {
+    std::vector<PendingEvent> one;
+    one.push_back(pe);
+    Status st = buffer_.Append(std::move(one)).get();
+    if (st.ok()) {
+      received_.Inc();
+      return;
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    if (stop_ || st.code() == StatusCode::kUnavailable) {
+      lock.unlock();
+      Drop("buffer_unavailable", st.ToString());
+      return;
+    }
+    log_.Log(LogLevel::kWarn, kLog, "append", "append failed, retrying: " + st.ToString());
+    cv_.wait_for(lock, std::chrono::milliseconds(backoff.NextDelayMs()), [&] { return stop_; });
+  }
+}
+
+void MqttSource::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_) {
+      return;
+    }
+    stop_ = true;
+    cv_.notify_all();
+  }
+  if (supervisor_.joinable()) {
+    supervisor_.join();
+  }
+  if (client_) {
+    try {
+      client_->disable_callbacks();
+      if (client_->is_connected()) {
+        client_->disconnect(std::chrono::milliseconds(2000))->wait_for(std::chrono::seconds(5));
+      }
+    } catch (const mqtt::exception& e) {
+      log_.Log(LogLevel::kWarn, kLog, "disconnect", std::string("disconnect: ") + e.what());
+    }
+  }
+  subscribed_ = false;
+}
+
+}  // namespace sluice::gateway

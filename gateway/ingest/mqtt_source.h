@@ -1,0 +1,87 @@
+// MqttSource: subscribes to device topics on an MQTT broker (Paho MQTT C++ async client) and
+// appends each message to the EventBuffer.
+//
+// Topic `<anything>/<device_id>/<sensor>`: the last two levels name the device and sensor. The
+// payload is kept as bytes; when it is a JSON object its ts and country are used as for HTTP.
+// QoS 1/2: Paho acknowledges a message when the arrival callback returns, so the callback blocks
+// until the group commit has made the event durable (a failed append is retried with backoff
+// until it succeeds or the source stops). QoS 0: the event is queued into the group commit
+// without waiting. An invalid message is dropped, counted in
+// sluice_gateway_dropped_total{source="mqtt",reason} and logged (rate-limited).
+// Connection: clean session, automatic reconnect, resubscribe from the connected handler; the
+// first connection is retried by a supervisor thread until it succeeds. No mqtt::exception
+// leaves this class.
+// Threads: Paho's callback thread (message arrival, connected handler) and the supervisor.
+// Thread-safety: Start()/Stop() from one thread; the accessors are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/logging.h"
+#include "core/metrics.h"
+#include "gateway/buffer/event_buffer.h"
+#include "gateway/routing/region_router.h"
+
+namespace mqtt {
+class async_client;
+}  // namespace mqtt
+
+namespace sluice::gateway {
+
+struct MqttSourceOptions {
+  std::string uri = "tcp://127.0.0.1:1883";
+  std::string client_id;
+  std::vector<std::string> topics{"sensors/+/+"};
+  int qos = 1;
+  GatewayId gateway_id;
+  CountryCode country;  // default for messages that name none
+};
+
+class MqttSource {
+ public:
+  MqttSource(EventBuffer& buffer, const RegionRouter& router, Clock& clock,
+             MqttSourceOptions options, MetricsRegistry& metrics);
+  ~MqttSource();  // Stop()
+
+  // Creates the client and starts connecting in the background. kInvalidArgument on a malformed
+  // URI; an unreachable broker is not an error (the supervisor keeps trying).
+  Status Start();
+  // Disconnects; a blocked QoS 1 callback gives up. Idempotent.
+  void Stop();
+
+  bool connected() const;
+  bool subscribed() const { return subscribed_.load(); }
+
+  // Handles one message (topic, payload, qos); public for tests. Blocks for qos >= 1.
+  void OnMessage(const std::string& topic, const std::string& payload, int qos);
+
+ private:
+  void Supervise();
+  void Subscribe();
+  void Drop(const std::string& reason, const std::string& detail);
+
+  EventBuffer& buffer_;
+  const RegionRouter& router_;
+  Clock& clock_;
+  MqttSourceOptions options_;
+  MetricsRegistry& metrics_;
+  Counter& received_;
+  RateLimitedLog log_;
+  std::unique_ptr<mqtt::async_client> client_;
+  std::atomic<bool> subscribed_{false};
+  std::atomic<bool> connected_once_{false};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread supervisor_;
+};
+
+}  // namespace sluice::gateway

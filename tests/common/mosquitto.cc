@@ -1,0 +1,79 @@
+// Mosquitto::Start: a private Mosquitto on a free loopback port, configured like
+// config/mosquitto.conf (raised queue limits, no persistence), logging to <dir>/mosquitto.log.
+#include <unistd.h>
+
+#include <iostream>
+
+#include "tests/common/test_env.h"
+
+namespace sluice::testing {
+
+namespace {
+
+const char* const kMosquittoPaths[] = {"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto",
+                                       "/usr/bin/mosquitto"};
+
+// mosquitto.conf(5): run as root, Mosquitto switches to user `mosquitto` (or `nobody`) after
+// reading its config; run as anyone else, `user` has no effect. We leave `user` unset so both
+// work: the config is read before the switch and the log goes to an inherited stderr fd, and
+// with persistence off nothing is written afterwards.
+std::string Config(int port) {
+  return "listener " + std::to_string(port) +
+         " 127.0.0.1\n"
+         "allow_anonymous true\n"
+         "max_queued_messages 100000\n"
+         "max_inflight_messages 1000\n"
+         "persistence false\n"
+         "log_dest stderr\n"
+         "log_type error\n"
+         "log_type warning\n"
+         "log_type notice\n"
+         "log_type information\n"
+         "connection_messages true\n"
+         "sys_interval 1\n";
+}
+
+}  // namespace
+
+std::string MosquittoBinary() {
+  for (const char* p : kMosquittoPaths) {
+    if (::access(p, X_OK) == 0) {
+      return p;
+    }
+  }
+  return "";
+}
+
+std::unique_ptr<Mosquitto> Mosquitto::Start(const TempDir& dir) {
+  const std::string bin = MosquittoBinary();
+  if (bin.empty()) {
+    std::cerr << "Mosquitto::Start: no mosquitto binary (run scripts/setup)" << std::endl;
+    return nullptr;
+  }
+  // Another process may grab the port between FreePort() and Mosquitto's bind: retry.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto m = std::unique_ptr<Mosquitto>(new Mosquitto());
+    m->port_ = FreePort();
+    const std::string conf = dir.Sub("mosquitto-" + std::to_string(m->port_) + ".conf");
+    if (!WriteFile(conf, Config(m->port_))) {
+      std::cerr << "Mosquitto::Start: cannot write " << conf << std::endl;
+      return nullptr;
+    }
+    m->proc_ = ChildProcess::Start({bin, "-c", conf}, dir.Sub("mosquitto.log"));
+    if (m->proc_ == nullptr) {
+      return nullptr;
+    }
+    const int port = m->port_;
+    ChildProcess* proc = m->proc_.get();
+    bool up = WaitFor([&] { return !proc->Running() || PortAcceptsConnections(port); }, 10000);
+    if (up && proc->Running()) {
+      return m;
+    }
+    std::cerr << "Mosquitto::Start: attempt " << attempt << " on port " << port
+              << " failed; log:\n"
+              << proc->ReadLog() << std::endl;
+  }
+  return nullptr;
+}
+
+}  // namespace sluice::testing

@@ -1,0 +1,109 @@
+#include "core/http.h"
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "tests/common/test_env.h"
+
+namespace sluice {
+namespace {
+
+TEST(HttpTest, RoundTripWithQueryHeadersAndBinaryBody) {
+  const int port = testing::FreePort();
+  auto server = HttpServer::Start({"127.0.0.1", port, 1024}, [](HttpRequest&& r, HttpResponder respond) {
+    HttpResponse resp;
+    resp.content_type = "text/plain";
+    resp.body = r.method + " " + r.path + " q=" + r.Query("q") + " h=" + r.Header("x-test") +
+                " len=" + std::to_string(r.body.size());
+    respond(resp);
+  });
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  HttpClient client("http://127.0.0.1:" + std::to_string(port));
+  std::string body("a\0b", 3);
+  auto resp = client.Send("POST", "/v1/x%20y?q=" + UrlEncode("a b&c"), body,
+                          "application/octet-stream", {{"X-Test", "1"}});
+  ASSERT_TRUE(resp.ok()) << resp.status().ToString();
+  EXPECT_EQ(resp->status, 200);
+  EXPECT_EQ(resp->body, "POST /v1/x y q=a b&c h=1 len=3");
+}
+
+TEST(HttpTest, OversizeBodyGets413WithoutReachingHandler) {
+  const int port = testing::FreePort();
+  bool reached = false;
+  auto server = HttpServer::Start({"127.0.0.1", port, 10}, [&](HttpRequest&&, HttpResponder respond) {
+    reached = true;
+    respond(HttpResponse::Json(200, "{}"));
+  });
+  ASSERT_TRUE(server.ok());
+  HttpClient client("http://127.0.0.1:" + std::to_string(port));
+  auto resp = client.Send("POST", "/", std::string(11, 'x'));
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(resp->status, 413);
+  EXPECT_NE(resp->body.find("\"error\":\"too_large\""), std::string::npos);
+  EXPECT_FALSE(reached);
+}
+
+TEST(HttpTest, AsynchronousResponderFromAnotherThread) {
+  const int port = testing::FreePort();
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  auto server = HttpServer::Start({"127.0.0.1", port, 1024}, [&](HttpRequest&&, HttpResponder respond) {
+    std::lock_guard<std::mutex> lock(mu);
+    threads.emplace_back([respond] {
+      respond(HttpResponse::Json(202, "{\"accepted\":1}"));
+      respond(HttpResponse::Json(500, "{}"));  // second call is ignored
+    });
+  });
+  ASSERT_TRUE(server.ok());
+  HttpClient client("http://127.0.0.1:" + std::to_string(port));
+  auto resp = client.Send("POST", "/v1/events", "{}");
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(resp->status, 202);
+  EXPECT_EQ(resp->body, "{\"accepted\":1}");
+  (*server)->Stop();
+  for (auto& t : threads) t.join();
+}
+
+TEST(HttpTest, UnreachablePeerIsUnavailable) {
+  HttpClient client("http://127.0.0.1:" + std::to_string(testing::FreePort()), {2000});
+  auto resp = client.Get("/healthz");
+  ASSERT_FALSE(resp.ok());
+  EXPECT_EQ(resp.status().code(), StatusCode::kUnavailable);
+}
+
+TEST(HttpTest, PortTakenByAnotherSocketIsUnavailable) {
+  // Another process's listener is modelled by a plain socket: cpprestsdk shares one acceptor per
+  // host:port inside a process, so two in-process listeners would not exercise the OS bind.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 4), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int port = ntohs(addr.sin_port);
+  auto handler = [](HttpRequest&&, HttpResponder r) { r(HttpResponse{}); };
+  auto server = HttpServer::Start({"127.0.0.1", port, 1024}, handler);
+  EXPECT_FALSE(server.ok());
+  if (!server.ok()) EXPECT_EQ(server.status().code(), StatusCode::kUnavailable);
+  close(fd);
+}
+
+TEST(HttpTest, ErrorBodyEscapesJson) {
+  auto r = HttpResponse::Error(400, "invalid_event", "bad \"quote\"", "device_id", 3);
+  EXPECT_EQ(r.body,
+            "{\"error\":\"invalid_event\",\"reason\":\"bad \\\"quote\\\"\",\"field\":\"device_id\","
+            "\"index\":3}");
+}
+
+}  // namespace
+}  // namespace sluice
