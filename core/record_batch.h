@@ -31,7 +31,7 @@ struct RecordBatch {
   int32_t partition_leader_epoch = -1;
   int16_t attributes = 0;
   int32_t last_offset_delta = -1;  // recomputed by Encode from records
-  int64_t base_timestamp = 0;      // recomputed by Encode (min record timestamp)
+  int64_t base_timestamp = 0;      // recomputed by Encode (first record's timestamp, as Kafka)
   int64_t max_timestamp = 0;       // recomputed by Encode
   int64_t producer_id = -1;
   int16_t producer_epoch = -1;

@@ -234,6 +234,15 @@ TEST(RecordBatchTest, OffsetDeltasAreIndicesAndCrcCoversAttributesToEnd) {
   }
 }
 
+TEST(RecordBatchTest, EncoderClearsCompressionBitsAndKeepsOthers) {
+  RecordBatch b;
+  b.attributes = 0x10 | 0x03;  // transactional + "lz4": Sluice never compresses
+  b.records.push_back(MakeRecord(10, "k", "v"));
+  Result<RecordBatch> d = DecodeBatch(EncodeBatch(b));
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(0x10, d->attributes);
+}
+
 TEST(RecordBatchTest, SetBaseOffsetKeepsCrcValid) {
   RecordBatch b;
   b.records.push_back(MakeRecord(10, "k", "v"));
