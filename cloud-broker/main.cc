@@ -48,7 +48,6 @@ int main(int argc, char** argv) {
   InitHttpThreads(options.http_threads);
   Result<std::unique_ptr<broker::Broker>> b = broker::Broker::Start(options);
   if (!b.ok()) {
-    LogError("broker", "cannot start: " + b.status().ToString());
     std::cerr << "sluice-broker: " << b.status().message() << std::endl;
     return 1;
   }

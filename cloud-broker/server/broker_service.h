@@ -40,7 +40,9 @@ class BrokerService {
                      const HttpRequest& request);
   HttpResponse Query(const HttpRequest& request);
   HttpResponse Health();
-  HttpResponse Refuse(HttpResponse response, const std::string& reason, size_t records);
+  // Counts (and logs, rate-limited per reason) a refused produce request; nothing was stored.
+  HttpResponse Refuse(HttpResponse response, const std::string& topic,
+                      const std::string& reason, size_t records);
 
   const ServiceOptions options_;
   TopicStore& store_;

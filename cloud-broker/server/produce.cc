@@ -39,10 +39,15 @@ HttpResponse ProduceOk(const std::string& topic, size_t records,
 
 }  // namespace
 
-HttpResponse BrokerService::Refuse(HttpResponse response, const std::string& reason,
-                                   size_t records) {
+HttpResponse BrokerService::Refuse(HttpResponse response, const std::string& topic,
+                                   const std::string& reason, size_t records) {
   metrics_.ProduceRequest(response.status);
   metrics_.Refused(reason, records);
+  refusal_log_.Log(LogLevel::kWarn, kComponent, reason,
+                   "refused a batch" +
+                       (records > 0 ? " of " + std::to_string(records) + " records" : "") +
+                       " for topic " + topic + " (" + std::to_string(response.status) +
+                       "): " + response.body);
   return response;
 }
 
@@ -50,26 +55,24 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
   Status name_ok = TopicStore::ValidateTopicName(topic);
   if (!name_ok.ok()) {
     return Refuse(HttpResponse::Error(400, "invalid_topic", name_ok.message(), "topic"),
-                  "invalid_topic", 0);
+                  topic, "invalid_topic", 0);
   }
   size_t consumed = 0;
   Result<RecordBatch> batch = DecodeBatch(body, &consumed);
   if (!batch.ok()) {
-    refusal_log_.Log(LogLevel::kWarn, kComponent, "corrupt",
-                     "refused corrupt batch for " + topic + ": " + batch.status().message());
     return Refuse(HttpResponse::Error(400, "corrupt_batch", batch.status().message()),
-                  "corrupt_batch", 0);
+                  topic, "corrupt_batch", 0);
   }
   const std::vector<Record>& records = batch->records;
   if (consumed != body.size()) {
     return Refuse(HttpResponse::Error(400, "corrupt_batch",
                                       std::to_string(body.size() - consumed) +
                                           " trailing bytes after the record batch"),
-                  "corrupt_batch", records.size());
+                  topic, "corrupt_batch", records.size());
   }
   if (records.empty()) {
     return Refuse(HttpResponse::Error(400, "corrupt_batch", "the record batch holds no records"),
-                  "corrupt_batch", 0);
+                  topic, "corrupt_batch", 0);
   }
   for (size_t i = 0; i < records.size(); ++i) {
     const Record& r = records[i];
@@ -78,7 +81,7 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
                                         "record " + std::to_string(i) +
                                             " has no key (the device id)",
                                         "key", static_cast<int64_t>(i)),
-                    "invalid_record", records.size());
+                    topic, "invalid_record", records.size());
     }
     const std::string* country = r.FindHeader(kHeaderCountry);
     if (country == nullptr || !IsCountryCodeShape(*country)) {
@@ -89,7 +92,7 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
                                         "record " + std::to_string(i) + " (device " + *r.key +
                                             ") " + why,
                                         "headers.country", static_cast<int64_t>(i)),
-                    "invalid_record", records.size());
+                    topic, "invalid_record", records.size());
     }
   }
   for (size_t i = 0; i < records.size(); ++i) {
@@ -97,12 +100,9 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
     if (!st.ok()) {
       const std::string& country = *records[i].FindHeader(kHeaderCountry);
       metrics_.ResidencyRefusal(country);
-      refusal_log_.Log(LogLevel::kWarn, kComponent, "residency:" + country,
-                       "refused batch of " + std::to_string(records.size()) + " records for " +
-                           topic + ": " + st.message());
       return Refuse(HttpResponse::Error(451, "residency", st.message(), "headers.country",
                                         static_cast<int64_t>(i)),
-                    "residency", records.size());
+                    topic, "residency", records.size());
     }
   }
 
@@ -111,12 +111,12 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
   if (!t.ok()) {
     if (t.status().code() == StatusCode::kNotFound) {
       return Refuse(HttpResponse::Error(404, "unknown_topic", t.status().message(), "topic"),
-                    "unknown_topic", records.size());
+                    topic, "unknown_topic", records.size());
     }
     LogError(kComponent, "cannot create topic " + topic + ": " + t.status().ToString());
     HttpResponse r = HttpResponse::Error(503, "storage_unavailable", t.status().message());
     r.headers.emplace_back("Retry-After", "1");
-    return Refuse(std::move(r), "storage_unavailable", records.size());
+    return Refuse(std::move(r), topic, "storage_unavailable", records.size());
   }
   Topic* tp = *t;
   if (created) {
@@ -146,7 +146,7 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
       HttpResponse r = HttpResponse::Error(503, "storage_unavailable", base.status().message());
       r.headers.emplace_back("Retry-After", "1");
       // Partitions appended before this one keep their records (at-least-once on retry).
-      return Refuse(std::move(r), "storage_unavailable", n);
+      return Refuse(std::move(r), topic, "storage_unavailable", n);
     }
     metrics_.Appended(topic, n, bytes);
     parts.push_back({p, {*base, *base + static_cast<int64_t>(n) - 1}});

@@ -32,7 +32,7 @@ class EventHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Even
                                                    std::to_string(defaults_.max_events) +
                                                    " events in one request");
       }
-      start_ = stream_->Tell() - 1;
+      start_ = ObjectStart();
       cur_ = ParsedEvent();
       has_device_ = has_ts_ = has_country_ = false;
     } else if (depth_ == event_depth_ + 1 && !TypeErrorForContainer()) {
@@ -134,6 +134,15 @@ class EventHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Even
   int64_t index() const { return index_; }
 
  private:
+  // The iterative reader calls the handler before taking the brace; allow for either order.
+  size_t ObjectStart() const {
+    size_t pos = stream_->Tell();
+    return pos < input_.size() && input_[pos] == '{' ? pos : pos - 1;
+  }
+  size_t ObjectEnd() const {
+    size_t pos = stream_->Tell();
+    return pos < input_.size() && input_[pos] == '}' ? pos + 1 : pos;
+  }
   bool AtField() const { return depth_ == event_depth_ + 1 && key_ != Field::kOther; }
   bool Fail(StatusCode code, const std::string& field, const std::string& reason) {
     error_ = EventError{code, index_, field, reason};
@@ -212,7 +221,7 @@ class EventHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Even
       ts_seen_ = has_ts_;
       country_seen_ = has_country_;
     }
-    size_t end = stream_->Tell();
+    size_t end = ObjectEnd();
     cur_.payload.assign(input_.data() + start_, end - start_);
     events_->push_back(std::move(cur_));
     ++index_;

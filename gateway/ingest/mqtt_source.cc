@@ -61,6 +61,8 @@ Status MqttSource::Start() {
       log_.Log(LogLevel::kError, kLog, "callback", std::string("message handler: ") + e.what());
     }
   });
+  // One listener for the source's lifetime: Paho keeps a reference until each SUBACK.
+  sub_listener_ = std::make_unique<SubscribeListener>(&subscribed_, &log_);
   supervisor_ = std::thread([this] { Supervise(); });
   return Status::Ok();
 }
@@ -93,14 +95,9 @@ void MqttSource::Supervise() {
 }
 
 void MqttSource::Subscribe() {
-  static thread_local std::unique_ptr<SubscribeListener> unused;  // (no per-call allocation)
   try {
-    // The listener lives as long as the source: Paho keeps a reference until the SUBACK.
-    static SubscribeListener* listener = nullptr;
-    (void)listener;
     auto topics = mqtt::string_collection::create(options_.topics);
     mqtt::iasync_client::qos_collection qos(options_.topics.size(), options_.qos);
-    sub_listener_ = std::make_shared<SubscribeListener>(&subscribed_, &log_);
     client_->subscribe(topics, qos, nullptr, *sub_listener_);
   } catch (const mqtt::exception& e) {
     log_.Log(LogLevel::kError, kLog, "subscribe", std::string("subscribe: ") + e.what());

@@ -31,6 +31,7 @@
 
 namespace mqtt {
 class async_client;
+class iaction_listener;
 }  // namespace mqtt
 
 namespace sluice::gateway {
@@ -74,6 +75,7 @@ class MqttSource {
   MetricsRegistry& metrics_;
   Counter& received_;
   RateLimitedLog log_;
+  std::unique_ptr<mqtt::iaction_listener> sub_listener_;
   std::unique_ptr<mqtt::async_client> client_;
   std::atomic<bool> subscribed_{false};
   std::atomic<bool> connected_once_{false};

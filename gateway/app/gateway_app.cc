@@ -1,0 +1,140 @@
+#include "gateway/app/gateway_app.h"
+
+#include <filesystem>
+#include <system_error>
+
+#include "core/logging.h"
+
+namespace sluice::gateway {
+
+GatewayApp::GatewayApp(GatewayConfig config, Clock& clock)
+    : config_(std::move(config)), clock_(clock) {}
+
+GatewayApp::~GatewayApp() { Stop(); }
+
+Forwarder* GatewayApp::forwarder(const std::string& region) {
+  auto it = forwarders_.find(region);
+  return it == forwarders_.end() ? nullptr : it->second.get();
+}
+
+Status GatewayApp::Start() {
+  Result<RegionRouter> router = RegionRouter::Create(config_.regions);
+  if (!router.ok()) {
+    return router.status();
+  }
+  router_ = std::move(router.value());
+
+  std::error_code ec;
+  std::filesystem::create_directories(config_.data_dir, ec);
+  if (ec) {
+    return Status::IOError("cannot create " + config_.data_dir + ": " + ec.message());
+  }
+  BufferOptions bo;
+  bo.path = config_.data_dir + "/buffer";
+  bo.sync = config_.buffer_sync;
+  bo.sync_interval_ms = config_.buffer_sync_interval_ms;
+  bo.metrics = &metrics_;
+  Result<std::unique_ptr<EventBuffer>> buf = EventBuffer::Open(bo);
+  if (!buf.ok()) {
+    return buf.status();
+  }
+  buffer_ = std::move(buf.value());
+  started_ = true;
+
+  live_buffer_ = std::make_shared<std::atomic<EventBuffer*>>(buffer_.get());
+  auto live = live_buffer_;  // gauges read nothing once the buffer is closed
+  for (const RegionConfig& rc : router_.regions()) {
+    RegionId region = rc.name;
+    MetricLabels l{{"region", region.value()}};
+    metrics_.AddGaugeFn("sluice_gateway_buffered_records", "Records waiting in the buffer", l,
+                        [live, region] {
+                          EventBuffer* b = live->load();
+                          return b ? static_cast<double>(b->buffered_records(region)) : 0.0;
+                        });
+    metrics_.AddGaugeFn("sluice_gateway_buffered_bytes", "Bytes of records waiting in the buffer",
+                        l, [live, region] {
+                          EventBuffer* b = live->load();
+                          return b ? static_cast<double>(b->buffered_bytes(region)) : 0.0;
+                        });
+    std::unique_ptr<Uplink> uplink =
+        uplink_factory_ ? uplink_factory_(rc)
+                        : std::make_unique<HttpUplink>(rc.url, config_.forward_request_timeout_ms);
+    ForwarderOptions fo;
+    fo.region = region;
+    fo.gateway_id = config_.gateway_id;
+    fo.topic = config_.forward_topic;
+    fo.batch_max_records = static_cast<size_t>(config_.forward_batch_max_records);
+    fo.batch_max_bytes = static_cast<size_t>(config_.forward_batch_max_bytes);
+    fo.linger_ms = config_.forward_linger_ms;
+    fo.backoff_initial_ms = config_.forward_backoff_initial_ms;
+    fo.backoff_max_ms = config_.forward_backoff_max_ms;
+    auto fwd = std::make_unique<Forwarder>(*buffer_, *uplink, clock_, fo, &metrics_);
+    fwd->Start();
+    uplinks_.push_back(std::move(uplink));
+    forwarders_[region.value()] = std::move(fwd);
+  }
+
+  if (config_.http_enabled) {
+    HttpIngestOptions ho;
+    ho.gateway_id = config_.gateway_id;
+    ho.country = config_.country;
+    ho.max_events_per_request = static_cast<size_t>(config_.http_max_events_per_request);
+    http_ingest_ = std::make_unique<HttpIngest>(*buffer_, router_, clock_, ho, metrics_);
+    HttpServerOptions so;
+    so.host = config_.http_host;
+    so.port = config_.http_port;
+    so.max_body_bytes = config_.http_max_body_bytes;
+    HttpIngest* ingest = http_ingest_.get();
+    Result<std::unique_ptr<HttpServer>> server = HttpServer::Start(
+        so, [ingest](HttpRequest&& req, HttpResponder respond) {
+          ingest->Handle(std::move(req), std::move(respond));
+        });
+    if (!server.ok()) {
+      return server.status();
+    }
+    server_ = std::move(server.value());
+    LogInfo("gateway", "HTTP listening on " + config_.http_host + ":" +
+                           std::to_string(server_->port()));
+  }
+  if (config_.mqtt_enabled) {
+    MqttSourceOptions mo;
+    mo.uri = config_.mqtt_uri;
+    mo.client_id = config_.mqtt_client_id;
+    mo.topics = config_.mqtt_topics;
+    mo.qos = config_.mqtt_qos;
+    mo.gateway_id = config_.gateway_id;
+    mo.country = config_.country;
+    mqtt_ = std::make_unique<MqttSource>(*buffer_, router_, clock_, mo, metrics_);
+    SLUICE_RETURN_IF_ERROR(mqtt_->Start());
+  }
+  LogInfo("gateway", "gateway " + config_.gateway_id.value() + " started, " +
+                         std::to_string(buffer_->total_buffered_records()) + " records buffered");
+  return Status::Ok();
+}
+
+void GatewayApp::Stop() {
+  if (!started_) {
+    return;
+  }
+  started_ = false;
+  if (mqtt_) {
+    mqtt_->Stop();
+  }
+  if (server_) {
+    server_->Stop();
+  }
+  buffer_->StopAppends();  // commits what is queued; answers the last HTTP requests
+  for (auto& [name, fwd] : forwarders_) {
+    fwd->Stop();
+  }
+  mqtt_.reset();
+  server_.reset();
+  http_ingest_.reset();
+  forwarders_.clear();
+  uplinks_.clear();
+  live_buffer_->store(nullptr);
+  buffer_.reset();
+  LogInfo("gateway", "gateway " + config_.gateway_id.value() + " stopped");
+}
+
+}  // namespace sluice::gateway

@@ -1,0 +1,177 @@
+#include "gateway/app/gateway_config.h"
+
+#include <map>
+
+#include "gateway/ingest/event_parser.h"
+
+namespace sluice::gateway {
+namespace {
+
+bool IsName(const std::string& s) {
+  if (s.empty() || s.size() > 64) {
+    return false;
+  }
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+int64_t Positive(const Config& cfg, const std::string& key, int64_t v) {
+  if (v <= 0) {
+    cfg.Fail(key, "must be > 0");
+  }
+  return v;
+}
+
+}  // namespace
+
+GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
+  GatewayConfig g;
+  std::string id = cfg.RequireString("gateway.id");
+  if (!IsValidDeviceId(id)) {
+    cfg.Fail("gateway.id", "must be 1..128 bytes of [A-Za-z0-9._:-]");
+  }
+  g.gateway_id = GatewayId(id);
+  std::string country = cfg.RequireString("gateway.country");
+  if (!IsCountryCodeShape(country)) {
+    cfg.Fail("gateway.country", "must be 2 upper-case letters (ISO 3166-1 alpha-2)");
+  }
+  g.country = CountryCode(country);
+  g.data_dir = cfg.RequireString("gateway.data_dir");
+  if (g.data_dir.empty()) {
+    cfg.Fail("gateway.data_dir", "must not be empty");
+  }
+
+  g.mqtt_enabled = cfg.GetBool("mqtt.enabled", true);
+  g.mqtt_uri = cfg.GetString("mqtt.uri", g.mqtt_uri);
+  if (g.mqtt_uri.rfind("tcp://", 0) != 0 && g.mqtt_uri.rfind("mqtt://", 0) != 0 &&
+      g.mqtt_uri.rfind("ssl://", 0) != 0 && g.mqtt_uri.rfind("ws://", 0) != 0) {
+    cfg.Fail("mqtt.uri", "must start with tcp://, mqtt://, ssl:// or ws://");
+  }
+  g.mqtt_client_id = cfg.GetString("mqtt.client_id", id);
+  if (g.mqtt_client_id.empty()) {
+    cfg.Fail("mqtt.client_id", "must not be empty");
+  }
+  g.mqtt_topics = cfg.GetStringList("mqtt.topics", g.mqtt_topics);
+  if (g.mqtt_topics.empty()) {
+    cfg.Fail("mqtt.topics", "must name at least one topic filter");
+  }
+  for (const std::string& t : g.mqtt_topics) {
+    if (t.empty()) {
+      cfg.Fail("mqtt.topics", "a topic filter is empty");
+    }
+  }
+  int64_t qos = cfg.GetInt("mqtt.qos", 1);
+  if (qos < 0 || qos > 2) {
+    cfg.Fail("mqtt.qos", "must be 0, 1 or 2");
+  }
+  g.mqtt_qos = static_cast<int>(qos);
+
+  g.http_enabled = cfg.GetBool("http.enabled", true);
+  g.http_host = cfg.GetString("http.host", g.http_host);
+  int64_t port = cfg.GetInt("http.port", g.http_port);
+  if (port < 1 || port > 65535) {
+    cfg.Fail("http.port", "must be in 1..65535");
+  }
+  g.http_port = static_cast<int>(port);
+  g.http_max_body_bytes =
+      Positive(cfg, "http.max_body_bytes", cfg.GetBytes("http.max_body_bytes", 4 << 20));
+  g.http_max_events_per_request = Positive(
+      cfg, "http.max_events_per_request", cfg.GetInt("http.max_events_per_request", 10000));
+  int64_t threads = cfg.GetInt("http.threads", 4);
+  if (threads < 1 || threads > 256) {
+    cfg.Fail("http.threads", "must be in 1..256");
+  }
+  g.http_threads = static_cast<int>(threads);
+
+  std::string sync = cfg.GetString("buffer.sync", "always");
+  if (sync == "always") {
+    g.buffer_sync = SyncMode::kAlways;
+  } else if (sync == "interval") {
+    g.buffer_sync = SyncMode::kInterval;
+  } else {
+    cfg.Fail("buffer.sync", "must be 'always' or 'interval', not '" + sync + "'");
+  }
+  g.buffer_sync_interval_ms =
+      Positive(cfg, "buffer.sync_interval", cfg.GetDurationMs("buffer.sync_interval", 1000));
+
+  g.forward_topic = cfg.GetString("forward.topic", "sensors");
+  if (!IsName(g.forward_topic)) {
+    cfg.Fail("forward.topic", "must be 1..64 characters of [A-Za-z0-9._-]");
+  }
+  g.forward_batch_max_records = Positive(cfg, "forward.batch_max_records",
+                                         cfg.GetInt("forward.batch_max_records", 1000));
+  g.forward_batch_max_bytes = Positive(cfg, "forward.batch_max_bytes",
+                                       cfg.GetBytes("forward.batch_max_bytes", 1 << 20));
+  g.forward_linger_ms = cfg.GetDurationMs("forward.linger", 20);
+  if (g.forward_linger_ms < 0) {
+    cfg.Fail("forward.linger", "must be >= 0");
+  }
+  g.forward_request_timeout_ms = Positive(cfg, "forward.request_timeout",
+                                          cfg.GetDurationMs("forward.request_timeout", 10000));
+  g.forward_backoff_initial_ms = Positive(cfg, "forward.backoff_initial",
+                                          cfg.GetDurationMs("forward.backoff_initial", 100));
+  g.forward_backoff_max_ms =
+      Positive(cfg, "forward.backoff_max", cfg.GetDurationMs("forward.backoff_max", 30000));
+  if (g.forward_backoff_max_ms < g.forward_backoff_initial_ms) {
+    cfg.Fail("forward.backoff_max", "must be >= forward.backoff_initial");
+  }
+
+  std::vector<Config> regions = cfg.GetList("regions");
+  if (regions.empty()) {
+    cfg.Fail("regions", "must list at least one region");
+  }
+  std::map<std::string, std::string> owner;  // country -> region
+  for (size_t i = 0; i < regions.size(); ++i) {
+    const Config& r = regions[i];
+    const std::string at = "regions." + std::to_string(i);
+    RegionConfig rc;
+    std::string name = r.RequireString("name");
+    if (!IsName(name)) {
+      cfg.Fail(at + ".name", "must be 1..64 characters of [A-Za-z0-9._-]");
+    }
+    for (const RegionConfig& prev : g.regions) {
+      if (prev.name.value() == name) {
+        cfg.Fail(at + ".name", "region " + name + " is listed twice");
+      }
+    }
+    rc.name = RegionId(name);
+    rc.url = r.RequireString("url");
+    if (rc.url.rfind("http://", 0) != 0 && rc.url.rfind("https://", 0) != 0) {
+      cfg.Fail(at + ".url", "must start with http:// or https://");
+    }
+    std::vector<std::string> countries = r.GetStringList("countries", {});
+    if (countries.empty()) {
+      cfg.Fail(at + ".countries", "must list at least one country");
+    }
+    for (const std::string& c : countries) {
+      if (!IsCountryCodeShape(c)) {
+        cfg.Fail(at + ".countries", "'" + c + "' is not 2 upper-case letters");
+      }
+      auto [it, inserted] = owner.emplace(c, name);
+      if (!inserted) {
+        cfg.Fail(at + ".countries",
+                 "country " + c + " is already listed in region " + it->second);
+      }
+      rc.countries.push_back(CountryCode(c));
+    }
+    g.regions.push_back(std::move(rc));
+  }
+  if (owner.count(g.country.value()) == 0) {
+    cfg.Fail("gateway.country", "country " + g.country.value() + " is listed in no region");
+  }
+
+  std::string level = cfg.GetString("log_level", "info");
+  if (!ParseLogLevel(level, &g.log_level)) {
+    cfg.Fail("log_level", "must be debug, info, warn or error");
+  }
+  cfg.RejectUnknownKeys();
+  return g;
+}
+
+}  // namespace sluice::gateway

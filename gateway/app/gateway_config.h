@@ -1,0 +1,56 @@
+// GatewayConfig: every key of the gateway's YAML config (config/gateway-*.yaml), read and
+// validated at start-up. FromConfig() reads each key, calls RejectUnknownKeys(), and throws
+// ConfigError("<file>: <key>: <reason>") on a missing, mistyped or invalid value (a country listed
+// by two regions, an unknown buffer.sync mode, a port out of range...).
+// Thread-safety: a plain value.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/logging.h"
+#include "core/strong_types.h"
+#include "gateway/buffer/event_buffer.h"
+#include "gateway/routing/region_router.h"
+
+namespace sluice::gateway {
+
+struct GatewayConfig {
+  GatewayId gateway_id;
+  CountryCode country;
+  std::string data_dir;
+
+  bool mqtt_enabled = true;
+  std::string mqtt_uri = "tcp://127.0.0.1:1883";
+  std::string mqtt_client_id;
+  std::vector<std::string> mqtt_topics{"sensors/+/+"};
+  int mqtt_qos = 1;
+
+  bool http_enabled = true;
+  std::string http_host = "127.0.0.1";
+  int http_port = 9201;
+  int64_t http_max_body_bytes = 4 << 20;
+  int64_t http_max_events_per_request = 10000;
+  int http_threads = 4;
+
+  SyncMode buffer_sync = SyncMode::kAlways;
+  int64_t buffer_sync_interval_ms = 1000;
+
+  std::string forward_topic = "sensors";
+  int64_t forward_batch_max_records = 1000;
+  int64_t forward_batch_max_bytes = 1 << 20;
+  int64_t forward_linger_ms = 20;
+  int64_t forward_request_timeout_ms = 10000;
+  int64_t forward_backoff_initial_ms = 100;
+  int64_t forward_backoff_max_ms = 30000;
+
+  std::vector<RegionConfig> regions;
+  LogLevel log_level = LogLevel::kInfo;
+
+  // Throws ConfigError. Reads every key, then rejects unknown ones.
+  static GatewayConfig FromConfig(const Config& cfg);
+};
+
+}  // namespace sluice::gateway

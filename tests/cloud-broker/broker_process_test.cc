@@ -1,0 +1,110 @@
+// The real sluice-broker binary: configuration errors exit 2 naming file, key and reason; a good
+// configuration serves and exits 0 on SIGTERM.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <csignal>
+#include <fstream>
+
+#include "tests/common/test_env.h"
+
+namespace sluice::broker {
+namespace {
+
+using sluice::testing::BinPath;
+using sluice::testing::ChildProcess;
+using sluice::testing::TempDir;
+
+std::string GoodYaml(const std::string& data_dir, int port) {
+  return "broker:\n  id: b1\n  data_dir: " + data_dir +
+         "\nregion:\n  name: eu-central\n  countries: [DE, FR]\nhttp:\n  host: 127.0.0.1\n"
+         "  port: " + std::to_string(port) +
+         "\n  max_body_bytes: 1MiB\n  threads: 2\ntopics:\n  auto_create: true\n"
+         "  default_partitions: 2\nlog:\n  segment_bytes: 1MiB\n  flush: always\n"
+         "query:\n  default_limit: 10\n  max_limit: 100\nlog_level: info\n";
+}
+
+struct BrokerRun {
+  int code;
+  std::string output;
+};
+
+BrokerRun RunBroker(const TempDir& dir, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {BinPath("sluice-broker")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto proc = ChildProcess::Start(argv, dir.Sub("broker.log"));
+  EXPECT_NE(proc, nullptr);
+  if (proc == nullptr) {
+    return {-1, ""};
+  }
+  int code = proc->WaitExit(20000);
+  return {code, proc->ReadLog()};
+}
+
+std::string WriteConfig(const TempDir& dir, const std::string& text) {
+  std::string path = dir.Sub("broker.yaml");
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(BrokerProcessTest, UnknownKeyExits2NamingFileAndKey) {
+  TempDir dir;
+  std::string path = WriteConfig(dir, GoodYaml(dir.Sub("data"), 1) + "topics_typo: 3\n");
+  BrokerRun r = RunBroker(dir, {"--config", path});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("sluice-broker: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(path), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("topics_typo"), std::string::npos) << r.output;
+}
+
+TEST(BrokerProcessTest, BadCountryCodeExits2NamingFileKeyAndReason) {
+  TempDir dir;
+  std::string yaml = GoodYaml(dir.Sub("data"), 1);
+  yaml.replace(yaml.find("[DE, FR]"), 8, "[DE, Germany]");
+  std::string path = WriteConfig(dir, yaml);
+  BrokerRun r = RunBroker(dir, {"--config", path});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(path), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("region.countries"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"Germany\" is not an ISO 3166-1 alpha-2 code"), std::string::npos)
+      << r.output;
+}
+
+// A bad value given with --set is reported against "--set".
+TEST(BrokerProcessTest, BadPartitionCountFromSetExits2) {
+  TempDir dir;
+  std::string path = WriteConfig(dir, GoodYaml(dir.Sub("data"), 1));
+  BrokerRun r = RunBroker(dir, {"--config", path, "--set", "topics.default_partitions=5000"});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("topics.default_partitions"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1..1024"), std::string::npos) << r.output;
+}
+
+TEST(BrokerProcessTest, MissingConfigFileExits2NamingIt) {
+  TempDir dir;
+  std::string path = dir.Sub("does-not-exist.yaml");
+  BrokerRun r = RunBroker(dir, {"--config", path});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(path), std::string::npos) << r.output;
+}
+
+TEST(BrokerProcessTest, ShippedConfigServesAndStopsCleanlyOnSigterm) {
+  TempDir dir;
+  int port = sluice::testing::FreePort();
+  auto proc = ChildProcess::Start(
+      {BinPath("sluice-broker"), "--config",
+       sluice::testing::SourcePath("config/broker-eu-central.yaml"), "--set",
+       "http.port=" + std::to_string(port), "--set", "broker.data_dir=" + dir.Sub("data")},
+      dir.Sub("broker.log"));
+  ASSERT_NE(proc, nullptr);
+  ASSERT_TRUE(sluice::testing::WaitHttpOk(port, "/healthz", 20000)) << proc->ReadLog();
+  EXPECT_NE(proc->ReadLog().find("listening on http://127.0.0.1:" + std::to_string(port)),
+            std::string::npos)
+      << proc->ReadLog();
+  int status = proc->Stop(SIGTERM, 20000);
+  ASSERT_TRUE(WIFEXITED(status)) << status << "\n" << proc->ReadLog();
+  EXPECT_EQ(WEXITSTATUS(status), 0) << proc->ReadLog();
+}
+
+}  // namespace
+}  // namespace sluice::broker

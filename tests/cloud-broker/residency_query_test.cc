@@ -1,0 +1,126 @@
+// ResidencyPolicy and the query engine (over a real TopicStore in a temp dir).
+#include <gtest/gtest.h>
+
+#include "cloud-broker/query/query.h"
+#include "cloud-broker/residency/residency_policy.h"
+#include "tests/cloud-broker/test_records.h"
+#include "tests/common/test_env.h"
+
+namespace sluice::broker {
+namespace {
+
+using testing::MakeRecord;
+
+TEST(ResidencyPolicyTest, AllowsRegionCountriesAndRefusesOthers) {
+  ResidencyPolicy policy(RegionId("eu-central"), {CountryCode("DE"), CountryCode("FR")});
+  EXPECT_TRUE(policy.Allows(CountryCode("DE")));
+  EXPECT_FALSE(policy.Allows(CountryCode("US")));
+  EXPECT_TRUE(policy.Check(MakeRecord("dev-1", "FR", 1, "{}"), 0).ok());
+  Status st = policy.Check(MakeRecord("dev-9", "US", 1, "{}"), 3);
+  EXPECT_EQ(st.code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(st.message(), "record 3 (device dev-9) has country US, which region eu-central may "
+                          "not store");
+  Record no_country = MakeRecord("dev-2", "DE", 1, "{}");
+  no_country.headers.clear();
+  EXPECT_EQ(policy.Check(no_country, 0).code(), StatusCode::kPermissionDenied);
+}
+
+class QueryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TopicStoreOptions o;
+    o.data_dir = dir_.path();
+    o.default_partitions = 2;
+    auto store = TopicStore::Open(o);
+    ASSERT_TRUE(store.ok());
+    store_ = std::move(store).value();
+    // 30 records: countries DE, FR, AT in turn; devices d0..d4; ts 1000..1029.
+    for (const char* topic : {"a", "b"}) {
+      auto t = store_->GetOrCreate(TopicName(topic));
+      ASSERT_TRUE(t.ok());
+      for (int p = 0; p < 2; ++p) {
+        std::vector<Record> recs;
+        for (int i = 0; i < 3; ++i) {
+          int n = next_++;
+          recs.push_back(MakeRecord("d" + std::to_string(n % 5), kCountries[n % 3], 1000 + n,
+                                    "{\"n\":" + std::to_string(n) + "}"));
+        }
+        ASSERT_TRUE((*t)->partition(p)->Append(testing::EncodeRecords(recs)).ok());
+        ASSERT_TRUE((*t)->partition(p)->Append(testing::EncodeRecords(recs)).ok());
+      }
+    }
+  }
+
+  QueryResult Run(std::map<std::string, std::string> params) {
+    std::string field;
+    auto f = ParseQueryFilter(params, 100, 1000, &field);
+    EXPECT_TRUE(f.ok()) << f.status().ToString();
+    auto r = RunQuery(*store_, *f);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : QueryResult{};
+  }
+
+  static constexpr const char* kCountries[] = {"DE", "FR", "AT"};
+  sluice::testing::TempDir dir_;
+  std::unique_ptr<TopicStore> store_;
+  int next_ = 0;
+};
+
+TEST_F(QueryTest, NoFilterMatchesAllInTopicPartitionOffsetOrder) {
+  QueryResult r = Run({});
+  EXPECT_EQ(r.matched, 24u);
+  EXPECT_FALSE(r.truncated);
+  ASSERT_EQ(r.records.size(), 24u);
+  EXPECT_EQ(r.records[0].topic, "a");
+  EXPECT_EQ(r.records[6].partition, 1);
+  EXPECT_EQ(r.records[11].offset, 5);
+  EXPECT_EQ(r.records[12].topic, "b");
+  EXPECT_EQ((std::map<std::string, uint64_t>{{"AT", 8}, {"DE", 8}, {"FR", 8}}),
+            r.counts_by_country);
+}
+
+TEST_F(QueryTest, FiltersCountAllMatchesAndLimitTruncates) {
+  QueryResult r = Run({{"country", "FR"}, {"limit", "3"}});
+  EXPECT_EQ(r.matched, 8u);
+  EXPECT_TRUE(r.truncated);
+  ASSERT_EQ(r.records.size(), 3u);
+  for (const QueryMatch& m : r.records) {
+    EXPECT_EQ(*m.record.FindHeader(kHeaderCountry), "FR");
+  }
+  EXPECT_EQ((std::map<std::string, uint64_t>{{"FR", 8}}), r.counts_by_country);
+
+  r = Run({{"device_id", "d1"}});
+  for (const QueryMatch& m : r.records) {
+    EXPECT_EQ(*m.record.key, "d1");
+  }
+  EXPECT_EQ(r.matched, r.records.size());
+  EXPECT_GT(r.matched, 0u);
+
+  // ts 1000+n for n = 0..11, each stored twice; [1003, 1006) holds n = 3, 4, 5.
+  r = Run({{"from", "1003"}, {"to", "1970-01-01T00:00:01.006Z"}});
+  EXPECT_EQ(r.matched, 6u);
+  for (const QueryMatch& m : r.records) {
+    EXPECT_GE(m.record.timestamp_ms, 1003);
+    EXPECT_LT(m.record.timestamp_ms, 1006);
+  }
+  r = Run({{"topic", "b"}, {"limit", "0"}});
+  EXPECT_EQ(r.matched, 12u);
+  EXPECT_TRUE(r.records.empty());
+  EXPECT_TRUE(r.truncated);
+}
+
+TEST_F(QueryTest, BadParametersNameTheField) {
+  std::string field;
+  EXPECT_FALSE(ParseQueryFilter({{"from", "yesterday"}}, 100, 1000, &field).ok());
+  EXPECT_EQ(field, "from");
+  EXPECT_FALSE(ParseQueryFilter({{"limit", "1001"}}, 100, 1000, &field).ok());
+  EXPECT_EQ(field, "limit");
+  EXPECT_FALSE(ParseQueryFilter({{"country", "de"}}, 100, 1000, &field).ok());
+  EXPECT_EQ(field, "country");
+  QueryFilter f;
+  f.topic = TopicName("nope");
+  EXPECT_EQ(RunQuery(*store_, f).status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace sluice::broker

@@ -1,0 +1,269 @@
+#include "gateway/buffer/event_buffer.h"
+
+#include <gtest/gtest.h>
+#include <leveldb/db.h>
+#include <leveldb/env.h>
+#include <leveldb/helpers/memenv.h>
+
+#include <thread>
+
+#include "gateway/buffer/event_codec.h"
+#include "tests/common/test_env.h"
+
+namespace sluice::gateway {
+namespace {
+
+SensorEvent MakeEvent(const std::string& device, int i) {
+  SensorEvent e;
+  e.device_id = DeviceId(device);
+  e.sensor = "temp";
+  e.country = CountryCode("DE");
+  e.ts_ms = 1'700'000'000'000 + i;
+  e.ingest_ms = 1'700'000'000'500 + i;
+  e.gateway_id = GatewayId("gw-1");
+  e.source = "http";
+  e.payload = "{\"i\":" + std::to_string(i) + "}";
+  return e;
+}
+
+std::vector<PendingEvent> Events(const std::string& region, int n, int start = 0) {
+  std::vector<PendingEvent> v;
+  for (int i = start; i < start + n; ++i) {
+    v.push_back(PendingEvent{RegionId(region), MakeEvent("dev-" + std::to_string(i), i)});
+  }
+  return v;
+}
+
+class EventBufferTest : public ::testing::Test {
+ protected:
+  EventBufferTest() : env_(leveldb::NewMemEnv(leveldb::Env::Default())) {}
+
+  std::unique_ptr<EventBuffer> Open(SyncMode sync = SyncMode::kAlways) {
+    BufferOptions o;
+    o.path = "/buf";
+    o.env = env_.get();
+    o.sync = sync;
+    o.sync_interval_ms = 10;
+    Result<std::unique_ptr<EventBuffer>> b = EventBuffer::Open(o);
+    EXPECT_TRUE(b.ok()) << b.status().ToString();
+    return b.ok() ? std::move(b.value()) : nullptr;
+  }
+
+  std::unique_ptr<leveldb::Env> env_;
+  const RegionId eu_{"eu-central"};
+  const RegionId us_{"us-east"};
+};
+
+TEST_F(EventBufferTest, CodecRoundTripAndCrcDetectsFlip) {
+  SensorEvent e = MakeEvent("d", 1);
+  std::string entry;
+  EncodeEntry(e, &entry);
+  SensorEvent out;
+  ASSERT_TRUE(DecodeEntry(entry, 77, &out).ok());
+  e.gateway_seq = GatewaySeq(77);
+  EXPECT_EQ(out, e);
+  entry[3] ^= 0x10;
+  EXPECT_EQ(DecodeEntry(entry, 77, &out).code(), StatusCode::kCorruption);
+  EXPECT_EQ(DecodeEntry("abc", 1, &out).code(), StatusCode::kCorruption);
+}
+
+TEST_F(EventBufferTest, AppendReadRemove) {
+  auto buf = Open();
+  ASSERT_TRUE(buf->Append(Events("eu-central", 5)).get().ok());
+  ASSERT_TRUE(buf->Append(Events("us-east", 2, 5)).get().ok());
+  EXPECT_EQ(buf->buffered_records(eu_), 5u);
+  EXPECT_EQ(buf->buffered_records(us_), 2u);
+  EXPECT_GT(buf->buffered_bytes(eu_), 0u);
+
+  Result<ReadBatchResult> r = buf->ReadBatch(eu_, 0, 3, 1 << 20);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->records.size(), 3u);
+  EXPECT_TRUE(r->full);
+  EXPECT_EQ(r->records[0].seq, 0u);
+  EXPECT_EQ(r->records[2].seq, 2u);
+  EXPECT_EQ(r->records[1].event.device_id.value(), "dev-1");
+  EXPECT_EQ(r->records[1].event.gateway_seq.value(), 1u);
+  EXPECT_EQ(r->next_cursor, 3u);
+
+  ASSERT_TRUE(buf->Remove(eu_, r->records).ok());
+  EXPECT_EQ(buf->buffered_records(eu_), 2u);
+  Result<ReadBatchResult> rest = buf->ReadBatch(eu_, r->next_cursor, 100, 1 << 20);
+  ASSERT_TRUE(rest.ok());
+  ASSERT_EQ(rest->records.size(), 2u);
+  EXPECT_FALSE(rest->full);
+  EXPECT_EQ(rest->records[0].seq, 3u);
+  // Reading from 0 after the removal finds the same remaining records.
+  Result<ReadBatchResult> again = buf->ReadBatch(eu_, 0, 100, 1 << 20);
+  ASSERT_EQ(again->records.size(), 2u);
+  EXPECT_EQ(again->records[0].seq, 3u);
+
+  Result<ReadBatchResult> us = buf->ReadBatch(us_, 0, 100, 1 << 20);
+  ASSERT_EQ(us->records.size(), 2u);
+  EXPECT_EQ(us->records[0].seq, 5u);
+}
+
+TEST_F(EventBufferTest, MaxBytesLimitsBatchButReturnsAtLeastOne) {
+  auto buf = Open();
+  ASSERT_TRUE(buf->Append(Events("eu-central", 10)).get().ok());
+  Result<ReadBatchResult> one = buf->ReadBatch(eu_, 0, 100, 1);
+  ASSERT_EQ(one->records.size(), 1u);
+  EXPECT_TRUE(one->full);
+  size_t per = one->records[0].bytes;
+  Result<ReadBatchResult> three = buf->ReadBatch(eu_, 0, 100, per * 3 + per / 2);
+  EXPECT_EQ(three->records.size(), 3u);
+}
+
+TEST_F(EventBufferTest, SequencesAndCountersSurviveReopen) {
+  {
+    auto buf = Open();
+    ASSERT_TRUE(buf->Append(Events("eu-central", 4)).get().ok());
+    Result<ReadBatchResult> r = buf->ReadBatch(eu_, 0, 4, 1 << 20);
+    ASSERT_TRUE(buf->Remove(eu_, r->records).ok());  // all removed: seq must still not reuse
+    ASSERT_TRUE(buf->Append(Events("eu-central", 2)).get().ok());
+    EXPECT_EQ(buf->next_seq(), 6u);
+  }
+  auto buf = Open();
+  EXPECT_EQ(buf->next_seq(), 6u);
+  EXPECT_EQ(buf->buffered_records(eu_), 2u);
+  std::promise<uint64_t> first;
+  buf->Append(Events("eu-central", 1), [&](const Status& st, uint64_t seq) {
+    EXPECT_TRUE(st.ok());
+    first.set_value(seq);
+  });
+  EXPECT_EQ(first.get_future().get(), 6u);
+  EXPECT_EQ(buf->ListKeys('q', eu_), (std::vector<uint64_t>{4, 5, 6}));
+}
+
+TEST_F(EventBufferTest, GroupCommitOfConcurrentAppendersIsDenseAndOrdered) {
+  auto buf = Open();
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 50;
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::vector<std::pair<uint64_t, int>> firsts;  // (first seq, thread)
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::promise<void> done;
+        buf->Append(Events("eu-central", 2, t * 1000 + i * 2),
+                    [&, t](const Status& st, uint64_t seq) {
+                      EXPECT_TRUE(st.ok());
+                      std::lock_guard<std::mutex> lock(mu);
+                      firsts.emplace_back(seq, t);
+                      done.set_value();
+                    });
+        done.get_future().wait();
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  const uint64_t total = kThreads * kPerThread * 2;
+  EXPECT_EQ(buf->next_seq(), total);
+  std::vector<uint64_t> keys = buf->ListKeys('q', eu_);
+  ASSERT_EQ(keys.size(), total);
+  for (uint64_t i = 0; i < total; ++i) {
+    ASSERT_EQ(keys[i], i);  // dense, and key order == sequence order
+  }
+  // Each Append got two consecutive sequences, so every first seq is even and distinct.
+  std::set<uint64_t> distinct;
+  for (auto& [seq, t] : firsts) {
+    EXPECT_EQ(seq % 2, 0u);
+    distinct.insert(seq);
+  }
+  EXPECT_EQ(distinct.size(), firsts.size());
+  // The two events of one Append carry consecutive sequences and the same thread's payloads.
+  Result<ReadBatchResult> r = buf->ReadBatch(eu_, 0, total, 1 << 30);
+  ASSERT_EQ(r->records.size(), total);
+  for (uint64_t i = 0; i < total; i += 2) {
+    EXPECT_EQ(r->records[i].event.ts_ms + 1, r->records[i + 1].event.ts_ms);
+  }
+}
+
+TEST_F(EventBufferTest, CorruptEntryIsQuarantinedAndOthersRead) {
+  {
+    auto buf = Open();
+    ASSERT_TRUE(buf->Append(Events("eu-central", 3)).get().ok());
+  }
+  {
+    leveldb::Options o;
+    o.env = env_.get();
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(leveldb::DB::Open(o, "/buf", &raw).ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    std::string key = QueueKey('q', "eu-central", 1);
+    std::string v;
+    ASSERT_TRUE(db->Get(leveldb::ReadOptions(), key, &v).ok());
+    v[v.size() / 2] ^= 0x55;
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), key, v).ok());
+  }
+  auto buf = Open();
+  EXPECT_EQ(buf->buffered_records(eu_), 3u);
+  Result<ReadBatchResult> r = buf->ReadBatch(eu_, 0, 100, 1 << 20);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->records.size(), 2u);
+  EXPECT_EQ(r->records[0].seq, 0u);
+  EXPECT_EQ(r->records[1].seq, 2u);
+  EXPECT_EQ(r->next_cursor, 3u);
+  EXPECT_EQ(buf->quarantined(), 1u);
+  EXPECT_EQ(buf->buffered_records(eu_), 2u);
+  EXPECT_EQ(buf->ListKeys('x', eu_), (std::vector<uint64_t>{1}));
+  // Not met again.
+  Result<ReadBatchResult> again = buf->ReadBatch(eu_, 0, 100, 1 << 20);
+  EXPECT_EQ(again->records.size(), 2u);
+  EXPECT_EQ(buf->quarantined(), 1u);
+}
+
+TEST_F(EventBufferTest, DeadLetterMovesRecords) {
+  auto buf = Open();
+  ASSERT_TRUE(buf->Append(Events("eu-central", 3)).get().ok());
+  Result<ReadBatchResult> r = buf->ReadBatch(eu_, 0, 2, 1 << 20);
+  ASSERT_TRUE(buf->DeadLetter(eu_, r->records).ok());
+  EXPECT_EQ(buf->ListKeys('d', eu_), (std::vector<uint64_t>{0, 1}));
+  EXPECT_EQ(buf->ListKeys('q', eu_), (std::vector<uint64_t>{2}));
+  EXPECT_EQ(buf->buffered_records(eu_), 1u);
+}
+
+TEST_F(EventBufferTest, IntervalSyncModeAcknowledgesAndPersists) {
+  {
+    auto buf = Open(SyncMode::kInterval);
+    ASSERT_TRUE(buf->Append(Events("eu-central", 3)).get().ok());
+  }
+  auto buf = Open(SyncMode::kInterval);
+  EXPECT_EQ(buf->buffered_records(eu_), 3u);
+  EXPECT_EQ(buf->next_seq(), 3u);
+}
+
+TEST_F(EventBufferTest, AppendAfterStopFailsUnavailableAndListenersFire) {
+  auto buf = Open();
+  std::atomic<int> commits{0};
+  buf->AddCommitListener([&] { commits++; });
+  ASSERT_TRUE(buf->Append(Events("eu-central", 1)).get().ok());
+  // Listeners run right after the callbacks, on the commit thread.
+  EXPECT_TRUE(testing::WaitFor([&] { return commits.load() == 1; }, 5000));
+  buf->StopAppends();
+  Status st = buf->Append(Events("eu-central", 1)).get();
+  EXPECT_EQ(st.code(), StatusCode::kUnavailable);
+}
+
+TEST(EventBufferDiskTest, OpensOnRealDirectory) {
+  std::string dir = ::testing::TempDir() + "/sluice_buffer_disk_" + std::to_string(getpid());
+  {
+    BufferOptions o;
+    o.path = dir;
+    auto b = EventBuffer::Open(o);
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    ASSERT_TRUE((*b)->Append(Events("eu-central", 2)).get().ok());
+  }
+  BufferOptions o;
+  o.path = dir;
+  auto b = EventBuffer::Open(o);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ((*b)->buffered_records(RegionId("eu-central")), 2u);
+  b.value().reset();
+  leveldb::DestroyDB(dir, leveldb::Options());
+}
+
+}  // namespace
+}  // namespace sluice::gateway

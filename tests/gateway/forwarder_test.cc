@@ -1,0 +1,223 @@
+#include "gateway/forward/forwarder.h"
+
+#include <gtest/gtest.h>
+#include <leveldb/env.h>
+#include <leveldb/helpers/memenv.h>
+
+#include <deque>
+
+#include "core/record_batch.h"
+#include "tests/common/test_env.h"
+
+namespace sluice::gateway {
+namespace {
+
+// Records every batch sent and answers from a script (default 200).
+class FakeUplink : public Uplink {
+ public:
+  Result<UplinkResponse> SendBatch(const std::string& topic, const std::string& batch) override {
+    std::lock_guard<std::mutex> lock(mu);
+    topics.push_back(topic);
+    Result<RecordBatch> b = DecodeBatch(batch);
+    EXPECT_TRUE(b.ok()) << b.status().ToString();
+    batches.push_back(b.ok() ? b.value() : RecordBatch{});
+    if (script.empty()) {
+      return UplinkResponse{200, "{}"};
+    }
+    Result<UplinkResponse> r = script.front();
+    script.pop_front();
+    return r;
+  }
+  std::mutex mu;
+  std::vector<std::string> topics;
+  std::vector<RecordBatch> batches;
+  std::deque<Result<UplinkResponse>> script;
+};
+
+class ForwarderTest : public ::testing::Test {
+ protected:
+  ForwarderTest() : env_(leveldb::NewMemEnv(leveldb::Env::Default())) {
+    BufferOptions o;
+    o.path = "/buf";
+    o.env = env_.get();
+    buffer_ = std::move(EventBuffer::Open(o).value());
+  }
+
+  void Add(int n, size_t payload_bytes = 10) {
+    std::vector<PendingEvent> v;
+    for (int i = 0; i < n; ++i) {
+      SensorEvent e;
+      e.device_id = DeviceId("dev-" + std::to_string(added_ % 3));
+      e.sensor = "temp";
+      e.country = CountryCode("DE");
+      e.ts_ms = 1'700'000'000'000 + added_;
+      e.ingest_ms = e.ts_ms;
+      e.gateway_id = GatewayId("gw-de-1");
+      e.source = "http";
+      e.payload = std::string(payload_bytes, 'p');
+      ++added_;
+      v.push_back(PendingEvent{region_, std::move(e)});
+    }
+    ASSERT_TRUE(buffer_->Append(std::move(v)).get().ok());
+  }
+
+  std::unique_ptr<Forwarder> Make(size_t max_records, size_t max_bytes = 1 << 20,
+                                  int64_t linger_ms = 0) {
+    ForwarderOptions o;
+    o.region = region_;
+    o.gateway_id = GatewayId("gw-de-1");
+    o.topic = "sensors";
+    o.batch_max_records = max_records;
+    o.batch_max_bytes = max_bytes;
+    o.linger_ms = linger_ms;
+    o.backoff_initial_ms = 100;
+    o.backoff_max_ms = 1000;
+    o.backoff_seed = 1;
+    return std::make_unique<Forwarder>(*buffer_, uplink_, clock_, o, &metrics_);
+  }
+
+  std::unique_ptr<leveldb::Env> env_;
+  std::unique_ptr<EventBuffer> buffer_;
+  FakeUplink uplink_;
+  ManualClock clock_;
+  MetricsRegistry metrics_;
+  RegionId region_{"eu-central"};
+  int added_ = 0;
+};
+
+TEST_F(ForwarderTest, BatchesByCountAndRemovesAfter2xx) {
+  Add(5);
+  auto f = Make(2);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kSent);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kSent);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kSent);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kIdle);
+  ASSERT_EQ(uplink_.batches.size(), 3u);
+  EXPECT_EQ(uplink_.batches[0].records.size(), 2u);
+  EXPECT_EQ(uplink_.batches[2].records.size(), 1u);
+  EXPECT_EQ(uplink_.topics[0], "sensors");
+  // Identity and mapping: producer id from the gateway id, base sequence = first gateway seq.
+  EXPECT_EQ(uplink_.batches[1].producer_id, ProducerIdFor(GatewayId("gw-de-1")));
+  EXPECT_GT(uplink_.batches[1].producer_id, 0);
+  EXPECT_EQ(uplink_.batches[1].base_sequence, 2);
+  const Record& rec = uplink_.batches[1].records[0];
+  ASSERT_TRUE(rec.key.has_value());
+  EXPECT_EQ(*rec.key, "dev-2");
+  ASSERT_NE(rec.FindHeader(kHeaderGatewaySeq), nullptr);
+  EXPECT_EQ(*rec.FindHeader(kHeaderGatewaySeq), "2");
+  EXPECT_EQ(*rec.FindHeader(kHeaderCountry), "DE");
+  EXPECT_EQ(buffer_->buffered_records(region_), 0u);
+  EXPECT_EQ(f->forwarded(), 5u);
+  EXPECT_EQ(f->cursor(), 5u);
+}
+
+TEST_F(ForwarderTest, BatchesByBytes) {
+  Add(4, 1000);
+  auto f = Make(100, 2500);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kSent);
+  ASSERT_EQ(uplink_.batches.size(), 1u);
+  EXPECT_EQ(uplink_.batches[0].records.size(), 2u);
+  EXPECT_EQ(buffer_->buffered_records(region_), 2u);
+}
+
+TEST_F(ForwarderTest, LingerWaitsForAPartialBatch) {
+  Add(2);
+  auto f = Make(10, 1 << 20, /*linger_ms=*/20);
+  Forwarder::StepResult r = f->Step();
+  EXPECT_EQ(r.state, Forwarder::State::kLinger);
+  EXPECT_EQ(r.wait_until_us, clock_.MonotonicUs() + 20'000);
+  EXPECT_TRUE(uplink_.batches.empty());
+  clock_.AdvanceMs(20);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kSent);
+  EXPECT_EQ(uplink_.batches.at(0).records.size(), 2u);
+}
+
+TEST_F(ForwarderTest, RetryOn503KeepsTheSameBatchAndDoesNotRemove) {
+  Add(3);
+  auto f = Make(10);
+  uplink_.script.push_back(UplinkResponse{503, "{\"error\":\"unavailable\"}"});
+  uplink_.script.push_back(Status::Unavailable("connection refused"));
+  Forwarder::StepResult r = f->Step();
+  EXPECT_EQ(r.state, Forwarder::State::kRetry);
+  EXPECT_GE(r.wait_until_us, clock_.MonotonicUs() + 50'000);   // backoff: [50, 100] ms
+  EXPECT_LE(r.wait_until_us, clock_.MonotonicUs() + 100'000);
+  EXPECT_EQ(buffer_->buffered_records(region_), 3u);
+  Add(2);  // arrives while retrying: not added to the in-flight batch
+  EXPECT_EQ(f->Step().state, Forwarder::State::kRetry);  // backoff not over: nothing sent
+  EXPECT_EQ(uplink_.batches.size(), 1u);
+  clock_.AdvanceMs(100);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kRetry);  // transport error
+  EXPECT_EQ(uplink_.batches.size(), 2u);
+  clock_.AdvanceMs(1000);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kSent);
+  ASSERT_EQ(uplink_.batches.size(), 3u);
+  for (const RecordBatch& b : uplink_.batches) {
+    ASSERT_EQ(b.records.size(), 3u);  // the same batch each time
+    EXPECT_EQ(b.base_sequence, 0);
+    EXPECT_EQ(b.records, uplink_.batches[0].records);
+  }
+  EXPECT_EQ(buffer_->buffered_records(region_), 2u);
+  EXPECT_EQ(f->failures(), 2u);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kSent);
+  EXPECT_EQ(uplink_.batches.back().base_sequence, 3);
+  EXPECT_EQ(buffer_->buffered_records(region_), 0u);
+}
+
+TEST_F(ForwarderTest, Permanent451DeadLettersAndContinues) {
+  Add(3);
+  auto f = Make(3);
+  uplink_.script.push_back(UplinkResponse{451, "{\"error\":\"residency\",\"reason\":\"no\"}"});
+  EXPECT_EQ(f->Step().state, Forwarder::State::kDeadLettered);
+  EXPECT_EQ(f->dead_lettered(), 3u);
+  EXPECT_EQ(buffer_->ListKeys('d', region_), (std::vector<uint64_t>{0, 1, 2}));
+  EXPECT_EQ(buffer_->buffered_records(region_), 0u);
+  Add(1);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kSent);
+  EXPECT_EQ(uplink_.batches.back().base_sequence, 3);
+  EXPECT_NE(metrics_.RenderPrometheus().find("sluice_gateway_dead_lettered_total"),
+            std::string::npos);
+}
+
+TEST_F(ForwarderTest, RefusalNamingAnIndexDeadLettersOnlyThatRecord) {
+  Add(4);
+  auto f = Make(4);
+  uplink_.script.push_back(
+      UplinkResponse{400, "{\"error\":\"invalid_record\",\"index\":1,\"reason\":\"bad\"}"});
+  EXPECT_EQ(f->Step().state, Forwarder::State::kDeadLettered);
+  EXPECT_EQ(buffer_->ListKeys('d', region_), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(f->Step().state, Forwarder::State::kSent);
+  ASSERT_EQ(uplink_.batches.size(), 2u);
+  EXPECT_EQ(uplink_.batches[1].records.size(), 3u);
+  EXPECT_EQ(buffer_->buffered_records(region_), 0u);
+}
+
+TEST_F(ForwarderTest, Status413HalvesTheBatch) {
+  Add(4);
+  auto f = Make(4);
+  uplink_.script.push_back(UplinkResponse{413, "{\"error\":\"too_large\"}"});
+  EXPECT_EQ(f->Step().state, Forwarder::State::kRetry);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kSent);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kSent);
+  ASSERT_EQ(uplink_.batches.size(), 3u);
+  EXPECT_EQ(uplink_.batches[1].records.size(), 2u);
+  EXPECT_EQ(uplink_.batches[2].base_sequence, 2);
+  EXPECT_EQ(buffer_->buffered_records(region_), 0u);
+  EXPECT_TRUE(buffer_->ListKeys('d', region_).empty());
+}
+
+TEST_F(ForwarderTest, ThreadWakesOnCommit) {
+  SystemClock& clock = SystemClock::Instance();
+  ForwarderOptions o;
+  o.region = region_;
+  o.gateway_id = GatewayId("gw");
+  o.linger_ms = 0;
+  Forwarder f(*buffer_, uplink_, clock, o, nullptr);
+  f.Start();
+  Add(3);
+  EXPECT_TRUE(testing::WaitFor([&] { return buffer_->buffered_records(region_) == 0; }, 10000));
+  f.Stop();
+  EXPECT_EQ(f.forwarded(), 3u);
+}
+
+}  // namespace
+}  // namespace sluice::gateway
