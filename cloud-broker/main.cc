@@ -13,7 +13,7 @@
 int main(int argc, char** argv) {
   using namespace sluice;
   const std::string usage_line =
-      "usage: sluice-broker --config config/broker-eu-central.yaml [--set key.path=value]...";
+      "sluice-broker --config config/broker-eu-central.yaml [--set key.path=value]...";
   std::string error;
   std::optional<CliArgs> args = ParseCliArgs(argc, argv, {}, &error);
   if (!args) {
@@ -23,6 +23,11 @@ int main(int argc, char** argv) {
   if (args->help) {
     std::cout << CliUsage(usage_line, {});
     return 0;
+  }
+
+  if (args->config_path.empty()) {
+    std::cerr << "sluice-broker: --config FILE is required\n" << CliUsage(usage_line, {});
+    return 2;
   }
 
   broker::BrokerOptions options;

@@ -19,9 +19,10 @@ using sluice::testing::TempDir;
 
 int RunSim(const TempDir& dir, const std::vector<std::string>& args, std::string* output,
            const std::map<std::string, std::string>& env = {}) {
+  static int runs = 0;  // a fresh log per run: ChildProcess appends
   std::vector<std::string> argv = {BinPath("sluice-sim")};
   argv.insert(argv.end(), args.begin(), args.end());
-  auto proc = ChildProcess::Start(argv, dir.Sub("sim.log"), env);
+  auto proc = ChildProcess::Start(argv, dir.Sub("sim-" + std::to_string(++runs) + ".log"), env);
   EXPECT_NE(proc, nullptr);
   if (proc == nullptr) return -1;
   int rc = proc->WaitExit(60000);

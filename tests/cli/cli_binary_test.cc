@@ -1,0 +1,227 @@
+// The `sluice` binary against a fake broker (a core HttpServer returning canned API answers):
+// query/topics/fetch output, --config/--region resolution, exit codes and messages.
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "core/http.h"
+#include "tests/common/test_env.h"
+
+namespace sluice::cli {
+namespace {
+
+using sluice::testing::BinPath;
+using sluice::testing::ChildProcess;
+using sluice::testing::TempDir;
+
+const char* kQueryAnswer = R"({"region":"eu-central","matched":3,"truncated":false,
+ "counts_by_country":{"DE":2,"FR":1},
+ "records":[{"topic":"sensors","partition":1,"offset":10,"device_id":"de-dev-0001",
+   "sensor":"temperature","country":"DE","ts":1700000000000,"ingest_ts":1700000000001,
+   "gateway_id":"gw-de-1","gateway_seq":5,"source":"mqtt","payload":{"value":1.5}}]})";
+
+class FakeBroker {
+ public:
+  FakeBroker() {
+    HttpServerOptions opts;
+    opts.port = sluice::testing::FreePort();
+    auto s = HttpServer::Start(opts, [this](HttpRequest&& req, HttpResponder respond) {
+      respond(Handle(req));
+    });
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    if (s.ok()) server_ = std::move(s.value());
+  }
+  ~FakeBroker() {
+    if (server_) server_->Stop();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
+  std::vector<HttpRequest> Requests() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
+
+ private:
+  HttpResponse Handle(const HttpRequest& req) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      requests_.push_back(req);
+    }
+    if (req.path == "/v1/query") {
+      if (req.Query("device_id") == "boom") {
+        return HttpResponse::Error(400, "invalid_argument", "bad device", "device_id");
+      }
+      return HttpResponse::Json(200, kQueryAnswer);
+    }
+    if (req.path == "/v1/topics") {
+      return HttpResponse::Json(200, R"({"region":"eu-central","topics":[{"name":"sensors",
+          "partitions":[{"partition":0,"start_offset":0,"end_offset":42,"size_bytes":999}]}]})");
+    }
+    if (req.path == "/v1/topics/sensors/partitions/2/records") {
+      // 5 records at offsets 0..4, served two per page at most.
+      const int64_t offset = std::stoll(req.Query("offset", "0"));
+      const int64_t max = std::min<int64_t>(2, std::stoll(req.Query("max_records", "500")));
+      std::string recs;
+      int64_t o = offset;
+      for (; o < 5 && o < offset + max; ++o) {
+        recs += std::string(recs.empty() ? "" : ",") + "{\"offset\":" + std::to_string(o) + "}";
+      }
+      return HttpResponse::Json(200, "{\"records\":[" + recs + "],\"next_offset\":" +
+                                         std::to_string(o) + ",\"end_offset\":5}");
+    }
+    return HttpResponse::Error(404, "not_found", "no route " + req.path);
+  }
+
+  std::mutex mu_;
+  std::vector<HttpRequest> requests_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+int RunSluice(const TempDir& dir, const std::vector<std::string>& args, std::string* output) {
+  static int runs = 0;  // a fresh log per run: ChildProcess appends
+  std::vector<std::string> argv = {BinPath("sluice")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto proc = ChildProcess::Start(argv, dir.Sub("sluice-" + std::to_string(++runs) + ".log"));
+  EXPECT_NE(proc, nullptr);
+  if (proc == nullptr) return -1;
+  const int rc = proc->WaitExit(30000);
+  *output = proc->ReadLog();
+  return rc;
+}
+
+TEST(CliBinaryTest, QueryPrintsCountsAndSendsFilters) {
+  TempDir dir;
+  FakeBroker broker;
+  std::string out;
+  ASSERT_EQ(RunSluice(dir,
+                      {"query", "--broker", broker.url() + "/", "--country", "de", "--device",
+                       "de-dev-0001", "--from", "2023-11-14T00:00:00Z", "--to", "1700000009999",
+                       "--limit", "10"},
+                      &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("region:  eu-central"), std::string::npos) << out;
+  EXPECT_NE(out.find("matched: 3 record(s) (showing 1)"), std::string::npos) << out;
+  EXPECT_NE(out.find("DE             2"), std::string::npos) << out;
+  EXPECT_NE(out.find("FR             1"), std::string::npos) << out;
+  EXPECT_NE(out.find("de-dev-0001"), std::string::npos) << out;
+  EXPECT_NE(out.find("2023-11-14T22:13:20.000Z"), std::string::npos) << out;
+  EXPECT_NE(out.find("sensors/1/10"), std::string::npos) << out;
+  auto reqs = broker.Requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].method, "GET");
+  EXPECT_EQ(reqs[0].Query("country"), "DE");
+  EXPECT_EQ(reqs[0].Query("device_id"), "de-dev-0001");
+  EXPECT_EQ(reqs[0].Query("from"), "2023-11-14T00:00:00Z");
+  EXPECT_EQ(reqs[0].Query("to"), "1700000009999");
+  EXPECT_EQ(reqs[0].Query("limit"), "10");
+}
+
+TEST(CliBinaryTest, QueryJsonPrintsTheRawAnswer) {
+  TempDir dir;
+  FakeBroker broker;
+  std::string out;
+  ASSERT_EQ(RunSluice(dir, {"query", "--broker", broker.url(), "--json"}, &out), 0) << out;
+  EXPECT_NE(out.find("\"counts_by_country\":{\"DE\":2,\"FR\":1}"), std::string::npos) << out;
+}
+
+TEST(CliBinaryTest, QueryViaConfigRegion) {
+  TempDir dir;
+  FakeBroker broker;
+  const std::string config = dir.Sub("cli.yaml");
+  std::ofstream(config) << "regions:\n  - name: eu-central\n    url: " << broker.url()
+                        << "\n    countries: [DE, FR]\n  - name: us-east\n"
+                        << "    url: http://127.0.0.1:1\n    countries: [US]\n";
+  std::string out;
+  ASSERT_EQ(RunSluice(dir, {"query", "--config", config, "--region", "eu-central"}, &out), 0)
+      << out;
+  EXPECT_NE(out.find("matched: 3"), std::string::npos) << out;
+  // The region listing the country is picked when no --region is given.
+  ASSERT_EQ(RunSluice(dir, {"query", "--config", config, "--country", "FR"}, &out), 0) << out;
+  // --set overrides the config: point us-east at the fake broker.
+  ASSERT_EQ(RunSluice(dir,
+                      {"query", "--config", config, "--set", "regions.1.url=" + broker.url(),
+                       "--region", "us-east"},
+                      &out),
+            0)
+      << out;
+  EXPECT_EQ(broker.Requests().size(), 3u);
+  EXPECT_EQ(RunSluice(dir, {"query", "--config", config, "--region", "mars"}, &out), 2);
+  EXPECT_NE(out.find("no region named 'mars'"), std::string::npos) << out;
+  // The shipped gateway config works as it is.
+  EXPECT_EQ(RunSluice(dir,
+                      {"query", "--config", sluice::testing::SourcePath("config/gateway-de.yaml"),
+                       "--set", "regions.0.url=" + broker.url(), "--region", "eu-central"},
+                      &out),
+            0)
+      << out;
+}
+
+TEST(CliBinaryTest, TopicsAndFetch) {
+  TempDir dir;
+  FakeBroker broker;
+  std::string out;
+  ASSERT_EQ(RunSluice(dir, {"topics", "--broker", broker.url()}, &out), 0) << out;
+  EXPECT_NE(out.find("sensors"), std::string::npos) << out;
+  EXPECT_NE(out.find("42"), std::string::npos) << out;
+  EXPECT_NE(out.find("999"), std::string::npos) << out;
+  ASSERT_EQ(RunSluice(dir,
+                      {"fetch", "--broker", broker.url(), "--topic", "sensors", "--partition",
+                       "2", "--offset", "1", "--max", "3"},
+                      &out),
+            0)
+      << out;
+  EXPECT_EQ(out, "{\"offset\":1}\n{\"offset\":2}\n{\"offset\":3}\n") << "paged, capped at --max";
+  ASSERT_EQ(RunSluice(dir,
+                      {"fetch", "--broker", broker.url(), "--topic", "sensors", "--partition",
+                       "2"},
+                      &out),
+            0);
+  EXPECT_EQ(out, "{\"offset\":0}\n{\"offset\":1}\n{\"offset\":2}\n{\"offset\":3}\n{\"offset\":4}\n");
+}
+
+TEST(CliBinaryTest, UnreachableBrokerExitsOne) {
+  TempDir dir;
+  const std::string url = "http://127.0.0.1:" + std::to_string(sluice::testing::FreePort());
+  std::string out;
+  EXPECT_EQ(RunSluice(dir, {"query", "--broker", url}, &out), 1);
+  EXPECT_NE(out.find("sluice: cannot reach " + url + ": "), std::string::npos) << out;
+  EXPECT_EQ(RunSluice(dir, {"topics", "--broker", url}, &out), 1);
+  EXPECT_NE(out.find("sluice: cannot reach " + url), std::string::npos) << out;
+}
+
+TEST(CliBinaryTest, BrokerErrorExitsOneWithReason) {
+  TempDir dir;
+  FakeBroker broker;
+  std::string out;
+  EXPECT_EQ(RunSluice(dir, {"query", "--broker", broker.url(), "--device", "boom"}, &out), 1);
+  EXPECT_NE(out.find("HTTP 400"), std::string::npos) << out;
+  EXPECT_NE(out.find("bad device"), std::string::npos) << out;
+}
+
+TEST(CliBinaryTest, BadArgumentsExitTwoAndHelpExitsZero) {
+  TempDir dir;
+  std::string out;
+  EXPECT_EQ(RunSluice(dir, {}, &out), 2);
+  EXPECT_EQ(RunSluice(dir, {"frobnicate"}, &out), 2);
+  EXPECT_NE(out.find("unknown command"), std::string::npos) << out;
+  EXPECT_EQ(RunSluice(dir, {"query"}, &out), 2) << "no broker";
+  EXPECT_EQ(RunSluice(dir, {"query", "--broker", "http://x", "--bogus"}, &out), 2);
+  EXPECT_NE(out.find("unknown flag --bogus"), std::string::npos) << out;
+  EXPECT_EQ(RunSluice(dir, {"query", "--broker", "http://x", "--country", "Germany"}, &out), 2);
+  EXPECT_EQ(RunSluice(dir, {"query", "--broker", "http://x", "--from", "yesterday"}, &out), 2);
+  EXPECT_EQ(RunSluice(dir, {"fetch", "--broker", "http://x", "--topic", "t"}, &out), 2)
+      << "no partition";
+  EXPECT_EQ(RunSluice(dir, {"query", "--broker", "ftp://x"}, &out), 2);
+  EXPECT_EQ(RunSluice(dir, {"--help"}, &out), 0);
+  EXPECT_NE(out.find("query"), std::string::npos);
+  for (const char* cmd : {"query", "topics", "fetch"}) {
+    EXPECT_EQ(RunSluice(dir, {cmd, "--help"}, &out), 0) << cmd;
+    EXPECT_NE(out.find("--broker"), std::string::npos) << out;
+  }
+}
+
+}  // namespace
+}  // namespace sluice::cli

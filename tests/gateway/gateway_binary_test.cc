@@ -1,0 +1,120 @@
+// The real sluice-gateway binary: config errors exit 2 naming file/key/reason; the shipped
+// config runs (with overrides), accepts an event, and stops cleanly on SIGTERM.
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
+
+#include "core/http.h"
+#include "tests/common/test_env.h"
+
+namespace sluice::testing {
+namespace {
+
+const char* kGoodConfig = R"(gateway:
+  id: gw-t
+  country: DE
+  data_dir: DATA
+mqtt:
+  enabled: false
+http:
+  port: PORT
+regions:
+  - name: eu-central
+    url: http://127.0.0.1:1
+    countries: [DE, FR]
+  - name: us-east
+    url: http://127.0.0.1:1
+    countries: [US]
+)";
+
+std::string Replace(std::string s, const std::string& from, const std::string& to) {
+  size_t pos = s.find(from);
+  if (pos != std::string::npos) {
+    s.replace(pos, from.size(), to);
+  }
+  return s;
+}
+
+class GatewayBinaryTest : public ::testing::Test {
+ protected:
+  // Runs the gateway with `yaml` and extra args; returns its exit code and output.
+  int RunWith(const std::string& yaml, const std::vector<std::string>& extra, std::string* out) {
+    std::string path = dir_.Sub("gw-" + std::to_string(++n_) + ".yaml");
+    EXPECT_TRUE(WriteFile(path, Replace(Replace(yaml, "DATA", dir_.Sub("data")), "PORT", "9")));
+    std::vector<std::string> argv = {BinPath("sluice-gateway"), "--config", path};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    std::string log = dir_.Sub("run-" + std::to_string(n_) + ".log");
+    int code = RunCommand(argv, log, 20000);
+    *out = ReadFileOrEmpty(log);
+    last_path_ = path;
+    return code;
+  }
+
+  TempDir dir_;
+  int n_ = 0;
+  std::string last_path_;
+};
+
+TEST_F(GatewayBinaryTest, UnknownKeyExits2NamingFileAndKey) {
+  std::string out;
+  std::string yaml = std::string(kGoodConfig) + "forward:\n  lingr: 5ms\n";
+  EXPECT_EQ(RunWith(yaml, {}, &out), 2) << out;
+  EXPECT_NE(out.find("sluice-gateway: "), std::string::npos) << out;
+  EXPECT_NE(out.find(last_path_), std::string::npos) << out;
+  EXPECT_NE(out.find("forward.lingr"), std::string::npos) << out;
+}
+
+TEST_F(GatewayBinaryTest, CountryInTwoRegionsExits2) {
+  std::string out;
+  std::string yaml = Replace(kGoodConfig, "countries: [US]", "countries: [US, FR]");
+  EXPECT_EQ(RunWith(yaml, {}, &out), 2) << out;
+  EXPECT_NE(out.find(last_path_), std::string::npos) << out;
+  EXPECT_NE(out.find("regions.1.countries"), std::string::npos) << out;
+  EXPECT_NE(out.find("FR"), std::string::npos) << out;
+  EXPECT_NE(out.find("eu-central"), std::string::npos) << out;
+}
+
+TEST_F(GatewayBinaryTest, BadValuesExit2WithKeyAndReason) {
+  std::string out;
+  EXPECT_EQ(RunWith(kGoodConfig, {"--set", "buffer.sync=sometimes"}, &out), 2) << out;
+  EXPECT_NE(out.find("buffer.sync"), std::string::npos) << out;
+  EXPECT_EQ(RunWith(kGoodConfig, {"--set", "mqtt.qos=3"}, &out), 2) << out;
+  EXPECT_NE(out.find("mqtt.qos"), std::string::npos) << out;
+  EXPECT_EQ(RunWith(kGoodConfig, {"--set", "gateway.country=JP"}, &out), 2) << out;
+  EXPECT_NE(out.find("gateway.country"), std::string::npos) << out;
+  EXPECT_EQ(RunWith(kGoodConfig, {"--bogus"}, &out), 2) << out;
+}
+
+TEST_F(GatewayBinaryTest, HelpExits0) {
+  std::string log = dir_.Sub("help.log");
+  EXPECT_EQ(RunCommand({BinPath("sluice-gateway"), "--help"}, log, 10000), 0);
+  EXPECT_NE(ReadFileOrEmpty(log).find("--config"), std::string::npos);
+}
+
+TEST_F(GatewayBinaryTest, ShippedConfigRunsAndStopsCleanly) {
+  int port = FreePort();
+  auto proc = ChildProcess::Start(
+      {BinPath("sluice-gateway"), "--config", SourcePath("config/gateway-de.yaml"), "--set",
+       "gateway.data_dir=" + dir_.Sub("de"), "--set", "http.port=" + std::to_string(port),
+       "--set", "mqtt.enabled=false", "--set", "regions.0.url=http://127.0.0.1:1", "--set",
+       "forward.backoff_initial=1m", "--set", "forward.backoff_max=1m"},
+      dir_.Sub("de.log"));
+  ASSERT_NE(proc, nullptr);
+  ASSERT_TRUE(WaitHttpOk(port, "/healthz", 15000)) << proc->ReadLog();
+  HttpClient client("http://127.0.0.1:" + std::to_string(port));
+  Result<HttpResponse> r =
+      client.Send("POST", "/v1/events", "{\"device_id\":\"d1\",\"v\":1}", "application/json");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 202) << r->body;
+  std::string metrics;
+  ASSERT_EQ(HttpGet(port, "/metrics", &metrics), 200);
+  bool found = false;
+  EXPECT_EQ(MetricSum(metrics, "sluice_gateway_buffered_records", &found), 1.0) << metrics;
+  EXPECT_TRUE(found);
+  int status = proc->Stop(SIGTERM, 15000);
+  ASSERT_TRUE(WIFEXITED(status)) << proc->ReadLog();
+  EXPECT_EQ(WEXITSTATUS(status), 0) << proc->ReadLog();
+}
+
+}  // namespace
+}  // namespace sluice::testing

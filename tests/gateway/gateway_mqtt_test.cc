@@ -1,0 +1,92 @@
+// MQTT ingest against a real Mosquitto: messages published with mosquitto_pub land in the
+// buffer (QoS 1 and 0), JSON payload fields are used, invalid topics are dropped and counted.
+#include <gtest/gtest.h>
+
+#include "gateway/app/gateway_app.h"
+#include "tests/common/test_env.h"
+
+namespace sluice::gateway {
+namespace {
+
+class Refusing : public Uplink {
+ public:
+  Result<UplinkResponse> SendBatch(const std::string&, const std::string&) override {
+    return UplinkResponse{503, "{}"};
+  }
+};
+
+class GatewayMqttTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    mosquitto_ = testing::Mosquitto::Start(dir_);
+    ASSERT_NE(mosquitto_, nullptr) << "cannot start mosquitto";
+    GatewayConfig c;
+    c.gateway_id = GatewayId("gw-mqtt");
+    c.country = CountryCode("DE");
+    c.data_dir = dir_.Sub("data");
+    c.http_enabled = false;
+    c.mqtt_uri = mosquitto_->uri();
+    c.mqtt_client_id = "gw-mqtt-test";
+    c.mqtt_topics = {"site/sensors/+/+"};
+    c.mqtt_qos = 1;
+    c.forward_backoff_initial_ms = 60000;
+    c.forward_backoff_max_ms = 60000;
+    c.regions = {RegionConfig{RegionId("eu-central"), "http://127.0.0.1:1", {CountryCode("DE")}},
+                 RegionConfig{RegionId("us-east"), "http://127.0.0.1:1", {CountryCode("US")}}};
+    app_ = std::make_unique<GatewayApp>(c);
+    app_->SetUplinkFactory([](const RegionConfig&) { return std::make_unique<Refusing>(); });
+    Status st = app_->Start();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    ASSERT_TRUE(testing::WaitFor([&] { return app_->mqtt()->subscribed(); }, 15000));
+  }
+
+  void Publish(const std::string& topic, const std::string& payload, int qos) {
+    int code = testing::RunCommand({"/usr/bin/mosquitto_pub", "-h", "127.0.0.1", "-p",
+                                    std::to_string(mosquitto_->port()), "-q",
+                                    std::to_string(qos), "-t", topic, "-m", payload},
+                                   dir_.Sub("pub.log"), 10000);
+    ASSERT_EQ(code, 0) << testing::ReadFileOrEmpty(dir_.Sub("pub.log"));
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<testing::Mosquitto> mosquitto_;
+  std::unique_ptr<GatewayApp> app_;
+};
+
+TEST_F(GatewayMqttTest, MessagesLandInTheBuffer) {
+  Publish("site/sensors/dev-1/temp", "{\"v\":1,\"ts\":1234,\"country\":\"US\"}", 1);
+  Publish("site/sensors/dev-2/hum", "raw-bytes", 0);
+  EventBuffer* buf = app_->buffer();
+  ASSERT_TRUE(testing::WaitFor([&] { return buf->total_buffered_records() == 2; }, 10000));
+
+  Result<ReadBatchResult> us = buf->ReadBatch(RegionId("us-east"), 0, 10, 1 << 20);
+  ASSERT_EQ(us->records.size(), 1u);
+  const SensorEvent& e = us->records[0].event;
+  EXPECT_EQ(e.device_id.value(), "dev-1");
+  EXPECT_EQ(e.sensor, "temp");
+  EXPECT_EQ(e.ts_ms, 1234);
+  EXPECT_EQ(e.source, "mqtt");
+  EXPECT_EQ(e.payload, "{\"v\":1,\"ts\":1234,\"country\":\"US\"}");
+
+  Result<ReadBatchResult> eu = buf->ReadBatch(RegionId("eu-central"), 0, 10, 1 << 20);
+  ASSERT_EQ(eu->records.size(), 1u);
+  EXPECT_EQ(eu->records[0].event.device_id.value(), "dev-2");
+  EXPECT_EQ(eu->records[0].event.country.value(), "DE");
+  EXPECT_EQ(eu->records[0].event.payload, "raw-bytes");
+}
+
+TEST_F(GatewayMqttTest, InvalidMessagesAreDroppedAndCounted) {
+  Publish("site/sensors/bad id!/temp", "{}", 1);
+  Publish("site/sensors/dev-3/temp", "{\"country\":\"JP\"}", 1);
+  Publish("site/sensors/dev-4/temp", "{\"ts\":\"soon\"}", 1);
+  Publish("site/sensors/dev-5/temp", "ok", 1);  // a valid one after the bad ones
+  EventBuffer* buf = app_->buffer();
+  ASSERT_TRUE(testing::WaitFor([&] { return buf->total_buffered_records() == 1; }, 10000));
+  std::string m = app_->metrics().RenderPrometheus();
+  EXPECT_NE(m.find("reason=\"invalid_device_id\""), std::string::npos) << m;
+  EXPECT_NE(m.find("reason=\"no_region\""), std::string::npos) << m;
+  EXPECT_NE(m.find("reason=\"invalid_ts\""), std::string::npos) << m;
+}
+
+}  // namespace
+}  // namespace sluice::gateway
