@@ -29,6 +29,7 @@ std::string Config(int port) {
          "log_type warning\n"
          "log_type notice\n"
          "log_type information\n"
+         "log_type subscribe\n"
          "connection_messages true\n"
          "sys_interval 1\n";
 }
@@ -74,6 +75,22 @@ std::unique_ptr<Mosquitto> Mosquitto::Start(const TempDir& dir) {
               << proc->ReadLog() << std::endl;
   }
   return nullptr;
+}
+
+bool Mosquitto::WaitSubscribed(const std::string& client_id, const std::string& topic_filter,
+                               int64_t timeout_ms) {
+  // Mosquitto 2.0 logs a subscription as "<time>: <client id> <qos> <topic filter>".
+  return WaitFor(
+      [&] {
+        const std::string log = proc_->ReadLog();
+        for (const char* qos : {" 0 ", " 1 ", " 2 "}) {
+          if (log.find(": " + client_id + qos + topic_filter + "\n") != std::string::npos) {
+            return true;
+          }
+        }
+        return false;
+      },
+      timeout_ms, 20);
 }
 
 }  // namespace sluice::testing

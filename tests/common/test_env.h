@@ -105,6 +105,10 @@ class Mosquitto {
   int port() const { return port_; }
   std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
   ChildProcess* process() { return proc_.get(); }
+  // Waits until Mosquitto has logged that `client_id` subscribed to `topic_filter` (the config
+  // sets `log_type subscribe`), so a test can publish knowing the subscriber will get it.
+  bool WaitSubscribed(const std::string& client_id, const std::string& topic_filter,
+                      int64_t timeout_ms);
 
  private:
   int port_ = 0;

@@ -221,7 +221,13 @@ TEST(MosquittoTest, PublishSubscribeRoundTrip) {
       {"mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-t", "site/dev-1/temp", "-C", "1"},
       dir.Sub("sub.log"));
   ASSERT_NE(sub, nullptr);
-  // The subscriber may not be subscribed yet: publish until it has received one message.
+  EXPECT_FALSE(mosq->WaitSubscribed("nobody", "site/dev-1/temp", 50));
+  auto sub2 = ChildProcess::Start({"mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-i", "sub-2",
+                                   "-q", "1", "-t", "site/+/temp", "-C", "1"},
+                                  dir.Sub("sub2.log"));
+  ASSERT_NE(sub2, nullptr);
+  EXPECT_TRUE(mosq->WaitSubscribed("sub-2", "site/+/temp", 10000));
+  // The first subscriber may not be subscribed yet: publish until it has received a message.
   bool received = WaitFor(
       [&] {
         RunCommand({"mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-t", "site/dev-1/temp",
@@ -233,6 +239,8 @@ TEST(MosquittoTest, PublishSubscribeRoundTrip) {
   ASSERT_TRUE(received) << ReadFileOrEmpty(dir.Sub("pub.log"));
   EXPECT_EQ(sub->WaitExit(1000), 0);
   EXPECT_EQ(sub->ReadLog(), "{\"v\":42}\n");
+  EXPECT_EQ(sub2->WaitExit(10000), 0);
+  EXPECT_EQ(sub2->ReadLog(), "{\"v\":42}\n");
 
   // $SYS counters are retained and published every second (sys_interval 1).
   ASSERT_EQ(RunCommand({"mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-C", "1", "-W", "10",

@@ -2,6 +2,8 @@
 // buffer (QoS 1 and 0), JSON payload fields are used, invalid topics are dropped and counted.
 #include <gtest/gtest.h>
 
+#include <csignal>
+
 #include "gateway/app/gateway_app.h"
 #include "tests/common/test_env.h"
 
@@ -86,6 +88,50 @@ TEST_F(GatewayMqttTest, InvalidMessagesAreDroppedAndCounted) {
   EXPECT_NE(m.find("reason=\"invalid_device_id\""), std::string::npos) << m;
   EXPECT_NE(m.find("reason=\"no_region\""), std::string::npos) << m;
   EXPECT_NE(m.find("reason=\"invalid_ts\""), std::string::npos) << m;
+}
+
+// Broker restart: Paho reconnects automatically and the connected handler resubscribes (clean
+// session), so messages published after the restart still arrive.
+TEST(GatewayMqttReconnectTest, ResubscribesAfterBrokerRestart) {
+  testing::TempDir dir;
+  const int port = testing::FreePort();
+  const std::string conf = dir.Sub("m.conf");
+  ASSERT_TRUE(testing::WriteFile(conf, "listener " + std::to_string(port) +
+                                           " 127.0.0.1\nallow_anonymous true\n"
+                                           "persistence false\nlog_dest stderr\n"));
+  auto start_broker = [&] {
+    auto p = testing::ChildProcess::Start({testing::MosquittoBinary(), "-c", conf},
+                                          dir.Sub("m.log"));
+    EXPECT_TRUE(testing::WaitFor([&] { return testing::PortAcceptsConnections(port); }, 10000));
+    return p;
+  };
+  auto broker = start_broker();
+  GatewayConfig c;
+  c.gateway_id = GatewayId("gw-re");
+  c.country = CountryCode("DE");
+  c.data_dir = dir.Sub("data");
+  c.http_enabled = false;
+  c.mqtt_uri = "tcp://127.0.0.1:" + std::to_string(port);
+  c.mqtt_client_id = "gw-re";
+  c.mqtt_topics = {"s/+/+"};
+  c.regions = {RegionConfig{RegionId("eu-central"), "http://127.0.0.1:1", {CountryCode("DE")}}};
+  c.forward_backoff_initial_ms = 60000;
+  c.forward_backoff_max_ms = 60000;
+  GatewayApp app(c);
+  app.SetUplinkFactory([](const RegionConfig&) { return std::make_unique<Refusing>(); });
+  ASSERT_TRUE(app.Start().ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return app.mqtt()->subscribed(); }, 15000));
+  broker->Stop(SIGKILL, 5000);
+  ASSERT_TRUE(testing::WaitFor([&] { return !app.mqtt()->subscribed(); }, 15000));
+  broker = start_broker();
+  ASSERT_TRUE(testing::WaitFor([&] { return app.mqtt()->subscribed(); }, 30000));
+  ASSERT_EQ(testing::RunCommand({"/usr/bin/mosquitto_pub", "-h", "127.0.0.1", "-p",
+                                 std::to_string(port), "-q", "1", "-t", "s/dev-9/t", "-m", "x"},
+                                dir.Sub("pub.log"), 10000),
+            0);
+  EXPECT_TRUE(testing::WaitFor([&] { return app.buffer()->total_buffered_records() == 1; },
+                               10000));
+  app.Stop();
 }
 
 }  // namespace

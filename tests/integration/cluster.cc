@@ -111,6 +111,17 @@ std::unique_ptr<Cluster> Cluster::Start(const TempDir& dir, std::string* error) 
       return nullptr;
     }
   }
+  // /healthz answers before the gateways' MQTT subscriptions are in place, and Mosquitto
+  // forwards nothing published before them: wait for both (client ids and filters as in
+  // config/gateway-*.yaml).
+  for (const auto& [client, filter] : std::vector<std::pair<std::string, std::string>>{
+           {"gw-de-1", "site-de/sensors/+/+"}, {"gw-us-1", "site-us/sensors/+/+"}}) {
+    if (!c->mosquitto_->WaitSubscribed(client, filter, 30000)) {
+      *error = client + " did not subscribe to " + filter + "\n" + c->DeadProcesses() +
+               c->LogTails();
+      return nullptr;
+    }
+  }
   return c;
 }
 
