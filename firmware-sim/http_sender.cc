@@ -10,7 +10,9 @@ HttpSender::HttpSender(const SimConfig& config, const std::vector<Device>& fleet
     : config_(config),
       fleet_(fleet),
       ledger_(ledger),
+      site_down_(new std::atomic<bool>[config.sites.size()]),
       queue_(static_cast<size_t>(config.http_workers) * 16) {
+  for (size_t i = 0; i < config.sites.size(); ++i) site_down_[i] = false;
   HttpClientOptions options;
   options.timeout_ms = config.http_timeout_ms;
   for (const SiteConfig& site : config.sites) {
@@ -81,26 +83,35 @@ void HttpSender::Send(Request& request, uint64_t seed) {
   const std::string content_type = request.single ? "application/json" : "application/x-ndjson";
   HttpClient& client = *clients_[static_cast<size_t>(request.site)];
   Backoff backoff(config_.http_backoff_initial_ms, config_.http_backoff_max_ms, seed);
+  std::atomic<bool>& down = site_down_[static_cast<size_t>(request.site)];
+  const int attempts = down.load() ? 1 : config_.http_max_attempts;
   std::string last_error;
-  for (int attempt = 1; attempt <= config_.http_max_attempts; ++attempt) {
+  bool transport_error = false;
+  for (int attempt = 1; attempt <= attempts; ++attempt) {
     if (attempt > 1) {
       retries_.fetch_add(1);
       std::this_thread::sleep_for(std::chrono::milliseconds(backoff.NextDelayMs()));
     }
     requests_.fetch_add(1);
     Result<HttpResponse> r = client.Send("POST", "/v1/events", body, content_type);
+    transport_error = !r.ok();
     if (!r.ok()) {
       last_error = r.status().ToString();
       continue;  // transport error or timeout: retry
     }
     const int status = r->status;
     if (status == 202) {
+      if (down.exchange(false)) LogInfo("sim", "site " + site.name + ": gateway reachable again");
       Resolve(request, Outcome::kDelivered);
       return;
     }
     last_error = "HTTP " + std::to_string(status) + " " + r->body.substr(0, 200);
     if (status == 429 || status >= 500) continue;
     break;  // any other answer is permanent: resending the same events cannot help
+  }
+  if (transport_error && !down.exchange(true)) {
+    LogWarn("sim", "site " + site.name + ": gateway " + site.http_url +
+                       " unreachable; one attempt per request until it answers");
   }
   Resolve(request, Outcome::kFailed);
   log_.Log(LogLevel::kWarn, "sim", "http-fail-" + site.name,

@@ -4,7 +4,9 @@
 // device goes alone as a JSON object, so the gateway sees both shapes. A 202 marks every event
 // of the request delivered in the Ledger; 429/5xx and transport errors are retried with
 // backoff up to http_max_attempts; any other answer, or running out of attempts, marks them
-// failed (logged, rate-limited).
+// failed (logged, rate-limited). A site whose gateway cannot be reached at all (a request ran out
+// of attempts on transport errors) is marked down: its requests then get one attempt each until
+// one succeeds, so a dead gateway costs one round trip per request instead of the whole backoff.
 // Thread-safety: Submit is called from one thread (the scheduler); Finish once, after it.
 #pragma once
 
@@ -55,6 +57,7 @@ class HttpSender {
   const std::vector<Device>& fleet_;
   Ledger* ledger_;
   std::vector<std::unique_ptr<HttpClient>> clients_;  // per site; null for sites without HTTP
+  std::unique_ptr<std::atomic<bool>[]> site_down_;     // per site
   WorkQueue<Request> queue_;
   std::vector<std::thread> workers_;
   std::atomic<uint64_t> requests_{0};

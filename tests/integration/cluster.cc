@@ -52,7 +52,7 @@ bool Cluster::StartProc(const std::string& name, const std::vector<std::string>&
     *err = "cannot start " + name + " (" + argv[0] + ")";
     return false;
   }
-  procs_.push_back(Proc{name, std::move(p)});
+  procs_.push_back(Proc{name, argv, std::move(p)});
   return true;
 }
 
@@ -158,6 +158,40 @@ int Cluster::RunSim(const std::string& manifest_path, const std::vector<std::str
     argv.push_back(s);
   }
   return RunCommand(argv, dir_.Sub("sim.log"), timeout_ms);
+}
+
+Cluster::Proc* Cluster::Find(const std::string& name) {
+  for (Proc& p : procs_) {
+    if (p.name == name) {
+      return &p;
+    }
+  }
+  return nullptr;
+}
+
+bool Cluster::StopBroker(const std::string& region) {
+  Proc* p = Find("broker-" + region);
+  return p != nullptr && p->proc->Stop(SIGTERM, 15000) != -1;
+}
+
+bool Cluster::RestartBroker(const std::string& region, std::string* error) {
+  Proc* p = Find("broker-" + region);
+  if (p == nullptr || p->proc->Running()) {
+    *error = "broker-" + region + " is unknown or still running";
+    return false;
+  }
+  auto proc = ChildProcess::Start(p->argv, dir_.Sub(p->name + ".log"));
+  if (proc == nullptr) {
+    *error = "cannot restart " + p->name;
+    return false;
+  }
+  p->proc = std::move(proc);
+  if (!WaitHttpOk(broker_port(region), "/healthz", 30000)) {
+    *error = p->name + " did not answer /healthz after a restart\n" + DeadProcesses() +
+             LogTails();
+    return false;
+  }
+  return true;
 }
 
 std::string Cluster::DeadProcesses() {

@@ -38,6 +38,11 @@ class Cluster {
   int RunSim(const std::string& manifest_path, const std::vector<std::string>& extra_sets,
              int64_t timeout_ms);
 
+  // Stops a broker ("eu-central" / "us-east") with SIGTERM; false if it did not exit.
+  bool StopBroker(const std::string& region);
+  // Starts a stopped broker again with the same port and data dir and waits for /healthz.
+  bool RestartBroker(const std::string& region, std::string* error);
+
   // "" if every process still runs, else which ones died (with their log tails).
   std::string DeadProcesses();
   // The last lines of every log, for failure messages.
@@ -54,8 +59,10 @@ class Cluster {
   Cluster(const TempDir& dir) : dir_(dir) {}
   struct Proc {
     std::string name;
+    std::vector<std::string> argv;
     std::unique_ptr<ChildProcess> proc;
   };
+  Proc* Find(const std::string& name);
   bool StartProc(const std::string& name, const std::vector<std::string>& argv, std::string* err);
 
   const TempDir& dir_;
