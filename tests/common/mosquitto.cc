@@ -13,12 +13,13 @@ namespace {
 const char* const kMosquittoPaths[] = {"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto",
                                        "/usr/bin/mosquitto"};
 
-// mosquitto.conf(5): run as root, Mosquitto switches to user `mosquitto` (or `nobody`) after
-// reading its config; run as anyone else, `user` has no effect. We leave `user` unset so both
-// work: the config is read before the switch and the log goes to an inherited stderr fd, and
-// with persistence off nothing is written afterwards.
+// mosquitto.conf(5): run as root, Mosquitto switches to `user` (default `mosquitto`, else
+// `nobody`) after reading its config; run as anyone else, `user` has no effect. That switch is
+// a credential change, which clears PR_SET_PDEATHSIG, so a root Mosquitto would outlive a
+// crashed test. Run as root we therefore say `user root` (no switch: it stays on loopback, with
+// no persistence, for the test's lifetime only).
 std::string Config(int port) {
-  return "listener " + std::to_string(port) +
+  return std::string(::geteuid() == 0 ? "user root\n" : "") + "listener " + std::to_string(port) +
          " 127.0.0.1\n"
          "allow_anonymous true\n"
          "max_queued_messages 100000\n"

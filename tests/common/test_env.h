@@ -97,7 +97,9 @@ bool WriteFile(const std::string& path, const std::string& content);
 // Path of the mosquitto broker binary, or "" if it is not installed.
 std::string MosquittoBinary();
 
-// A real Mosquitto on 127.0.0.1:<port> with the raised queue limits of config/mosquitto.conf.
+// A real Mosquitto on 127.0.0.1:<port> with the raised queue limits of config/mosquitto.conf,
+// logging to <dir>/mosquitto.log and publishing $SYS counters every second. Works run as root
+// (Mosquitto then drops to user `mosquitto`) and as any other user.
 class Mosquitto {
  public:
   // Returns nullptr (and logs why) if /usr/sbin/mosquitto cannot be started.

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -132,6 +133,57 @@ TEST(ChildProcessTest, DestructorKillsProcessGroup) {
   ASSERT_FALSE(ProcessGone(grandchild));
   p.reset();
   EXPECT_TRUE(WaitFor([&] { return ProcessGone(grandchild); }, 10000));
+}
+
+// Forks a helper that starts `start` (which returns a child's pid), reports that pid, and is
+// then SIGKILLed, as a crashing test would be; returns the orphaned pid, or -1.
+pid_t PidOrphanedByCrash(const std::function<pid_t()>& start) {
+  int fds[2];
+  if (::pipe(fds) != 0) {
+    return -1;
+  }
+  pid_t helper = ::fork();
+  if (helper == 0) {
+    ::close(fds[0]);
+    pid_t pid = start();
+    ssize_t n = ::write(fds[1], &pid, sizeof(pid));
+    (void)n;
+    while (true) {
+      ::pause();  // killed below; destructors never run
+    }
+  }
+  ::close(fds[1]);
+  pid_t pid = -1;
+  if (::read(fds[0], &pid, sizeof(pid)) != static_cast<ssize_t>(sizeof(pid))) {
+    pid = -1;
+  }
+  ::close(fds[0]);
+  ::kill(helper, SIGKILL);
+  ::waitpid(helper, nullptr, 0);
+  return pid;
+}
+
+TEST(ChildProcessTest, ChildrenDieWhenTheTestDies) {
+  TempDir dir;
+  pid_t sleeper = PidOrphanedByCrash([&] {
+    auto p = ChildProcess::Start({"/bin/sleep", "1000"}, dir.Sub("sleep.log"));
+    return p != nullptr ? p.release()->pid() : -1;
+  });
+  ASSERT_GT(sleeper, 0);
+  EXPECT_TRUE(WaitFor([&] { return ProcessGone(sleeper); }, 10000));
+  if (!ProcessGone(sleeper)) {
+    ::kill(sleeper, SIGKILL);
+  }
+  pid_t mosquitto = PidOrphanedByCrash([&] {
+    auto m = Mosquitto::Start(dir);
+    return m != nullptr ? m.release()->process()->pid() : -1;
+  });
+  ASSERT_GT(mosquitto, 0);
+  EXPECT_TRUE(WaitFor([&] { return ProcessGone(mosquitto); }, 10000))
+      << "Mosquitto outlived the test that started it";
+  if (!ProcessGone(mosquitto)) {
+    ::kill(mosquitto, SIGKILL);
+  }
 }
 
 // Serves one canned HTTP response on a free port.

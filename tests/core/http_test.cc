@@ -94,7 +94,9 @@ TEST(HttpTest, PortTakenByAnotherSocketIsUnavailable) {
   auto handler = [](HttpRequest&&, HttpResponder r) { r(HttpResponse{}); };
   auto server = HttpServer::Start({"127.0.0.1", port, 1024}, handler);
   EXPECT_FALSE(server.ok());
-  if (!server.ok()) EXPECT_EQ(server.status().code(), StatusCode::kUnavailable);
+  if (!server.ok()) {
+    EXPECT_EQ(server.status().code(), StatusCode::kUnavailable);
+  }
   close(fd);
 }
 
