@@ -6,6 +6,7 @@
 #include <map>
 
 #include "cli/broker_target.h"
+#include "cli/consume.h"
 #include "cli/render.h"
 #include "core/cli_args.h"
 #include "core/http.h"
@@ -194,6 +195,8 @@ std::map<std::string, Command> Commands() {
                              {"partition", true, "partition to read (required)"},
                              {"offset", true, "first offset (default 0)"},
                              {"max", true, "records to print at most (default 500)"}});
+  std::vector<CliFlag> consume = kTargetFlags;  // sluice consume (cli/consume.cc)
+  for (const CliFlag& f : ConsumeFlags()) consume.push_back(f);
   return {
       {"query",
        {"sluice query (--broker URL | --config FILE --region NAME) [filters]\n\n"
@@ -209,6 +212,7 @@ std::map<std::string, Command> Commands() {
         "       [--offset O] [--max N]\n\n"
         "Reads records of one partition from an offset and prints one JSON object per line.",
         fetch, RunFetch}},
+      {"consume", {ConsumeUsage(), consume, RunConsume}},
   };
 }
 
@@ -219,7 +223,8 @@ std::string TopUsage() {
          "commands:\n"
          "  query    records matching a device/country/time filter, with counts per country\n"
          "  topics   a broker's topics and partitions\n"
-         "  fetch    records of one partition, as JSON lines\n\n"
+         "  fetch    records of one partition, as JSON lines\n"
+         "  consume  records of a partition or as a consumer group, as JSON lines\n\n"
          "`sluice COMMAND --help` shows each command's options.\n";
 }
 

@@ -1,5 +1,6 @@
 // sluice-gateway: the edge gateway. Thin: parse flags, load and validate the config, run
-// GatewayApp until SIGTERM/SIGINT.
+// GatewayApp until SIGTERM/SIGINT. `--check-buffer` prints the buffer report (CheckBuffer) of
+// <gateway.data_dir>/buffer and exits 0, or 1 if the DB cannot be opened.
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -9,6 +10,7 @@
 #include "core/http.h"
 #include "core/logging.h"
 #include "gateway/app/gateway_app.h"
+#include "gateway/buffer/buffer_check.h"
 
 int main(int argc, char** argv) {
   using namespace sluice;
@@ -19,15 +21,20 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  const std::string usage = "usage: sluice-gateway --config FILE [--set key.path=value]...";
+  const std::string usage =
+      "usage: sluice-gateway --config FILE [--set key.path=value]... [--check-buffer]";
+  const std::vector<CliFlag> flags = {
+      {"check-buffer", false,
+       "print per-region counts/bytes, quarantined entries and dead letters of the buffer, "
+       "then exit (0; 1 if the buffer cannot be opened)"}};
   std::string error;
-  std::optional<CliArgs> args = ParseCliArgs(argc, argv, {}, &error);
+  std::optional<CliArgs> args = ParseCliArgs(argc, argv, flags, &error);
   if (!args) {
-    std::cerr << "sluice-gateway: " << error << "\n" << CliUsage(usage, {});
+    std::cerr << "sluice-gateway: " << error << "\n" << CliUsage(usage, flags);
     return 2;
   }
   if (args->help) {
-    std::cout << CliUsage(usage, {});
+    std::cout << CliUsage(usage, flags);
     return 0;
   }
   gateway::GatewayConfig config;
@@ -37,6 +44,14 @@ int main(int argc, char** argv) {
   } catch (const ConfigError& e) {
     std::cerr << "sluice-gateway: " << e.what() << "\n";
     return 2;
+  }
+  if (args->Has("check-buffer")) {
+    Status st = gateway::CheckBuffer(config.data_dir + "/buffer", std::cout);
+    if (!st.ok()) {
+      std::cerr << "sluice-gateway: " << st.ToString() << "\n";
+      return 1;
+    }
+    return 0;
   }
   SetLogLevel(config.log_level);
   InitHttpThreads(config.http_threads);

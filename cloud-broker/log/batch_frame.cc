@@ -17,6 +17,7 @@ uint64_t ReadBe(std::string_view b, size_t pos, size_t n) {
 constexpr size_t kBatchLengthPos = 8;
 constexpr size_t kMagicPos = 16;
 constexpr size_t kLastOffsetDeltaPos = 23;
+constexpr size_t kMaxTimestampPos = 35;
 
 }  // namespace
 
@@ -28,6 +29,7 @@ bool PeekBatchFrame(std::string_view header, BatchFrame* frame) {
   frame->batch_length = static_cast<int32_t>(ReadBe(header, kBatchLengthPos, 4));
   frame->magic = static_cast<int8_t>(header[kMagicPos]);
   frame->last_offset_delta = static_cast<int32_t>(ReadBe(header, kLastOffsetDeltaPos, 4));
+  frame->max_timestamp = static_cast<int64_t>(ReadBe(header, kMaxTimestampPos, 8));
   return frame->magic == 2 &&
          frame->batch_length >= static_cast<int32_t>(kBatchHeaderSize - kBatchLogOverhead) &&
          frame->last_offset_delta >= 0 && frame->base_offset >= 0;

@@ -1,5 +1,5 @@
 // Reads the framing fields of an encoded RecordBatch v2 (baseOffset, batchLength, magic,
-// lastOffsetDelta) from its first kBatchHeaderSize bytes, without the rest of the batch and
+// lastOffsetDelta, maxTimestamp) from its first kBatchHeaderSize bytes, without the rest of the batch and
 // without a CRC check: what the log needs to walk a segment and to build its index.
 // Thread-safety: pure functions.
 #pragma once
@@ -14,6 +14,7 @@ struct BatchFrame {
   int32_t batch_length = 0;  // bytes after the batchLength field
   int8_t magic = 0;
   int32_t last_offset_delta = 0;
+  int64_t max_timestamp = 0;
   uint64_t total_size() const { return 12 + static_cast<uint64_t>(batch_length); }
 };
 

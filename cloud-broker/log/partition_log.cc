@@ -1,6 +1,7 @@
 #include "cloud-broker/log/partition_log.h"
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 
 #include "cloud-broker/log/batch_frame.h"
@@ -9,21 +10,60 @@
 #include "core/record_batch.h"
 
 namespace sluice::broker {
+namespace {
+constexpr const char* kComponent = "log";
+std::atomic<uint64_t> g_corrupt_batches{0};
+}  // namespace
 
-void PartitionLog::MaybeIndex(int64_t offset, size_t segment, uint64_t position, uint64_t size) {
-  if (position == 0 || bytes_since_index_ >= static_cast<uint64_t>(options_.index_interval_bytes)) {
-    index_.push_back(IndexEntry{offset, segment, position});
-    bytes_since_index_ = 0;
+PartitionLog::PartitionLog(std::string dir, LogOptions options)
+    : dir_(std::move(dir)), options_(std::move(options)) {}
+
+PartitionLog::~PartitionLog() = default;
+
+uint64_t PartitionLog::CorruptBatchesTotal() { return g_corrupt_batches.load(); }
+
+void PartitionLog::ReportCorrupt(const Segment& seg, uint64_t position,
+                                 const std::string& why) const {
+  std::lock_guard lock(corrupt_mu_);
+  for (const auto& [path, pos] : corrupt_seen_) {
+    if (path == seg.path() && pos == position) {
+      return;
+    }
   }
-  bytes_since_index_ += size;
+  corrupt_seen_.emplace_back(seg.path(), position);
+  g_corrupt_batches.fetch_add(1);
+  LogError(kComponent, seg.path() + ": corrupt batch at position " + std::to_string(position) +
+                           " (" + why + "); readers skip it");
 }
 
-Status PartitionLog::Roll() {
-  Segment* old = segments_.back().get();
-  if (options_.flush != FlushPolicy::kAlways) {
-    SLUICE_RETURN_IF_ERROR(old->Sync());
+Status PartitionLog::IndexBatch(Segment& seg, int64_t base, int64_t last, int64_t max_ts,
+                                uint64_t position, uint64_t size) {
+  if (max_ts > seg.max_timestamp) {
+    seg.max_timestamp = max_ts;
+    seg.offset_of_max_timestamp = last;
   }
-  Result<std::unique_ptr<Segment>> seg = Segment::Open(dir_, next_offset_);
+  if (position == 0 ||
+      seg.bytes_since_index >= static_cast<uint64_t>(options_.index_interval_bytes)) {
+    SLUICE_RETURN_IF_ERROR(seg.index().AppendOffset(base, position));
+    SLUICE_RETURN_IF_ERROR(
+        seg.index().MaybeAppendTime(seg.max_timestamp, seg.offset_of_max_timestamp));
+    seg.bytes_since_index = 0;
+  }
+  seg.bytes_since_index += size;
+  return Status::Ok();
+}
+
+// Seals the active segment (final time-index entry, fsync of .log and indexes) and opens a new
+// one at next_offset_. Called with mu_ held exclusively.
+Status PartitionLog::Roll() {
+  Segment& old = *segments_.back();
+  if (old.max_timestamp >= 0) {
+    SLUICE_RETURN_IF_ERROR(
+        old.index().MaybeAppendTime(old.max_timestamp, old.offset_of_max_timestamp));
+  }
+  SLUICE_RETURN_IF_ERROR(old.Sync());
+  SLUICE_RETURN_IF_ERROR(old.index().Sync());
+  Result<std::unique_ptr<Segment>> seg = Segment::Open(dir_, next_offset_, options_.file_ops);
   if (!seg.ok()) {
     return seg.status();
   }
@@ -37,98 +77,158 @@ Result<int64_t> PartitionLog::Append(std::string encoded_batch) {
   if (!PeekBatchFrame(encoded_batch, &frame) || frame.total_size() != encoded_batch.size()) {
     return Status::InvalidArgument("append: not one whole RecordBatch v2");
   }
-  std::unique_lock lock(mu_);
-  const int64_t base = next_offset_;
-  SetBaseOffset(encoded_batch, base);
-  Segment* seg = segments_.back().get();
-  if (seg->size() > 0 &&
-      seg->size() + encoded_batch.size() > static_cast<uint64_t>(options_.segment_bytes)) {
-    SLUICE_RETURN_IF_ERROR(Roll());
-    seg = segments_.back().get();
-  }
-  const uint64_t position = seg->size();
-  SLUICE_RETURN_IF_ERROR(seg->Append(encoded_batch));
-  if (options_.flush == FlushPolicy::kAlways) {
-    Status st = seg->Sync();
-    if (!st.ok()) {
-      (void)seg->Truncate(position);  // not acknowledged: do not keep it (best effort)
-      return st;
+  int64_t base;
+  int64_t end;
+  {
+    std::unique_lock lock(mu_);
+    base = next_offset_;
+    SetBaseOffset(encoded_batch, base);
+    Segment* seg = segments_.back().get();
+    const int64_t now_ms = options_.clock->MonotonicUs() / 1000;
+    bool full = seg->size() + encoded_batch.size() > static_cast<uint64_t>(options_.segment_bytes);
+    bool old = options_.segment_ms >= 0 && seg->first_append_ms >= 0 &&
+               now_ms - seg->first_append_ms >= options_.segment_ms;
+    if (seg->size() > 0 && (full || old)) {
+      SLUICE_RETURN_IF_ERROR(Roll());
+      seg = segments_.back().get();
     }
+    const uint64_t position = seg->size();
+    SLUICE_RETURN_IF_ERROR(seg->Append(encoded_batch));
+    if (seg->first_append_ms < 0) {
+      seg->first_append_ms = now_ms;
+    }
+    const int64_t last = base + frame.last_offset_delta;
+    Status st = IndexBatch(*seg, base, last, frame.max_timestamp, position, encoded_batch.size());
+    if (!st.ok()) {
+      // The batch is whole in the .log; a missing index entry only costs a longer scan, and a
+      // torn index file is rebuilt on the next start.
+      LogWarn(kComponent, "index append failed: " + st.ToString());
+    }
+    next_offset_ = last + 1;
+    end = next_offset_;
   }
-  MaybeIndex(base, segments_.size() - 1, position, encoded_batch.size());
-  next_offset_ = base + frame.last_offset_delta + 1;
+  uint64_t unflushed = unflushed_bytes_.fetch_add(encoded_batch.size()) + encoded_batch.size();
+  if (options_.flush == FlushPolicy::kAlways ||
+      (options_.flush == FlushPolicy::kInterval && options_.flush_bytes > 0 &&
+       unflushed >= static_cast<uint64_t>(options_.flush_bytes))) {
+    SLUICE_RETURN_IF_ERROR(SyncTo(end));
+  }
+  if (options_.flush != FlushPolicy::kAlways) {
+    SetVisible(end);
+  }
   return base;
 }
 
-Result<LogReadResult> PartitionLog::Read(int64_t from, size_t max_records,
-                                         size_t max_bytes) const {
-  std::shared_lock lock(mu_);
-  LogReadResult out;
-  out.end_offset = next_offset_;
-  out.next_offset = from;
-  const int64_t start = segments_.front()->base_offset();
-  if (from < start || from > next_offset_) {
-    return Status::InvalidArgument("offset " + std::to_string(from) + " is outside [" +
-                                   std::to_string(start) + ", " +
-                                   std::to_string(next_offset_) + "]");
+void PartitionLog::SetVisible(int64_t end) {
+  int64_t cur = visible_end_.load();
+  while (cur < end && !visible_end_.compare_exchange_weak(cur, end)) {
   }
-  if (from == next_offset_ || max_records == 0) {
-    return out;
+  if (cur < end && options_.on_visible) {
+    options_.on_visible();
   }
-  // Last index entry at or below `from`.
-  auto it = std::upper_bound(index_.begin(), index_.end(), from,
-                             [](int64_t o, const IndexEntry& e) { return o < e.offset; });
-  size_t seg_i = 0;
-  uint64_t pos = 0;
-  if (it != index_.begin()) {
-    --it;
-    seg_i = it->segment;
-    pos = it->position;
-  }
-  size_t bytes = 0;
-  std::string header;
-  std::string batch_bytes;
-  for (; seg_i < segments_.size(); ++seg_i, pos = 0) {
-    const Segment& seg = *segments_[seg_i];
-    const uint64_t seg_size = seg.size();
-    while (pos < seg_size) {
-      SLUICE_RETURN_IF_ERROR(seg.ReadAt(pos, kBatchHeaderSize, &header));
-      BatchFrame frame;
-      if (!PeekBatchFrame(header, &frame) || pos + frame.total_size() > seg_size) {
-        return Status::Corruption("bad batch framing in " + seg.path() + " at position " +
-                                  std::to_string(pos));
-      }
-      if (frame.base_offset + frame.last_offset_delta < from) {
-        pos += frame.total_size();
-        continue;
-      }
-      if (bytes > 0 && bytes + frame.total_size() > max_bytes) {
-        return out;
-      }
-      SLUICE_RETURN_IF_ERROR(seg.ReadAt(pos, frame.total_size(), &batch_bytes));
-      Result<RecordBatch> batch = DecodeBatch(batch_bytes);
-      if (!batch.ok()) {
-        return Status::Corruption(seg.path() + " at position " + std::to_string(pos) + ": " +
-                                  batch.status().message());
-      }
-      for (Record& r : batch->records) {
-        int64_t offset = frame.base_offset + r.offset_delta;
-        if (offset < from) {
-          continue;
-        }
-        out.records.push_back(LogRecord{offset, std::move(r)});
-        out.next_offset = offset + 1;
-        if (out.records.size() >= max_records) {
-          return out;
-        }
-      }
-      // A batch may end with offsets that hold no record (Kafka compaction); skip past them.
-      out.next_offset = std::max(out.next_offset, frame.base_offset + frame.last_offset_delta + 1);
-      bytes += frame.total_size();
-      pos += frame.total_size();
+}
+
+Status PartitionLog::SyncTo(int64_t end) {
+  std::unique_lock fl(flush_mu_);
+  while (durable_end_ < end) {
+    if (flushing_) {
+      flush_cv_.wait(fl);
+      continue;
+    }
+    flushing_ = true;
+    fl.unlock();
+    int64_t target;
+    std::shared_ptr<Segment> seg;
+    {
+      std::shared_lock lock(mu_);
+      target = next_offset_;
+      seg = segments_.back();  // older segments were fsynced when rolled
+    }
+    uint64_t covered = unflushed_bytes_.exchange(0);
+    Status st = seg->Sync();
+    last_flush_us_.store(options_.clock->MonotonicUs());
+    fl.lock();
+    flushing_ = false;
+    if (st.ok()) {
+      durable_end_ = std::max(durable_end_, target);
+    } else {
+      unflushed_bytes_.fetch_add(covered);
+    }
+    flush_cv_.notify_all();
+    if (!st.ok()) {
+      return st;
+    }
+    if (options_.flush == FlushPolicy::kAlways) {
+      fl.unlock();
+      SetVisible(target);
+      fl.lock();
     }
   }
-  return out;
+  return Status::Ok();
+}
+
+Status PartitionLog::MaybeFlush() {
+  if (options_.flush != FlushPolicy::kInterval || options_.flush_ms < 0 ||
+      unflushed_bytes_.load() == 0) {
+    return Status::Ok();
+  }
+  if (options_.clock->MonotonicUs() - last_flush_us_.load() < options_.flush_ms * 1000) {
+    return Status::Ok();
+  }
+  int64_t end;
+  {
+    std::shared_lock lock(mu_);
+    end = next_offset_;
+  }
+  return SyncTo(end);
+}
+
+Status PartitionLog::Flush() {
+  int64_t end;
+  {
+    std::shared_lock lock(mu_);
+    end = next_offset_;
+  }
+  SLUICE_RETURN_IF_ERROR(SyncTo(end));
+  std::shared_lock lock(mu_);
+  return segments_.back()->index().Sync();
+}
+
+size_t PartitionLog::ApplyRetention() {
+  if (options_.retention_ms < 0 && options_.retention_bytes < 0) {
+    return 0;
+  }
+  const int64_t now_ms = options_.clock->NowMs();
+  std::vector<std::shared_ptr<Segment>> doomed;
+  {
+    std::unique_lock lock(mu_);
+    uint64_t total = 0;
+    for (const auto& s : segments_) {
+      total += s->size();
+    }
+    while (segments_.size() > 1) {
+      const Segment& s = *segments_.front();
+      int64_t max_ts = std::max(s.max_timestamp, s.index().last_timestamp());
+      bool too_old = options_.retention_ms >= 0 && max_ts >= 0 &&
+                     now_ms - max_ts > options_.retention_ms;
+      bool too_big = options_.retention_bytes >= 0 &&
+                     total - s.size() >= static_cast<uint64_t>(options_.retention_bytes);
+      if (!too_old && !too_big) {
+        break;
+      }
+      LogInfo(kComponent, "retention (" + std::string(too_old ? "age" : "size") +
+                              "): deleting " + s.path() + ", start offset now " +
+                              std::to_string(segments_[1]->base_offset()));
+      total -= s.size();
+      segments_.front()->RemoveFiles();
+      doomed.push_back(std::move(segments_.front()));
+      segments_.erase(segments_.begin());
+    }
+  }
+  if (!doomed.empty()) {
+    (void)FsyncDir(dir_);
+  }
+  return doomed.size();
 }
 
 int64_t PartitionLog::start_offset() const {
@@ -136,10 +236,7 @@ int64_t PartitionLog::start_offset() const {
   return segments_.front()->base_offset();
 }
 
-int64_t PartitionLog::next_offset() const {
-  std::shared_lock lock(mu_);
-  return next_offset_;
-}
+int64_t PartitionLog::end_offset() const { return visible_end_.load(); }
 
 uint64_t PartitionLog::size_bytes() const {
   std::shared_lock lock(mu_);
@@ -153,11 +250,6 @@ uint64_t PartitionLog::size_bytes() const {
 size_t PartitionLog::segment_count() const {
   std::shared_lock lock(mu_);
   return segments_.size();
-}
-
-Status PartitionLog::Flush() {
-  std::unique_lock lock(mu_);
-  return segments_.back()->Sync();
 }
 
 }  // namespace sluice::broker

@@ -1,41 +1,62 @@
 // PartitionLog: the append-only log of one topic partition, in Kafka's on-disk layout: a
-// directory `<topic>-<partition>` of segments `<20-digit base offset>.log`, each holding
-// RecordBatch v2 bytes. The broker assigns offsets (SetBaseOffset; baseOffset is outside the
-// CRC, so the producer's bytes are stored as they came otherwise).
+// directory `<topic>-<partition>` of segments `<20-digit base offset>.log` holding RecordBatch
+// v2 bytes, each with a sparse `.index` and `.timeindex` (segment_index.h). The broker assigns
+// offsets (SetBaseOffset; baseOffset is outside the CRC, so the producer's bytes are stored as
+// they came otherwise). Segments roll at segment_bytes or segment_ms.
 //
-// Durability: with FlushPolicy::kAlways, Append returns only after the batch is fsynced.
-// Recovery (Open): every segment is walked batch by batch; the last (active) one is also CRC
-// checked. The first torn or corrupt batch and everything after it are cut off (logged and
-// counted in recovery_truncated_bytes()), so a crash mid-write never stops the broker starting.
-// Offsets must increase from batch to batch; a batch that breaks that is treated as corrupt.
+// Durability (README "Flush policy"): kAlways acknowledges an append only after an fsync that
+// covers it; concurrent appenders share fsyncs (group commit: whoever finds no fsync running
+// runs one for everything written so far; the others wait for it). Readers see only fsynced
+// batches under kAlways. kInterval acknowledges after write(); an fsync follows every
+// flush_bytes (in the appending thread) and every flush_ms (MaybeFlush, from the store's
+// maintenance thread). kNever leaves it to the OS and to segment rolls.
+// A failed write (disk full: kResourceExhausted) is cut back: the log is unchanged.
 //
-// Index: an in-memory sparse index offset -> (segment, position), one entry at most every
-// index_interval_bytes, rebuilt on open (the next issue persists it as .index files).
-// Thread-safety: thread-safe. A shared mutex per partition: Append excludes everything else on
-// this partition; reads run in parallel; different partitions never contend.
+// Recovery (Open, partition_recovery.cc): the active segment is CRC-checked and cut at the first
+// torn or corrupt batch; an old segment's indexes are validated and rebuilt from the .log when
+// missing or damaged. Readers skip a corrupt batch in an old segment (counted, logged once).
+// Retention (ApplyRetention) deletes whole non-active segments by age (largest timestamp) or
+// total size; start_offset() then advances.
+// Thread-safety: thread-safe. A shared mutex per partition: appends exclude each other and
+// reads; reads run in parallel; fsyncs run outside it; partitions never contend.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <vector>
 
+#include "cloud-broker/log/file_ops.h"
 #include "cloud-broker/log/segment.h"
+#include "core/clock.h"
 #include "core/record.h"
 #include "core/status.h"
 
 namespace sluice::broker {
 
 enum class FlushPolicy {
-  kAlways,  // fsync every append before acknowledging it
-  kNever,   // leave flushing to the OS (and to segment rolls)
+  kAlways,    // fsync (group-committed) before acknowledging
+  kInterval,  // acknowledge after write(); fsync every flush_ms and/or flush_bytes
+  kNever,     // leave flushing to the OS (and to segment rolls)
 };
 
 struct LogOptions {
   int64_t segment_bytes = 128LL * 1024 * 1024;
-  FlushPolicy flush = FlushPolicy::kAlways;
+  int64_t segment_ms = 7LL * 24 * 3600 * 1000;  // -1: never roll by age
   int64_t index_interval_bytes = 4096;
+  FlushPolicy flush = FlushPolicy::kAlways;
+  int64_t flush_ms = 1000;      // kInterval; -1: no timed fsync
+  int64_t flush_bytes = -1;     // kInterval; -1: no size-triggered fsync
+  int64_t retention_ms = -1;    // -1: keep forever
+  int64_t retention_bytes = -1; // -1: no size limit
+  Clock* clock = &SystemClock::Instance();
+  FileOps* file_ops = &FileOps::Default();
+  // Called with no lock held whenever new records become readable (long-poll wake-up).
+  std::function<void()> on_visible;
 };
 
 // A record read back, with its absolute offset.
@@ -47,7 +68,8 @@ struct LogRecord {
 struct LogReadResult {
   std::vector<LogRecord> records;
   int64_t next_offset = 0;  // offset to read from next
-  int64_t end_offset = 0;   // the log's next offset (high watermark) when read
+  int64_t end_offset = 0;   // the log's readable end (high watermark) when read
+  int64_t start_offset = 0;
 };
 
 class PartitionLog {
@@ -55,49 +77,73 @@ class PartitionLog {
   // Opens (creating if needed) the log in `dir` and recovers it.
   static Result<std::unique_ptr<PartitionLog>> Open(const std::string& dir,
                                                     const LogOptions& options);
+  ~PartitionLog();
 
-  // Appends one encoded batch, assigning it the next offsets. Atomic per batch: on failure the
-  // log is unchanged (kIOError). Returns the batch's base offset.
+  // Appends one encoded batch, assigning it the next offsets, and returns its base offset once
+  // the flush policy allows. Atomic per batch: on failure the log is unchanged (kInvalidArgument
+  // for bad bytes, kResourceExhausted when the disk is full, kIOError otherwise).
   Result<int64_t> Append(std::string encoded_batch);
 
-  // Reads records with offset >= from: at most max_records, and whole batches while their total
-  // size stays within max_bytes (but always at least one batch, so a reader progresses).
-  // kInvalidArgument if from is outside [start_offset, next_offset]; kCorruption on a bad CRC.
+  // Records with offset >= from: at most max_records, and whole batches while their total size
+  // stays within max_bytes (at least one batch). kOutOfRange-style kInvalidArgument if from is
+  // outside [start_offset, end_offset]. Corrupt batches are skipped (corrupt_batches()).
   Result<LogReadResult> Read(int64_t from, size_t max_records, size_t max_bytes) const;
+  // First offset whose record timestamp is >= timestamp; end_offset() if none.
+  Result<int64_t> OffsetForTimestamp(int64_t timestamp) const;
 
-  int64_t start_offset() const;
-  int64_t next_offset() const;
-  uint64_t size_bytes() const;
-  size_t segment_count() const;
-  // Bytes cut from torn or corrupt tails when this log was opened.
-  uint64_t recovery_truncated_bytes() const { return truncated_bytes_; }
-  const std::string& dir() const { return dir_; }
-
-  // fsyncs the active segment.
+  // Deletes old segments past retention (never the active one). Returns how many.
+  size_t ApplyRetention();
+  // kInterval: fsyncs if unflushed data is older than flush_ms.
+  Status MaybeFlush();
+  // fsyncs everything written so far.
   Status Flush();
 
- private:
-  struct IndexEntry {
-    int64_t offset;   // base offset of the batch at `position`
-    size_t segment;   // index into segments_
-    uint64_t position;
-  };
+  int64_t start_offset() const;
+  int64_t end_offset() const;                        // readable end
+  int64_t next_offset() const { return end_offset(); }
+  uint64_t size_bytes() const;
+  size_t segment_count() const;
+  const LogOptions& options() const { return options_; }
+  const std::string& dir() const { return dir_; }
+  // Bytes cut from torn or corrupt tails, and index files rebuilt, when this log was opened.
+  uint64_t recovery_truncated_bytes() const { return truncated_bytes_; }
+  size_t rebuilt_indexes() const { return rebuilt_indexes_; }
+  // Process-wide count of distinct corrupt batches found in old segments.
+  static uint64_t CorruptBatchesTotal();
 
-  PartitionLog(std::string dir, LogOptions options)
-      : dir_(std::move(dir)), options_(options) {}
+ private:
+  PartitionLog(std::string dir, LogOptions options);
   Status Recover();                                  // partition_recovery.cc
-  Status RecoverSegment(size_t i, bool verify_crc);  // partition_recovery.cc
+  Status RecoverActive(Segment& seg);                // partition_recovery.cc
+  Status RecoverOld(Segment& seg, int64_t end);      // partition_recovery.cc
+  Status ScanSegment(Segment& seg, bool verify_crc, SegmentIndex* rebuilt, uint64_t* valid_end,
+                     int64_t* next, std::string* why);
   Status Roll();
-  void MaybeIndex(int64_t offset, size_t segment, uint64_t position, uint64_t size);
+  Status IndexBatch(Segment& seg, int64_t base, int64_t last, int64_t max_ts, uint64_t position,
+                    uint64_t size);
+  // Group commit: returns once everything up to `end` is fsynced.
+  Status SyncTo(int64_t end);
+  void SetVisible(int64_t end);
+  size_t SegmentFor(int64_t offset) const;
+  void ReportCorrupt(const Segment& seg, uint64_t position, const std::string& why) const;
 
   const std::string dir_;
   const LogOptions options_;
   mutable std::shared_mutex mu_;
-  std::vector<std::unique_ptr<Segment>> segments_;  // ascending base offsets; last is active
-  std::vector<IndexEntry> index_;                   // ascending offsets
-  uint64_t bytes_since_index_ = 0;
-  int64_t next_offset_ = 0;
+  std::vector<std::shared_ptr<Segment>> segments_;  // ascending base offsets; last is active
+  int64_t next_offset_ = 0;                          // written end (guarded by mu_)
+  std::atomic<int64_t> visible_end_{0};
   uint64_t truncated_bytes_ = 0;  // set during Open only
+  size_t rebuilt_indexes_ = 0;
+
+  std::mutex flush_mu_;
+  std::condition_variable flush_cv_;
+  bool flushing_ = false;          // guarded by flush_mu_
+  int64_t durable_end_ = 0;        // guarded by flush_mu_
+  std::atomic<uint64_t> unflushed_bytes_{0};
+  std::atomic<int64_t> last_flush_us_{0};
+  mutable std::mutex corrupt_mu_;
+  mutable std::vector<std::pair<std::string, uint64_t>> corrupt_seen_;
 };
 
 }  // namespace sluice::broker

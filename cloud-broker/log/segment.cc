@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "cloud-broker/log/file_ops.h"
+
 namespace sluice::broker {
 namespace {
 
@@ -15,7 +17,13 @@ constexpr size_t kOffsetDigits = 20;
 constexpr const char* kSuffix = ".log";
 
 Status Errno(const std::string& what, const std::string& path) {
-  return Status::IOError(what + " " + path + ": " + std::strerror(errno));
+  return ErrnoStatus(what, path, errno);
+}
+
+std::string Stem(const std::string& dir, int64_t base_offset) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%020lld", static_cast<long long>(base_offset));
+  return dir + "/" + buf;
 }
 
 }  // namespace
@@ -45,7 +53,16 @@ bool Segment::ParseFileName(const std::string& name, int64_t* base_offset) {
   return true;
 }
 
-Result<std::unique_ptr<Segment>> Segment::Open(const std::string& dir, int64_t base_offset) {
+Segment::Segment(int fd, std::string dir, int64_t base_offset, uint64_t size, FileOps* ops)
+    : fd_(fd),
+      ops_(ops),
+      path_(dir + "/" + FileName(base_offset)),
+      base_offset_(base_offset),
+      size_(size),
+      index_(Stem(dir, base_offset), base_offset, ops) {}
+
+Result<std::unique_ptr<Segment>> Segment::Open(const std::string& dir, int64_t base_offset,
+                                               FileOps* ops) {
   std::string path = dir + "/" + FileName(base_offset);
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
@@ -57,29 +74,22 @@ Result<std::unique_ptr<Segment>> Segment::Open(const std::string& dir, int64_t b
     ::close(fd);
     return s;
   }
-  return std::unique_ptr<Segment>(
-      new Segment(fd, std::move(path), base_offset, static_cast<uint64_t>(st.st_size)));
+  std::unique_ptr<Segment> seg(
+      new Segment(fd, dir, base_offset, static_cast<uint64_t>(st.st_size), ops));
+  SLUICE_RETURN_IF_ERROR(seg->index_.Open());
+  return seg;
 }
 
 Segment::~Segment() { ::close(fd_); }
 
 Status Segment::Append(std::string_view bytes) {
-  uint64_t start = size_;
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::pwrite(fd_, bytes.data() + done, bytes.size() - done,
-                         static_cast<off_t>(start + done));
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      Status st = Errno("write", path_);
-      (void)::ftruncate(fd_, static_cast<off_t>(start));
-      return st;
-    }
-    done += static_cast<size_t>(n);
+  const uint64_t start = size();
+  Status st = WriteFully(*ops_, fd_, bytes.data(), bytes.size(), static_cast<off_t>(start), path_);
+  if (!st.ok()) {
+    (void)ops_->Truncate(fd_, static_cast<off_t>(start));
+    return st;
   }
-  size_ = start + bytes.size();
+  size_.store(start + bytes.size(), std::memory_order_release);
   return Status::Ok();
 }
 
@@ -104,18 +114,23 @@ Status Segment::ReadAt(uint64_t position, size_t n, std::string* out) const {
 }
 
 Status Segment::Sync() {
-  if (::fdatasync(fd_) != 0) {
+  if (ops_->DataSync(fd_) != 0) {
     return Errno("fsync", path_);
   }
   return Status::Ok();
 }
 
 Status Segment::Truncate(uint64_t new_size) {
-  if (::ftruncate(fd_, static_cast<off_t>(new_size)) != 0) {
+  if (ops_->Truncate(fd_, static_cast<off_t>(new_size)) != 0) {
     return Errno("truncate", path_);
   }
-  size_ = new_size;
+  size_.store(new_size, std::memory_order_release);
   return Status::Ok();
+}
+
+void Segment::RemoveFiles() {
+  ::unlink(path_.c_str());
+  index_.RemoveFiles();
 }
 
 }  // namespace sluice::broker

@@ -1,41 +1,60 @@
-// Segment: one file of a partition log, `<20-digit base offset>.log`, holding Kafka RecordBatch
-// v2 bytes back to back exactly as Kafka stores them (the next issue adds the .index and
-// .timeindex siblings). The segment knows bytes, not batches: PartitionLog frames them.
+// Segment: one file set of a partition log, Kafka's layout: `<20-digit base offset>.log` holding
+// RecordBatch v2 bytes back to back exactly as Kafka stores them, plus its SegmentIndex
+// (`.index`, `.timeindex`). The segment knows bytes, not batches: PartitionLog frames them and
+// decides when to add index entries.
 // Thread-safety: ReadAt may run concurrently with itself and with Append (it only reads bytes
-// below the size it was given); Append, Truncate and Sync need external exclusion (PartitionLog
-// holds its mutex exclusively for them).
+// below the size it was given) and Sync may run concurrently with Append; Append, Truncate and
+// the index mutators need external exclusion (PartitionLog holds its mutex exclusively).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "cloud-broker/log/file_ops.h"
+#include "cloud-broker/log/segment_index.h"
 #include "core/status.h"
 
 namespace sluice::broker {
 
 class Segment {
  public:
-  // Opens `<dir>/<FileName(base_offset)>`, creating an empty file if it does not exist.
-  static Result<std::unique_ptr<Segment>> Open(const std::string& dir, int64_t base_offset);
+  // Opens `<dir>/<FileName(base_offset)>` and its indexes, creating empty files if missing.
+  static Result<std::unique_ptr<Segment>> Open(const std::string& dir, int64_t base_offset,
+                                               FileOps* ops);
   ~Segment();
   Segment(const Segment&) = delete;
   Segment& operator=(const Segment&) = delete;
 
   int64_t base_offset() const { return base_offset_; }
-  uint64_t size() const { return size_; }
+  uint64_t size() const { return size_.load(std::memory_order_acquire); }
   const std::string& path() const { return path_; }
+  SegmentIndex& index() { return index_; }
+  const SegmentIndex& index() const { return index_; }
 
-  // Writes `bytes` at the end of the file. On failure it cuts the file back to its previous
-  // size so no partial batch stays behind (if that fails too, recovery drops the torn tail).
+  // Writes `bytes` at the end of the file. On failure (kResourceExhausted when the disk is full)
+  // it cuts the file back to its previous size so no partial batch stays behind (if that fails
+  // too, recovery drops the torn tail).
   Status Append(std::string_view bytes);
   // Reads up to `n` bytes at `position` into *out (fewer at the end of the file).
   Status ReadAt(uint64_t position, size_t n, std::string* out) const;
-  // fsync: everything appended so far is durable after it returns ok.
+  // fdatasync of the .log: everything appended before the call is durable after it returns ok.
   Status Sync();
-  // Cuts the file to `new_size` bytes (recovery of a torn tail, undo of a failed append).
+  // Cuts the file to `new_size` bytes (recovery of a torn tail).
   Status Truncate(uint64_t new_size);
+  // Unlinks the .log and index files (retention). The open descriptors stay usable.
+  void RemoveFiles();
+
+  // Largest record timestamp in the segment and the offset of its batch's last record, tracked
+  // as batches are appended or scanned (-1 when empty). Used for the time index and retention.
+  int64_t max_timestamp = -1;
+  int64_t offset_of_max_timestamp = -1;
+  // Monotonic ms when the first batch went in (segment_ms rolling); -1 when empty.
+  int64_t first_append_ms = -1;
+  // Bytes appended since the last offset-index entry.
+  uint64_t bytes_since_index = 0;
 
   // "00000000000000001234.log"
   static std::string FileName(int64_t base_offset);
@@ -43,13 +62,14 @@ class Segment {
   static bool ParseFileName(const std::string& name, int64_t* base_offset);
 
  private:
-  Segment(int fd, std::string path, int64_t base_offset, uint64_t size)
-      : fd_(fd), path_(std::move(path)), base_offset_(base_offset), size_(size) {}
+  Segment(int fd, std::string dir, int64_t base_offset, uint64_t size, FileOps* ops);
 
   int fd_;
+  FileOps* ops_;
   std::string path_;
   int64_t base_offset_;
-  uint64_t size_;
+  std::atomic<uint64_t> size_;
+  SegmentIndex index_;
 };
 
 }  // namespace sluice::broker

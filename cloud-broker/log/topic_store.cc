@@ -4,6 +4,9 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
+#include <chrono>
+
 #include "cloud-broker/log/fs_util.h"
 #include "core/logging.h"
 
@@ -15,18 +18,6 @@ constexpr const char* kJsonSuffix = ".json";
 
 std::string TopicsDir(const std::string& data_dir) { return data_dir + "/topics"; }
 std::string LogsDir(const std::string& data_dir) { return data_dir + "/logs"; }
-
-std::string TopicJson(const std::string& name, int32_t partitions) {
-  rapidjson::StringBuffer sb;
-  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
-  w.StartObject();
-  w.Key("name");
-  w.String(name.data(), static_cast<rapidjson::SizeType>(name.size()));
-  w.Key("partitions");
-  w.Int(partitions);
-  w.EndObject();
-  return std::string(sb.GetString(), sb.GetSize()) + "\n";
-}
 
 }  // namespace
 
@@ -55,7 +46,53 @@ Result<std::unique_ptr<TopicStore>> TopicStore::Open(const TopicStoreOptions& op
   SLUICE_RETURN_IF_ERROR(MakeDirs(TopicsDir(options.data_dir)));
   SLUICE_RETURN_IF_ERROR(MakeDirs(LogsDir(options.data_dir)));
   SLUICE_RETURN_IF_ERROR(store->Load());
+  store->maintenance_ = std::thread([s = store.get()] { s->MaintenanceLoop(); });
   return store;
+}
+
+TopicStore::~TopicStore() {
+  {
+    std::lock_guard lock(stop_mu_);
+    stop_ = true;
+  }
+  stop_cv_.notify_all();
+  if (maintenance_.joinable()) {
+    maintenance_.join();
+  }
+}
+
+size_t TopicStore::RunMaintenance(bool retention) {
+  size_t deleted = 0;
+  for (Topic* t : Topics()) {
+    for (int32_t p = 0; p < t->partition_count(); ++p) {
+      PartitionLog* log = t->partition(p);
+      Status st = log->MaybeFlush();
+      if (!st.ok()) {
+        LogError(kComponent, "timed flush of " + log->dir() + ": " + st.ToString());
+      }
+      if (retention) {
+        deleted += log->ApplyRetention();
+      }
+    }
+  }
+  return deleted;
+}
+
+void TopicStore::MaintenanceLoop() {
+  const auto tick = std::chrono::milliseconds(std::max<int64_t>(1, options_.flush_check_interval_ms));
+  auto next_retention = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(options_.retention_check_interval_ms);
+  std::unique_lock lock(stop_mu_);
+  while (!stop_cv_.wait_for(lock, tick, [this] { return stop_; })) {
+    lock.unlock();
+    bool retention = std::chrono::steady_clock::now() >= next_retention;
+    if (retention) {
+      next_retention = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(options_.retention_check_interval_ms);
+    }
+    RunMaintenance(retention);
+    lock.lock();
+  }
 }
 
 Status TopicStore::Load() {
@@ -73,19 +110,17 @@ Status TopicStore::Load() {
     if (!text.ok()) {
       return text.status();
     }
-    rapidjson::Document doc;
-    doc.Parse(text->data(), text->size());
-    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("name") ||
-        !doc["name"].IsString() || !doc.HasMember("partitions") || !doc["partitions"].IsInt()) {
-      return Status::Corruption(path + ": not {\"name\": string, \"partitions\": int}");
+    std::string name;
+    std::string field;
+    Result<TopicConfig> config = ParseTopicConfigJson(*text, &name, &field);
+    if (!config.ok()) {
+      return Status::Corruption(path + ": " + config.status().message());
     }
-    std::string name = doc["name"].GetString();
-    int32_t partitions = doc["partitions"].GetInt();
-    if (!ValidateTopicName(name).ok() || name + kJsonSuffix != file || partitions < 1 ||
-        partitions > kMaxPartitions) {
+    if (!ValidateTopicName(name).ok() || name + kJsonSuffix != file ||
+        config->partitions < 1) {
       return Status::Corruption(path + ": bad topic name or partition count");
     }
-    Result<std::unique_ptr<Topic>> topic = OpenTopic(TopicName(name), partitions);
+    Result<std::unique_ptr<Topic>> topic = OpenTopic(TopicName(name), *config);
     if (!topic.ok()) {
       return topic.status();
     }
@@ -98,11 +133,12 @@ Status TopicStore::Load() {
 }
 
 Result<std::unique_ptr<Topic>> TopicStore::OpenTopic(const TopicName& name,
-                                                     int32_t partitions) const {
-  std::unique_ptr<Topic> topic(new Topic(name));
-  for (int32_t p = 0; p < partitions; ++p) {
+                                                     TopicConfig config) const {
+  std::unique_ptr<Topic> topic(new Topic(name, config));
+  const LogOptions log_options = config.Apply(options_.log);
+  for (int32_t p = 0; p < config.partitions; ++p) {
     std::string dir = LogsDir(options_.data_dir) + "/" + name.value() + "-" + std::to_string(p);
-    Result<std::unique_ptr<PartitionLog>> log = PartitionLog::Open(dir, options_.log);
+    Result<std::unique_ptr<PartitionLog>> log = PartitionLog::Open(dir, log_options);
     if (!log.ok()) {
       return log.status();
     }
@@ -132,7 +168,9 @@ Result<Topic*> TopicStore::GetOrCreate(const TopicName& name, bool* created) {
   if (it != topics_.end()) {
     return it->second.get();
   }
-  Result<Topic*> t = CreateLocked(name, options_.default_partitions);
+  TopicConfig config;
+  config.partitions = options_.default_partitions;
+  Result<Topic*> t = CreateLocked(name, config);
   if (t.ok() && created != nullptr) {
     *created = true;
   }
@@ -140,26 +178,39 @@ Result<Topic*> TopicStore::GetOrCreate(const TopicName& name, bool* created) {
 }
 
 Result<Topic*> TopicStore::Create(const TopicName& name, int32_t partitions) {
+  if (partitions < 1 || partitions > kMaxPartitions) {
+    return Status::InvalidArgument("partitions must be 1..1024");
+  }
+  TopicConfig config;
+  config.partitions = partitions;
+  return Create(name, config);
+}
+
+Result<Topic*> TopicStore::Create(const TopicName& name, TopicConfig config) {
   std::unique_lock lock(mu_);
   if (topics_.count(name.value()) > 0) {
     return Status::FailedPrecondition("topic " + name.value() + " exists");
   }
-  return CreateLocked(name, partitions);
+  if (config.partitions == 0) {
+    config.partitions = options_.default_partitions;
+  }
+  return CreateLocked(name, config);
 }
 
-Result<Topic*> TopicStore::CreateLocked(const TopicName& name, int32_t partitions) {
+Result<Topic*> TopicStore::CreateLocked(const TopicName& name, TopicConfig config) {
   SLUICE_RETURN_IF_ERROR(ValidateTopicName(name.value()));
+  const int32_t partitions = config.partitions;
   if (partitions < 1 || partitions > kMaxPartitions) {
     return Status::InvalidArgument("partitions must be 1..1024");
   }
-  Result<std::unique_ptr<Topic>> topic = OpenTopic(name, partitions);
+  Result<std::unique_ptr<Topic>> topic = OpenTopic(name, config);
   if (!topic.ok()) {
     return topic.status();
   }
   SLUICE_RETURN_IF_ERROR(FsyncDir(LogsDir(options_.data_dir)));
   SLUICE_RETURN_IF_ERROR(WriteFileAtomic(TopicsDir(options_.data_dir) + "/" + name.value() +
                                              kJsonSuffix,
-                                         TopicJson(name.value(), partitions)));
+                                         TopicConfigJson(name.value(), config)));
   LogInfo(kComponent, "created topic " + name.value() + " with " + std::to_string(partitions) +
                           " partitions");
   Topic* raw = topic->get();

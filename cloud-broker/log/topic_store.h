@@ -1,20 +1,25 @@
 // TopicStore: the broker's topics and their partition logs under `<data_dir>`:
-//   <data_dir>/topics/<name>.json          {"name": "...", "partitions": N} (atomic replace)
+//   <data_dir>/topics/<name>.json          {"name", "partitions", overrides} (topic_config.h)
 //   <data_dir>/logs/<name>-<partition>/    PartitionLog segments
 // A topic's metadata file is its commit point: it is written (durably) after its partition
 // directories exist, and on open only topics with a metadata file are loaded.
+// Threads: one maintenance thread: timed fsyncs (flush_ms) every flush_check_interval_ms and
+// retention every retention_check_interval_ms; stopped by the destructor.
 // Thread-safety: thread-safe. Topic and PartitionLog pointers stay valid for the store's life.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cloud-broker/log/partition_log.h"
+#include "cloud-broker/log/topic_config.h"
 #include "core/status.h"
 #include "core/strong_types.h"
 
@@ -27,12 +32,16 @@ struct TopicStoreOptions {
   LogOptions log;
   bool auto_create = true;
   int32_t default_partitions = 4;
+  int64_t flush_check_interval_ms = 50;
+  int64_t retention_check_interval_ms = 300000;  // Kafka's log.retention.check.interval.ms
 };
 
 class Topic {
  public:
   const TopicName& name() const { return name_; }
   int32_t partition_count() const { return static_cast<int32_t>(partitions_.size()); }
+  // The overrides it was created with (partitions always set).
+  const TopicConfig& config() const { return config_; }
   // nullptr when p is out of range.
   PartitionLog* partition(int32_t p) const {
     return p >= 0 && p < partition_count() ? partitions_[static_cast<size_t>(p)].get() : nullptr;
@@ -40,8 +49,9 @@ class Topic {
 
  private:
   friend class TopicStore;
-  explicit Topic(TopicName name) : name_(std::move(name)) {}
+  Topic(TopicName name, TopicConfig config) : name_(std::move(name)), config_(config) {}
   TopicName name_;
+  TopicConfig config_;
   std::vector<std::unique_ptr<PartitionLog>> partitions_;
 };
 
@@ -49,6 +59,7 @@ class TopicStore {
  public:
   // Opens the store, loading and recovering every topic on disk.
   static Result<std::unique_ptr<TopicStore>> Open(const TopicStoreOptions& options);
+  ~TopicStore();
 
   // nullptr if the topic does not exist.
   Topic* Find(const TopicName& name) const;
@@ -57,6 +68,9 @@ class TopicStore {
   Result<Topic*> GetOrCreate(const TopicName& name, bool* created = nullptr);
   // Creates a topic; kFailedPrecondition if it exists, kInvalidArgument on a bad name or count.
   Result<Topic*> Create(const TopicName& name, int32_t partitions);
+  Result<Topic*> Create(const TopicName& name, TopicConfig config);
+  // One maintenance pass now (timed flushes and retention); returns segments deleted.
+  size_t RunMaintenance(bool retention);
   // All topics, sorted by name.
   std::vector<Topic*> Topics() const;
   // Bytes cut from torn log tails while opening.
@@ -68,14 +82,19 @@ class TopicStore {
 
  private:
   explicit TopicStore(TopicStoreOptions options) : options_(std::move(options)) {}
-  Result<std::unique_ptr<Topic>> OpenTopic(const TopicName& name, int32_t partitions) const;
+  Result<std::unique_ptr<Topic>> OpenTopic(const TopicName& name, TopicConfig config) const;
   Status Load();
-  Result<Topic*> CreateLocked(const TopicName& name, int32_t partitions);
+  Result<Topic*> CreateLocked(const TopicName& name, TopicConfig config);
+  void MaintenanceLoop();
 
   const TopicStoreOptions options_;
   mutable std::shared_mutex mu_;
   std::map<std::string, std::unique_ptr<Topic>> topics_;
   uint64_t truncated_bytes_ = 0;
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stop_ = false;
+  std::thread maintenance_;
 };
 
 }  // namespace sluice::broker

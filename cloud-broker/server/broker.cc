@@ -19,6 +19,18 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   so.data_dir = options.data_dir;
   so.log.segment_bytes = options.segment_bytes;
   so.log.flush = options.flush;
+  // --- storage: log defaults, maintenance, long-poll wake-up ---
+  so.log.segment_ms = options.segment_ms;
+  so.log.index_interval_bytes = options.index_interval_bytes;
+  so.log.flush_ms = options.flush_ms;
+  so.log.flush_bytes = options.flush_bytes;
+  so.log.retention_ms = options.retention_ms;
+  so.log.retention_bytes = options.retention_bytes;
+  so.retention_check_interval_ms = options.retention_check_interval_ms;
+  b->fetch_waiter_ = std::make_unique<FetchWaiter>();
+  FetchWaiter* waiter = b->fetch_waiter_.get();
+  so.log.on_visible = [waiter] { waiter->Notify(); };
+  // --- end storage ---
   so.auto_create = options.auto_create_topics;
   so.default_partitions = options.default_partitions;
   Result<std::unique_ptr<TopicStore>> store = TopicStore::Open(so);
@@ -32,11 +44,45 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
     b->metrics_->WatchTopic(*t);
   }
 
+  // --- exactly-once: rebuild the idempotent-producer state from the log before serving ---
+  b->producers_ = std::make_unique<ProducerTable>(static_cast<size_t>(options.max_producer_ids),
+                                                  &b->registry_);
+  Result<uint64_t> rebuilt = b->producers_->RebuildFromLog(*b->store_);
+  if (!rebuilt.ok()) {
+    return Status(rebuilt.status().code(),
+                  "cannot rebuild producer state: " + rebuilt.status().message());
+  }
+  LogInfo(kComponent, "producer state rebuilt from " + std::to_string(*rebuilt) +
+                          " batches: " + std::to_string(b->producers_->size()) + " producers");
+  // --- end exactly-once ---
+
+  // --- consumer groups: durable offsets and the coordinator (cloud-broker/groups) ---
+  Result<std::unique_ptr<OffsetStore>> offsets = OffsetStore::Open(options.data_dir + "/groups");
+  if (!offsets.ok()) {
+    return Status(offsets.status().code(),
+                  "cannot open group offsets: " + offsets.status().message());
+  }
+  b->group_offsets_ = std::move(offsets).value();
+  TopicStore* topic_store = b->store_.get();
+  b->groups_ = std::make_unique<GroupCoordinator>(
+      GroupOptions{}, *b->group_offsets_,
+      [topic_store](const TopicName& t) {
+        const Topic* topic = topic_store->Find(t);
+        return topic == nullptr ? -1 : topic->partition_count();
+      },
+      SystemClock::Instance(), b->registry_);
+  b->groups_->StartReaper();
+  b->group_routes_ = std::make_unique<GroupRoutes>(*b->groups_);
+  // --- end consumer groups ---
+
   b->policy_ = std::make_unique<ResidencyPolicy>(options.region, options.countries);
   ServiceOptions svc;
   svc.broker_id = options.broker_id;
   svc.query_default_limit = options.query_default_limit;
   svc.query_max_limit = options.query_max_limit;
+  svc.groups = b->group_routes_.get();  // consumer groups
+  svc.producers = b->producers_.get();
+  svc.fetch_waiter = b->fetch_waiter_.get();  // storage: long-poll fetch
   b->service_ = std::make_unique<BrokerService>(svc, *b->store_, *b->policy_, *b->metrics_);
 
   HttpServerOptions ho;
@@ -69,8 +115,14 @@ void Broker::Stop() {
     return;
   }
   stopped_ = true;
+  if (fetch_waiter_) {
+    fetch_waiter_->Shutdown();  // storage: answer parked long-polls while the server runs
+  }
   if (server_) {
     server_->Stop();
+  }
+  if (groups_) {
+    groups_->StopReaper();  // consumer groups
   }
   if (store_) {
     for (const Topic* t : store_->Topics()) {

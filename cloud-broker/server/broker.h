@@ -8,11 +8,16 @@
 
 #include <memory>
 
+#include "cloud-broker/groups/group_coordinator.h"
+#include "cloud-broker/groups/offset_store.h"
 #include "cloud-broker/log/topic_store.h"
+#include "cloud-broker/producers/producer_table.h"
 #include "cloud-broker/residency/residency_policy.h"
 #include "cloud-broker/server/broker_metrics.h"
 #include "cloud-broker/server/broker_options.h"
 #include "cloud-broker/server/broker_service.h"
+#include "cloud-broker/server/fetch_waiter.h"
+#include "cloud-broker/server/group_routes.h"
 #include "core/http.h"
 #include "core/metrics.h"
 #include "core/status.h"
@@ -33,6 +38,8 @@ class Broker {
 
   int port() const { return server_->port(); }
   TopicStore& store() { return *store_; }
+  ProducerTable& producers() { return *producers_; }
+  GroupCoordinator& groups() { return *groups_; }
   MetricsRegistry& metrics() { return registry_; }
   const BrokerOptions& options() const { return options_; }
 
@@ -42,8 +49,14 @@ class Broker {
   BrokerOptions options_;
   MetricsRegistry registry_;
   std::unique_ptr<BrokerMetrics> metrics_;
+  std::unique_ptr<FetchWaiter> fetch_waiter_;  // storage: outlives the store (on_visible)
   std::unique_ptr<TopicStore> store_;
+  std::unique_ptr<ProducerTable> producers_;  // exactly-once produce state
   std::unique_ptr<ResidencyPolicy> policy_;
+  // Consumer groups: offsets under <data_dir>/groups, coordinator (with its reaper thread).
+  std::unique_ptr<OffsetStore> group_offsets_;
+  std::unique_ptr<GroupCoordinator> groups_;
+  std::unique_ptr<GroupRoutes> group_routes_;
   std::unique_ptr<BrokerService> service_;
   std::unique_ptr<HttpServer> server_;
   bool stopped_ = false;

@@ -8,7 +8,11 @@ BrokerMetrics::BrokerMetrics(MetricsRegistry& registry)
                                           "Bytes of record batches appended to partition logs")),
       recovery_truncated_(registry.GetCounter(
           "sluice_broker_recovery_truncated_bytes_total",
-          "Bytes cut from torn or corrupt log tails when the broker opened its logs")) {}
+          "Bytes cut from torn or corrupt log tails when the broker opened its logs")) {
+  registry.AddGaugeFn("sluice_broker_corrupt_batches_total",
+                      "Corrupt batches found in old log segments (skipped by readers)", {},
+                      [] { return static_cast<double>(PartitionLog::CorruptBatchesTotal()); });
+}
 
 void BrokerMetrics::ProduceRequest(int http_status) {
   registry_
@@ -56,6 +60,10 @@ void BrokerMetrics::WatchTopic(const Topic& topic) {
                          "Next offset (high watermark) of each partition",
                          {{"topic", topic.name().value()}, {"partition", std::to_string(p)}},
                          [log] { return static_cast<double>(log->next_offset()); });
+    registry_.AddGaugeFn("sluice_broker_partition_start_offset",
+                         "First offset still stored (advances with retention)",
+                         {{"topic", topic.name().value()}, {"partition", std::to_string(p)}},
+                         [log] { return static_cast<double>(log->start_offset()); });
   }
 }
 

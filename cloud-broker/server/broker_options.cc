@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "cloud-broker/log/topic_config.h"
 #include "cloud-broker/log/topic_store.h"
 #include "core/logging.h"
 #include "core/record_batch.h"
@@ -68,14 +69,42 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
   if (o.segment_bytes < 1024) {
     c.Fail("log.segment_bytes", "must be at least 1KiB, got " + std::to_string(o.segment_bytes));
   }
+  // --- storage: log.* keys (config/README.md) ---
   std::string flush = c.GetString("log.flush", "always");
-  if (flush == "always") {
-    o.flush = FlushPolicy::kAlways;
-  } else if (flush == "never") {
-    o.flush = FlushPolicy::kNever;
-  } else {
-    c.Fail("log.flush", "must be \"always\" or \"never\", got \"" + flush + "\"");
+  if (!ParseFlushPolicy(flush, &o.flush)) {
+    c.Fail("log.flush", "must be \"always\", \"interval\" or \"never\", got \"" + flush + "\"");
   }
+  // A limit is a positive duration/size, or -1 (off).
+  auto off = [&](const std::string& key) {
+    return c.Has(key) && c.GetString(key, "") == "-1";
+  };
+  auto limit_ms = [&](const std::string& key, int64_t def) -> int64_t {
+    if (off(key)) return -1;
+    int64_t v = c.GetDurationMs(key, def);
+    if (v != -1 && v <= 0) c.Fail(key, "must be positive, or -1 for off");
+    return v;
+  };
+  auto limit_bytes = [&](const std::string& key, int64_t def) -> int64_t {
+    if (off(key)) return -1;
+    int64_t v = c.GetBytes(key, def);
+    if (v != -1 && v <= 0) c.Fail(key, "must be positive, or -1 for off");
+    return v;
+  };
+  o.segment_ms = limit_ms("log.segment_ms", o.segment_ms);
+  o.index_interval_bytes = c.GetBytes("log.index_interval_bytes", o.index_interval_bytes);
+  if (o.index_interval_bytes < 1) {
+    c.Fail("log.index_interval_bytes", "must be at least 1 byte");
+  }
+  o.flush_ms = limit_ms("log.flush_interval", o.flush_ms);
+  o.flush_bytes = limit_bytes("log.flush_bytes", o.flush_bytes);
+  o.retention_ms = limit_ms("log.retention_ms", o.retention_ms);
+  o.retention_bytes = limit_bytes("log.retention_bytes", o.retention_bytes);
+  o.retention_check_interval_ms =
+      c.GetDurationMs("log.retention_check_interval", o.retention_check_interval_ms);
+  if (o.retention_check_interval_ms < 10) {
+    c.Fail("log.retention_check_interval", "must be at least 10ms");
+  }
+  // --- end storage ---
 
   o.query_default_limit = c.GetInt("query.default_limit", o.query_default_limit);
   o.query_max_limit = c.GetInt("query.max_limit", o.query_max_limit);
@@ -85,6 +114,11 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
   if (o.query_default_limit < 0 || o.query_default_limit > o.query_max_limit) {
     c.Fail("query.default_limit", "must be 0..query.max_limit (" +
                                       std::to_string(o.query_max_limit) + ")");
+  }
+
+  o.max_producer_ids = c.GetInt("producers.max_ids", o.max_producer_ids);
+  if (o.max_producer_ids < 1 || o.max_producer_ids > 10000000) {
+    c.Fail("producers.max_ids", "must be 1..10000000, got " + std::to_string(o.max_producer_ids));
   }
 
   o.log_level = c.GetString("log_level", o.log_level);

@@ -27,8 +27,18 @@ struct BrokerOptions {
   int32_t default_partitions = 4;
   int64_t segment_bytes = 128LL * 1024 * 1024;
   FlushPolicy flush = FlushPolicy::kAlways;
+  // --- storage: log.* defaults for every topic (per-topic overrides: POST /v1/topics) ---
+  int64_t segment_ms = 7LL * 24 * 3600 * 1000;       // log.segment_ms
+  int64_t index_interval_bytes = 4096;               // log.index_interval_bytes
+  int64_t flush_ms = 1000;                           // log.flush_interval (flush: interval)
+  int64_t flush_bytes = -1;                          // log.flush_bytes (flush: interval)
+  int64_t retention_ms = -1;                         // log.retention_ms
+  int64_t retention_bytes = -1;                      // log.retention_bytes
+  int64_t retention_check_interval_ms = 300000;      // log.retention_check_interval
+  // --- end storage ---
   int64_t query_default_limit = 100;
   int64_t query_max_limit = 100000;
+  int64_t max_producer_ids = 10000;  // producers.max_ids: idempotent-producer state cap (LRU)
   std::string log_level = "info";
 };
 

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "cloud-broker/query/query.h"
+#include "cloud-broker/server/group_routes.h"  // consumer groups
 
 namespace sluice::broker {
 namespace {
@@ -56,6 +57,9 @@ BrokerService::BrokerService(ServiceOptions options, TopicStore& store,
     : options_(std::move(options)), store_(store), policy_(policy), metrics_(metrics) {}
 
 void BrokerService::Handle(HttpRequest&& request, HttpResponder respond) {
+  if (MaybeParkFetch(request, respond)) {  // storage: long-poll (wait_ms)
+    return;
+  }
   respond(Route(request));
 }
 
@@ -81,9 +85,20 @@ HttpResponse BrokerService::Route(const HttpRequest& req) {
     return r;
   }
   if (p.size() >= 2 && p[0] == "v1") {
-    if (p.size() == 2 && p[1] == "topics") {
-      return method_is("GET") ? ListTopics() : wrong_method("GET");
+    // --- storage: topic admin and timestamp lookup (topic_routes.cc) ---
+    if (p[1] == "topics" && ((p.size() == 2 && method_is("POST")) || p.size() == 3 ||
+                             (p.size() == 6 && p[3] == "partitions" && p[5] == "offset"))) {
+      return StorageRoute(req, p);
     }
+    // --- end storage ---
+    if (p.size() == 2 && p[1] == "topics") {
+      return method_is("GET") ? ListTopics() : wrong_method("GET, POST");
+    }
+    // --- consumer groups (cloud-broker/server/group_routes.cc) ---
+    if (p[1] == "groups" && options_.groups != nullptr) {
+      return options_.groups->Route(req, p);
+    }
+    // --- end consumer groups ---
     if (p.size() == 2 && p[1] == "query") {
       return method_is("GET") ? Query(req) : wrong_method("GET");
     }
@@ -183,7 +198,7 @@ HttpResponse BrokerService::Fetch(const std::string& topic, const std::string& p
       log->Read(offset, static_cast<size_t>(max_records), static_cast<size_t>(max_bytes));
   if (!res.ok()) {
     if (res.status().code() == StatusCode::kInvalidArgument) {
-      return HttpResponse::Error(416, "offset_out_of_range", res.status().message(), "offset");
+      return OffsetOutOfRange(*log, offset);  // storage: with the valid range
     }
     LogError("fetch", topic + "-" + partition + ": " + res.status().ToString());
     return HttpResponse::Error(500, "storage_error", res.status().message());

@@ -17,10 +17,26 @@
 
 namespace sluice::broker {
 
+class ProducerTable;  // cloud-broker/producers/producer_table.h
+class GroupRoutes;    // cloud-broker/server/group_routes.h (consumer groups)
+class FetchWaiter;    // cloud-broker/server/fetch_waiter.h (long-poll fetch)
+
+// --- storage: fetch long-poll bound and the 416 answer (topic_routes.cc) ---
+inline constexpr int64_t kMaxFetchWaitMs = 30000;
+// 416 {"error": "offset_out_of_range", ..., "start_offset", "end_offset"}.
+HttpResponse OffsetOutOfRange(const PartitionLog& log, int64_t offset);
+// --- end storage ---
+
 struct ServiceOptions {
   std::string broker_id;
   int64_t query_default_limit = 100;
   int64_t query_max_limit = 100000;
+  // Idempotent-producer state (exactly-once produce); nullptr turns deduplication off.
+  ProducerTable* producers = nullptr;
+  // Consumer-group endpoints under /v1/groups; nullptr answers them 404.
+  GroupRoutes* groups = nullptr;
+  // Parks fetches with wait_ms at the end of a partition (storage); nullptr answers at once.
+  FetchWaiter* fetch_waiter = nullptr;
 };
 
 class BrokerService {
@@ -35,6 +51,15 @@ class BrokerService {
   HttpResponse Produce(const std::string& topic, const std::string& body);
 
  private:
+  // --- storage: topic admin, timestamp lookup, long-poll (topic_routes.cc) ---
+  HttpResponse StorageRoute(const HttpRequest& req, const std::vector<std::string>& p);
+  HttpResponse CreateTopic(const HttpRequest& req);
+  HttpResponse DescribeTopic(const std::string& topic);
+  HttpResponse OffsetForTime(const std::string& topic, const std::string& partition,
+                             const HttpRequest& req);
+  // True if it took the request: parked (answered later) or answered a bad wait_ms.
+  bool MaybeParkFetch(const HttpRequest& req, const HttpResponder& respond);
+  // --- end storage ---
   HttpResponse ListTopics();
   HttpResponse Fetch(const std::string& topic, const std::string& partition,
                      const HttpRequest& request);

@@ -1,6 +1,9 @@
 // BrokerService::Produce: validate the whole batch, then every record, then residency, and only
 // then split by partition and append. Nothing is stored when any check fails.
 #include <map>
+#include <optional>
+
+#include "cloud-broker/producers/producer_table.h"
 
 #include "cloud-broker/server/broker_service.h"
 #include "core/partitioner.h"
@@ -11,7 +14,7 @@ namespace {
 
 constexpr const char* kComponent = "produce";
 
-HttpResponse ProduceOk(const std::string& topic, size_t records,
+HttpResponse ProduceOk(const std::string& topic, size_t records, size_t duplicates,
                        const std::vector<std::pair<int32_t, std::pair<int64_t, int64_t>>>& parts) {
   rapidjson::StringBuffer sb;
   JsonWriter w(sb);
@@ -20,6 +23,8 @@ HttpResponse ProduceOk(const std::string& topic, size_t records,
   WriteJsonString(w, topic);
   w.Key("records");
   w.Uint64(records);
+  w.Key("duplicates");  // records already stored by an earlier attempt (exactly-once)
+  w.Uint64(duplicates);
   w.Key("partitions");
   w.StartArray();
   for (const auto& [p, range] : parts) {
@@ -127,8 +132,43 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
   for (const Record& r : records) {
     by_partition[PartitionForKey(*r.key, tp->partition_count())].push_back(r);
   }
+  // --- exactly-once (idempotent producer), see cloud-broker/producers/producer_table.h ---
+  // A batch with a producer id is checked per partition against the highest gateway_seq this
+  // producer stored there: records at or below it were stored by an earlier attempt and are
+  // skipped; a partition whose records are all stored answers with the original offsets. The
+  // producer's lock is held until the answer, so its retries never race its first attempt.
+  std::optional<ProducerTable::Guard> producer;
+  if (options_.producers != nullptr && batch->producer_id >= 0) {
+    producer.emplace(options_.producers->Lock(batch->producer_id));
+  }
+  size_t duplicates = 0;
   std::vector<std::pair<int32_t, std::pair<int64_t, int64_t>>> parts;
   for (auto& [p, recs] : by_partition) {
+    int64_t first_seq = -1, last_seq = -1;
+    if (producer) {
+      first_seq = GatewaySeqOf(recs.front());
+      last_seq = GatewaySeqOf(recs.back());
+      const int64_t stored = producer->State(topic, p).last_seq;
+      std::vector<Record> fresh;
+      for (Record& r : recs) {
+        int64_t seq = GatewaySeqOf(r);
+        if (seq >= 0 && seq <= stored) {
+          ++duplicates;
+        } else {
+          fresh.push_back(std::move(r));
+        }
+      }
+      if (fresh.empty()) {
+        const AppendedRange* orig = producer->FindExact(topic, p, first_seq, last_seq);
+        if (orig != nullptr) {
+          parts.push_back({p, {orig->base_offset, orig->last_offset}});
+        }
+        continue;
+      }
+      recs = std::move(fresh);
+      first_seq = GatewaySeqOf(recs.front());
+    }
+    // --- end exactly-once ---
     RecordBatch out;
     out.partition_leader_epoch = batch->partition_leader_epoch;
     out.attributes = batch->attributes;
@@ -143,16 +183,27 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
     if (!base.ok()) {
       LogError(kComponent, "append to " + topic + "-" + std::to_string(p) +
                                " failed: " + base.status().ToString());
-      HttpResponse r = HttpResponse::Error(503, "storage_unavailable", base.status().message());
-      r.headers.emplace_back("Retry-After", "1");
-      // Partitions appended before this one keep their records (at-least-once on retry).
+      // storage: a full disk is 507 (retryable, Retry-After); the log cut the partial write.
+      const bool full = base.status().code() == StatusCode::kResourceExhausted;
+      HttpResponse r = HttpResponse::Error(full ? 507 : 503,
+                                           full ? "insufficient_storage" : "storage_unavailable",
+                                           base.status().message());  // adds Retry-After
+      // Partitions appended before this one keep their records; with a producer id the retry
+      // skips them (exactly-once), without one it may duplicate them (at-least-once).
       return Refuse(std::move(r), topic, "storage_unavailable", n);
     }
     metrics_.Appended(topic, n, bytes);
-    parts.push_back({p, {*base, *base + static_cast<int64_t>(n) - 1}});
+    const int64_t last = *base + static_cast<int64_t>(n) - 1;
+    if (producer && first_seq >= 0 && last_seq >= 0) {
+      producer->Appended(topic, p, AppendedRange{first_seq, last_seq, *base, last});
+    }
+    parts.push_back({p, {*base, last}});
+  }
+  if (duplicates > 0) {
+    options_.producers->CountDuplicates(duplicates);  // --- exactly-once ---
   }
   metrics_.ProduceRequest(200);
-  return ProduceOk(topic, records.size(), parts);
+  return ProduceOk(topic, records.size(), duplicates, parts);
 }
 
 }  // namespace sluice::broker

@@ -1,5 +1,7 @@
 #include "gateway/app/gateway_app.h"
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <system_error>
 
@@ -33,6 +35,8 @@ Status GatewayApp::Start() {
   bo.path = config_.data_dir + "/buffer";
   bo.sync = config_.buffer_sync;
   bo.sync_interval_ms = config_.buffer_sync_interval_ms;
+  bo.max_bytes = config_.buffer_max_bytes;
+  bo.overflow = config_.buffer_overflow_http;
   bo.metrics = &metrics_;
   Result<std::unique_ptr<EventBuffer>> buf = EventBuffer::Open(bo);
   if (!buf.ok()) {
@@ -74,11 +78,18 @@ Status GatewayApp::Start() {
     forwarders_[region.value()] = std::move(fwd);
   }
 
+  {
+    std::lock_guard<std::mutex> lock(maint_mu_);
+    maint_stop_ = false;
+  }
+  maintenance_ = std::thread([this] { Maintain(); });
+
   if (config_.http_enabled) {
     HttpIngestOptions ho;
     ho.gateway_id = config_.gateway_id;
     ho.country = config_.country;
     ho.max_events_per_request = static_cast<size_t>(config_.http_max_events_per_request);
+    ho.overflow = config_.buffer_overflow_http;
     http_ingest_ = std::make_unique<HttpIngest>(*buffer_, router_, clock_, ho, metrics_);
     HttpServerOptions so;
     so.host = config_.http_host;
@@ -104,6 +115,8 @@ Status GatewayApp::Start() {
     mo.qos = config_.mqtt_qos;
     mo.gateway_id = config_.gateway_id;
     mo.country = config_.country;
+    mo.overflow = config_.buffer_overflow_mqtt;
+    mo.qos0_max_pending = config_.buffer_qos0_max_pending;
     mqtt_ = std::make_unique<MqttSource>(*buffer_, router_, clock_, mo, metrics_);
     SLUICE_RETURN_IF_ERROR(mqtt_->Start());
   }
@@ -124,6 +137,14 @@ void GatewayApp::Stop() {
     server_->Stop();
   }
   buffer_->StopAppends();  // commits what is queued; answers the last HTTP requests
+  {
+    std::lock_guard<std::mutex> lock(maint_mu_);
+    maint_stop_ = true;
+    maint_cv_.notify_all();
+  }
+  if (maintenance_.joinable()) {
+    maintenance_.join();
+  }
   for (auto& [name, fwd] : forwarders_) {
     fwd->Stop();
   }
@@ -135,6 +156,24 @@ void GatewayApp::Stop() {
   live_buffer_->store(nullptr);
   buffer_.reset();
   LogInfo("gateway", "gateway " + config_.gateway_id.value() + " stopped");
+}
+
+void GatewayApp::Maintain() {
+  const int64_t ttl = config_.buffer_ttl_ms;
+  const int64_t period_ms = ttl > 0 ? std::clamp<int64_t>(ttl / 4, 10, 10000) : 10000;
+  std::unique_lock<std::mutex> lock(maint_mu_);
+  while (!maint_stop_) {
+    maint_cv_.wait_for(lock, std::chrono::milliseconds(period_ms), [&] { return maint_stop_; });
+    if (maint_stop_) {
+      break;
+    }
+    lock.unlock();
+    if (ttl > 0) {
+      buffer_->ExpireOlderThan(clock_.NowMs() - ttl);
+    }
+    buffer_->CompactRemoved();
+    lock.lock();
+  }
 }
 
 }  // namespace sluice::gateway

@@ -4,11 +4,15 @@
 //   Stop(): stop ingest (MQTT, then HTTP), let the commit thread finish what is queued, stop the
 //   forwarders, close the DB. Idempotent; the destructor calls it.
 // Threads: the buffer's commit thread, one forwarder thread per region, cpprestsdk's pool,
-// Paho's callback thread and the MQTT supervisor.
+// Paho's callback thread, the MQTT supervisor, and a maintenance thread (TTL sweep every
+// min(ttl/4, 10s) when buffer.ttl is set; CompactRange over delivered ranges).
 // Thread-safety: Start()/Stop() from one thread; accessors are thread-safe after Start().
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <functional>
 #include <map>
 #include <memory>
@@ -52,6 +56,8 @@ class GatewayApp {
   int http_port() const { return server_ ? server_->port() : 0; }
 
  private:
+  void Maintain();
+
   GatewayConfig config_;
   Clock& clock_;
   UplinkFactory uplink_factory_;
@@ -65,6 +71,10 @@ class GatewayApp {
   std::unique_ptr<HttpServer> server_;
   std::unique_ptr<MqttSource> mqtt_;
   bool started_ = false;
+  std::mutex maint_mu_;
+  std::condition_variable maint_cv_;
+  bool maint_stop_ = false;
+  std::thread maintenance_;
 };
 
 }  // namespace sluice::gateway

@@ -28,6 +28,17 @@ int64_t Positive(const Config& cfg, const std::string& key, int64_t v) {
   return v;
 }
 
+OverflowPolicy Overflow(const Config& cfg, const std::string& key, const std::string& def) {
+  std::string v = cfg.GetString(key, def);
+  if (v == "reject") {
+    return OverflowPolicy::kReject;
+  }
+  if (v != "drop_oldest") {
+    cfg.Fail(key, "must be 'reject' or 'drop_oldest', not '" + v + "'");
+  }
+  return OverflowPolicy::kDropOldest;
+}
+
 }  // namespace
 
 GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
@@ -99,6 +110,16 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
   }
   g.buffer_sync_interval_ms =
       Positive(cfg, "buffer.sync_interval", cfg.GetDurationMs("buffer.sync_interval", 1000));
+  g.buffer_max_bytes =
+      Positive(cfg, "buffer.max_bytes", cfg.GetBytes("buffer.max_bytes", g.buffer_max_bytes));
+  g.buffer_ttl_ms = cfg.GetDurationMs("buffer.ttl", 0);
+  if (g.buffer_ttl_ms < 0) {
+    cfg.Fail("buffer.ttl", "must be >= 0 (0: records never expire)");
+  }
+  g.buffer_overflow_http = Overflow(cfg, "buffer.overflow.http", "reject");
+  g.buffer_overflow_mqtt = Overflow(cfg, "buffer.overflow.mqtt", "drop_oldest");
+  g.buffer_qos0_max_pending = Positive(cfg, "buffer.qos0_max_pending",
+                                       cfg.GetInt("buffer.qos0_max_pending", 10000));
 
   g.forward_topic = cfg.GetString("forward.topic", "sensors");
   if (!IsName(g.forward_topic)) {

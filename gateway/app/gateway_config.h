@@ -37,6 +37,11 @@ struct GatewayConfig {
 
   SyncMode buffer_sync = SyncMode::kAlways;
   int64_t buffer_sync_interval_ms = 1000;
+  int64_t buffer_max_bytes = int64_t{1} << 30;  // bytes of queued records
+  int64_t buffer_ttl_ms = 0;                     // 0: records never expire
+  OverflowPolicy buffer_overflow_http = OverflowPolicy::kReject;
+  OverflowPolicy buffer_overflow_mqtt = OverflowPolicy::kDropOldest;
+  int64_t buffer_qos0_max_pending = 10000;  // QoS 0 messages accepted but not yet committed
 
   std::string forward_topic = "sensors";
   int64_t forward_batch_max_records = 1000;

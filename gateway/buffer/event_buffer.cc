@@ -56,38 +56,17 @@ Status EventBuffer::Init() {
         "sluice_gateway_quarantined_total", "Corrupt buffer entries moved to quarantine");
   }
 
-  // next_seq: the meta key, but never below a sequence found on disk (belt and braces).
+  if (options_.metrics != nullptr) {
+    auto drop = [&](const char* reason) {
+      return &options_.metrics->GetCounter("sluice_gateway_dropped_total",
+                                           "Refused or dropped events/requests",
+                                           {{"source", "buffer"}, {"reason", reason}});
+    };
+    dropped_oldest_metric_ = drop("drop_oldest");
+    expired_metric_ = drop("ttl");
+  }
   uint64_t next = 0;
-  std::string meta;
-  s = db_->Get(leveldb::ReadOptions(), kNextSeqKey, &meta);
-  if (s.ok() && meta.size() == 8) {
-    next = GetBigEndian64(meta.data());
-  } else if (!s.ok() && !s.IsNotFound()) {
-    return FromLevelDb(s);
-  }
-  // One scan initialises the in-memory counters of every key space.
-  leveldb::ReadOptions ro;
-  ro.fill_cache = false;
-  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ro));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    leveldb::Slice k = it->key();
-    if (k.size() < 11 || k[1] != '/' || k[k.size() - 9] != '/') {
-      continue;
-    }
-    uint64_t seq = GetBigEndian64(k.data() + k.size() - 8);
-    if (seq + 1 > next) {
-      next = seq + 1;
-    }
-    if (k[0] == 'q') {
-      std::string region(k.data() + 2, k.size() - 11);
-      RegionStats& rs = Stats(region);
-      rs.records += 1;
-      rs.bytes += static_cast<int64_t>(k.size() + it->value().size());
-    }
-  }
-  if (!it->status().ok()) {
-    return FromLevelDb(it->status());
-  }
+  SLUICE_RETURN_IF_ERROR(VerifyAtOpen(&next));
   next_seq_ = next;
   commit_thread_ = std::thread([this] { CommitLoop(); });
   return Status::Ok();
@@ -99,28 +78,44 @@ EventBuffer::~EventBuffer() {
 }
 
 void EventBuffer::Append(std::vector<PendingEvent> events, AppendCallback done) {
+  Append(std::move(events), std::move(done), options_.overflow);
+}
+
+void EventBuffer::Append(std::vector<PendingEvent> events, AppendCallback done,
+                         OverflowPolicy policy) {
+  // Encode + CRC on the caller's thread: the commit thread only builds the WriteBatch.
+  Request req;
+  req.entries.reserve(events.size());
+  for (PendingEvent& pe : events) {
+    std::string value;
+    EncodeEntry(pe.event, &value);
+    req.bytes += static_cast<int64_t>(pe.region.value().size() + 11 + value.size());
+    req.entries.emplace_back(pe.region.value(), std::move(value));
+  }
+  req.done = std::move(done);
+  const size_t n = req.entries.size();
+  Status refused;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
-      // Fall through to the callback outside the lock.
-    } else if (queued_events_ + events.size() > options_.max_queued_events &&
-               queued_events_ > 0) {
+      refused = Status::Unavailable("buffer is shutting down");
+    } else if (queued_events_ + n > options_.max_queued_events && queued_events_ > 0) {
       // Over the limit: refuse (unless the queue is empty, so one huge request still fits).
+      refused = Status::ResourceExhausted("buffer commit queue is full");
+    } else if (policy == OverflowPolicy::kReject && options_.max_bytes > 0 &&
+               total_bytes_.load() + queued_bytes_ + req.bytes > options_.max_bytes) {
+      refused = Status::ResourceExhausted(
+          "buffer full: " + std::to_string(total_bytes_.load() + queued_bytes_) + " of " +
+          std::to_string(options_.max_bytes) + " bytes used");
     } else {
-      queued_events_ += events.size();
-      queue_.push_back(Request{std::move(events), std::move(done)});
+      queued_events_ += n;
+      queued_bytes_ += req.bytes;
+      queue_.push_back(std::move(req));
       cv_.notify_one();
       return;
     }
   }
-  bool stopped;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopped = stopping_;
-  }
-  done(stopped ? Status::Unavailable("buffer is shutting down")
-               : Status::ResourceExhausted("buffer commit queue is full"),
-       0);
+  req.done(refused, 0);
 }
 
 std::future<Status> EventBuffer::Append(std::vector<PendingEvent> events) {
@@ -182,6 +177,13 @@ void EventBuffer::CommitLoop() {
     std::vector<Request> reqs;
     reqs.swap(queue_);
     queued_events_ = 0;
+    int64_t batch_bytes = queued_bytes_;
+    queued_bytes_ = 0;
+    lock.unlock();
+    if (options_.max_bytes > 0 && total_bytes_.load() + batch_bytes > options_.max_bytes) {
+      MakeRoom(total_bytes_.load() + batch_bytes - options_.max_bytes);
+    }
+    lock.lock();
     lock.unlock();
     CommitRequests(reqs);
     lock.lock();
@@ -198,15 +200,10 @@ void EventBuffer::CommitRequests(std::vector<Request>& reqs) {
   std::map<std::string, std::pair<int64_t, int64_t>> added;  // region -> records, bytes
   uint64_t seq = next_seq_.load();
   std::string key;
-  std::string value;
   for (Request& r : reqs) {
     firsts.push_back(seq);
-    for (PendingEvent& pe : r.events) {
-      const std::string& region = pe.region.value();
+    for (const auto& [region, value] : r.entries) {
       key = QueueKey('q', region, seq);
-      value.clear();
-      EncodeEntry(pe.event, &value);
-      pe.event.gateway_seq = GatewaySeq(seq);
       batch.Put(key, value);
       auto& a = added[region];
       a.first += 1;
@@ -225,9 +222,7 @@ void EventBuffer::CommitRequests(std::vector<Request>& reqs) {
   Status st = FromLevelDb(db_->Write(wo, &batch));
   if (st.ok()) {
     for (const auto& [region, a] : added) {
-      RegionStats& rs = Stats(region);
-      rs.records += a.first;
-      rs.bytes += a.second;
+      Adjust(Stats(region), a.first, a.second);
     }
   } else {
     LogError(kLog, "commit failed: " + st.ToString());
@@ -256,6 +251,16 @@ EventBuffer::RegionStats& EventBuffer::Stats(const std::string& region) const {
     p = std::make_unique<RegionStats>();
   }
   return *p;
+}
+
+void EventBuffer::Adjust(RegionStats& rs, int64_t records, int64_t bytes) {
+  rs.records += records;
+  rs.bytes += bytes;
+  total_bytes_ += bytes;
+}
+
+bool IsBufferFull(const Status& st) {
+  return st.code() == StatusCode::kResourceExhausted && st.message().rfind("buffer full", 0) == 0;
 }
 
 uint64_t EventBuffer::buffered_records(const RegionId& region) const {

@@ -1,15 +1,20 @@
 // EventBuffer: the gateway's durable store-and-forward queue on LevelDB.
 //
-// Appenders (HTTP handlers, the MQTT callback) call Append(); a single commit thread drains
-// everything queued, assigns gateway sequences (monotonic, never reused, surviving restarts),
-// writes ONE WriteBatch holding the entries and "m/next_seq", and then completes every callback.
-// So many requests share one fsync, and sequence order equals key order per region: a reader's
-// cursor can never skip a key that is written later with a smaller sequence.
+// Appenders (HTTP handlers, the MQTT callback) call Append(), which encodes and checksums the
+// events on the caller's thread; a single commit thread drains everything queued, assigns gateway
+// sequences (monotonic, never reused, surviving restarts), writes ONE WriteBatch holding the
+// entries and "m/next_seq", and then completes every callback. So many requests share one fsync,
+// and sequence order equals key order per region: a reader's cursor can never skip a key that is
+// written later with a smaller sequence.
 //
 // Durability: SyncMode::kAlways acknowledges after a synced write. SyncMode::kInterval writes
 // without sync and issues a tiny synced write every sync_interval_ms; on power loss or an OS
-// crash up to sync_interval_ms of acknowledged events can be lost (a process crash loses none:
-// LevelDB has already handed the write to the OS).
+// crash up to sync_interval_ms of acknowledged events can be lost (a process crash loses none).
+//
+// Bounds: max_bytes (see OverflowPolicy) and ExpireOlderThan() (TTL by ingest time). Evictions
+// delete a prefix of a region queue; a record evicted while a forwarder holds it is skipped by
+// the later Remove/DeadLetter, so the counters stay exact. Every eviction is counted.
+// Open() verifies every queued entry's CRC in one streaming scan and moves corrupt ones to "x/".
 //
 // Reading (one forwarder per region): ReadBatch() seeks from a cursor (never from the first key,
 // which would re-scan tombstones), Remove()/DeadLetter() after the broker answered. A corrupt
@@ -29,51 +34,19 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/metrics.h"
 #include "core/record.h"
 #include "core/status.h"
+#include "gateway/buffer/buffer_options.h"
 
 namespace leveldb {
 class DB;
-class Env;
 }  // namespace leveldb
 
 namespace sluice::gateway {
-
-enum class SyncMode { kAlways, kInterval };
-
-struct BufferOptions {
-  std::string path;
-  SyncMode sync = SyncMode::kAlways;
-  int64_t sync_interval_ms = 1000;
-  size_t max_queued_events = 500000;   // appends past this fail fast with kResourceExhausted
-  leveldb::Env* env = nullptr;         // nullptr: leveldb's default Env (tests: NewMemEnv)
-  MetricsRegistry* metrics = nullptr;  // optional: sluice_gateway_quarantined_total
-};
-
-// An event to append; the buffer fills in event.gateway_seq. gateway_id is the caller's.
-struct PendingEvent {
-  RegionId region;
-  SensorEvent event;
-};
-
-// Runs on the commit thread once the events are durable (or failed). first_seq is the sequence of
-// the first event of this Append (sequences of one Append are consecutive).
-using AppendCallback = std::function<void(const Status& status, uint64_t first_seq)>;
-
-struct BufferedRecord {
-  uint64_t seq = 0;
-  SensorEvent event;
-  size_t bytes = 0;  // key + value bytes on disk
-};
-
-struct ReadBatchResult {
-  std::vector<BufferedRecord> records;
-  uint64_t next_cursor = 0;  // pass to the next ReadBatch
-  bool full = false;         // stopped at max_records/max_bytes with more entries after
-};
 
 class EventBuffer {
  public:
@@ -84,6 +57,8 @@ class EventBuffer {
 
   void Append(std::vector<PendingEvent> events, AppendCallback done);
   std::future<Status> Append(std::vector<PendingEvent> events);
+  // As above with an explicit overflow policy (the others use options.overflow).
+  void Append(std::vector<PendingEvent> events, AppendCallback done, OverflowPolicy policy);
   // Commits what is queued, then fails later appends with kUnavailable. Idempotent.
   void StopAppends();
 
@@ -97,23 +72,38 @@ class EventBuffer {
   // Sequences of the entries in key space `space` ('q', 'd' or 'x') of `region`. Test/ops aid.
   std::vector<uint64_t> ListKeys(char space, const RegionId& region);
 
+  // Deletes queued records whose ingest time is < cutoff_ms (scanning each region from its head,
+  // stopping at the first younger record); returns how many, counted reason="ttl".
+  uint64_t ExpireOlderThan(int64_t cutoff_ms);
+  // Compacts the key range of regions with many removals since the last call, so that tombstones
+  // of delivered records do not slow reads down. Cheap when there is nothing to do.
+  void CompactRemoved(uint64_t min_removed = 100000);
+
   // `fn` runs on the commit thread after every successful commit (forwarders wake on it).
   void AddCommitListener(std::function<void()> fn);
 
   uint64_t buffered_records(const RegionId& region) const;
   uint64_t buffered_bytes(const RegionId& region) const;
   uint64_t total_buffered_records() const;
+  uint64_t total_buffered_bytes() const { return static_cast<uint64_t>(total_bytes_.load()); }
   uint64_t quarantined() const { return quarantined_.load(); }
+  uint64_t dropped_oldest() const { return dropped_oldest_.load(); }
+  uint64_t expired() const { return expired_.load(); }
   uint64_t next_seq() const { return next_seq_.load(); }
 
  private:
   struct Request {
-    std::vector<PendingEvent> events;
+    std::vector<std::pair<std::string, std::string>> entries;  // region, encoded value
+    int64_t bytes = 0;                                        // key + value bytes
     AppendCallback done;
   };
   struct RegionStats {
     std::atomic<int64_t> records{0};
     std::atomic<int64_t> bytes{0};
+    uint64_t head_hint = 0;      // evict_mu_: no live "q/" key below this
+    uint64_t dropped_below = 0;  // evict_mu_: every key below was evicted or removed
+    uint64_t removed = 0;        // evict_mu_: removals since the last CompactRange
+    uint64_t max_removed = 0;    // evict_mu_
   };
 
   explicit EventBuffer(const BufferOptions& options);
@@ -121,13 +111,30 @@ class EventBuffer {
   void CommitLoop();
   void CommitRequests(std::vector<Request>& reqs);
   RegionStats& Stats(const std::string& region) const;
+  void Adjust(RegionStats& rs, int64_t records, int64_t bytes);
+  // evict_mu_ held. Deletes the live prefix of `region` while the records are older than
+  // cutoff_ms (cutoff_ms < 0: any age) until `goal_bytes` are freed; returns records deleted.
+  uint64_t EvictPrefixLocked(const std::string& region, int64_t goal_bytes, int64_t cutoff_ms,
+                             int64_t* freed);
+  void MakeRoom(int64_t bytes);  // commit thread: kDropOldest
+  void CountDrop(const char* reason, uint64_t n);
+  // Removes from `records` those below the region's dropped_below (evict_mu_ held).
+  std::vector<const BufferedRecord*> LiveLocked(RegionStats& rs,
+                                                const std::vector<BufferedRecord>& records);
+  Status VerifyAtOpen(uint64_t* next);
   void Quarantine(const std::string& region, const std::vector<std::string>& keys,
                   const std::vector<std::string>& values);
 
   BufferOptions options_;
   std::unique_ptr<leveldb::DB> db_;
   Counter* quarantined_metric_ = nullptr;
+  Counter* dropped_oldest_metric_ = nullptr;
+  Counter* expired_metric_ = nullptr;
   std::atomic<uint64_t> quarantined_{0};
+  std::atomic<uint64_t> dropped_oldest_{0};
+  std::atomic<uint64_t> expired_{0};
+  std::atomic<int64_t> total_bytes_{0};
+  std::mutex evict_mu_;  // serialises evictions with Remove/DeadLetter/Quarantine
   std::atomic<uint64_t> next_seq_{0};
 
   mutable std::mutex stats_mu_;
@@ -137,6 +144,7 @@ class EventBuffer {
   std::condition_variable cv_;
   std::vector<Request> queue_;
   size_t queued_events_ = 0;
+  int64_t queued_bytes_ = 0;  // bytes of queued requests, for the kReject check
   bool stopping_ = false;
   bool dirty_ = false;  // kInterval: unsynced writes since the last sync
   std::vector<std::function<void()>> listeners_;

@@ -3,6 +3,7 @@
 #include <leveldb/iterator.h>
 #include <leveldb/write_batch.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/logging.h"
@@ -85,14 +86,21 @@ Result<ReadBatchResult> EventBuffer::ReadBatch(const RegionId& region, uint64_t 
 
 void EventBuffer::Quarantine(const std::string& region, const std::vector<std::string>& keys,
                              const std::vector<std::string>& values) {
+  std::lock_guard<std::mutex> lock(evict_mu_);
+  RegionStats& rs = Stats(region);
   leveldb::WriteBatch batch;
   int64_t bytes = 0;
+  int64_t n = 0;
   for (size_t i = 0; i < keys.size(); ++i) {
+    if (GetBigEndian64(keys[i].data() + keys[i].size() - 8) < rs.dropped_below) {
+      continue;  // evicted meanwhile (and counted there)
+    }
     std::string xkey = keys[i];
     xkey[0] = 'x';
     batch.Put(xkey, values[i]);
     batch.Delete(keys[i]);
     bytes += static_cast<int64_t>(keys[i].size() + values[i].size());
+    ++n;
   }
   leveldb::Status s = db_->Write(leveldb::WriteOptions(), &batch);
   if (!s.ok()) {
@@ -100,44 +108,48 @@ void EventBuffer::Quarantine(const std::string& region, const std::vector<std::s
     LogError("buffer", "quarantine write failed: " + s.ToString());
     return;
   }
-  RegionStats& rs = Stats(region);
-  rs.records -= static_cast<int64_t>(keys.size());
-  rs.bytes -= bytes;
-  quarantined_ += keys.size();
+  Adjust(rs, -n, -bytes);
+  quarantined_ += static_cast<uint64_t>(n);
   if (quarantined_metric_ != nullptr) {
-    quarantined_metric_->Inc(keys.size());
+    quarantined_metric_->Inc(static_cast<uint64_t>(n));
   }
 }
 
 Status EventBuffer::Remove(const RegionId& region, const std::vector<BufferedRecord>& records) {
+  std::lock_guard<std::mutex> lock(evict_mu_);
+  RegionStats& rs = Stats(region.value());
+  std::vector<const BufferedRecord*> live = LiveLocked(rs, records);
   leveldb::WriteBatch batch;
   int64_t bytes = 0;
-  for (const BufferedRecord& r : records) {
-    batch.Delete(QueueKey('q', region.value(), r.seq));
-    bytes += static_cast<int64_t>(r.bytes);
+  for (const BufferedRecord* r : live) {
+    batch.Delete(QueueKey('q', region.value(), r->seq));
+    bytes += static_cast<int64_t>(r->bytes);
+    rs.max_removed = std::max(rs.max_removed, r->seq);
   }
   // Not synced: if a removal is lost in a crash, the records are sent again (at-least-once).
   leveldb::Status s = db_->Write(leveldb::WriteOptions(), &batch);
   if (!s.ok()) {
     return Status::IOError("buffer remove failed: " + s.ToString());
   }
-  RegionStats& rs = Stats(region.value());
-  rs.records -= static_cast<int64_t>(records.size());
-  rs.bytes -= bytes;
+  rs.removed += live.size();
+  Adjust(rs, -static_cast<int64_t>(live.size()), -bytes);
   return Status::Ok();
 }
 
 Status EventBuffer::DeadLetter(const RegionId& region,
                                const std::vector<BufferedRecord>& records) {
+  std::lock_guard<std::mutex> lock(evict_mu_);
+  RegionStats& rs = Stats(region.value());
+  std::vector<const BufferedRecord*> live = LiveLocked(rs, records);
   leveldb::WriteBatch batch;
   int64_t bytes = 0;
   std::string value;
-  for (const BufferedRecord& r : records) {
+  for (const BufferedRecord* r : live) {
     value.clear();
-    EncodeEntry(r.event, &value);
-    batch.Put(QueueKey('d', region.value(), r.seq), value);
-    batch.Delete(QueueKey('q', region.value(), r.seq));
-    bytes += static_cast<int64_t>(r.bytes);
+    EncodeEntry(r->event, &value);
+    batch.Put(QueueKey('d', region.value(), r->seq), value);
+    batch.Delete(QueueKey('q', region.value(), r->seq));
+    bytes += static_cast<int64_t>(r->bytes);
   }
   leveldb::WriteOptions wo;
   wo.sync = true;  // a dead letter is the only copy left
@@ -145,9 +157,7 @@ Status EventBuffer::DeadLetter(const RegionId& region,
   if (!s.ok()) {
     return Status::IOError("buffer dead-letter failed: " + s.ToString());
   }
-  RegionStats& rs = Stats(region.value());
-  rs.records -= static_cast<int64_t>(records.size());
-  rs.bytes -= bytes;
+  Adjust(rs, -static_cast<int64_t>(live.size()), -bytes);
   return Status::Ok();
 }
 

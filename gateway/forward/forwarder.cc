@@ -2,6 +2,7 @@
 
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <chrono>
 #include <limits>
 
@@ -67,6 +68,9 @@ Forwarder::Forwarder(EventBuffer& buffer, Uplink& uplink, Clock& clock, Forwarde
                                               "Records acknowledged by the region's broker", l);
     dead_metric_ = &metrics_->GetCounter("sluice_gateway_dead_lettered_total",
                                          "Records refused permanently by the broker", l);
+    probe_metric_ = &metrics_->GetCounter(
+        "sluice_gateway_forward_probe_cuts_total",
+        "Backoffs ended early because the broker's /healthz answered", l);
   }
   // The listener holds the shared wake state, so it stays valid after this forwarder is gone.
   std::shared_ptr<Wake> wake = wake_;
@@ -170,7 +174,23 @@ Forwarder::StepResult Forwarder::Step() {
     Encode();
   }
   if (now < next_attempt_us_) {
-    return {State::kRetry, next_attempt_us_};
+    if (options_.probe_interval_ms <= 0) {
+      return {State::kRetry, next_attempt_us_};
+    }
+    if (now < next_probe_us_) {
+      return {State::kRetry, std::min(next_attempt_us_, next_probe_us_)};
+    }
+    next_probe_us_ = now + options_.probe_interval_ms * 1000;
+    if (!uplink_.Probe().ok()) {
+      return {State::kRetry, std::min(next_attempt_us_, next_probe_us_)};
+    }
+    // The broker answers again: end the backoff and send now.
+    probe_cuts_ += 1;
+    if (probe_metric_ != nullptr) {
+      probe_metric_->Inc();
+    }
+    backoff_.Reset();
+    next_attempt_us_ = 0;
   }
   Result<UplinkResponse> resp = uplink_.SendBatch(options_.topic, body_);
   if (!resp.ok()) {
@@ -231,10 +251,14 @@ Forwarder::StepResult Forwarder::Retry(const std::string& reason, int64_t now_us
   CountFailure(reason);
   int64_t delay_ms = backoff_.NextDelayMs();
   next_attempt_us_ = now_us + delay_ms * 1000;
+  next_probe_us_ = now_us + options_.probe_interval_ms * 1000;
   ForwardLog().Log(LogLevel::kWarn, kLog, "retry-" + options_.region.value(),
                    "region " + options_.region.value() + ": batch of " +
                        std::to_string(inflight_.size()) + " failed (" + reason +
                        "), retrying in " + std::to_string(delay_ms) + "ms");
+  if (options_.probe_interval_ms > 0) {
+    return {State::kRetry, std::min(next_attempt_us_, next_probe_us_)};
+  }
   return {State::kRetry, next_attempt_us_};
 }
 

@@ -14,6 +14,13 @@
 //                                   broker's reason. A 413 on a batch of several records halves
 //                                   the batch first. The forwarder never wedges.
 // producer_id = ProducerIdFor(gateway id); base_sequence = first gateway sequence & 0x7fffffff.
+// Exactly-once: every record carries its gateway_seq header; the broker skips records of this
+// producer it already stored (cloud-broker/producers), so re-sending a batch after a lost
+// acknowledgement, a timeout or a gateway restart never duplicates it. Order: one batch in
+// flight per region, so records of a device reach the broker in sequence order.
+// Fast drain: while backing off, Uplink::Probe() (GET /healthz) runs every probe_interval_ms;
+// a successful probe ends the backoff at once (so a broker that comes back after a long outage
+// is drained immediately, not after up to backoff_max).
 //
 // Threads: Start() runs Step() on its own thread, waking on a commit notification (Notify(),
 // wired to EventBuffer::AddCommitListener) or when linger/backoff ends. Tests call Step()
@@ -52,6 +59,7 @@ struct ForwarderOptions {
   int64_t linger_ms = 20;
   int64_t backoff_initial_ms = 100;
   int64_t backoff_max_ms = 30000;
+  int64_t probe_interval_ms = 250;  // 0: never probe (wait out the whole backoff)
   uint64_t backoff_seed = std::random_device{}();
 };
 
@@ -78,6 +86,7 @@ class Forwarder {
   uint64_t forwarded() const { return forwarded_.load(); }
   uint64_t dead_lettered() const { return dead_lettered_.load(); }
   uint64_t failures() const { return failures_.load(); }
+  uint64_t probe_cuts() const { return probe_cuts_.load(); }  // backoffs ended by a probe
   size_t inflight_records() const { return inflight_count_.load(); }
 
  private:
@@ -111,14 +120,17 @@ class Forwarder {
   uint64_t inflight_next_cursor_ = 0;
   int64_t first_seen_us_ = -1;
   int64_t next_attempt_us_ = 0;
+  int64_t next_probe_us_ = 0;
 
   std::atomic<uint64_t> cursor_{0};
   std::atomic<uint64_t> forwarded_{0};
   std::atomic<uint64_t> dead_lettered_{0};
   std::atomic<uint64_t> failures_{0};
+  std::atomic<uint64_t> probe_cuts_{0};
   std::atomic<size_t> inflight_count_{0};
   Counter* forwarded_metric_ = nullptr;
   Counter* dead_metric_ = nullptr;
+  Counter* probe_metric_ = nullptr;
 };
 
 }  // namespace sluice::gateway

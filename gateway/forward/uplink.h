@@ -24,15 +24,20 @@ class Uplink {
   // A non-ok result is a transport failure or timeout (kUnavailable, retryable); any HTTP answer
   // is returned as a response.
   virtual Result<UplinkResponse> SendBatch(const std::string& topic, const std::string& batch) = 0;
+  // A cheap liveness check (GET /healthz) used while backing off: ok means "send now". The
+  // default (no probe) never cuts a backoff short.
+  virtual Status Probe() { return Status::Unavailable("no probe"); }
 };
 
 class HttpUplink final : public Uplink {
  public:
   HttpUplink(const std::string& base_url, int64_t timeout_ms);
   Result<UplinkResponse> SendBatch(const std::string& topic, const std::string& batch) override;
+  Status Probe() override;  // GET /healthz, 1 s timeout
 
  private:
   HttpClient client_;
+  HttpClient probe_client_;
 };
 
 }  // namespace sluice::gateway

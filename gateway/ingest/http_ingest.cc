@@ -92,10 +92,13 @@ void HttpIngest::PostEvents(HttpRequest&& request, HttpResponder respond) {
       respond(HttpResponse::Json(202, "{\"accepted\":" + std::to_string(n) + "}"));
       return;
     }
-    HttpResponse r = HttpResponse::Error(503, "unavailable", "buffer: " + st.message());
+    const bool full = IsBufferFull(st);
+    HttpResponse r = HttpResponse::Error(503, full ? "buffer_full" : "unavailable",
+                                         "buffer: " + st.message());
+    r.headers.clear();  // Error() set a default Retry-After; ours is the configured one
     r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
-    Refuse(respond, std::move(r), "buffer_unavailable");
-  });
+    Refuse(respond, std::move(r), full ? "buffer_full" : "buffer_unavailable");
+  }, options_.overflow);
 }
 
 }  // namespace sluice::gateway

@@ -27,6 +27,7 @@ struct HttpIngestOptions {
   CountryCode country;  // default for events that name none
   size_t max_events_per_request = 10000;
   int retry_after_s = 1;
+  OverflowPolicy overflow = OverflowPolicy::kReject;  // buffer.overflow.http
 };
 
 class HttpIngest {

@@ -3,6 +3,7 @@
 #include <mqtt/async_client.h>
 
 #include <chrono>
+#include <future>
 
 #include "core/backoff.h"
 #include "gateway/ingest/event_parser.h"
@@ -163,15 +164,24 @@ void MqttSource::OnMessage(const std::string& topic, const std::string& payload,
   pe.event.payload = payload;
 
   if (qos == 0) {
+    // Bounded: a crash can lose at most qos0_max_pending accepted QoS 0 messages.
+    if (qos0_pending_->fetch_add(1) >= options_.qos0_max_pending) {
+      qos0_pending_->fetch_sub(1);
+      Drop("qos0_backlog", "more than " + std::to_string(options_.qos0_max_pending) +
+                               " QoS 0 messages waiting for the commit");
+      return;
+    }
     std::vector<PendingEvent> one;
     one.push_back(std::move(pe));
-    buffer_.Append(std::move(one), [this](const Status& st, uint64_t) {
+    auto pending = qos0_pending_;
+    buffer_.Append(std::move(one), [this, pending](const Status& st, uint64_t) {
       if (st.ok()) {
         received_.Inc();
       } else {
-        Drop("buffer_unavailable", st.ToString());
+        Drop(IsBufferFull(st) ? "buffer_full" : "buffer_unavailable", st.ToString());
       }
-    });
+      pending->fetch_sub(1);
+    }, options_.overflow);
     return;
   }
   // QoS >= 1: Paho acknowledges when this callback returns, so persist first.
@@ -179,9 +189,18 @@ void MqttSource::OnMessage(const std::string& topic, const std::string& payload,
   while (true) {
     std::vector<PendingEvent> one;
     one.push_back(pe);
-    Status st = buffer_.Append(std::move(one)).get();
+    auto promise = std::make_shared<std::promise<Status>>();
+    std::future<Status> done = promise->get_future();
+    buffer_.Append(std::move(one), [promise](const Status& st, uint64_t) {
+      promise->set_value(st);
+    }, options_.overflow);
+    Status st = done.get();
     if (st.ok()) {
       received_.Inc();
+      return;
+    }
+    if (IsBufferFull(st)) {
+      Drop("buffer_full", st.ToString());  // buffer.overflow.mqtt: reject
       return;
     }
     std::unique_lock<std::mutex> lock(mu_);

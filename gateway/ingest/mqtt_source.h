@@ -5,9 +5,13 @@
 // payload is kept as bytes; when it is a JSON object its ts and country are used as for HTTP.
 // QoS 1/2: Paho acknowledges a message when the arrival callback returns, so the callback blocks
 // until the group commit has made the event durable (a failed append is retried with backoff
-// until it succeeds or the source stops). QoS 0: the event is queued into the group commit
-// without waiting. An invalid message is dropped, counted in
-// sluice_gateway_dropped_total{source="mqtt",reason} and logged (rate-limited).
+// until it succeeds or the source stops; a full buffer under `reject` drops it, counted). Paho C
+// has no manual acknowledgement, so QoS 1 runs one message per commit (one fsync each, about
+// 5 k/s here) unless other sources share that commit. QoS 0: the event is queued into the group
+// commit without waiting; at most qos0_max_pending of them are accepted and not yet committed
+// (the most a crash can lose); past that, messages are dropped (reason "qos0_backlog") rather
+// than blocking Paho. Every drop is counted in sluice_gateway_dropped_total{source="mqtt",
+// reason} and logged (rate-limited).
 // Connection: clean session, automatic reconnect, resubscribe from the connected handler; the
 // first connection is retried by a supervisor thread until it succeeds. No mqtt::exception
 // leaves this class.
@@ -43,6 +47,8 @@ struct MqttSourceOptions {
   int qos = 1;
   GatewayId gateway_id;
   CountryCode country;  // default for messages that name none
+  OverflowPolicy overflow = OverflowPolicy::kDropOldest;  // buffer.overflow.mqtt
+  int64_t qos0_max_pending = 10000;                       // buffer.qos0_max_pending
 };
 
 class MqttSource {
@@ -59,6 +65,8 @@ class MqttSource {
 
   bool connected() const;
   bool subscribed() const { return subscribed_.load(); }
+  // QoS 0 messages accepted and not yet committed (never above qos0_max_pending).
+  int64_t qos0_pending() const { return qos0_pending_->load(); }
 
   // Handles one message (topic, payload, qos); public for tests. Blocks for qos >= 1.
   void OnMessage(const std::string& topic, const std::string& payload, int qos);
@@ -79,6 +87,9 @@ class MqttSource {
   std::unique_ptr<mqtt::async_client> client_;
   std::atomic<bool> subscribed_{false};
   std::atomic<bool> connected_once_{false};
+  // Shared with in-flight callbacks, which may run after Stop() on the commit thread.
+  std::shared_ptr<std::atomic<int64_t>> qos0_pending_ =
+      std::make_shared<std::atomic<int64_t>>(0);
 
   std::mutex mu_;
   std::condition_variable cv_;

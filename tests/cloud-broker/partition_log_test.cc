@@ -42,7 +42,9 @@ void Fill(PartitionLog& log, int batches, int per_batch, int64_t first = 0) {
 std::vector<std::string> SegmentFiles(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(dir)) {
-    out.push_back(e.path().string());
+    if (e.path().extension() == ".log") {  // not the .index/.timeindex siblings
+      out.push_back(e.path().string());
+    }
   }
   std::sort(out.begin(), out.end());
   return out;

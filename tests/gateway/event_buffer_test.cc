@@ -199,7 +199,9 @@ TEST_F(EventBufferTest, CorruptEntryIsQuarantinedAndOthersRead) {
     ASSERT_TRUE(db->Put(leveldb::WriteOptions(), key, v).ok());
   }
   auto buf = Open();
-  EXPECT_EQ(buf->buffered_records(eu_), 3u);
+  // The verify scan at open already moved it to quarantine.
+  EXPECT_EQ(buf->quarantined(), 1u);
+  EXPECT_EQ(buf->buffered_records(eu_), 2u);
   Result<ReadBatchResult> r = buf->ReadBatch(eu_, 0, 100, 1 << 20);
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->records.size(), 2u);

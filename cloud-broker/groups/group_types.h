@@ -1,0 +1,61 @@
+// Value types shared by the consumer-group module: group and member ids, topic-partitions,
+// committed offsets, assignment strategies, and the module's error codes (each maps to one HTTP
+// status and one `"error"` string of docs/API.md, "Consumer groups").
+// Thread-safety: plain values and pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/strong_types.h"
+
+namespace sluice::broker {
+
+using GroupId = NamedType<std::string, struct GroupIdTag>;
+using MemberId = NamedType<std::string, struct MemberIdTag>;
+
+struct TopicPartition {
+  TopicName topic;
+  PartitionId partition;
+  auto operator<=>(const TopicPartition&) const = default;
+};
+
+// A committed offset is the NEXT offset the group will read (Kafka's convention).
+struct CommittedOffset {
+  TopicPartition tp;
+  Offset offset;
+  bool operator==(const CommittedOffset&) const = default;
+};
+
+enum class AssignStrategy { kRange, kRoundRobin };
+// "range" | "roundrobin" (Kafka's assignor names); false otherwise.
+bool ParseAssignStrategy(const std::string& text, AssignStrategy* out);
+const char* AssignStrategyName(AssignStrategy s);
+
+// Group ids name files under <data_dir>/groups/, so they are restricted to 1..200 characters of
+// [A-Za-z0-9._-], and neither "." nor "..".
+bool IsValidGroupId(const std::string& id);
+
+enum class GroupErrc {
+  kOk = 0,
+  kInvalidRequest,        // 400 invalid_request
+  kUnknownTopic,          // 404 unknown_topic
+  kUnknownMember,         // 404 unknown_member_id: re-join without (or with a new) member_id
+  kRebalanceInProgress,   // 409 rebalance_in_progress: re-join to get the new assignment
+  kIllegalGeneration,     // 409 illegal_generation: a commit from an older generation
+  kNotAssigned,           // 409 partition_not_assigned: committing a partition you do not own
+  kInconsistentStrategy,  // 409 inconsistent_strategy: the group uses another assignor
+  kStorage,               // 503 storage_unavailable: the offsets file could not be written
+};
+
+struct GroupStatus {
+  GroupErrc code = GroupErrc::kOk;
+  std::string message;
+  bool ok() const { return code == GroupErrc::kOk; }
+};
+
+const char* GroupErrcName(GroupErrc code);
+int GroupErrcHttpStatus(GroupErrc code);
+
+}  // namespace sluice::broker

@@ -1,0 +1,82 @@
+#include "cloud-broker/log/file_ops.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace sluice::broker {
+namespace {
+
+class PosixFileOps final : public FileOps {
+ public:
+  ssize_t PWrite(int fd, const void* buf, size_t n, off_t offset) override {
+    return ::pwrite(fd, buf, n, offset);
+  }
+  int DataSync(int fd) override { return ::fdatasync(fd); }
+  int Truncate(int fd, off_t size) override { return ::ftruncate(fd, size); }
+};
+
+}  // namespace
+
+FileOps& FileOps::Default() {
+  static PosixFileOps* ops = new PosixFileOps();  // never destroyed: used by static teardown
+  return *ops;
+}
+
+Status ErrnoStatus(const std::string& what, const std::string& path, int err) {
+  std::string msg = what + " " + path + ": " + std::strerror(err);
+  if (err == ENOSPC || err == EDQUOT) {
+    return Status::ResourceExhausted(msg);
+  }
+  return Status::IOError(msg);
+}
+
+Status WriteFully(FileOps& ops, int fd, const void* buf, size_t n, off_t offset,
+                  const std::string& path) {
+  const char* p = static_cast<const char*>(buf);
+  size_t done = 0;
+  while (done < n) {
+    ssize_t w = ops.PWrite(fd, p + done, n - done, offset + static_cast<off_t>(done));
+    if (w < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return ErrnoStatus("write", path, errno);
+    }
+    if (w == 0) {
+      return ErrnoStatus("write", path, ENOSPC);
+    }
+    done += static_cast<size_t>(w);
+  }
+  return Status::Ok();
+}
+
+ssize_t FaultInjectingFileOps::PWrite(int fd, const void* buf, size_t n, off_t offset) {
+  int64_t budget = budget_.load();
+  while (budget >= 0) {
+    if (budget == 0) {
+      failed_writes_.fetch_add(1);
+      errno = ENOSPC;
+      return -1;
+    }
+    int64_t take = std::min<int64_t>(budget, static_cast<int64_t>(n));
+    if (budget_.compare_exchange_weak(budget, budget - take)) {
+      return ::pwrite(fd, buf, static_cast<size_t>(take), offset);
+    }
+  }
+  return ::pwrite(fd, buf, n, offset);
+}
+
+int FaultInjectingFileOps::DataSync(int fd) {
+  if (fail_syncs_.load()) {
+    errno = EIO;
+    return -1;
+  }
+  return ::fdatasync(fd);
+}
+
+int FaultInjectingFileOps::Truncate(int fd, off_t size) { return ::ftruncate(fd, size); }
+
+}  // namespace sluice::broker

@@ -1,0 +1,58 @@
+// FileOps: the write seam of the partition log (leveldb's Env, narrowed to what the log writes).
+// Every byte the log and its indexes write, every fsync and every truncate goes through it, so a
+// test can make the disk "fill up" (FaultInjectingFileOps) and check nothing is corrupted.
+// Reads use pread directly: they cannot fail by the disk filling.
+// Thread-safety: implementations are thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "core/status.h"
+
+namespace sluice::broker {
+
+class FileOps {
+ public:
+  virtual ~FileOps() = default;
+  // POSIX semantics: bytes written, or -1 with errno set.
+  virtual ssize_t PWrite(int fd, const void* buf, size_t n, off_t offset) = 0;
+  virtual int DataSync(int fd) = 0;
+  virtual int Truncate(int fd, off_t size) = 0;
+
+  // The real file system (pwrite, fdatasync, ftruncate). Lives for the whole process.
+  static FileOps& Default();
+};
+
+// Writes all of `n` bytes at `offset` (retrying short writes and EINTR). On failure the file may
+// hold a prefix: the caller truncates. ENOSPC/EDQUOT map to kResourceExhausted (retryable, HTTP
+// 507), any other errno to kIOError.
+Status WriteFully(FileOps& ops, int fd, const void* buf, size_t n, off_t offset,
+                  const std::string& path);
+Status ErrnoStatus(const std::string& what, const std::string& path, int err);
+
+// Fault injection for tests and the disk-full bench: after `budget` more bytes, writes fail with
+// ENOSPC (the write that crosses the budget is cut short, as a real full disk does). Sync and
+// truncate always reach the real file system.
+class FaultInjectingFileOps final : public FileOps {
+ public:
+  ssize_t PWrite(int fd, const void* buf, size_t n, off_t offset) override;
+  int DataSync(int fd) override;
+  int Truncate(int fd, off_t size) override;
+
+  // Bytes that may still be written; -1 (the default) = unlimited.
+  void SetWriteBudget(int64_t bytes) { budget_.store(bytes); }
+  void FailSyncs(bool fail) { fail_syncs_.store(fail); }
+  uint64_t failed_writes() const { return failed_writes_.load(); }
+
+ private:
+  std::atomic<int64_t> budget_{-1};
+  std::atomic<bool> fail_syncs_{false};
+  std::atomic<uint64_t> failed_writes_{0};
+};
+
+}  // namespace sluice::broker

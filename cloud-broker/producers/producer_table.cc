@@ -1,0 +1,112 @@
+#include "cloud-broker/producers/producer_table.h"
+
+#include <charconv>
+
+namespace sluice::broker {
+
+class ProducerTable::Entry {
+ public:
+  std::mutex mu;
+  std::map<std::pair<std::string, int32_t>, PartitionProducerState> partitions;
+};
+
+int64_t GatewaySeqOf(const Record& record) {
+  const std::string* s = record.FindHeader(kHeaderGatewaySeq);
+  if (s == nullptr || s->empty()) {
+    return -1;
+  }
+  int64_t v = -1;
+  auto [ptr, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
+  if (ec != std::errc() || ptr != s->data() + s->size() || v < 0) {
+    return -1;
+  }
+  return v;
+}
+
+PartitionProducerState& ProducerTable::Guard::State(const std::string& topic,
+                                                    int32_t partition) {
+  return entry_->partitions[{topic, partition}];
+}
+
+void ProducerTable::Guard::Appended(const std::string& topic, int32_t partition,
+                                    const AppendedRange& r) {
+  PartitionProducerState& st = State(topic, partition);
+  if (r.last_seq > st.last_seq) {
+    st.last_seq = r.last_seq;
+  }
+  st.recent.push_back(r);
+  while (st.recent.size() > kRecentBatches) {
+    st.recent.pop_front();
+  }
+}
+
+const AppendedRange* ProducerTable::Guard::FindExact(const std::string& topic, int32_t partition,
+                                                     int64_t first_seq, int64_t last_seq) {
+  PartitionProducerState& st = State(topic, partition);
+  for (const AppendedRange& r : st.recent) {
+    if (r.first_seq == first_seq && r.last_seq == last_seq) {
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+ProducerTable::ProducerTable(size_t max_producers, MetricsRegistry* metrics)
+    : max_producers_(max_producers < 1 ? 1 : max_producers) {
+  if (metrics != nullptr) {
+    evictions_metric_ = &metrics->GetCounter(
+        "sluice_broker_producer_evictions_total",
+        "Idempotent producers whose state was evicted (producers.max_ids reached)");
+    duplicates_metric_ = &metrics->GetCounter(
+        "sluice_broker_duplicates_total",
+        "Records of retried produce requests skipped because they were already stored");
+    size_metric_ = &metrics->GetGauge("sluice_broker_producers",
+                                      "Idempotent producers whose state the broker holds");
+  }
+}
+
+ProducerTable::~ProducerTable() = default;
+
+ProducerTable::Guard ProducerTable::Lock(int64_t producer_id) {
+  Guard g;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(producer_id);
+    if (it != entries_.end()) {
+      lru_.splice(lru_.begin(), lru_, it->second.second);
+      g.entry_ = it->second.first;
+    } else {
+      lru_.push_front(producer_id);
+      g.entry_ = std::make_shared<Entry>();
+      entries_.emplace(producer_id, std::make_pair(g.entry_, lru_.begin()));
+      while (entries_.size() > max_producers_) {
+        int64_t victim = lru_.back();
+        lru_.pop_back();
+        entries_.erase(victim);
+        evictions_ += 1;
+        if (evictions_metric_ != nullptr) {
+          evictions_metric_->Inc();
+        }
+      }
+      if (size_metric_ != nullptr) {
+        size_metric_->Set(static_cast<int64_t>(entries_.size()));
+      }
+    }
+  }
+  g.lock_ = std::unique_lock<std::mutex>(g.entry_->mu);
+  return g;
+}
+
+void ProducerTable::CountDuplicates(uint64_t n) {
+  duplicates_ += n;
+  if (duplicates_metric_ != nullptr) {
+    duplicates_metric_->Inc(n);
+  }
+}
+
+size_t ProducerTable::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_.size();
+}
+
+}  // namespace sluice::broker

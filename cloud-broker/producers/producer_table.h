@@ -1,0 +1,102 @@
+// ProducerTable: the broker's idempotent-producer state (Kafka's producer state manager, kept per
+// partition as Redpanda's rm_stm). For every (producer id, topic, partition) it remembers the
+// highest gateway sequence stored (the `gateway_seq` header of each record) and the last
+// kRecentBatches appended batches (sequence range -> offset range), so that
+//   - a retried record whose sequence is <= the highest stored is skipped, not appended again
+//     (a gateway sends the records of one partition in increasing sequence order), and
+//   - a retried batch that is entirely stored is answered with its ORIGINAL offsets.
+// Durability: the state is not written anywhere of its own; RebuildFromLog() derives it from the
+// partition logs at start-up (every stored batch carries producer_id and each record its
+// gateway_seq), so it survives restarts exactly as the log does.
+// Memory: at most max_producers producers; the least recently used one is evicted beyond that
+// (counted in sluice_broker_producer_evictions_total). An evicted producer's retries are no
+// longer deduplicated until the broker restarts (size the cap above the number of gateways).
+// Thread-safety: thread-safe. Lock(pid) serialises the produce requests of one producer (check +
+// append + record must be atomic with respect to its own retries); different producers run in
+// parallel.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "core/metrics.h"
+#include "core/record.h"
+#include "core/status.h"
+
+namespace sluice::broker {
+
+class TopicStore;
+
+inline constexpr size_t kRecentBatches = 5;  // as Kafka's max.in.flight idempotence window
+
+// One appended batch of one producer on one partition.
+struct AppendedRange {
+  int64_t first_seq = -1;
+  int64_t last_seq = -1;
+  int64_t base_offset = -1;
+  int64_t last_offset = -1;
+};
+
+struct PartitionProducerState {
+  int64_t last_seq = -1;  // highest gateway_seq stored; -1: none
+  std::deque<AppendedRange> recent;
+};
+
+class ProducerTable {
+ public:
+  class Entry;
+  // Held while a produce request of this producer runs; gives access to its partitions' state.
+  class Guard {
+   public:
+    PartitionProducerState& State(const std::string& topic, int32_t partition);
+    // Records an appended batch: raises last_seq and remembers the range.
+    void Appended(const std::string& topic, int32_t partition, const AppendedRange& r);
+    // The recent batch covering exactly [first_seq, last_seq] on that partition, or nullptr.
+    const AppendedRange* FindExact(const std::string& topic, int32_t partition,
+                                   int64_t first_seq, int64_t last_seq);
+
+   private:
+    friend class ProducerTable;
+    std::shared_ptr<Entry> entry_;
+    std::unique_lock<std::mutex> lock_;
+  };
+
+  explicit ProducerTable(size_t max_producers, MetricsRegistry* metrics = nullptr);
+  ~ProducerTable();
+
+  Guard Lock(int64_t producer_id);
+
+  // Scans every partition of every topic in `store` (segment files, batch by batch) and records
+  // each producer batch. Call before serving. Returns the number of batches seen.
+  Result<uint64_t> RebuildFromLog(const TopicStore& store);  // producer_rebuild.cc
+
+  // Counts records a produce skipped as already stored (sluice_broker_duplicates_total).
+  void CountDuplicates(uint64_t n);
+  uint64_t duplicates() const { return duplicates_.load(); }
+
+  size_t size() const;
+  uint64_t evictions() const { return evictions_.load(); }
+
+ private:
+  mutable std::mutex mu_;
+  const size_t max_producers_;
+  std::list<int64_t> lru_;  // front: most recently used
+  std::map<int64_t, std::pair<std::shared_ptr<Entry>, std::list<int64_t>::iterator>> entries_;
+  std::atomic<uint64_t> evictions_{0};
+  std::atomic<uint64_t> duplicates_{0};
+  Counter* evictions_metric_ = nullptr;
+  Counter* duplicates_metric_ = nullptr;
+  Gauge* size_metric_ = nullptr;
+};
+
+// The record's gateway_seq header as a number, or -1 if absent or malformed.
+int64_t GatewaySeqOf(const Record& record);
+
+}  // namespace sluice::broker

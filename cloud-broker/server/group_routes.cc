@@ -1,0 +1,256 @@
+#include "cloud-broker/server/group_routes.h"
+
+#include <rapidjson/document.h>
+
+#include "cloud-broker/server/record_json.h"
+
+namespace sluice::broker {
+namespace {
+
+std::string Done(rapidjson::StringBuffer& sb) { return std::string(sb.GetString(), sb.GetSize()); }
+
+HttpResponse ErrorOf(const GroupStatus& st) {
+  return HttpResponse::Error(GroupErrcHttpStatus(st.code), GroupErrcName(st.code), st.message);
+}
+
+HttpResponse Invalid(const std::string& reason, const std::string& field) {
+  return HttpResponse::Error(400, "invalid_request", reason, field);
+}
+
+// Parses the body as a JSON object; false (and *err set) otherwise.
+bool ParseObject(const std::string& body, rapidjson::Document* d, HttpResponse* err) {
+  d->Parse(body.c_str(), body.size());
+  if (d->HasParseError() || !d->IsObject()) {
+    *err = Invalid("body must be a JSON object", "");
+    return false;
+  }
+  return true;
+}
+
+bool GetString(const rapidjson::Document& d, const char* key, std::string* out) {
+  auto it = d.FindMember(key);
+  if (it == d.MemberEnd() || !it->value.IsString()) {
+    return false;
+  }
+  *out = std::string(it->value.GetString(), it->value.GetStringLength());
+  return true;
+}
+
+bool GetInt(const rapidjson::Document& d, const char* key, int64_t* out) {
+  auto it = d.FindMember(key);
+  if (it == d.MemberEnd() || !it->value.IsInt64()) {
+    return false;
+  }
+  *out = it->value.GetInt64();
+  return true;
+}
+
+void WritePartitions(JsonWriter& w, const std::vector<TopicPartition>& tps) {
+  w.StartArray();
+  for (const TopicPartition& tp : tps) {
+    w.StartObject();
+    w.Key("topic");
+    WriteJsonString(w, tp.topic.value());
+    w.Key("partition");
+    w.Int(tp.partition.value());
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+}  // namespace
+
+HttpResponse GroupRoutes::Route(const HttpRequest& req, const std::vector<std::string>& p) {
+  if (p.size() < 3 || p.size() > 4) {
+    return HttpResponse::Error(404, "not_found", "no such endpoint: " + req.path);
+  }
+  if (!IsValidGroupId(p[2])) {
+    return Invalid("group id must be 1..200 characters of [A-Za-z0-9._-]", "group");
+  }
+  const GroupId group(p[2]);
+  const std::string op = p.size() == 4 ? p[3] : "";
+  const char* allowed = (op.empty() || op == "offsets") ? "GET" : "POST";
+  if (op != "" && op != "join" && op != "heartbeat" && op != "leave" && op != "commit" &&
+      op != "offsets") {
+    return HttpResponse::Error(404, "not_found", "no such endpoint: " + req.path);
+  }
+  if (req.method != allowed) {
+    HttpResponse r = HttpResponse::Error(405, "method_not_allowed",
+                                         req.method + " is not allowed on " + req.path);
+    r.headers.emplace_back("Allow", allowed);
+    return r;
+  }
+  if (op.empty()) return Describe(group);
+  if (op == "offsets") return Offsets(group, req);
+  if (op == "join") return Join(group, req.body);
+  if (op == "heartbeat") return Heartbeat(group, req.body);
+  if (op == "leave") return Leave(group, req.body);
+  return Commit(group, req.body);
+}
+
+HttpResponse GroupRoutes::Join(const GroupId& group, const std::string& body) {
+  rapidjson::Document d;
+  HttpResponse err;
+  if (!ParseObject(body, &d, &err)) return err;
+  JoinRequest jr;
+  std::string s;
+  if (d.HasMember("member_id")) {
+    if (!GetString(d, "member_id", &s)) return Invalid("member_id must be a string", "member_id");
+    if (!s.empty()) jr.member_id = MemberId(s);
+  }
+  auto topics = d.FindMember("topics");
+  if (topics == d.MemberEnd() || !topics->value.IsArray() || topics->value.Empty()) {
+    return Invalid("topics must be a non-empty array of topic names", "topics");
+  }
+  for (const auto& t : topics->value.GetArray()) {
+    if (!t.IsString() || t.GetStringLength() == 0) {
+      return Invalid("topics must be a non-empty array of topic names", "topics");
+    }
+    jr.topics.emplace_back(std::string(t.GetString(), t.GetStringLength()));
+  }
+  if (d.HasMember("strategy")) {
+    if (!GetString(d, "strategy", &s) || !ParseAssignStrategy(s, &jr.strategy)) {
+      return Invalid("strategy must be \"range\" or \"roundrobin\"", "strategy");
+    }
+  }
+  if (d.HasMember("session_timeout_ms") &&
+      !GetInt(d, "session_timeout_ms", &jr.session_timeout_ms)) {
+    return Invalid("session_timeout_ms must be an integer", "session_timeout_ms");
+  }
+  JoinResult res;
+  GroupStatus st = coordinator_.Join(group, jr, &res);
+  if (!st.ok()) return ErrorOf(st);
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("member_id");
+  WriteJsonString(w, res.member_id.value());
+  w.Key("generation");
+  w.Int64(res.generation);
+  w.Key("assignment");
+  WritePartitions(w, res.assignment);
+  w.EndObject();
+  return HttpResponse::Json(200, Done(sb));
+}
+
+HttpResponse GroupRoutes::Heartbeat(const GroupId& group, const std::string& body) {
+  rapidjson::Document d;
+  HttpResponse err;
+  if (!ParseObject(body, &d, &err)) return err;
+  std::string member;
+  int64_t generation = 0;
+  if (!GetString(d, "member_id", &member)) return Invalid("member_id is required", "member_id");
+  if (!GetInt(d, "generation", &generation)) return Invalid("generation is required", "generation");
+  GroupStatus st = coordinator_.Heartbeat(group, MemberId(member), generation);
+  if (!st.ok()) return ErrorOf(st);
+  return HttpResponse::Json(200, "{\"generation\":" + std::to_string(generation) + "}");
+}
+
+HttpResponse GroupRoutes::Leave(const GroupId& group, const std::string& body) {
+  rapidjson::Document d;
+  HttpResponse err;
+  if (!ParseObject(body, &d, &err)) return err;
+  std::string member;
+  if (!GetString(d, "member_id", &member)) return Invalid("member_id is required", "member_id");
+  GroupStatus st = coordinator_.Leave(group, MemberId(member));
+  if (!st.ok()) return ErrorOf(st);
+  return HttpResponse::Json(200, "{}");
+}
+
+HttpResponse GroupRoutes::Commit(const GroupId& group, const std::string& body) {
+  rapidjson::Document d;
+  HttpResponse err;
+  if (!ParseObject(body, &d, &err)) return err;
+  std::string member;
+  int64_t generation = 0;
+  if (!GetString(d, "member_id", &member)) return Invalid("member_id is required", "member_id");
+  if (!GetInt(d, "generation", &generation)) return Invalid("generation is required", "generation");
+  auto offsets = d.FindMember("offsets");
+  if (offsets == d.MemberEnd() || !offsets->value.IsArray()) {
+    return Invalid("offsets must be an array of {topic,partition,offset}", "offsets");
+  }
+  std::vector<CommittedOffset> list;
+  for (const auto& o : offsets->value.GetArray()) {
+    if (!o.IsObject() || !o.HasMember("topic") || !o["topic"].IsString() ||
+        !o.HasMember("partition") || !o["partition"].IsInt() || !o.HasMember("offset") ||
+        !o["offset"].IsInt64()) {
+      return Invalid("offsets must be an array of {topic,partition,offset}", "offsets");
+    }
+    list.push_back({{TopicName(o["topic"].GetString()), PartitionId(o["partition"].GetInt())},
+                    Offset(o["offset"].GetInt64())});
+  }
+  GroupStatus st = coordinator_.Commit(group, MemberId(member), generation, list);
+  if (!st.ok()) {
+    HttpResponse r = ErrorOf(st);
+    if (st.code == GroupErrc::kStorage) r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
+  return HttpResponse::Json(200, "{\"committed\":" + std::to_string(list.size()) + "}");
+}
+
+HttpResponse GroupRoutes::Offsets(const GroupId& group, const HttpRequest& req) {
+  std::optional<TopicName> topic;
+  auto it = req.query.find("topic");
+  if (it != req.query.end() && !it->second.empty()) topic = TopicName(it->second);
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("group");
+  WriteJsonString(w, group.value());
+  w.Key("offsets");
+  w.StartArray();
+  for (const CommittedOffset& c : coordinator_.Offsets(group, topic)) {
+    w.StartObject();
+    w.Key("topic");
+    WriteJsonString(w, c.tp.topic.value());
+    w.Key("partition");
+    w.Int(c.tp.partition.value());
+    w.Key("offset");
+    w.Int64(c.offset.value());
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return HttpResponse::Json(200, Done(sb));
+}
+
+HttpResponse GroupRoutes::Describe(const GroupId& group) {
+  std::optional<GroupInfo> info = coordinator_.Describe(group);
+  if (!info.has_value()) {
+    return HttpResponse::Error(404, "unknown_group", "no group " + group.value(), "group");
+  }
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("group");
+  WriteJsonString(w, group.value());
+  w.Key("generation");
+  w.Int64(info->generation);
+  w.Key("state");
+  w.String(info->state.c_str());
+  w.Key("strategy");
+  w.String(info->strategy.c_str());
+  w.Key("members");
+  w.StartArray();
+  for (const MemberInfo& m : info->members) {
+    w.StartObject();
+    w.Key("member_id");
+    WriteJsonString(w, m.member_id.value());
+    w.Key("topics");
+    w.StartArray();
+    for (const TopicName& t : m.topics) WriteJsonString(w, t.value());
+    w.EndArray();
+    w.Key("session_timeout_ms");
+    w.Int64(m.session_timeout_ms);
+    w.Key("joined_generation");
+    w.Int64(m.joined_generation);
+    w.Key("assignment");
+    WritePartitions(w, m.assignment);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return HttpResponse::Json(200, Done(sb));
+}
+
+}  // namespace sluice::broker

@@ -1,0 +1,70 @@
+// Value types of the EventBuffer's interface: options, the event to append, records read back.
+// Split from event_buffer.h to keep that header short; event_buffer.h includes this one.
+// Thread-safety: plain values.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/metrics.h"
+#include "core/record.h"
+#include "core/status.h"
+
+namespace leveldb {
+class Env;
+}  // namespace leveldb
+
+namespace sluice::gateway {
+
+enum class SyncMode { kAlways, kInterval };
+
+// What an Append does when the buffer holds max_bytes already.
+//   kReject: the append fails with a "buffer full" kResourceExhausted (IsBufferFull()); nothing
+//            is stored. HTTP answers 503 + Retry-After, MQTT counts the message as dropped.
+//   kDropOldest: the commit thread first deletes the oldest records of the largest region queue
+//            until the new records fit, counted in sluice_gateway_dropped_total{source="buffer",
+//            reason="drop_oldest"}.
+enum class OverflowPolicy { kReject, kDropOldest };
+
+struct BufferOptions {
+  std::string path;
+  SyncMode sync = SyncMode::kAlways;
+  int64_t sync_interval_ms = 1000;
+  size_t max_queued_events = 500000;   // appends past this fail fast with kResourceExhausted
+  // Bytes of queued records (key + value of every "q/" entry) the buffer may hold. Tracked
+  // exactly: counters recomputed by the scan at open, updated with every write. 0: unbounded.
+  int64_t max_bytes = 0;
+  OverflowPolicy overflow = OverflowPolicy::kReject;  // for Append() without a policy
+  leveldb::Env* env = nullptr;         // nullptr: leveldb's default Env (tests: NewMemEnv)
+  MetricsRegistry* metrics = nullptr;  // optional: quarantined_total, dropped_total{buffer}
+};
+
+// An event to append; the buffer fills in event.gateway_seq. gateway_id is the caller's.
+struct PendingEvent {
+  RegionId region;
+  SensorEvent event;
+};
+
+// Runs on the commit thread once the events are durable (or failed). first_seq is the sequence of
+// the first event of this Append (sequences of one Append are consecutive).
+using AppendCallback = std::function<void(const Status& status, uint64_t first_seq)>;
+
+struct BufferedRecord {
+  uint64_t seq = 0;
+  SensorEvent event;
+  size_t bytes = 0;  // key + value bytes on disk
+};
+
+struct ReadBatchResult {
+  std::vector<BufferedRecord> records;
+  uint64_t next_cursor = 0;  // pass to the next ReadBatch
+  bool full = false;         // stopped at max_records/max_bytes with more entries after
+};
+
+// True for the status of an Append refused because the buffer holds max_bytes (kReject).
+bool IsBufferFull(const Status& st);
+
+}  // namespace sluice::gateway

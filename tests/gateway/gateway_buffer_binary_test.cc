@@ -1,0 +1,225 @@
+// The real sluice-gateway binary under buffer bounds and damage: a full buffer under `reject`
+// (HTTP 503 + Retry-After, counted) and `drop_oldest` (evicted, counted, bytes stay bounded), TTL
+// expiry, and a buffer entry corrupted on disk while the gateway is stopped (quarantined at start,
+// the rest delivered to a real sluice-broker, shown by --check-buffer).
+#include <arpa/inet.h>
+#include <leveldb/db.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "gateway/buffer/event_codec.h"
+#include "tests/common/test_env.h"
+
+namespace sluice::testing {
+namespace {
+
+std::string Config(const std::string& data, int port, const std::string& eu_url,
+                   const std::string& buffer) {
+  return "gateway:\n  id: gw-b\n  country: DE\n  data_dir: " + data +
+         "\nmqtt:\n  enabled: false\nhttp:\n  port: " + std::to_string(port) +
+         "\nbuffer:\n" + buffer +
+         "forward:\n  backoff_initial: 50ms\n  backoff_max: 200ms\n  linger: 1ms\n"
+         "regions:\n  - name: eu-central\n    url: " + eu_url +
+         "\n    countries: [DE]\n";
+}
+
+// POST over a plain socket, returning the raw response (status line + headers + body).
+std::string RawPost(int port, const std::string& path, const std::string& body) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+    std::string req = "POST " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                      "Content-Type: application/json\r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\n\r\n" + body;
+    if (write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        out.append(buf, static_cast<size_t>(n));
+      }
+    }
+  }
+  close(fd);
+  return out;
+}
+
+std::string Event(const std::string& device) {
+  return "{\"device_id\":\"" + device + "\",\"v\":\"" + std::string(60, 'p') + "\"}";
+}
+
+class GatewayBufferBinaryTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<ChildProcess> StartGateway(const std::string& buffer, const std::string& eu_url,
+                                             int port) {
+    std::string cfg = dir_.Sub("gw.yaml");
+    EXPECT_TRUE(WriteFile(cfg, Config(dir_.Sub("data"), port, eu_url, buffer)));
+    auto p = ChildProcess::Start({BinPath("sluice-gateway"), "--config", cfg},
+                                 dir_.Sub("gw-" + std::to_string(++runs_) + ".log"));
+    EXPECT_TRUE(p && WaitHttpOk(port, "/healthz", 15000)) << (p ? p->ReadLog() : "");
+    return p;
+  }
+  double Metric(int port, const std::string& name, const std::string& labels = "") {
+    std::string text;
+    if (HttpGet(port, "/metrics", &text) != 200) {
+      return -1;
+    }
+    if (labels.empty()) {
+      return MetricSum(text, name);
+    }
+    size_t pos = text.find(name + "{" + labels + "} ");
+    return pos == std::string::npos ? 0 : std::stod(text.substr(text.find("} ", pos) + 2));
+  }
+  int CheckBuffer(std::string* out) {
+    std::string log = dir_.Sub("check-" + std::to_string(++runs_) + ".log");
+    int code = RunCommand(
+        {BinPath("sluice-gateway"), "--config", dir_.Sub("gw.yaml"), "--check-buffer"}, log,
+        20000);
+    *out = ReadFileOrEmpty(log);
+    return code;
+  }
+
+  TempDir dir_;
+  int runs_ = 0;
+};
+
+TEST_F(GatewayBufferBinaryTest, RejectAnswers503WithRetryAfterAndCounts) {
+  int port = FreePort();
+  auto gw = StartGateway("  max_bytes: 2KiB\n  overflow:\n    http: reject\n",
+                         "http://127.0.0.1:1", port);
+  ASSERT_NE(gw, nullptr);
+  std::string resp;
+  int accepted = 0;
+  for (int i = 0; i < 100; ++i) {
+    resp = RawPost(port, "/v1/events", Event("d-" + std::to_string(i)));
+    if (resp.rfind("HTTP/1.1 503", 0) == 0) {
+      break;
+    }
+    ASSERT_EQ(resp.rfind("HTTP/1.1 202", 0), 0u) << resp;
+    ++accepted;
+  }
+  ASSERT_EQ(resp.rfind("HTTP/1.1 503", 0), 0u) << resp;
+  EXPECT_NE(resp.find("Retry-After: 1"), std::string::npos) << resp;
+  EXPECT_NE(resp.find("buffer_full"), std::string::npos) << resp;
+  EXPECT_GT(accepted, 0);
+  EXPECT_EQ(Metric(port, "sluice_gateway_dropped_total", "reason=\"buffer_full\",source=\"http\""),
+            1.0);
+  EXPECT_LE(Metric(port, "sluice_gateway_buffered_bytes"), 2048.0);
+  EXPECT_EQ(Metric(port, "sluice_gateway_buffered_records"), accepted);
+}
+
+TEST_F(GatewayBufferBinaryTest, DropOldestKeepsAcceptingWithinMaxBytesAndCounts) {
+  int port = FreePort();
+  auto gw = StartGateway("  max_bytes: 2KiB\n  overflow:\n    http: drop_oldest\n",
+                         "http://127.0.0.1:1", port);
+  ASSERT_NE(gw, nullptr);
+  for (int i = 0; i < 60; ++i) {
+    std::string resp = RawPost(port, "/v1/events", Event("d-" + std::to_string(i)));
+    ASSERT_EQ(resp.rfind("HTTP/1.1 202", 0), 0u) << resp;
+  }
+  double dropped =
+      Metric(port, "sluice_gateway_dropped_total", "reason=\"drop_oldest\",source=\"buffer\"");
+  double kept = Metric(port, "sluice_gateway_buffered_records");
+  EXPECT_GT(dropped, 0.0);
+  EXPECT_EQ(dropped + kept, 60.0);
+  EXPECT_LE(Metric(port, "sluice_gateway_buffered_bytes"), 2048.0);
+  ASSERT_EQ(WEXITSTATUS(gw->Stop(SIGTERM, 15000)), 0);
+  std::string out;
+  ASSERT_EQ(CheckBuffer(&out), 0) << out;
+  EXPECT_NE(out.find("region eu-central: queued " + std::to_string(static_cast<int>(kept))),
+            std::string::npos)
+      << out;
+}
+
+TEST_F(GatewayBufferBinaryTest, TtlExpiresUndeliveredRecords) {
+  int port = FreePort();
+  auto gw = StartGateway("  ttl: 200ms\n", "http://127.0.0.1:1", port);
+  ASSERT_NE(gw, nullptr);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(RawPost(port, "/v1/events", Event("t-" + std::to_string(i))).rfind("HTTP/1.1 202", 0),
+              0u);
+  }
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Metric(port, "sluice_gateway_dropped_total",
+                      "reason=\"ttl\",source=\"buffer\"") == 5.0;
+      },
+      15000));
+  EXPECT_EQ(Metric(port, "sluice_gateway_buffered_records"), 0.0);
+}
+
+TEST_F(GatewayBufferBinaryTest, CorruptEntryIsQuarantinedAndTheRestDelivered) {
+  int port = FreePort();
+  int broker_port = FreePort();
+  const std::string eu = "http://127.0.0.1:" + std::to_string(broker_port);
+  {
+    // The broker is not up yet: everything stays queued.
+    auto gw = StartGateway("  sync: always\n", eu, port);
+    ASSERT_NE(gw, nullptr);
+    for (int i = 0; i < 10; ++i) {
+      ASSERT_EQ(RawPost(port, "/v1/events", Event("cor-" + std::to_string(i)))
+                    .rfind("HTTP/1.1 202", 0),
+                0u);
+    }
+    std::string out;
+    EXPECT_EQ(CheckBuffer(&out), 1) << out;  // locked by the running gateway
+    ASSERT_EQ(WEXITSTATUS(gw->Stop(SIGTERM, 15000)), 0);
+  }
+  {
+    leveldb::DB* raw = nullptr;
+    ASSERT_TRUE(leveldb::DB::Open(leveldb::Options(), dir_.Sub("data/buffer"), &raw).ok());
+    std::unique_ptr<leveldb::DB> db(raw);
+    std::string key = gateway::QueueKey('q', "eu-central", 3);
+    std::string v;
+    ASSERT_TRUE(db->Get(leveldb::ReadOptions(), key, &v).ok());
+    v[v.size() / 2] ^= 0x5a;
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), key, v).ok());
+  }
+  std::string out;
+  ASSERT_EQ(CheckBuffer(&out), 0) << out;
+  EXPECT_NE(out.find("corrupt (quarantined at next start) q/eu-central/3"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("region eu-central: queued 9 records"), std::string::npos) << out;
+
+  auto broker = ChildProcess::Start(
+      {BinPath("sluice-broker"), "--config", SourcePath("config/broker-eu-central.yaml"), "--set",
+       "http.port=" + std::to_string(broker_port), "--set",
+       "broker.data_dir=" + dir_.Sub("broker")},
+      dir_.Sub("broker.log"));
+  ASSERT_TRUE(broker && WaitHttpOk(broker_port, "/healthz", 15000))
+      << (broker ? broker->ReadLog() : "");
+  auto gw = StartGateway("  sync: always\n", eu, port);
+  ASSERT_NE(gw, nullptr);
+  EXPECT_EQ(Metric(port, "sluice_gateway_quarantined_total"), 1.0);
+  ASSERT_TRUE(WaitFor([&] { return Metric(port, "sluice_gateway_buffered_records") == 0.0; },
+                      20000))
+      << gw->ReadLog();
+  std::string body;
+  ASSERT_EQ(HttpGet(broker_port, "/v1/query?topic=sensors&limit=1000", &body), 200) << body;
+  for (int i = 0; i < 10; ++i) {
+    std::string dev = "\"device_id\":\"cor-" + std::to_string(i) + "\"";
+    EXPECT_EQ(body.find(dev) != std::string::npos, i != 3) << i << " " << body;
+  }
+  ASSERT_EQ(WEXITSTATUS(gw->Stop(SIGTERM, 15000)), 0);
+  ASSERT_EQ(CheckBuffer(&out), 0) << out;
+  EXPECT_NE(out.find("quarantined x/eu-central/3: buffer entry CRC mismatch"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("region eu-central: queued 0 records"), std::string::npos) << out;
+  // A buffer that cannot be opened: exit 1.
+  std::string log = dir_.Sub("missing.log");
+  EXPECT_EQ(RunCommand({BinPath("sluice-gateway"), "--config", dir_.Sub("gw.yaml"), "--set",
+                        "gateway.data_dir=" + dir_.Sub("nowhere"), "--check-buffer"},
+                       log, 20000),
+            1)
+      << ReadFileOrEmpty(log);
+}
+
+}  // namespace
+}  // namespace sluice::testing
