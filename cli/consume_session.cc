@@ -14,7 +14,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr int64_t kEmptyPollPauseMs = 100;  // when the broker answers an empty fetch at once
-constexpr int64_t kMaxWaitMs = 30000;        // the broker's wait_ms limit (docs/API.md)
+constexpr int64_t kMaxWaitMs = 30000;       // the broker's wait_ms limit (docs/API.md)
 
 int64_t MsSince(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();

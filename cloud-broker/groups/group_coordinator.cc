@@ -107,6 +107,7 @@ GroupStatus GroupCoordinator::Join(const GroupId& id, const JoinRequest& req, Jo
         GroupErrc::kInconsistentStrategy, "join",
         std::string("group ") + id.value() + " uses strategy " + AssignStrategyName(g.strategy));
   }
+  const bool strategy_changed = g.strategy != req.strategy;
   g.strategy = req.strategy;
   MemberId member = req.member_id.value_or(MemberId());
   if (!req.member_id.has_value() || req.member_id->value().empty()) {
@@ -115,7 +116,7 @@ GroupStatus GroupCoordinator::Join(const GroupId& id, const JoinRequest& req, Jo
     } while (g.members.count(member) > 0);
   }
   Member& m = g.members[member];
-  const bool changed = !known || m.topics != topics;
+  const bool changed = !known || m.topics != topics || strategy_changed;
   m.topics = topics;
   m.session_timeout_ms = timeout_ms;
   m.last_seen_us = clock_.MonotonicUs();

@@ -27,6 +27,9 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   so.log.retention_ms = options.retention_ms;
   so.log.retention_bytes = options.retention_bytes;
   so.retention_check_interval_ms = options.retention_check_interval_ms;
+  if (options.file_ops != nullptr) {
+    so.log.file_ops = options.file_ops;
+  }
   b->fetch_waiter_ = std::make_unique<FetchWaiter>();
   FetchWaiter* waiter = b->fetch_waiter_.get();
   so.log.on_visible = [waiter] { waiter->Notify(); };

@@ -38,6 +38,7 @@ class Broker {
 
   int port() const { return server_->port(); }
   TopicStore& store() { return *store_; }
+  FetchWaiter& fetch_waiter() { return *fetch_waiter_; }  // storage: long-poll
   ProducerTable& producers() { return *producers_; }
   GroupCoordinator& groups() { return *groups_; }
   MetricsRegistry& metrics() { return registry_; }

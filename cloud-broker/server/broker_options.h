@@ -35,6 +35,7 @@ struct BrokerOptions {
   int64_t retention_ms = -1;                         // log.retention_ms
   int64_t retention_bytes = -1;                      // log.retention_bytes
   int64_t retention_check_interval_ms = 300000;      // log.retention_check_interval
+  FileOps* file_ops = nullptr;  // test seam (fault injection); nullptr: the real file system
   // --- end storage ---
   int64_t query_default_limit = 100;
   int64_t query_max_limit = 100000;

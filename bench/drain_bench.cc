@@ -1,0 +1,209 @@
+// Drain benchmark (issue 4): one million records buffered in the gateway while its broker is
+// down, then the broker starts; records/s delivered until the backlog is gone. Run twice:
+// alone, and while a client keeps POSTing live 1,000-event bodies to the gateway's HTTP ingest.
+// Baseline in the same run: the broker's own produce rate for the same 1,000-record batches
+// POSTed back to back (one in flight), i.e. the ceiling for a single-in-flight forwarder.
+// In-process GatewayApp + Broker (real HTTP over loopback, real files, fsync as configured).
+// Usage: sluice-bench-drain [records=1000000] [batch_max_records=1000] [dir=/tmp]
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "bench/bench_util.h"
+#include "cloud-broker/server/broker.h"
+#include "core/http.h"
+#include "core/record_batch.h"
+#include "gateway/app/gateway_app.h"
+
+using namespace sluice;
+using WallClock = std::chrono::steady_clock;
+
+namespace {
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+double Secs(WallClock::time_point t0) {
+  return std::chrono::duration<double>(WallClock::now() - t0).count();
+}
+
+SensorEvent Event(int64_t i) {
+  SensorEvent e;
+  e.device_id = DeviceId("dev-" + std::to_string(i % 1000));
+  e.sensor = "temperature";
+  e.country = CountryCode("DE");
+  e.ts_ms = 1'700'000'000'000 + i;
+  e.ingest_ms = e.ts_ms;
+  e.gateway_id = GatewayId("gw-bench");
+  e.source = "http";
+  e.payload = "{\"device_id\":\"dev-" + std::to_string(i % 1000) +
+              "\",\"sensor\":\"temperature\",\"seq\":" + std::to_string(i) +
+              ",\"value\":21.5,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}";
+  return e;
+}
+
+void Fill(gateway::EventBuffer& buf, int64_t from, int64_t n) {
+  const RegionId eu("eu-central");
+  for (int64_t i = from; i < from + n; i += 1000) {
+    std::vector<gateway::PendingEvent> v;
+    for (int64_t k = i; k < i + 1000 && k < from + n; ++k) {
+      v.push_back(gateway::PendingEvent{eu, Event(k)});
+    }
+    Status st = buf.Append(std::move(v)).get();
+    if (!st.ok()) {
+      std::fprintf(stderr, "fill: %s\n", st.ToString().c_str());
+      std::exit(1);
+    }
+  }
+}
+
+std::unique_ptr<broker::Broker> StartBroker(const std::string& dir, int port) {
+  broker::BrokerOptions o;
+  o.data_dir = dir;
+  o.region = RegionId("eu-central");
+  o.countries = {CountryCode("DE")};
+  o.http_port = port;
+  o.max_body_bytes = 64 << 20;
+  auto b = broker::Broker::Start(o);
+  if (!b.ok()) {
+    std::fprintf(stderr, "broker: %s\n", b.status().ToString().c_str());
+    std::exit(1);
+  }
+  return std::move(b).value();
+}
+
+// Produce rate of the broker alone: the same 1,000-record batches, one request in flight.
+double BrokerBaseline(const std::string& dir, int64_t records) {
+  int port = FreePort();
+  auto b = StartBroker(dir, port);
+  HttpClient client("http://127.0.0.1:" + std::to_string(port));
+  const auto t0 = WallClock::now();
+  for (int64_t i = 0; i < records; i += 1000) {
+    RecordBatch batch;
+    batch.producer_id = 1;
+    for (int64_t k = i; k < i + 1000; ++k) {
+      SensorEvent e = Event(k);
+      e.gateway_seq = GatewaySeq(static_cast<uint64_t>(k));
+      batch.records.push_back(ToRecord(e));
+    }
+    auto r = client.Send("POST", "/v1/topics/sensors/records", EncodeBatch(batch),
+                         "application/vnd.kafka.record-batch.v2");
+    if (!r.ok() || r->status != 200) {
+      std::fprintf(stderr, "baseline produce failed\n");
+      std::exit(1);
+    }
+  }
+  return static_cast<double>(records) / Secs(t0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int64_t n = argc > 1 ? std::stoll(argv[1]) : 1'000'000;
+  const int64_t batch = argc > 2 ? std::stoll(argv[2]) : 1000;
+  const std::string root = std::string(argc > 3 ? argv[3] : "/tmp") + "/sluice-bench-drain-" +
+                           std::to_string(::getpid());
+  std::filesystem::create_directories(root);
+  InitHttpThreads(4);
+  SetLogLevel(LogLevel::kWarn);
+
+  const double baseline = BrokerBaseline(root + "/baseline", n / 4);
+
+  const int broker_port = FreePort();
+  gateway::GatewayConfig c;
+  c.gateway_id = GatewayId("gw-bench");
+  c.country = CountryCode("DE");
+  c.data_dir = root + "/gw";
+  c.mqtt_enabled = false;
+  c.http_port = FreePort();
+  c.forward_batch_max_records = batch;
+  c.forward_batch_max_bytes = 16 << 20;
+  c.buffer_max_bytes = int64_t{8} << 30;
+  c.regions = {gateway::RegionConfig{RegionId("eu-central"),
+                                     "http://127.0.0.1:" + std::to_string(broker_port),
+                                     {CountryCode("DE")}}};
+  gateway::GatewayApp app(c);
+  if (!app.Start().ok()) {
+    std::fprintf(stderr, "gateway did not start\n");
+    return 1;
+  }
+  gateway::EventBuffer& buf = *app.buffer();
+  gateway::Forwarder* fwd = app.forwarder("eu-central");
+  const RegionId eu("eu-central");
+
+  // 1. Backlog alone.
+  Fill(buf, 0, n);
+  auto t0 = WallClock::now();
+  auto broker = StartBroker(root + "/broker", broker_port);
+  while (buf.buffered_records(eu) > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const double drain = static_cast<double>(n) / Secs(t0);
+
+  // 2. Broker down again, a second backlog, then drain it while live HTTP ingest runs.
+  broker->Stop();
+  broker.reset();
+  Fill(buf, n, n);
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> live{0};
+  std::thread client([&] {
+    HttpClient http("http://127.0.0.1:" + std::to_string(app.http_port()));
+    std::string body;
+    for (int k = 0; k < 1000; ++k) {
+      body += "{\"device_id\":\"live-" + std::to_string(k % 100) + "\",\"sensor\":\"t\"," +
+              "\"value\":1.5,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}\n";
+    }
+    while (!stop) {
+      auto r = http.Send("POST", "/v1/events", body, "application/x-ndjson");
+      if (r.ok() && r->status == 202) {
+        live += 1000;
+      }
+    }
+  });
+  const uint64_t forwarded0 = fwd->forwarded();
+  t0 = WallClock::now();
+  const auto tb = WallClock::now();
+  broker = StartBroker(root + "/broker", broker_port);  // rebuilds producer state from 1M
+  const double startup_ms = Secs(tb) * 1000;
+  while (fwd->forwarded() - forwarded0 < static_cast<uint64_t>(n)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const double secs = Secs(t0);
+  const double drain_live = static_cast<double>(n) / secs;
+  const double live_rate = static_cast<double>(live.load()) / secs;
+  stop = true;
+  client.join();
+
+  std::printf("== drain (%lld records buffered, forward.batch_max_records=%lld, one batch in "
+              "flight, log.flush=always)\n",
+              static_cast<long long>(n), static_cast<long long>(batch));
+  bench::Row("drain backlog -> broker (records/s)", drain, "rec/s",
+             "broker produce, 1 in flight", baseline);
+  bench::Row("drain while live HTTP ingest (records/s)", drain_live, "rec/s",
+             "broker produce, 1 in flight", baseline);
+  bench::Row("  live HTTP ingest during drain (events/s)", live_rate, "ev/s",
+             "drain rate", drain_live);
+  std::printf("broker start-up incl. producer-state rebuild over %lld records: %.0f ms "
+              "(target drain >= 300000 rec/s)\n",
+              static_cast<long long>(n), startup_ms);
+  app.Stop();
+  broker->Stop();
+  std::filesystem::remove_all(root);
+  return 0;
+}

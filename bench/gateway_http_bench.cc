@@ -1,0 +1,137 @@
+// HTTP ingest benchmark: the gateway's POST /v1/events (GatewayApp in this process, sync: always,
+// regions unreachable so nothing is forwarded) beside a bare core HttpServer answering 204, both
+// driven by the same 8 client threads (core HttpClient, one request at a time each) in the same
+// run. Rows: single-event requests (req/s vs the bare listener) and 1,000-event NDJSON bodies
+// (durable events/s).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/bench_util.h"
+#include "core/http.h"
+#include "core/logging.h"
+#include "gateway/app/gateway_app.h"
+
+namespace sluice::bench {
+namespace {
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Requests/s (each carrying `events` events) that `threads` clients get 2xx for in `secs`.
+double Drive(int port, const std::string& body, const std::string& ctype, int threads,
+             double secs) {
+  std::atomic<int64_t> ok{0};
+  std::atomic<int64_t> bad{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> ts;
+  auto start = std::chrono::steady_clock::now();
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&] {
+      HttpClient c("http://127.0.0.1:" + std::to_string(port));
+      while (!stop.load()) {
+        Result<HttpResponse> r = c.Send("POST", "/v1/events", body, ctype);
+        (r.ok() && r->status / 100 == 2 ? ok : bad) += 1;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(secs));
+  stop = true;
+  for (auto& t : ts) {
+    t.join();
+  }
+  double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (bad.load() > 0) {
+    std::fprintf(stderr, "%lld requests failed\n", static_cast<long long>(bad.load()));
+  }
+  return static_cast<double>(ok.load()) / el;
+}
+
+std::string Event(int i) {
+  return "{\"device_id\":\"dev-" + std::to_string(i % 1000) +
+         "\",\"sensor\":\"temp\",\"ts\":1700000000000,\"value\":21.5,\"pad\":\"" +
+         std::string(100, 'x') + "\"}";
+}
+
+}  // namespace
+}  // namespace sluice::bench
+
+int main(int argc, char** argv) {
+  using namespace sluice;
+  using namespace sluice::bench;
+  SetLogLevel(LogLevel::kWarn);
+  const int kThreads = 8;
+  const double kSecs = 4.0;
+  InitHttpThreads(4);
+  std::string dir = argc > 1 ? argv[1] : "/tmp/sluice-bench-http";
+  std::filesystem::remove_all(dir);
+
+  const std::string single = Event(1);
+  std::string ndjson;
+  for (int i = 0; i < 1000; ++i) {
+    ndjson += Event(i) + "\n";
+  }
+  double bare = 0;
+  {
+    HttpServerOptions so;
+    so.port = FreePort();
+    auto server = HttpServer::Start(so, [](HttpRequest&&, HttpResponder respond) {
+      HttpResponse r;
+      r.status = 204;
+      respond(std::move(r));
+    });
+    if (!server.ok()) {
+      std::fprintf(stderr, "bare server: %s\n", server.status().ToString().c_str());
+      return 1;
+    }
+    bare = Drive(so.port, single, "application/json", kThreads, kSecs);
+  }
+  gateway::GatewayConfig cfg;
+  cfg.gateway_id = GatewayId("gw-bench");
+  cfg.country = CountryCode("DE");
+  cfg.data_dir = dir;
+  cfg.mqtt_enabled = false;
+  cfg.http_port = FreePort();
+  cfg.buffer_max_bytes = int64_t{8} << 30;
+  cfg.forward_backoff_initial_ms = 600000;
+  cfg.forward_backoff_max_ms = 600000;
+  gateway::RegionConfig rc;
+  rc.name = RegionId("eu-central");
+  rc.url = "http://127.0.0.1:1";
+  rc.countries = {CountryCode("DE")};
+  cfg.regions = {rc};
+  double gw_single = 0;
+  double gw_bulk = 0;
+  {
+    gateway::GatewayApp app(cfg);
+    Status st = app.Start();
+    if (!st.ok()) {
+      std::fprintf(stderr, "gateway: %s\n", st.ToString().c_str());
+      return 1;
+    }
+    gw_single = Drive(cfg.http_port, single, "application/json", kThreads, kSecs);
+    gw_bulk = 1000 * Drive(cfg.http_port, ndjson, "application/x-ndjson", kThreads, kSecs);
+  }
+  Row("http: 1-event POST -> 202 (sync: always)", gw_single, "req/s", "bare HttpServer 204", bare);
+  Row("http: 1,000-event NDJSON POST (sync: always)", gw_bulk, "events/s", "target", 500000);
+  std::filesystem::remove_all(dir);
+  return 0;
+}
