@@ -2,7 +2,7 @@
 // from several client threads (core HttpClient), beside in-process baselines from the same run
 // (DecodeBatch alone, and PartitionLog append with flush always); (c) fetch throughput of a
 // caught-up consumer and p50/p99 produce latency at a fixed rate.
-// Usage: sluice-bench-broker-http [--dir DIR] [--seconds S] [--threads N]
+// Usage: sluice-bench-broker-http [--dir DIR] [--seconds S] [--threads N] [--produce-only]
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -66,6 +66,10 @@ int main(int argc, char** argv) {
   std::string dir = std::filesystem::current_path().string() + "/bench-broker-tmp";
   double seconds = 5;
   int threads = 4;
+  bool produce_only = false;  // for profiling the produce path alone
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--produce-only") == 0) produce_only = true;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--dir") == 0) dir = argv[i + 1];
     if (std::strcmp(argv[i], "--seconds") == 0) seconds = std::atof(argv[i + 1]);
@@ -80,9 +84,10 @@ int main(int argc, char** argv) {
   for (int t = 0; t < threads; ++t) {
     batches.push_back(MakeBatch(t, 1000));
   }
-  const double decode_rate = bench::Rate([&] { (void)DecodeBatch(batches[0]); }, 1000, 1.0);
+  const double decode_rate =
+      produce_only ? 0 : bench::Rate([&] { (void)DecodeBatch(batches[0]); }, 1000, 1.0);
   double append_rate = 0;
-  {
+  if (!produce_only) {
     LogOptions o;
     auto log = PartitionLog::Open(dir + "/baseline-0", o);
     append_rate = bench::Rate([&] { (void)(*log)->Append(batches[0]); }, 1000, 1.0);
@@ -137,7 +142,7 @@ int main(int argc, char** argv) {
   bench::Row("produce records/s", produce_rate, "rec/s", "issue target", 1e6);
 
   // (c) fetch throughput of a caught-up consumer: partition 0 from offset 0 to its end.
-  {
+  if (!produce_only) {
     HttpClient c(url);
     int64_t offset = 0, got = 0;
     const auto fs = SteadyClock::now();
@@ -161,7 +166,7 @@ int main(int argc, char** argv) {
   }
 
   // (c) produce latency at a fixed rate: 100-record batches, 200 requests/s, one client.
-  {
+  if (!produce_only) {
     HttpClient c(url);
     const std::string small = MakeBatch(0, 100);
     std::vector<double> lat;

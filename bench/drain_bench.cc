@@ -5,6 +5,7 @@
 // POSTed back to back (one in flight), i.e. the ceiling for a single-in-flight forwarder.
 // In-process GatewayApp + Broker (real HTTP over loopback, real files, fsync as configured).
 // Usage: sluice-bench-drain [records=1000000] [batch_max_records=1000] [dir=/tmp]
+// SLUICE_BENCH_LOG_FLUSH=never runs the broker with log.flush: never (no fsync per append).
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -80,6 +82,10 @@ std::unique_ptr<broker::Broker> StartBroker(const std::string& dir, int port) {
   o.countries = {CountryCode("DE")};
   o.http_port = port;
   o.max_body_bytes = 64 << 20;
+  const char* flush = std::getenv("SLUICE_BENCH_LOG_FLUSH");  // "never": no fsync per append
+  if (flush != nullptr && std::string(flush) == "never") {
+    o.flush = broker::FlushPolicy::kNever;
+  }
   auto b = broker::Broker::Start(o);
   if (!b.ok()) {
     std::fprintf(stderr, "broker: %s\n", b.status().ToString().c_str());
@@ -191,8 +197,10 @@ int main(int argc, char** argv) {
   client.join();
 
   std::printf("== drain (%lld records buffered, forward.batch_max_records=%lld, one batch in "
-              "flight, log.flush=always)\n",
-              static_cast<long long>(n), static_cast<long long>(batch));
+              "flight, log.flush=%s)\n",
+              static_cast<long long>(n), static_cast<long long>(batch),
+              std::getenv("SLUICE_BENCH_LOG_FLUSH") ? std::getenv("SLUICE_BENCH_LOG_FLUSH")
+                                                     : "always");
   bench::Row("drain backlog -> broker (records/s)", drain, "rec/s",
              "broker produce, 1 in flight", baseline);
   bench::Row("drain while live HTTP ingest (records/s)", drain_live, "rec/s",

@@ -8,6 +8,7 @@
 #include "cli/broker_target.h"
 #include "cli/consume.h"
 #include "cli/render.h"
+#include "cli/topics_admin.h"
 #include "core/cli_args.h"
 #include "core/http.h"
 #include "core/strong_types.h"
@@ -222,7 +223,7 @@ std::string TopUsage() {
   return "usage: sluice COMMAND [options]\n\n"
          "commands:\n"
          "  query    records matching a device/country/time filter, with counts per country\n"
-         "  topics   a broker's topics and partitions\n"
+         "  topics   a broker's topics and partitions; topics create|describe TOPIC admin\n"
          "  fetch    records of one partition, as JSON lines\n"
          "  consume  records of a partition or as a consumer group, as JSON lines\n\n"
          "`sluice COMMAND --help` shows each command's options.\n";
@@ -236,6 +237,9 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     out << TopUsage();
     return kExitOk;
+  }
+  if (IsTopicsAdmin(args)) {  // storage: sluice topics create|list|describe (topics_admin.cc)
+    return RunTopicsAdmin(args, out, err);
   }
   const auto commands = Commands();
   auto it = commands.find(args[0]);

@@ -18,7 +18,15 @@ std::atomic<uint64_t> g_corrupt_batches{0};
 PartitionLog::PartitionLog(std::string dir, LogOptions options)
     : dir_(std::move(dir)), options_(std::move(options)) {}
 
-PartitionLog::~PartitionLog() = default;
+PartitionLog::~PartitionLog() {
+  // A clean close leaves the active segment's indexes matching its log (no rebuild on start).
+  if (!segments_.empty()) {
+    Status st = segments_.back()->index().Persist();
+    if (!st.ok()) {
+      LogWarn(kComponent, "closing " + dir_ + ": " + st.ToString() + " (rebuilt on next start)");
+    }
+  }
+}
 
 uint64_t PartitionLog::CorruptBatchesTotal() { return g_corrupt_batches.load(); }
 
@@ -36,21 +44,19 @@ void PartitionLog::ReportCorrupt(const Segment& seg, uint64_t position,
                            " (" + why + "); readers skip it");
 }
 
-Status PartitionLog::IndexBatch(Segment& seg, int64_t base, int64_t last, int64_t max_ts,
-                                uint64_t position, uint64_t size) {
+void PartitionLog::IndexBatch(Segment& seg, int64_t base, int64_t last, int64_t max_ts,
+                              uint64_t position, uint64_t size) {
   if (max_ts > seg.max_timestamp) {
     seg.max_timestamp = max_ts;
     seg.offset_of_max_timestamp = last;
   }
   if (position == 0 ||
       seg.bytes_since_index >= static_cast<uint64_t>(options_.index_interval_bytes)) {
-    SLUICE_RETURN_IF_ERROR(seg.index().AppendOffset(base, position));
-    SLUICE_RETURN_IF_ERROR(
-        seg.index().MaybeAppendTime(seg.max_timestamp, seg.offset_of_max_timestamp));
+    seg.index().AppendOffset(base, position);
+    seg.index().MaybeAppendTime(seg.max_timestamp, seg.offset_of_max_timestamp);
     seg.bytes_since_index = 0;
   }
   seg.bytes_since_index += size;
-  return Status::Ok();
 }
 
 // Seals the active segment (final time-index entry, fsync of .log and indexes) and opens a new
@@ -58,11 +64,10 @@ Status PartitionLog::IndexBatch(Segment& seg, int64_t base, int64_t last, int64_
 Status PartitionLog::Roll() {
   Segment& old = *segments_.back();
   if (old.max_timestamp >= 0) {
-    SLUICE_RETURN_IF_ERROR(
-        old.index().MaybeAppendTime(old.max_timestamp, old.offset_of_max_timestamp));
+    old.index().MaybeAppendTime(old.max_timestamp, old.offset_of_max_timestamp);
   }
   SLUICE_RETURN_IF_ERROR(old.Sync());
-  SLUICE_RETURN_IF_ERROR(old.index().Sync());
+  SLUICE_RETURN_IF_ERROR(old.index().Persist());
   Result<std::unique_ptr<Segment>> seg = Segment::Open(dir_, next_offset_, options_.file_ops);
   if (!seg.ok()) {
     return seg.status();
@@ -98,12 +103,7 @@ Result<int64_t> PartitionLog::Append(std::string encoded_batch) {
       seg->first_append_ms = now_ms;
     }
     const int64_t last = base + frame.last_offset_delta;
-    Status st = IndexBatch(*seg, base, last, frame.max_timestamp, position, encoded_batch.size());
-    if (!st.ok()) {
-      // The batch is whole in the .log; a missing index entry only costs a longer scan, and a
-      // torn index file is rebuilt on the next start.
-      LogWarn(kComponent, "index append failed: " + st.ToString());
-    }
+    IndexBatch(*seg, base, last, frame.max_timestamp, position, encoded_batch.size());
     next_offset_ = last + 1;
     end = next_offset_;
   }
@@ -191,7 +191,7 @@ Status PartitionLog::Flush() {
   }
   SLUICE_RETURN_IF_ERROR(SyncTo(end));
   std::shared_lock lock(mu_);
-  return segments_.back()->index().Sync();
+  return segments_.back()->index().Persist();
 }
 
 size_t PartitionLog::ApplyRetention() {

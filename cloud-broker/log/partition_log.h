@@ -119,8 +119,9 @@ class PartitionLog {
   Status ScanSegment(Segment& seg, bool verify_crc, SegmentIndex* rebuilt, uint64_t* valid_end,
                      int64_t* next, std::string* why);
   Status Roll();
-  Status IndexBatch(Segment& seg, int64_t base, int64_t last, int64_t max_ts, uint64_t position,
-                    uint64_t size);
+  // Adds the batch to the active segment's in-memory indexes (persisted at roll and Flush).
+  void IndexBatch(Segment& seg, int64_t base, int64_t last, int64_t max_ts, uint64_t position,
+                  uint64_t size);
   // Group commit: returns once everything up to `end` is fsynced.
   Status SyncTo(int64_t end);
   void SetVisible(int64_t end);

@@ -121,9 +121,8 @@ Status PartitionLog::ScanSegment(Segment& seg, bool verify_crc, SegmentIndex* re
     }
     if (pos == 0 ||
         seg.bytes_since_index >= static_cast<uint64_t>(options_.index_interval_bytes)) {
-      SLUICE_RETURN_IF_ERROR(rebuilt->AppendOffset(frame.base_offset, pos));
-      SLUICE_RETURN_IF_ERROR(
-          rebuilt->MaybeAppendTime(seg.max_timestamp, seg.offset_of_max_timestamp));
+      rebuilt->AppendOffset(frame.base_offset, pos);
+      rebuilt->MaybeAppendTime(seg.max_timestamp, seg.offset_of_max_timestamp);
       seg.bytes_since_index = 0;
     }
     seg.bytes_since_index += frame.total_size();
@@ -180,8 +179,7 @@ Status PartitionLog::RecoverOld(Segment& seg, int64_t end) {
       ReportCorrupt(seg, valid_end, why + " while rebuilding its index");
     }
     if (seg.max_timestamp >= 0) {
-      SLUICE_RETURN_IF_ERROR(
-          rebuilt.MaybeAppendTime(seg.max_timestamp, seg.offset_of_max_timestamp));
+      rebuilt.MaybeAppendTime(seg.max_timestamp, seg.offset_of_max_timestamp);
     }
     LogWarn(kComponent, "rebuilt indexes of " + seg.path() + " (" + invalid + "): " +
                             std::to_string(rebuilt.offsets().size()) + " offset and " +

@@ -87,6 +87,8 @@ Status SegmentIndex::Open() {
     time_.push_back({static_cast<int64_t>(GetBe(e, 8)),
                      base_offset_ + static_cast<int32_t>(GetBe(e + 8, 4))});
   }
+  persisted_offsets_ = offsets_.size();
+  persisted_times_ = time_.size();
   return Status::Ok();
 }
 
@@ -145,6 +147,8 @@ bool SegmentIndex::SameEntries(const SegmentIndex& o) const {
 Status SegmentIndex::Reset() {
   offsets_.clear();
   time_.clear();
+  persisted_offsets_ = 0;
+  persisted_times_ = 0;
   if (index_fd_ < 0) {
     return Status::Ok();
   }
@@ -156,61 +160,63 @@ Status SegmentIndex::Reset() {
   }
   index_file_size_ = 0;
   time_file_size_ = 0;
-  offsets_.clear();
-  time_.clear();
   return Status::Ok();
 }
 
 Status SegmentIndex::CopyFrom(const SegmentIndex& other) {
   SLUICE_RETURN_IF_ERROR(Reset());
-  for (const OffsetEntry& e : other.offsets_) {
-    SLUICE_RETURN_IF_ERROR(AppendOffset(e.offset, e.position));
-  }
-  for (const TimeEntry& e : other.time_) {
-    SLUICE_RETURN_IF_ERROR(MaybeAppendTime(e.timestamp, e.offset));
-  }
-  return Sync();
+  offsets_ = other.offsets_;
+  time_ = other.time_;
+  return Persist();
 }
 
 Status SegmentIndex::AppendRaw(int fd, const std::string& path, uint64_t* file_size,
-                               const char* bytes, size_t n) {
-  if (fd < 0) {
-    return Status::Ok();  // a memory-only index (a recovery scan's rebuild)
+                               const std::string& bytes) {
+  if (fd < 0 || bytes.empty()) {
+    return Status::Ok();  // a memory-only index (a recovery scan's rebuild), or nothing new
   }
-  Status st = WriteFully(*ops_, fd, bytes, n, static_cast<off_t>(*file_size), path);
+  Status st = WriteFully(*ops_, fd, bytes.data(), bytes.size(), static_cast<off_t>(*file_size),
+                         path);
   if (!st.ok()) {
     (void)ops_->Truncate(fd, static_cast<off_t>(*file_size));
     return st;
   }
-  *file_size += n;
+  *file_size += bytes.size();
   return Status::Ok();
 }
 
-Status SegmentIndex::AppendOffset(int64_t offset, uint64_t position) {
-  char e[kOffsetEntrySize];
-  PutBe(e, static_cast<uint32_t>(offset - base_offset_), 4);
-  PutBe(e + 4, static_cast<uint32_t>(position), 4);
-  SLUICE_RETURN_IF_ERROR(AppendRaw(index_fd_, index_path_, &index_file_size_, e, sizeof(e)));
+void SegmentIndex::AppendOffset(int64_t offset, uint64_t position) {
   offsets_.push_back({offset, position});
-  return Status::Ok();
 }
 
-Status SegmentIndex::MaybeAppendTime(int64_t timestamp, int64_t offset) {
-  if (!time_.empty() && timestamp <= time_.back().timestamp) {
-    return Status::Ok();
+void SegmentIndex::MaybeAppendTime(int64_t timestamp, int64_t offset) {
+  if (time_.empty() || timestamp > time_.back().timestamp) {
+    time_.push_back({timestamp, offset});
   }
-  char e[kTimeEntrySize];
-  PutBe(e, static_cast<uint64_t>(timestamp), 8);
-  PutBe(e + 8, static_cast<uint32_t>(offset - base_offset_), 4);
-  SLUICE_RETURN_IF_ERROR(AppendRaw(time_fd_, time_path_, &time_file_size_, e, sizeof(e)));
-  time_.push_back({timestamp, offset});
-  return Status::Ok();
 }
 
-Status SegmentIndex::Sync() {
+Status SegmentIndex::Persist() {
   if (index_fd_ < 0) {
     return Status::Ok();
   }
+  std::string bytes;
+  for (size_t i = persisted_offsets_; i < offsets_.size(); ++i) {
+    char e[kOffsetEntrySize];
+    PutBe(e, static_cast<uint32_t>(offsets_[i].offset - base_offset_), 4);
+    PutBe(e + 4, static_cast<uint32_t>(offsets_[i].position), 4);
+    bytes.append(e, sizeof(e));
+  }
+  SLUICE_RETURN_IF_ERROR(AppendRaw(index_fd_, index_path_, &index_file_size_, bytes));
+  persisted_offsets_ = offsets_.size();
+  bytes.clear();
+  for (size_t i = persisted_times_; i < time_.size(); ++i) {
+    char e[kTimeEntrySize];
+    PutBe(e, static_cast<uint64_t>(time_[i].timestamp), 8);
+    PutBe(e + 8, static_cast<uint32_t>(time_[i].offset - base_offset_), 4);
+    bytes.append(e, sizeof(e));
+  }
+  SLUICE_RETURN_IF_ERROR(AppendRaw(time_fd_, time_path_, &time_file_size_, bytes));
+  persisted_times_ = time_.size();
   if (ops_->DataSync(index_fd_) != 0) {
     return ErrnoStatus("fsync", index_path_, errno);
   }

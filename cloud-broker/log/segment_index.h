@@ -5,8 +5,11 @@
 // batch after every index_interval_bytes; the time index gets (largest timestamp so far, offset
 // of it) at the same points when the largest timestamp grew, and once more when the segment is
 // rolled, so the last time-index entry of an old segment holds its largest timestamp (Kafka).
-// Both are kept in memory too; the files are appended (no preallocation, so a file's size is
-// always a whole number of entries unless a crash tore the last one).
+// Entries are added in memory; Persist() appends the new ones to the files (no preallocation,
+// so a file's size is a whole number of entries unless a crash tore the last one). The log
+// persists an index when it rolls the segment and on Flush (clean stop), not per append: the
+// active segment is rescanned on every start anyway, and keeping index writes out of the append
+// path keeps each fsync'd commit to the one .log file.
 // Thread-safety: none; the owning PartitionLog serialises mutations and excludes them from reads.
 #pragma once
 
@@ -50,10 +53,12 @@ class SegmentIndex {
   // Replaces both files with `other`'s entries (after a rebuild).
   Status CopyFrom(const SegmentIndex& other);
 
-  Status AppendOffset(int64_t offset, uint64_t position);
-  // Appends only if timestamp exceeds the last entry's.
-  Status MaybeAppendTime(int64_t timestamp, int64_t offset);
-  Status Sync();
+  // In memory; Persist writes them.
+  void AppendOffset(int64_t offset, uint64_t position);
+  // Adds an entry only if timestamp exceeds the last entry's.
+  void MaybeAppendTime(int64_t timestamp, int64_t offset);
+  // Appends the entries not yet in the files, then fdatasyncs both files.
+  Status Persist();
   // Unlinks both files.
   void RemoveFiles();
 
@@ -72,8 +77,7 @@ class SegmentIndex {
   const std::string& time_path() const { return time_path_; }
 
  private:
-  Status AppendRaw(int fd, const std::string& path, uint64_t* file_size, const char* bytes,
-                   size_t n);
+  Status AppendRaw(int fd, const std::string& path, uint64_t* file_size, const std::string& bytes);
 
   const int64_t base_offset_;
   FileOps* const ops_;
@@ -83,6 +87,8 @@ class SegmentIndex {
   int time_fd_ = -1;
   uint64_t index_file_size_ = 0;
   uint64_t time_file_size_ = 0;
+  size_t persisted_offsets_ = 0;  // entries already in the files
+  size_t persisted_times_ = 0;
   std::vector<OffsetEntry> offsets_;
   std::vector<TimeEntry> time_;
 };
