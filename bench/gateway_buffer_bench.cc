@@ -154,9 +154,9 @@ int main(int argc, char** argv) {
   }
   std::string dir = argc > 1 ? argv[1] : "/tmp/sluice-bench-buffer";
   double raw = RawLevelDb(dir + "/raw");
-  double big = ThroughBuffer(dir + "/gw", 2, 1000, 4, 3'000'000);
+  double big = ThroughBuffer(dir + "/gw", 1, 1000, 8, 3'000'000);
   double small = ThroughBuffer(dir + "/gw1", 4, 1, 64, 400'000);
-  Row("buffer: 1,000-event appends, 2 threads", big, "rec/s", "raw WriteBatch(1000) sync", raw);
+  Row("buffer: 1,000-event appends, 1 thread", big, "rec/s", "raw WriteBatch(1000) sync", raw);
   Row("buffer: 1-event appends, 4 threads", small, "rec/s", "raw WriteBatch(1000) sync", raw);
   std::filesystem::remove_all(dir);
   return 0;

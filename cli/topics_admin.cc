@@ -164,7 +164,8 @@ int RunTopicsAdmin(const std::vector<std::string>& args, std::ostream& out, std:
   for (const NumFlag& f : {NumFlag{"partitions", "partitions"},
                            NumFlag{"retention-ms", "retention_ms"},
                            NumFlag{"retention-bytes", "retention_bytes"},
-                           NumFlag{"flush-ms", "flush_ms"}, NumFlag{"flush-bytes", "flush_bytes"}}) {
+                           NumFlag{"flush-ms", "flush_ms"},
+                           NumFlag{"flush-bytes", "flush_bytes"}}) {
     if (!parsed->Has(f.flag)) continue;
     int64_t v = 0;
     if (!ParseSigned(parsed->Get(f.flag), &v)) {

@@ -190,7 +190,7 @@ Status PartitionLog::Flush() {
     end = next_offset_;
   }
   SLUICE_RETURN_IF_ERROR(SyncTo(end));
-  std::shared_lock lock(mu_);
+  std::unique_lock lock(mu_);  // Persist mutates the index's file bookkeeping
   return segments_.back()->index().Persist();
 }
 

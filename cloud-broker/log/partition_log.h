@@ -85,8 +85,8 @@ class PartitionLog {
   Result<int64_t> Append(std::string encoded_batch);
 
   // Records with offset >= from: at most max_records, and whole batches while their total size
-  // stays within max_bytes (at least one batch). kOutOfRange-style kInvalidArgument if from is
-  // outside [start_offset, end_offset]. Corrupt batches are skipped (corrupt_batches()).
+  // stays within max_bytes (at least one batch). kInvalidArgument (HTTP 416) if from is outside
+  // [start_offset, end_offset]. Corrupt batches are skipped (CorruptBatchesTotal()).
   Result<LogReadResult> Read(int64_t from, size_t max_records, size_t max_bytes) const;
   // First offset whose record timestamp is >= timestamp; end_offset() if none.
   Result<int64_t> OffsetForTimestamp(int64_t timestamp) const;

@@ -123,7 +123,8 @@ bool SegmentIndex::Validate(uint64_t log_size, int64_t end_offset, std::string* 
     bool bad = e.offset < base_offset_ || e.offset >= end_offset ||
                (i > 0 && (e.timestamp <= time_[i - 1].timestamp || e.offset < time_[i - 1].offset));
     if (bad) {
-      *why = time_path_ + ": entry " + std::to_string(i) + " is not increasing or not inside the log";
+      *why = time_path_ + ": entry " + std::to_string(i) +
+             " is not increasing or not inside the log";
       return false;
     }
   }

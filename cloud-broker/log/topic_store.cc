@@ -79,7 +79,8 @@ size_t TopicStore::RunMaintenance(bool retention) {
 }
 
 void TopicStore::MaintenanceLoop() {
-  const auto tick = std::chrono::milliseconds(std::max<int64_t>(1, options_.flush_check_interval_ms));
+  const auto tick =
+      std::chrono::milliseconds(std::max<int64_t>(1, options_.flush_check_interval_ms));
   auto next_retention = std::chrono::steady_clock::now() +
                         std::chrono::milliseconds(options_.retention_check_interval_ms);
   std::unique_lock lock(stop_mu_);

@@ -87,10 +87,10 @@ void EventBuffer::Append(std::vector<PendingEvent> events, AppendCallback done,
   Request req;
   req.entries.reserve(events.size());
   for (PendingEvent& pe : events) {
-    std::string value;
-    EncodeEntry(pe.event, &value);
-    req.bytes += static_cast<int64_t>(pe.region.value().size() + 11 + value.size());
-    req.entries.emplace_back(pe.region.value(), std::move(value));
+    const size_t before = req.blob.size();
+    EncodeEntry(pe.event, &req.blob);
+    req.bytes += static_cast<int64_t>(pe.region.value().size() + 11 + req.blob.size() - before);
+    req.entries.emplace_back(pe.region.value(), req.blob.size());
   }
   req.done = std::move(done);
   const size_t n = req.entries.size();
@@ -205,7 +205,10 @@ void EventBuffer::CommitRequests(std::vector<Request>& reqs) {
   size_t prefix_len = 0;
   for (Request& r : reqs) {
     firsts.push_back(seq);
-    for (const auto& [region, value] : r.entries) {
+    size_t begin = 0;
+    for (const auto& [region, end] : r.entries) {
+      leveldb::Slice value(r.blob.data() + begin, end - begin);
+      begin = end;
       if (last_region == nullptr || region != *last_region) {
         last_region = &region;
         acc = &added[region];

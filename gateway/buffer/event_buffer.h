@@ -93,7 +93,8 @@ class EventBuffer {
 
  private:
   struct Request {
-    std::vector<std::pair<std::string, std::string>> entries;  // region, encoded value
+    std::string blob;  // every encoded value, back to back (one allocation per request)
+    std::vector<std::pair<std::string, size_t>> entries;  // region, end offset in blob
     int64_t bytes = 0;                                        // key + value bytes
     AppendCallback done;
   };

@@ -12,6 +12,7 @@
 #include "cloud-broker/log/file_ops.h"
 #include "cloud-broker/log/partition_log.h"
 #include "cloud-broker/log/segment.h"
+#include "cloud-broker/log/topic_store.h"
 #include "tests/cloud-broker/test_records.h"
 #include "tests/common/test_env.h"
 
@@ -414,6 +415,38 @@ TEST(LogStorageTest, CorruptBatchInAnOldSegmentIsSkippedAndCounted) {
   auto ts = (*log)->OffsetForTimestamp(kT0 + 12 * 10);
   ASSERT_TRUE(ts.ok());
   EXPECT_EQ(*ts, 15);
+}
+
+// The store's maintenance thread applies each topic's own retention, every
+// retention_check_interval_ms, and the topic's config survives a reopen.
+TEST(LogStorageTest, MaintenanceThreadAppliesPerTopicRetention) {
+  sluice::testing::TempDir dir;
+  TopicStoreOptions so;
+  so.data_dir = dir.path();
+  so.log = Small();
+  so.retention_check_interval_ms = 20;
+  {
+    auto store = TopicStore::Open(so);
+    ASSERT_TRUE(store.ok());
+    TopicConfig keep_small;
+    keep_small.partitions = 1;
+    keep_small.retention_bytes = 8192;
+    auto small = (*store)->Create(TopicName("small"), keep_small);
+    auto all = (*store)->Create(TopicName("all"), 1);
+    ASSERT_TRUE(small.ok() && all.ok());
+    Fill(*(*small)->partition(0), 60, 5);
+    Fill(*(*all)->partition(0), 60, 5);
+    ASSERT_TRUE(sluice::testing::WaitFor(
+        [&] { return (*small)->partition(0)->start_offset() > 0; }, 10000));
+    EXPECT_LE((*small)->partition(0)->size_bytes(), 8192u + 4096u);
+    EXPECT_EQ((*all)->partition(0)->start_offset(), 0) << "no retention on the other topic";
+  }
+  auto store = TopicStore::Open(so);
+  ASSERT_TRUE(store.ok());
+  const Topic* small = (*store)->Find(TopicName("small"));
+  ASSERT_NE(small, nullptr);
+  EXPECT_EQ(small->partition(0)->options().retention_bytes, 8192);
+  EXPECT_GT(small->partition(0)->start_offset(), 0);
 }
 
 }  // namespace

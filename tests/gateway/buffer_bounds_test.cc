@@ -143,6 +143,31 @@ TEST_F(BufferBoundsTest, TtlExpiresOnlyOlderRecords) {
       << text;
 }
 
+TEST_F(BufferBoundsTest, CompactRemovedKeepsQueueReadableAndEvictionSkipsDelivered) {
+  auto b = Open(0);
+  std::vector<PendingEvent> many;
+  for (int i = 0; i < 3000; ++i) {
+    many.push_back(PendingEvent{RegionId("eu"), MakeEvent(i, 1000 + i)});
+  }
+  ASSERT_TRUE(b->Append(std::move(many)).get().ok());
+  uint64_t cursor = 0;
+  for (int i = 0; i < 2; ++i) {  // a forwarder delivers the first 2,000
+    auto rb = b->ReadBatch(RegionId("eu"), cursor, 1000, 1 << 30);
+    ASSERT_TRUE(rb.ok());
+    ASSERT_EQ(rb->records.size(), 1000u);
+    ASSERT_TRUE(b->Remove(RegionId("eu"), rb->records).ok());
+    cursor = rb->next_cursor;
+  }
+  b->CompactRemoved(1000);
+  auto rb = b->ReadBatch(RegionId("eu"), 0, 10, 1 << 30);
+  ASSERT_TRUE(rb.ok());
+  ASSERT_FALSE(rb->records.empty());
+  EXPECT_EQ(rb->records[0].seq, 2000u);
+  // TTL: 2,000..2,499 are older than 3,500; the delivered ones are not counted again.
+  EXPECT_EQ(b->ExpireOlderThan(3500), 500u);
+  EXPECT_EQ(b->buffered_records(RegionId("eu")), 500u);
+}
+
 // A WritableFile whose Sync() blocks while the gate is closed: a stalled disk.
 class Gate {
  public:
