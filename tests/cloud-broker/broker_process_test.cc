@@ -70,6 +70,20 @@ TEST(BrokerProcessTest, BadCountryCodeExits2NamingFileKeyAndReason) {
       << r.output;
 }
 
+// The storage keys (log.*) are validated at start-up like every other key.
+TEST(BrokerProcessTest, BadLogKeysExit2NamingKeyAndReason) {
+  TempDir dir;
+  std::string path = WriteConfig(dir, GoodYaml(dir.Sub("data"), 1));
+  BrokerRun r = RunBroker(dir, {"--config", path, "--set", "log.flush=sometimes"});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("log.flush"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"always\", \"interval\" or \"never\""), std::string::npos)
+      << r.output;
+  r = RunBroker(dir, {"--config", path, "--set", "log.retention_check_interval=1ms"});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("log.retention_check_interval"), std::string::npos) << r.output;
+}
+
 // A bad value given with --set is reported against "--set".
 TEST(BrokerProcessTest, BadPartitionCountFromSetExits2) {
   TempDir dir;

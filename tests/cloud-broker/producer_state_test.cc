@@ -8,6 +8,7 @@
 
 #include <map>
 
+#include "cloud-broker/log/file_ops.h"
 #include "cloud-broker/server/broker.h"
 #include "core/http.h"
 #include "core/partitioner.h"
@@ -60,6 +61,7 @@ class ProducerStateTest : public ::testing::Test {
     o.default_partitions = 3;
     o.segment_bytes = 4096;  // several segments: the rebuild walks them all
     o.max_producer_ids = max_ids;
+    o.file_ops = &ops_;
     auto b = Broker::Start(o);
     ASSERT_TRUE(b.ok()) << b.status().ToString();
     broker_ = std::move(b).value();
@@ -123,6 +125,7 @@ class ProducerStateTest : public ::testing::Test {
   }
 
   sluice::testing::TempDir dir_;
+  FaultInjectingFileOps ops_;  // disk-full injection for the partial-failure test
   std::unique_ptr<Broker> broker_;
   std::unique_ptr<HttpClient> client_;
 };
@@ -170,6 +173,30 @@ TEST_F(ProducerStateTest, RetryAfterAPartialAppendStoresOnlyWhatIsMissing) {
   ASSERT_EQ(overlap.status, 200);
   EXPECT_EQ(overlap.duplicates, 10u);
   EXPECT_EQ(Stored(), 40);
+}
+
+TEST_F(ProducerStateTest, RetryAfterARealPartialDiskFullFailureIsExactlyOnce) {
+  // The disk fills while the request's partitions are appended: some get their batch, the
+  // others fail and the request is refused (507). The retry must store exactly what is missing.
+  ASSERT_EQ(Post(Seqs(0, 1), 7).status, 200);  // the topic and its files exist
+  const int64_t before = Stored();
+  ops_.SetWriteBudget(2500);  // about one partition's batch of ~10 records
+  auto r = client_->Send("POST", "/v1/topics/sensors/records",
+                         testing::EncodeRecords(Seqs(1, 31), 7), kBatchType);
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE(r->status == 507 || r->status == 503) << r->status << " " << r->body;
+  const int64_t partial = Stored() - before;
+  ASSERT_GT(partial, 0) << "no partition was appended: the failure was not partial";
+  ASSERT_LT(partial, 30);
+  ops_.SetWriteBudget(-1);
+  Ack retry = Post(Seqs(1, 31), 7);
+  ASSERT_EQ(retry.status, 200);
+  EXPECT_EQ(retry.duplicates, static_cast<uint64_t>(partial));
+  std::map<int64_t, int> seen = StoredSeqs();
+  EXPECT_EQ(seen.size(), 31u);
+  for (int64_t seq = 0; seq < 31; ++seq) {
+    EXPECT_EQ(seen[seq], 1) << "gateway_seq " << seq;
+  }
 }
 
 TEST_F(ProducerStateTest, OtherProducersAndBatchesWithoutProducerIdAreNotDeduplicated) {
