@@ -13,6 +13,8 @@ namespace sluice::gateway {
 namespace {
 
 constexpr const char* kLog = "buffer";
+// Sequences skipped at each open in sync: interval mode: far more than one interval can use.
+constexpr uint64_t kIntervalSeqJump = uint64_t{1} << 32;
 
 Status FromLevelDb(const leveldb::Status& s) {
   if (s.ok()) {
@@ -67,6 +69,20 @@ Status EventBuffer::Init() {
   }
   uint64_t next = 0;
   SLUICE_RETURN_IF_ERROR(VerifyAtOpen(&next));
+  if (options_.sync == SyncMode::kInterval) {
+    // An OS crash can lose the last interval's unsynced writes, m/next_seq included, after the
+    // broker already stored some of those sequences; handing them out again would make the
+    // broker skip new events as duplicates. Jump past anything one interval could have used.
+    next += kIntervalSeqJump;
+    std::string v;
+    PutBigEndian64(&v, next);
+    leveldb::WriteOptions wo;
+    wo.sync = true;
+    leveldb::Status ws = db_->Put(wo, kNextSeqKey, v);
+    if (!ws.ok()) {
+      return Status::IOError("buffer meta write failed: " + ws.ToString());
+    }
+  }
   next_seq_ = next;
   commit_thread_ = std::thread([this] { CommitLoop(); });
   return Status::Ok();

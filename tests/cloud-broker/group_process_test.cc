@@ -102,9 +102,20 @@ TEST_F(GroupProcessTest, AtLeastOnceAcrossConsumerKillAndBrokerRestart) {
         return Lines(sluice::testing::ReadFileOrEmpty(dir_.Sub("consume1.out"))).size() >= 300;
       },
       30000));
-  ::kill(consumer->pid(), SIGSTOP);  // frozen: it commits nothing more
-  std::map<int, int64_t> committed = Committed();
+  ::kill(consumer->pid(), SIGSTOP);  // frozen: it sends nothing more
   consumer->Stop(SIGKILL);
+  // A commit the consumer sent just before it froze may still be in the broker's hands: read the
+  // committed offsets once they have stopped changing (three equal reads in a row).
+  std::map<int, int64_t> committed = Committed();
+  int stable_reads = 0;
+  ASSERT_TRUE(sluice::testing::WaitFor(
+      [&] {
+        std::map<int, int64_t> now = Committed();
+        stable_reads = now == committed ? stable_reads + 1 : 0;
+        committed = now;
+        return stable_reads >= 3;
+      },
+      10000, 100));
   const auto first = Lines(sluice::testing::ReadFileOrEmpty(dir_.Sub("consume1.out")));
   int64_t committed_total = 0;
   for (const auto& [p, o] : committed) committed_total += o;

@@ -228,13 +228,17 @@ TEST_F(EventBufferTest, DeadLetterMovesRecords) {
 }
 
 TEST_F(EventBufferTest, IntervalSyncModeAcknowledgesAndPersists) {
+  uint64_t handed_out = 0;
   {
     auto buf = Open(SyncMode::kInterval);
     ASSERT_TRUE(buf->Append(Events("eu-central", 3)).get().ok());
+    handed_out = buf->next_seq();
   }
   auto buf = Open(SyncMode::kInterval);
   EXPECT_EQ(buf->buffered_records(eu_), 3u);
-  EXPECT_EQ(buf->next_seq(), 3u);
+  // Unsynced writes of the last interval may be lost by an OS crash while the broker already
+  // holds those sequences: each open jumps far past them so no sequence is ever reused.
+  EXPECT_GE(buf->next_seq(), handed_out + (uint64_t{1} << 32));
 }
 
 TEST_F(EventBufferTest, AppendAfterStopFailsUnavailableAndListenersFire) {
