@@ -20,6 +20,7 @@
 
 #include "bench/bench_util.h"
 #include "cloud-broker/server/broker.h"
+#include "core/allocator_tuning.h"
 #include "core/http.h"
 #include "core/record_batch.h"
 
@@ -63,6 +64,7 @@ int FreePort() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sluice::TuneAllocatorForLargeBuffers();  // as the shipped binaries do
   std::string dir = std::filesystem::current_path().string() + "/bench-broker-tmp";
   double seconds = 5;
   int threads = 4;

@@ -20,6 +20,7 @@
 
 #include "bench/bench_util.h"
 #include "cloud-broker/server/broker.h"
+#include "core/allocator_tuning.h"
 #include "core/http.h"
 #include "core/record_batch.h"
 #include "gateway/app/gateway_app.h"
@@ -121,6 +122,7 @@ double BrokerBaseline(const std::string& dir, int64_t records) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sluice::TuneAllocatorForLargeBuffers();  // as the shipped binaries do
   const int64_t n = argc > 1 ? std::stoll(argv[1]) : 1'000'000;
   const int64_t batch = argc > 2 ? std::stoll(argv[2]) : 1000;
   const std::string root = std::string(argc > 3 ? argv[3] : "/tmp") + "/sluice-bench-drain-" +

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "core/allocator_tuning.h"
 #include "core/http.h"
 #include "core/logging.h"
 #include "gateway/app/gateway_app.h"
@@ -75,6 +76,7 @@ std::string Event(int i) {
 }  // namespace sluice::bench
 
 int main(int argc, char** argv) {
+  sluice::TuneAllocatorForLargeBuffers();  // as the shipped binaries do
   using namespace sluice;
   using namespace sluice::bench;
   SetLogLevel(LogLevel::kWarn);

@@ -5,12 +5,14 @@
 
 #include "cloud-broker/server/broker.h"
 #include "cloud-broker/server/broker_options.h"
+#include "core/allocator_tuning.h"
 #include "core/cli_args.h"
 #include "core/config.h"
 #include "core/http.h"
 #include "core/logging.h"
 
 int main(int argc, char** argv) {
+  sluice::TuneAllocatorForLargeBuffers();
   using namespace sluice;
   const std::string usage_line =
       "sluice-broker --config config/broker-eu-central.yaml [--set key.path=value]...";

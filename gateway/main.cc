@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "core/allocator_tuning.h"
 #include "core/cli_args.h"
 #include "core/config.h"
 #include "core/http.h"
@@ -13,6 +14,7 @@
 #include "gateway/buffer/buffer_check.h"
 
 int main(int argc, char** argv) {
+  sluice::TuneAllocatorForLargeBuffers();
   using namespace sluice;
   // Block the stop signals in every thread (threads inherit the mask); main waits for them.
   sigset_t stop_signals;

@@ -70,7 +70,7 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
     return Refuse(HttpResponse::Error(400, "corrupt_batch", batch.status().message()),
                   topic, "corrupt_batch", 0);
   }
-  const std::vector<Record>& records = batch->records;
+  std::vector<Record>& records = batch->records;  // moved into per-partition batches below
   if (consumed != body.size()) {
     return Refuse(HttpResponse::Error(400, "corrupt_batch",
                                       std::to_string(body.size() - consumed) +
@@ -130,9 +130,13 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
     metrics_.WatchTopic(*tp);
   }
 
+  // Records are moved, not copied: each holds a key, a value and several headers, and copying
+  // them was a large share of produce's CPU (docs/BENCHMARKS.md profile).
+  const size_t record_count = records.size();
   std::map<int32_t, std::vector<Record>> by_partition;
-  for (const Record& r : records) {
-    by_partition[PartitionForKey(*r.key, tp->partition_count())].push_back(r);
+  for (Record& r : records) {
+    const int32_t p = PartitionForKey(*r.key, tp->partition_count());
+    by_partition[p].push_back(std::move(r));
   }
   // --- exactly-once (idempotent producer), see cloud-broker/producers/producer_table.h ---
   // A batch with a producer id is checked per partition against the highest gateway_seq this
@@ -245,7 +249,7 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
     options_.producers->CountDuplicates(duplicates);  // --- exactly-once ---
   }
   metrics_.ProduceRequest(200);
-  return ProduceOk(topic, records.size(), duplicates, parts);
+  return ProduceOk(topic, record_count, duplicates, parts);
 }
 
 }  // namespace sluice::broker
