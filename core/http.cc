@@ -172,16 +172,18 @@ class CppRestServer final : public HttpServer {
       return;
     }
     auto shared = std::make_shared<HttpRequest>(std::move(r));
-    req.extract_vector().then([this, shared, responder](pplx::task<std::vector<unsigned char>> t) {
+    // extract_utf8string(true) hands the bytes over as they are (no charset conversion), read once
+    // into the string: extract_vector() plus a copy cost a visible share of produce's CPU.
+    req.extract_utf8string(true).then([this, shared, responder](pplx::task<std::string> t) {
       try {
-        std::vector<unsigned char> body = t.get();
+        std::string body = t.get();
         if (static_cast<int64_t>(body.size()) > options_.max_body_bytes) {
           responder(HttpResponse::Error(413, "too_large",
                                         "body exceeds the limit of " +
                                             std::to_string(options_.max_body_bytes) + " bytes"));
           return;
         }
-        shared->body.assign(body.begin(), body.end());
+        shared->body = std::move(body);
       } catch (const std::exception& e) {
         responder(HttpResponse::Error(400, "bad_request", std::string("cannot read body: ") + e.what()));
         return;

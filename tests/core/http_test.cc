@@ -33,6 +33,26 @@ TEST(HttpTest, RoundTripWithQueryHeadersAndBinaryBody) {
   EXPECT_EQ(resp->body, "POST /v1/x y q=a b&c h=1 len=3");
 }
 
+TEST(HttpTest, EveryByteValueSurvivesTheBody) {
+  // Record batches are binary: no charset conversion may touch them on the way in.
+  const int port = testing::FreePort();
+  std::string received;
+  auto server = HttpServer::Start({"127.0.0.1", port, 1 << 20}, [&](HttpRequest&& r, HttpResponder respond) {
+    received = r.body;
+    respond(HttpResponse::Json(200, "{}"));
+  });
+  ASSERT_TRUE(server.ok());
+  std::string body;
+  for (int rep = 0; rep < 64; ++rep) {
+    for (int b = 0; b < 256; ++b) body.push_back(static_cast<char>((b * 7 + rep) & 0xFF));
+  }
+  HttpClient client("http://127.0.0.1:" + std::to_string(port));
+  auto resp = client.Send("POST", "/", body, "application/vnd.kafka.record-batch.v2");
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(resp->status, 200);
+  EXPECT_EQ(received, body);
+}
+
 TEST(HttpTest, OversizeBodyGets413WithoutReachingHandler) {
   const int port = testing::FreePort();
   bool reached = false;
