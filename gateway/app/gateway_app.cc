@@ -117,6 +117,7 @@ Status GatewayApp::Start() {
     mo.country = config_.country;
     mo.overflow = config_.buffer_overflow_mqtt;
     mo.qos0_max_pending = config_.buffer_qos0_max_pending;
+    mo.max_payload_bytes = config_.mqtt_max_payload_bytes;
     mqtt_ = std::make_unique<MqttSource>(*buffer_, router_, clock_, mo, metrics_);
     SLUICE_RETURN_IF_ERROR(mqtt_->Start());
   }

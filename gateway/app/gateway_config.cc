@@ -82,6 +82,10 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
     cfg.Fail("mqtt.qos", "must be 0, 1 or 2");
   }
   g.mqtt_qos = static_cast<int>(qos);
+  g.mqtt_max_payload_bytes = cfg.GetBytes("mqtt.max_payload_bytes", g.mqtt_max_payload_bytes);
+  if (g.mqtt_max_payload_bytes < 1 || g.mqtt_max_payload_bytes > 16 * 1024 * 1024) {
+    cfg.Fail("mqtt.max_payload_bytes", "must be between 1 and 16MiB");
+  }
 
   g.http_enabled = cfg.GetBool("http.enabled", true);
   g.http_host = cfg.GetString("http.host", g.http_host);

@@ -27,6 +27,7 @@ struct GatewayConfig {
   std::string mqtt_client_id;
   std::vector<std::string> mqtt_topics{"sensors/+/+"};
   int mqtt_qos = 1;
+  int64_t mqtt_max_payload_bytes = 256 * 1024;  // larger MQTT payloads are dropped, counted
 
   bool http_enabled = true;
   std::string http_host = "127.0.0.1";

@@ -122,6 +122,12 @@ void MqttSource::Drop(const std::string& reason, const std::string& detail) {
 }
 
 void MqttSource::OnMessage(const std::string& topic, const std::string& payload, int qos) {
+  if (static_cast<int64_t>(payload.size()) > options_.max_payload_bytes) {
+    Drop("too_large", "topic " + topic + ": payload of " + std::to_string(payload.size()) +
+                          " bytes exceeds mqtt.max_payload_bytes (" +
+                          std::to_string(options_.max_payload_bytes) + ")");
+    return;
+  }
   size_t last = topic.rfind('/');
   if (last == std::string::npos || last == 0) {
     Drop("invalid_topic", "topic " + topic + " lacks <device_id>/<sensor>");

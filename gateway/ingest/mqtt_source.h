@@ -49,6 +49,7 @@ struct MqttSourceOptions {
   CountryCode country;  // default for messages that name none
   OverflowPolicy overflow = OverflowPolicy::kDropOldest;  // buffer.overflow.mqtt
   int64_t qos0_max_pending = 10000;                       // buffer.qos0_max_pending
+  int64_t max_payload_bytes = 256 * 1024;                 // mqtt.max_payload_bytes
 };
 
 class MqttSource {

@@ -31,6 +31,7 @@ class GatewayMqttTest : public ::testing::Test {
     c.mqtt_client_id = "gw-mqtt-test";
     c.mqtt_topics = {"site/sensors/+/+"};
     c.mqtt_qos = 1;
+    c.mqtt_max_payload_bytes = 64;
     c.forward_backoff_initial_ms = 60000;
     c.forward_backoff_max_ms = 60000;
     c.regions = {RegionConfig{RegionId("eu-central"), "http://127.0.0.1:1", {CountryCode("DE")}},
@@ -81,6 +82,7 @@ TEST_F(GatewayMqttTest, InvalidMessagesAreDroppedAndCounted) {
   Publish("site/sensors/bad id!/temp", "{}", 1);
   Publish("site/sensors/dev-3/temp", "{\"country\":\"JP\"}", 1);
   Publish("site/sensors/dev-4/temp", "{\"ts\":\"soon\"}", 1);
+  Publish("site/sensors/dev-6/temp", std::string(65, 'x'), 1);  // over mqtt.max_payload_bytes
   Publish("site/sensors/dev-5/temp", "ok", 1);  // a valid one after the bad ones
   EventBuffer* buf = app_->buffer();
   ASSERT_TRUE(testing::WaitFor([&] { return buf->total_buffered_records() == 1; }, 10000));
@@ -88,6 +90,7 @@ TEST_F(GatewayMqttTest, InvalidMessagesAreDroppedAndCounted) {
   EXPECT_NE(m.find("reason=\"invalid_device_id\""), std::string::npos) << m;
   EXPECT_NE(m.find("reason=\"no_region\""), std::string::npos) << m;
   EXPECT_NE(m.find("reason=\"invalid_ts\""), std::string::npos) << m;
+  EXPECT_NE(m.find("reason=\"too_large\""), std::string::npos) << m;
 }
 
 // Broker restart: Paho reconnects automatically and the connected handler resubscribes (clean
