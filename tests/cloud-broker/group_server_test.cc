@@ -19,7 +19,7 @@ class GroupServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     port_ = sluice::testing::FreePort();
-    StartBroker();
+    ASSERT_NO_FATAL_FAILURE(StartBroker());
     ASSERT_TRUE(broker_->store().Create(TopicName("t"), 4).ok());
   }
   void StartBroker() {

@@ -113,7 +113,7 @@ TEST_F(StorageApiTest, CreatesDescribesAndPersistsTopicConfig) {
     }
     EXPECT_EQ(end, 10);
     broker_.reset();  // the config survives a restart (topics/t1.json)
-    Start();
+    ASSERT_NO_FATAL_FAILURE(Start());
   }
 }
 

@@ -17,6 +17,8 @@
 #include <fstream>
 #include <iostream>
 #include <set>
+#include <algorithm>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -62,33 +64,53 @@ TempDir::~TempDir() {
   }
 }
 
+namespace {
+
+// The first port of the kernel's ephemeral range (outgoing connections take their local port
+// from it). Test servers take ports below it: a port picked by bind(0) sits inside that range, and
+// with many loopback clients running in parallel suites an outgoing connection could take it
+// before the server bound it (seen as a failed server start under ctest -j2).
+int EphemeralRangeStart() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  int lo = 0;
+  int hi = 0;
+  if (in >> lo >> hi && lo > 12000) {
+    return lo;
+  }
+  return 32768;
+}
+
+bool CanBind(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    Die(std::string("socket: ") + std::strerror(errno));
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
 int FreePort() {
   static std::set<int> handed_out;
+  static std::mt19937 rng(static_cast<uint32_t>(::getpid()) * 2654435761u ^
+                          static_cast<uint32_t>(NowMs()));
+  const int hi = EphemeralRangeStart() - 1;
+  const int lo = std::max(10000, hi - 12000);
+  std::uniform_int_distribution<int> pick(lo, hi);
   for (int attempt = 0; attempt < 1000; ++attempt) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      Die(std::string("socket: ") + std::strerror(errno));
-    }
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      ::close(fd);
-      Die(std::string("bind 127.0.0.1:0: ") + std::strerror(errno));
-    }
-    socklen_t len = sizeof(addr);
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      ::close(fd);
-      Die(std::string("getsockname: ") + std::strerror(errno));
-    }
-    ::close(fd);
-    int port = ntohs(addr.sin_port);
-    if (handed_out.insert(port).second) {
+    const int port = pick(rng);
+    if (handed_out.count(port) == 0 && CanBind(port)) {
+      handed_out.insert(port);
       return port;
     }
   }
-  Die("FreePort: no new free port after 1000 attempts");
+  Die("FreePort: no free port below the ephemeral range after 1000 attempts");
 }
 
 bool WaitFor(const std::function<bool()>& cond, int64_t timeout_ms, int64_t poll_ms) {
