@@ -436,9 +436,15 @@ TEST(LogStorageTest, MaintenanceThreadAppliesPerTopicRetention) {
     ASSERT_TRUE(small.ok() && all.ok());
     Fill(*(*small)->partition(0), 60, 5);
     Fill(*(*all)->partition(0), 60, 5);
+    // Wait for the bound itself: a pass that ran while Fill was still writing already moved the
+    // start offset, so the start offset alone does not show the final pass has run.
     ASSERT_TRUE(sluice::testing::WaitFor(
-        [&] { return (*small)->partition(0)->start_offset() > 0; }, 10000));
-    EXPECT_LE((*small)->partition(0)->size_bytes(), 8192u + 4096u);
+        [&] {
+          return (*small)->partition(0)->start_offset() > 0 &&
+                 (*small)->partition(0)->size_bytes() <= 8192u + 4096u;
+        },
+        10000))
+        << "size " << (*small)->partition(0)->size_bytes();
     EXPECT_EQ((*all)->partition(0)->start_offset(), 0) << "no retention on the other topic";
   }
   auto store = TopicStore::Open(so);
