@@ -38,6 +38,8 @@
 
 namespace sluice::broker {
 
+struct BatchFrame;
+
 enum class FlushPolicy {
   kAlways,    // fsync (group-committed) before acknowledging
   kInterval,  // acknowledge after write(); fsync every flush_ms and/or flush_bytes
@@ -127,6 +129,10 @@ class PartitionLog {
   void SetVisible(int64_t end);
   size_t SegmentFor(int64_t offset) const;
   void ReportCorrupt(const Segment& seg, uint64_t position, const std::string& why) const;
+  // Frames the batch at *pos; on bad framing reports it, moves *pos to the next index entry (0:
+  // none left in the segment) with its offset in *skipped_to, and yields false.
+  Result<bool> FrameAt(const Segment& seg, uint64_t seg_size, uint64_t* pos, std::string* header,
+                       BatchFrame* frame, int64_t* skipped_to) const;
 
   const std::string dir_;
   const LogOptions options_;

@@ -17,6 +17,18 @@ size_t PartitionLog::SegmentFor(int64_t offset) const {
   return it == segments_.begin() ? 0 : static_cast<size_t>(it - segments_.begin()) - 1;
 }
 
+Result<bool> PartitionLog::FrameAt(const Segment& seg, uint64_t seg_size, uint64_t* pos,
+                                   std::string* header, BatchFrame* frame,
+                                   int64_t* skipped_to) const {
+  SLUICE_RETURN_IF_ERROR(seg.ReadAt(*pos, kBatchHeaderSize, header));
+  if (PeekBatchFrame(*header, frame) && *pos + frame->total_size() <= seg_size) {
+    return true;
+  }
+  ReportCorrupt(seg, *pos, "bad batch framing");
+  *pos = seg.index().NextPositionAfter(*pos, skipped_to);
+  return false;
+}
+
 Result<LogReadResult> PartitionLog::Read(int64_t from, size_t max_records,
                                          size_t max_bytes) const {
   std::shared_lock lock(mu_);
@@ -42,12 +54,13 @@ Result<LogReadResult> PartitionLog::Read(int64_t from, size_t max_records,
     const Segment& seg = *segments_[seg_i];
     const uint64_t seg_size = seg.size();
     while (pos < seg_size) {
-      SLUICE_RETURN_IF_ERROR(seg.ReadAt(pos, kBatchHeaderSize, &header));
       BatchFrame frame;
-      if (!PeekBatchFrame(header, &frame) || pos + frame.total_size() > seg_size) {
-        ReportCorrupt(seg, pos, "bad batch framing");
-        int64_t next_off = 0;
-        pos = seg.index().NextPositionAfter(pos, &next_off);
+      int64_t next_off = 0;
+      Result<bool> framed = FrameAt(seg, seg_size, &pos, &header, &frame, &next_off);
+      if (!framed.ok()) {
+        return framed.status();
+      }
+      if (!*framed) {
         if (pos == 0) {
           break;  // on to the next segment
         }
@@ -110,12 +123,13 @@ Result<int64_t> PartitionLog::OffsetForTimestamp(int64_t timestamp) const {
     uint64_t pos = seg.index().LookupPosition(seg.index().TimeSearchStart(timestamp));
     const uint64_t seg_size = seg.size();
     while (pos < seg_size) {
-      SLUICE_RETURN_IF_ERROR(seg.ReadAt(pos, kBatchHeaderSize, &header));
       BatchFrame frame;
-      if (!PeekBatchFrame(header, &frame) || pos + frame.total_size() > seg_size) {
-        ReportCorrupt(seg, pos, "bad batch framing");
-        int64_t ignored = 0;
-        pos = seg.index().NextPositionAfter(pos, &ignored);
+      int64_t ignored = 0;
+      Result<bool> framed = FrameAt(seg, seg_size, &pos, &header, &frame, &ignored);
+      if (!framed.ok()) {
+        return framed.status();
+      }
+      if (!*framed) {
         if (pos == 0) {
           break;
         }
