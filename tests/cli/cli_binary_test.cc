@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "core/http.h"
+#include "tests/common/fake_http_server.h"
 #include "tests/common/test_env.h"
 
 namespace sluice::cli {
@@ -25,30 +26,12 @@ const char* kQueryAnswer = R"({"region":"eu-central","matched":3,"truncated":fal
 
 class FakeBroker {
  public:
-  FakeBroker() {
-    HttpServerOptions opts;
-    opts.port = sluice::testing::FreePort();
-    auto s = HttpServer::Start(opts, [this](HttpRequest&& req, HttpResponder respond) {
-      respond(Handle(req));
-    });
-    EXPECT_TRUE(s.ok()) << s.status().ToString();
-    if (s.ok()) server_ = std::move(s.value());
-  }
-  ~FakeBroker() {
-    if (server_) server_->Stop();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
-  std::vector<HttpRequest> Requests() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return requests_;
-  }
+  FakeBroker() : server_([this](const HttpRequest& req) { return Handle(req); }) {}
+  std::string url() const { return server_.url(); }
+  std::vector<HttpRequest> Requests() { return server_.Requests(); }
 
  private:
   HttpResponse Handle(const HttpRequest& req) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      requests_.push_back(req);
-    }
     if (req.path == "/v1/query") {
       if (req.Query("device_id") == "boom") {
         return HttpResponse::Error(400, "invalid_argument", "bad device", "device_id");
@@ -74,9 +57,7 @@ class FakeBroker {
     return HttpResponse::Error(404, "not_found", "no route " + req.path);
   }
 
-  std::mutex mu_;
-  std::vector<HttpRequest> requests_;
-  std::unique_ptr<HttpServer> server_;
+  sluice::testing::FakeHttpServer server_;  // last: stopped before Handle's state goes
 };
 
 int RunSluice(const TempDir& dir, const std::vector<std::string>& args, std::string* output) {

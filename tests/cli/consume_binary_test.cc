@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/http.h"
+#include "tests/common/fake_http_server.h"
 #include "tests/common/test_env.h"
 
 namespace sluice::cli {
@@ -19,29 +20,12 @@ using sluice::testing::TempDir;
 // Partition sensors-0 holds offsets 0..9; the record at offset o has ts 1714521600000 + o.
 class FakeBroker {
  public:
-  FakeBroker() {
-    HttpServerOptions opts;
-    opts.port = sluice::testing::FreePort();
-    auto s = HttpServer::Start(
-        opts, [this](HttpRequest&& req, HttpResponder respond) { respond(Handle(req)); });
-    EXPECT_TRUE(s.ok());
-    if (s.ok()) server_ = std::move(s.value());
-  }
-  ~FakeBroker() {
-    if (server_) server_->Stop();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
-  std::vector<HttpRequest> Requests() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return requests_;
-  }
+  FakeBroker() : server_([this](const HttpRequest& req) { return Handle(req); }) {}
+  std::string url() const { return server_.url(); }
+  std::vector<HttpRequest> Requests() { return server_.Requests(); }
 
  private:
   HttpResponse Handle(const HttpRequest& req) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      requests_.push_back(req);
-    }
     if (req.path == "/v1/topics") {
       return HttpResponse::Json(200, R"({"region":"eu","topics":[{"name":"sensors",
           "partitions":[{"partition":0,"start_offset":0,"end_offset":10,"size_bytes":1}]}]})");
@@ -67,9 +51,7 @@ class FakeBroker {
     return HttpResponse::Error(404, "not_found", "no route " + req.path);
   }
 
-  std::mutex mu_;
-  std::vector<HttpRequest> requests_;
-  std::unique_ptr<HttpServer> server_;
+  sluice::testing::FakeHttpServer server_;  // last: stopped before Handle's state goes
 };
 
 struct ConsumeRun {

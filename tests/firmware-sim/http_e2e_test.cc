@@ -16,6 +16,7 @@
 #include "core/clock.h"
 #include "core/http.h"
 #include "firmware-sim/simulator.h"
+#include "tests/common/fake_http_server.h"
 #include "tests/common/test_env.h"
 #include "tests/firmware-sim/sim_test_util.h"
 
@@ -30,19 +31,10 @@ using testing::ExpandRanges;
 class FakeGateway {
  public:
   using Policy = std::function<int(int, const std::vector<DeviceSeq>&)>;
-  explicit FakeGateway(Policy policy) : policy_(std::move(policy)) {
-    HttpServerOptions opts;
-    opts.port = sluice::testing::FreePort();
-    auto s = HttpServer::Start(opts, [this](HttpRequest&& req, HttpResponder respond) {
-      respond(Handle(req));
-    });
-    EXPECT_TRUE(s.ok()) << s.status().ToString();
-    if (s.ok()) server_ = std::move(s.value());
-  }
-  ~FakeGateway() {
-    if (server_) server_->Stop();
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
+  explicit FakeGateway(Policy policy)
+      : policy_(std::move(policy)),
+        server_([this](const HttpRequest& req) { return Handle(req); }) {}
+  std::string url() const { return server_.url(); }
 
   std::mutex mu;
   std::set<DeviceSeq> acked;          // events of requests answered 202
@@ -87,7 +79,7 @@ class FakeGateway {
   }
 
   Policy policy_;
-  std::unique_ptr<HttpServer> server_;
+  sluice::testing::FakeHttpServer server_;  // last: stopped first, before the state Handle uses
 };
 
 std::string HttpOnlyConfig(const std::string& url, const std::string& manifest, int attempts) {
