@@ -5,6 +5,7 @@
 // POSTed back to back (one in flight), i.e. the ceiling for a single-in-flight forwarder.
 // In-process GatewayApp + Broker (real HTTP over loopback, real files, fsync as configured).
 // Usage: sluice-bench-drain [records=1000000] [batch_max_records=1000] [dir=/tmp]
+//                           [max_in_flight=the gateway's default]
 // SLUICE_BENCH_LOG_FLUSH=never runs the broker with log.flush: never (no fsync per append).
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -128,13 +129,16 @@ int main(int argc, char** argv) {
   const std::string root = std::string(argc > 3 ? argv[3] : "/tmp") + "/sluice-bench-drain-" +
                            std::to_string(::getpid());
   std::filesystem::create_directories(root);
+  gateway::GatewayConfig c;
+  if (argc > 4) {
+    c.forward_max_in_flight = std::stoll(argv[4]);
+  }
   InitHttpThreads(4);
   SetLogLevel(LogLevel::kWarn);
 
   const double baseline = BrokerBaseline(root + "/baseline", n / 4);
 
   const int broker_port = FreePort();
-  gateway::GatewayConfig c;
   c.gateway_id = GatewayId("gw-bench");
   c.country = CountryCode("DE");
   c.data_dir = root + "/gw";
@@ -198,9 +202,10 @@ int main(int argc, char** argv) {
   stop = true;
   client.join();
 
-  std::printf("== drain (%lld records buffered, forward.batch_max_records=%lld, one batch in "
-              "flight, log.flush=%s)\n",
+  std::printf("== drain (%lld records buffered, forward.batch_max_records=%lld, "
+              "forward.max_in_flight=%lld, log.flush=%s)\n",
               static_cast<long long>(n), static_cast<long long>(batch),
+              static_cast<long long>(c.forward_max_in_flight),
               std::getenv("SLUICE_BENCH_LOG_FLUSH") ? std::getenv("SLUICE_BENCH_LOG_FLUSH")
                                                      : "always");
   bench::Row("drain backlog -> broker (records/s)", drain, "rec/s",

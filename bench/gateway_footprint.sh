@@ -1,33 +1,73 @@
 #!/usr/bin/env bash
-# Gateway footprint: binary size, and resident memory (VmRSS) of an idle sluice-gateway with an
-# empty buffer and with a 1,000,000-record backlog (regions unreachable, so nothing drains).
-# Usage: bench/gateway_footprint.sh BIN_DIR [RECORDS]
+# Gateway footprint: binary size, and resident memory of an idle sluice-gateway (regions
+# unreachable, so nothing drains), each figure beside the 30 MB target:
+#   1. empty buffer;
+#   2. a RECORDS-record backlog written through EventBuffer (sluice-bench-gateway-buffer --fill);
+#   3. right after a restart over a backlog of RESTART_RECORDS events POSTed to the real gateway
+#      (/v1/events, 1,000-event NDJSON bodies) which was then SIGKILLed, so LevelDB's write-ahead
+#      log (.log in the buffer dir) was never compacted and is replayed at open.
+# Each row: VmRSS 3 s after /healthz answers (idle), VmHWM (peak, start-up included), and the
+# anonymous/file-backed split of the idle RSS (RssAnon/RssFile).
+# Usage: bench/gateway_footprint.sh BIN_DIR [RECORDS [RESTART_RECORDS]]
+#   Extra gateway flags (e.g. --set buffer.write_buffer_bytes=16MiB) via GW_EXTRA="...".
 set -euo pipefail
 BIN=$1
 N=${2:-1000000}
+NR=${3:-200000}
+EXTRA=${GW_EXTRA:-}
 DIR=$(mktemp -d /tmp/sluice-bench-footprint-XXXXXX)
-trap 'rm -rf "$DIR"' EXIT
+PID=
+trap '[ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null; rm -rf "$DIR"' EXIT
 port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
-rss() {  # rss DATA_DIR -> VmRSS after /healthz answers and 3 s idle
-  local p; p=$(port)
-  "$BIN/sluice-gateway" --config config/gateway-de.yaml --set gateway.data_dir="$1" \
-    --set http.port="$p" --set mqtt.enabled=false --set regions.0.url=http://127.0.0.1:1 \
+start() {  # start DATA_DIR PORT -> sets PID, returns once /healthz answers
+  # shellcheck disable=SC2086
+  "$BIN/sluice-gateway" --config "${GW_CONFIG:-config/gateway-de.yaml}" --set gateway.data_dir="$1" \
+    --set http.port="$2" --set mqtt.enabled=false --set regions.0.url=http://127.0.0.1:1 \
     --set regions.1.url=http://127.0.0.1:1 --set forward.backoff_initial=10m \
-    --set forward.backoff_max=10m >"$1.log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$p/healthz" >/dev/null 2>&1 && break
+    --set forward.backoff_max=10m $EXTRA >>"$1.out" 2>&1 &
+  PID=$!
+  for _ in $(seq 1 1200); do
+    curl -sf "http://127.0.0.1:$2/healthz" >/dev/null 2>&1 && return 0
     sleep 0.1
   done
-  sleep 3
-  awk '/VmRSS/ {print $2" "$3}' "/proc/$pid/status"
-  kill -TERM "$pid"; wait "$pid" || true
+  echo "gateway did not answer /healthz: $(tail -5 "$1.out")" >&2
+  exit 1
 }
+mb() { awk -v k="$1" '$1 == k":" {printf "%5.1f MB", $2 / 1024}' "/proc/$PID/status"; }
+rss() {  # rss DATA_DIR -> idle VmRSS, VmHWM, RssAnon/RssFile, then stops the gateway
+  start "$1" "$(port)"
+  sleep 3
+  echo "$(mb VmRSS) (peak $(mb VmHWM); anon $(mb RssAnon), file $(mb RssFile))   (target < 30 MB)"
+  kill -TERM "$PID"; wait "$PID" || true; PID=
+}
+logs() { du -cb "$1"/buffer/*.log | awk 'END {printf "%.1f MB", $1 / 1048576}'; }
 echo "sluice-gateway binary: $(stat -c %s "$BIN/sluice-gateway") bytes" \
      "($(strip -o "$DIR/stripped" "$BIN/sluice-gateway" && stat -c %s "$DIR/stripped") stripped)"
-echo "idle RSS, empty buffer:          $(rss "$DIR/empty")   (target < 30 MB)"
+echo "idle RSS, empty buffer:                 $(rss "$DIR/empty")"
+
 "$BIN/sluice-bench-gateway-buffer" --fill "$DIR/full" "$N" >/dev/null
-echo "idle RSS, $N-record backlog: $(rss "$DIR/full")" \
-     "(buffer on disk: $(du -sh "$DIR/full/buffer" | cut -f1))"
+before="buffer $(du -sh "$DIR/full/buffer" | cut -f1), .log $(logs "$DIR/full")"
+echo "idle RSS, $N-record backlog (--fill): $(rss "$DIR/full") [$before]"
+echo "idle RSS, same backlog, next restart:     $(rss "$DIR/full")"
+
+# The restart case: ingest over HTTP, SIGKILL, restart.
+python3 - "$DIR/body.ndjson" <<'EOF'
+import sys
+with open(sys.argv[1], "w") as f:
+    for i in range(1000):
+        f.write('{"device_id":"dev-%d","sensor":"temp","v":%d,"pad":"%s"}\n' % (i, i, "x" * 120))
+EOF
+p=$(port)
+start "$DIR/killed" "$p"
+for _ in $(seq 1 $((NR / 1000))); do
+  curl -sf -o /dev/null -H 'Content-Type: application/x-ndjson' \
+    --data-binary @"$DIR/body.ndjson" "http://127.0.0.1:$p/v1/events"
+done
+sleep 3
+echo "idle RSS after ingesting $NR events over HTTP: $(mb VmRSS) (peak $(mb VmHWM);" \
+     "anon $(mb RssAnon), file $(mb RssFile))   (target < 30 MB); then SIGKILL"
+kill -KILL "$PID"; wait "$PID" 2>/dev/null || true; PID=
+before="buffer $(du -sh "$DIR/killed/buffer" | cut -f1), uncompacted .log $(logs "$DIR/killed")"
+echo "idle RSS, restart after SIGKILL, $NR-event backlog: $(rss "$DIR/killed") [$before]"

@@ -259,6 +259,47 @@ Result<HttpResponse> HttpClient::Send(const std::string& method, const std::stri
   }
 }
 
+void HttpClient::SendAsync(const std::string& method, const std::string& path_and_query,
+                           std::string body, const std::string& content_type,
+                           const std::map<std::string, std::string>& headers, Done done) {
+  const std::string what = method + " " + impl_->base_url + path_and_query;
+  if (!impl_->client) {
+    done(Status::InvalidArgument("invalid base url '" + impl_->base_url + "'"));
+    return;
+  }
+  pplx::task<http::http_response> sent;
+  try {
+    http::http_request req(method);
+    req.set_request_uri(path_and_query);
+    for (const auto& [k, v] : headers) req.headers().add(k, v);
+    if (!body.empty() || method == "POST" || method == "PUT") {
+      req.set_body(std::move(body), content_type);
+    }
+    sent = impl_->client->request(req);
+  } catch (const std::exception& e) {
+    done(Status::Unavailable(what + ": " + e.what()));
+    return;
+  }
+  auto out = std::make_shared<HttpResponse>();
+  sent.then([out](http::http_response resp) {
+        out->status = resp.status_code();
+        out->content_type = resp.headers().content_type();
+        for (const auto& [k, v] : resp.headers()) out->headers.emplace_back(k, v);
+        return resp.extract_vector();
+      })
+      .then([out, done = std::move(done), what](pplx::task<std::vector<unsigned char>> t) {
+        // Task-based continuation: it runs whether or not an earlier step threw.
+        try {
+          std::vector<unsigned char> bytes = t.get();
+          out->body.assign(bytes.begin(), bytes.end());
+        } catch (const std::exception& e) {
+          done(Status::Unavailable(what + ": " + e.what()));
+          return;
+        }
+        done(std::move(*out));
+      });
+}
+
 std::string UrlEncode(const std::string& s) {
   static const char* kHex = "0123456789ABCDEF";
   std::string out;

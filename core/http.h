@@ -97,6 +97,14 @@ class HttpClient {
                             const std::map<std::string, std::string>& headers = {});
   Result<HttpResponse> Get(const std::string& path_and_query) { return Send("GET", path_and_query); }
 
+  // The same without blocking: `done` runs once, on a cpprestsdk pool thread (or inline when the
+  // request cannot be started), with the response or the transport failure. Several requests
+  // may be in flight at once (each on its own pooled connection). `done` must not throw.
+  using Done = std::function<void(Result<HttpResponse>)>;
+  void SendAsync(const std::string& method, const std::string& path_and_query, std::string body,
+                 const std::string& content_type, const std::map<std::string, std::string>& headers,
+                 Done done);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

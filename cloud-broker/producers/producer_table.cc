@@ -1,6 +1,8 @@
 #include "cloud-broker/producers/producer_table.h"
 
 #include <charconv>
+#include <chrono>
+#include <condition_variable>
 
 namespace sluice::broker {
 
@@ -8,6 +10,9 @@ class ProducerTable::Entry {
  public:
   std::mutex mu;
   std::map<std::pair<std::string, int32_t>, PartitionProducerState> partitions;
+  std::map<std::string, int64_t> acked_through;  // per topic
+  uint64_t failures = 0;
+  std::condition_variable changed;
 };
 
 int64_t GatewaySeqOf(const Record& record) {
@@ -51,6 +56,39 @@ const AppendedRange* ProducerTable::Guard::FindExact(const std::string& topic, i
   return nullptr;
 }
 
+int64_t ProducerTable::Guard::AckedThrough(const std::string& topic) {
+  auto it = entry_->acked_through.find(topic);
+  return it == entry_->acked_through.end() ? -1 : it->second;
+}
+
+void ProducerTable::Guard::MarkAcked(const std::string& topic, int64_t last_seq) {
+  int64_t& mark = entry_->acked_through.try_emplace(topic, -1).first->second;
+  if (last_seq > mark) {
+    mark = last_seq;
+  }
+  entry_->changed.notify_all();
+}
+
+void ProducerTable::Guard::MarkFailed() {
+  entry_->failures += 1;
+  entry_->changed.notify_all();
+}
+
+bool ProducerTable::Guard::WaitForAcked(const std::string& topic, int64_t after_seq,
+                                        int64_t timeout_ms) {
+  const uint64_t failures = entry_->failures;
+  if (AckedThrough(topic) < after_seq) {
+    table_->pipeline_waits_ += 1;
+    if (table_->pipeline_waits_metric_ != nullptr) {
+      table_->pipeline_waits_metric_->Inc();
+    }
+  }
+  entry_->changed.wait_for(lock_, std::chrono::milliseconds(timeout_ms), [&] {
+    return AckedThrough(topic) >= after_seq || entry_->failures != failures;
+  });
+  return AckedThrough(topic) >= after_seq;
+}
+
 ProducerTable::ProducerTable(size_t max_producers, MetricsRegistry* metrics)
     : max_producers_(max_producers < 1 ? 1 : max_producers) {
   if (metrics != nullptr) {
@@ -60,6 +98,9 @@ ProducerTable::ProducerTable(size_t max_producers, MetricsRegistry* metrics)
     duplicates_metric_ = &metrics->GetCounter(
         "sluice_broker_duplicates_total",
         "Records of retried produce requests skipped because they were already stored");
+    pipeline_waits_metric_ = &metrics->GetCounter(
+        "sluice_broker_pipeline_waits_total",
+        "Pipelined produce requests that waited for the batch they follow (Sluice-After-Seq)");
     size_metric_ = &metrics->GetGauge("sluice_broker_producers",
                                       "Idempotent producers whose state the broker holds");
   }
@@ -69,6 +110,7 @@ ProducerTable::~ProducerTable() = default;
 
 ProducerTable::Guard ProducerTable::Lock(int64_t producer_id) {
   Guard g;
+  g.table_ = this;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(producer_id);

@@ -11,6 +11,16 @@
 // Memory: at most max_producers producers; the least recently used one is evicted beyond that
 // (counted in sluice_broker_producer_evictions_total). An evicted producer's retries are no
 // longer deduplicated until the broker restarts (size the cap above the number of gateways).
+// Pipelining (several batches of one producer in flight, Kafka's max.in.flight with its
+// OutOfOrderSequence check): a request may say it follows an earlier batch that is still
+// unacknowledged (`Sluice-After-Seq: N`, N = that batch's last gateway_seq). It is stored only
+// once a request of this producer on this topic that ended at or after N has SUCCEEDED as a whole
+// (AckedThrough), so a later batch can never be stored before an earlier one that failed (which
+// would reorder a device's records, and make the per-partition dedup above skip the earlier
+// batch's records on its retry). WaitForAcked waits, without the producer lock, for that success
+// or for a failure of this producer; the caller refuses with 409 when it does not come. The mark
+// is in memory only: after a restart a pipelined request waits for its predecessor again, and a
+// request without the header (its predecessor was acknowledged) never waits.
 // Thread-safety: thread-safe. Lock(pid) serialises the produce requests of one producer (check +
 // append + record must be atomic with respect to its own retries); different producers run in
 // parallel.
@@ -61,9 +71,19 @@ class ProducerTable {
     // The recent batch covering exactly [first_seq, last_seq] on that partition, or nullptr.
     const AppendedRange* FindExact(const std::string& topic, int32_t partition,
                                    int64_t first_seq, int64_t last_seq);
+    // Highest last gateway_seq of a request of this producer on `topic` that succeeded whole.
+    int64_t AckedThrough(const std::string& topic);
+    // A request ending at `last_seq` succeeded whole: raises AckedThrough, wakes waiters.
+    void MarkAcked(const std::string& topic, int64_t last_seq);
+    // A request of this producer failed: wakes waiters so they answer 409 at once.
+    void MarkFailed();
+    // Releases the producer lock until AckedThrough(topic) >= after_seq, a request of this
+    // producer fails, or `timeout_ms` passes; holds the lock again on return. True if reached.
+    bool WaitForAcked(const std::string& topic, int64_t after_seq, int64_t timeout_ms);
 
    private:
     friend class ProducerTable;
+    ProducerTable* table_ = nullptr;
     std::shared_ptr<Entry> entry_;
     std::unique_lock<std::mutex> lock_;
   };
@@ -83,6 +103,8 @@ class ProducerTable {
 
   size_t size() const;
   uint64_t evictions() const { return evictions_.load(); }
+  // Pipelined requests that had to wait for the batch they follow (sluice_broker_pipeline_waits).
+  uint64_t pipeline_waits() const { return pipeline_waits_.load(); }
 
  private:
   mutable std::mutex mu_;
@@ -91,8 +113,10 @@ class ProducerTable {
   std::map<int64_t, std::pair<std::shared_ptr<Entry>, std::list<int64_t>::iterator>> entries_;
   std::atomic<uint64_t> evictions_{0};
   std::atomic<uint64_t> duplicates_{0};
+  std::atomic<uint64_t> pipeline_waits_{0};
   Counter* evictions_metric_ = nullptr;
   Counter* duplicates_metric_ = nullptr;
+  Counter* pipeline_waits_metric_ = nullptr;
   Gauge* size_metric_ = nullptr;
 };
 

@@ -103,7 +103,8 @@ HttpResponse BrokerService::Route(const HttpRequest& req) {
       return method_is("GET") ? Query(req) : wrong_method("GET");
     }
     if (p.size() == 4 && p[1] == "topics" && p[3] == "records") {
-      return method_is("POST") ? Produce(p[2], req.body) : wrong_method("POST");
+      return method_is("POST") ? Produce(p[2], req.body, req.Header("sluice-after-seq"))
+                               : wrong_method("POST");
     }
     if (p.size() == 6 && p[1] == "topics" && p[3] == "partitions" && p[5] == "records") {
       return method_is("GET") ? Fetch(p[2], p[4], req) : wrong_method("GET");

@@ -47,10 +47,15 @@ class BrokerService {
   void Handle(HttpRequest&& request, HttpResponder respond);
   HttpResponse Route(const HttpRequest& request);
 
-  // POST /v1/topics/{topic}/records (produce.cc).
-  HttpResponse Produce(const std::string& topic, const std::string& body);
+  // POST /v1/topics/{topic}/records (produce.cc). after_seq: the Sluice-After-Seq header
+  // (empty: absent), see cloud-broker/producers/producer_table.h "Pipelining".
+  HttpResponse Produce(const std::string& topic, const std::string& body,
+                       const std::string& after_seq = "");
 
  private:
+  // Produce once the header is parsed; sets *producer_id once the batch is decoded.
+  HttpResponse ProduceBatch(const std::string& topic, const std::string& body, int64_t after_seq,
+                            int64_t* producer_id);
   // --- storage: topic admin, timestamp lookup, long-poll (topic_routes.cc) ---
   HttpResponse StorageRoute(const HttpRequest& req, const std::vector<std::string>& p);
   HttpResponse CreateTopic(const HttpRequest& req);

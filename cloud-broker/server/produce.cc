@@ -1,6 +1,7 @@
 // BrokerService::Produce: validate the whole batch, then every record, then residency, and only
 // then split by partition and append. Nothing is stored when any check fails.
 #include <algorithm>
+#include <charconv>
 #include <map>
 #include <optional>
 #include <thread>
@@ -15,6 +16,10 @@ namespace sluice::broker {
 namespace {
 
 constexpr const char* kComponent = "produce";
+// How long a pipelined request waits for the batch it follows before answering 409: long
+// enough for that batch's append, short enough that requests parked on server threads can
+// never starve it for long.
+constexpr int64_t kAfterSeqWaitMs = 1000;
 
 HttpResponse ProduceOk(const std::string& topic, size_t records, size_t duplicates,
                        const std::vector<std::pair<int32_t, std::pair<int64_t, int64_t>>>& parts) {
@@ -58,7 +63,34 @@ HttpResponse BrokerService::Refuse(HttpResponse response, const std::string& top
   return response;
 }
 
-HttpResponse BrokerService::Produce(const std::string& topic, const std::string& body) {
+HttpResponse BrokerService::Produce(const std::string& topic, const std::string& body,
+                                    const std::string& after_seq_header) {
+  int64_t after_seq = -1;
+  if (!after_seq_header.empty()) {
+    auto [ptr, ec] = std::from_chars(after_seq_header.data(),
+                                     after_seq_header.data() + after_seq_header.size(), after_seq);
+    if (ec != std::errc() || ptr != after_seq_header.data() + after_seq_header.size() ||
+        after_seq < 0) {
+      return Refuse(HttpResponse::Error(400, "invalid_header",
+                                        "Sluice-After-Seq must be a gateway_seq (a decimal "
+                                        "integer >= 0), got \"" +
+                                            after_seq_header.substr(0, 40) + "\"",
+                                        "Sluice-After-Seq"),
+                    topic, "invalid_header", 0);
+    }
+  }
+  int64_t producer_id = -1;
+  HttpResponse r = ProduceBatch(topic, body, after_seq, &producer_id);
+  if ((r.status < 200 || r.status >= 300) && producer_id >= 0 && options_.producers != nullptr) {
+    // Pipelined requests waiting for this one must not wait out their timeout (see
+    // WaitForAcked): whatever follows it will be resent by the producer after it.
+    options_.producers->Lock(producer_id).MarkFailed();
+  }
+  return r;
+}
+
+HttpResponse BrokerService::ProduceBatch(const std::string& topic, const std::string& body,
+                                         int64_t after_seq, int64_t* producer_id) {
   Status name_ok = TopicStore::ValidateTopicName(topic);
   if (!name_ok.ok()) {
     return Refuse(HttpResponse::Error(400, "invalid_topic", name_ok.message(), "topic"),
@@ -71,6 +103,14 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
                   topic, "corrupt_batch", 0);
   }
   std::vector<Record>& records = batch->records;  // moved into per-partition batches below
+  *producer_id = batch->producer_id;
+  if (after_seq >= 0 && batch->producer_id < 0) {
+    return Refuse(HttpResponse::Error(400, "invalid_header",
+                                      "Sluice-After-Seq needs an idempotent producer batch "
+                                      "(producer_id >= 0)",
+                                      "Sluice-After-Seq"),
+                  topic, "invalid_header", records.size());
+  }
   if (consumed != body.size()) {
     return Refuse(HttpResponse::Error(400, "corrupt_batch",
                                       std::to_string(body.size() - consumed) +
@@ -143,30 +183,61 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
   // producer stored there: records at or below it were stored by an earlier attempt and are
   // skipped; a partition whose records are all stored answers with the original offsets. The
   // producer's lock is held until the answer, so its retries never race its first attempt.
-  std::optional<ProducerTable::Guard> producer;
-  if (options_.producers != nullptr && batch->producer_id >= 0) {
-    producer.emplace(options_.producers->Lock(batch->producer_id));
-  }
-  size_t duplicates = 0;
-  std::vector<std::pair<int32_t, std::pair<int64_t, int64_t>>> parts;
+  // Each partition's batch is encoded before the lock (the CRC and copy are most of produce's
+  // CPU): pipelined requests of one producer then overlap that work with the append in progress;
+  // it is encoded again inside only when some of its records turn out to be stored already.
   struct Append {
     int32_t p = 0;
     size_t n = 0;
     size_t bytes = 0;
     int64_t first_seq = -1, last_seq = -1;
+    RecordBatch batch;
     std::string encoded;
     std::optional<Result<int64_t>> base;
   };
   std::vector<Append> appends;
+  int64_t request_last_seq = -1;
   for (auto& [p, recs] : by_partition) {
-    int64_t first_seq = -1, last_seq = -1;
-    if (producer) {
-      first_seq = GatewaySeqOf(recs.front());
-      last_seq = GatewaySeqOf(recs.back());
-      const int64_t stored = producer->State(topic, p).last_seq;
+    Append a;
+    a.p = p;
+    a.first_seq = GatewaySeqOf(recs.front());
+    a.last_seq = GatewaySeqOf(recs.back());
+    request_last_seq = std::max(request_last_seq, a.last_seq);
+    a.batch.partition_leader_epoch = batch->partition_leader_epoch;
+    a.batch.attributes = batch->attributes;
+    a.batch.producer_id = batch->producer_id;
+    a.batch.producer_epoch = batch->producer_epoch;
+    a.batch.base_sequence = batch->base_sequence;
+    a.batch.records = std::move(recs);
+    a.encoded = EncodeBatch(a.batch);
+    appends.push_back(std::move(a));
+  }
+  std::optional<ProducerTable::Guard> producer;
+  if (options_.producers != nullptr && batch->producer_id >= 0) {
+    producer.emplace(options_.producers->Lock(batch->producer_id));
+    if (after_seq >= 0 && !producer->WaitForAcked(topic, after_seq, kAfterSeqWaitMs)) {
+      return Refuse(HttpResponse::Error(
+                        409, "out_of_order_sequence",
+                        "this batch follows gateway_seq " + std::to_string(after_seq) +
+                            ", which this producer has not stored yet; resend it after that "
+                            "batch is acknowledged",
+                        "Sluice-After-Seq"),
+                    topic, "out_of_order_sequence", record_count);
+    }
+  }
+  size_t duplicates = 0;
+  std::vector<std::pair<int32_t, std::pair<int64_t, int64_t>>> parts;
+  if (producer) {
+    std::vector<Append> to_append;
+    for (Append& a : appends) {
+      const int64_t stored = producer->State(topic, a.p).last_seq;
+      if (a.first_seq < 0 || a.first_seq > stored) {
+        to_append.push_back(std::move(a));  // nothing of it stored yet: as encoded
+        continue;
+      }
       std::vector<Record> fresh;
-      for (Record& r : recs) {
-        int64_t seq = GatewaySeqOf(r);
+      for (Record& r : a.batch.records) {
+        const int64_t seq = GatewaySeqOf(r);
         if (seq >= 0 && seq <= stored) {
           ++duplicates;
         } else {
@@ -174,32 +245,24 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
         }
       }
       if (fresh.empty()) {
-        const AppendedRange* orig = producer->FindExact(topic, p, first_seq, last_seq);
+        const AppendedRange* orig = producer->FindExact(topic, a.p, a.first_seq, a.last_seq);
         if (orig != nullptr) {
-          parts.push_back({p, {orig->base_offset, orig->last_offset}});
+          parts.push_back({a.p, {orig->base_offset, orig->last_offset}});
         }
         continue;
       }
-      recs = std::move(fresh);
-      first_seq = GatewaySeqOf(recs.front());
+      a.first_seq = GatewaySeqOf(fresh.front());
+      a.batch.records = std::move(fresh);
+      a.encoded = EncodeBatch(a.batch);
+      to_append.push_back(std::move(a));
     }
-    // --- end exactly-once ---
-    RecordBatch out;
-    out.partition_leader_epoch = batch->partition_leader_epoch;
-    out.attributes = batch->attributes;
-    out.producer_id = batch->producer_id;
-    out.producer_epoch = batch->producer_epoch;
-    out.base_sequence = batch->base_sequence;
-    Append a;
-    a.p = p;
-    a.n = recs.size();
-    a.first_seq = first_seq;
-    a.last_seq = last_seq;
-    out.records = std::move(recs);
-    a.encoded = EncodeBatch(out);
-    a.bytes = a.encoded.size();
-    appends.push_back(std::move(a));
+    appends = std::move(to_append);
   }
+  for (Append& a : appends) {
+    a.n = a.batch.records.size();
+    a.bytes = a.encoded.size();
+  }
+  // --- end exactly-once ---
   // The partitions are appended in parallel: with log.flush: always every append is an fsync of
   // its own file, and overlapping them cut a gateway's drain time severalfold (fsync dominated
   // it; docs/BENCHMARKS.md, "Drain"). Each batch stays atomic in its partition.
@@ -247,6 +310,9 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
   std::sort(parts.begin(), parts.end());
   if (duplicates > 0) {
     options_.producers->CountDuplicates(duplicates);  // --- exactly-once ---
+  }
+  if (producer) {
+    producer->MarkAcked(topic, request_last_seq);  // pipelined successors may go on
   }
   metrics_.ProduceRequest(200);
   return ProduceOk(topic, record_count, duplicates, parts);

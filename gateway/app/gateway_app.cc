@@ -70,6 +70,7 @@ Status GatewayApp::Start() {
     fo.batch_max_records = static_cast<size_t>(config_.forward_batch_max_records);
     fo.batch_max_bytes = static_cast<size_t>(config_.forward_batch_max_bytes);
     fo.linger_ms = config_.forward_linger_ms;
+    fo.max_in_flight = static_cast<size_t>(config_.forward_max_in_flight);
     fo.backoff_initial_ms = config_.forward_backoff_initial_ms;
     fo.backoff_max_ms = config_.forward_backoff_max_ms;
     auto fwd = std::make_unique<Forwarder>(*buffer_, *uplink, clock_, fo, &metrics_);

@@ -137,6 +137,10 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
   if (g.forward_linger_ms < 0) {
     cfg.Fail("forward.linger", "must be >= 0");
   }
+  g.forward_max_in_flight = cfg.GetInt("forward.max_in_flight", 4);
+  if (g.forward_max_in_flight < 1 || g.forward_max_in_flight > 16) {
+    cfg.Fail("forward.max_in_flight", "must be 1..16 batches");
+  }
   g.forward_request_timeout_ms = Positive(cfg, "forward.request_timeout",
                                           cfg.GetDurationMs("forward.request_timeout", 10000));
   g.forward_backoff_initial_ms = Positive(cfg, "forward.backoff_initial",

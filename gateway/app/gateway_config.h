@@ -48,6 +48,7 @@ struct GatewayConfig {
   int64_t forward_batch_max_records = 1000;
   int64_t forward_batch_max_bytes = 1 << 20;
   int64_t forward_linger_ms = 20;
+  int64_t forward_max_in_flight = 4;  // batches per region sent and not yet answered
   int64_t forward_request_timeout_ms = 10000;
   int64_t forward_backoff_initial_ms = 100;
   int64_t forward_backoff_max_ms = 30000;

@@ -38,6 +38,11 @@ struct BufferOptions {
   // exactly: counters recomputed by the scan at open, updated with every write. 0: unbounded.
   int64_t max_bytes = 0;
   OverflowPolicy overflow = OverflowPolicy::kReject;  // for Append() without a policy
+  // LevelDB's write_buffer_size: the memtable filled before it is written to a table. Up to two
+  // are in memory while one is flushed, and a crash leaves up to one in the log, replayed into
+  // memory at the next open. Bigger: fewer flushes; smaller: less memory (config
+  // buffer.write_buffer_bytes; leveldb clamps it to 64 KiB..1 GiB).
+  size_t write_buffer_bytes = size_t{16} << 20;
   leveldb::Env* env = nullptr;         // nullptr: leveldb's default Env (tests: NewMemEnv)
   MetricsRegistry* metrics = nullptr;  // optional: quarantined_total, dropped_total{buffer}
 };

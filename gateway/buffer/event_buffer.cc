@@ -3,11 +3,13 @@
 #include <leveldb/db.h>
 #include <leveldb/iterator.h>
 #include <leveldb/write_batch.h>
+#include <malloc.h>
 
 #include <chrono>
 
 #include "core/logging.h"
 #include "gateway/buffer/event_codec.h"
+#include "gateway/buffer/pread_env.h"
 
 namespace sluice::gateway {
 namespace {
@@ -15,6 +17,10 @@ namespace {
 constexpr const char* kLog = "buffer";
 // Sequences skipped at each open in sync: interval mode: far more than one interval can use.
 constexpr uint64_t kIntervalSeqJump = uint64_t{1} << 32;
+// The commit thread gives freed heap back to the OS after this long without appends, if at
+// least kTrimAfterBytes were committed since it last did.
+constexpr auto kIdleBeforeTrim = std::chrono::seconds(1);
+constexpr int64_t kTrimAfterBytes = int64_t{1} << 20;
 
 Status FromLevelDb(const leveldb::Status& s) {
   if (s.ok()) {
@@ -43,10 +49,10 @@ Result<std::unique_ptr<EventBuffer>> EventBuffer::Open(const BufferOptions& opti
 Status EventBuffer::Init() {
   leveldb::Options o;
   o.create_if_missing = true;
-  o.write_buffer_size = 16 << 20;
-  if (options_.env != nullptr) {
-    o.env = options_.env;
-  }
+  o.write_buffer_size = options_.write_buffer_bytes;
+  // Tables are read with pread(), not mmap(): mapped pages of every table the verify scan and
+  // the drain touch would count in the gateway's resident memory, growing with the backlog.
+  o.env = options_.env != nullptr ? options_.env : PreadTableEnv();
   leveldb::DB* db = nullptr;
   leveldb::Status s = leveldb::DB::Open(o, options_.path, &db);
   if (!s.ok()) {
@@ -69,6 +75,10 @@ Status EventBuffer::Init() {
   }
   uint64_t next = 0;
   SLUICE_RETURN_IF_ERROR(VerifyAtOpen(&next));
+  // Opening replayed the write-ahead log into a memtable (up to write_buffer_bytes) and flushed
+  // it; the verify scan decoded every record. That memory is free now, but glibc keeps it
+  // (core/allocator_tuning.h raises M_TRIM_THRESHOLD for request bodies): give it back once.
+  malloc_trim(0);
   if (options_.sync == SyncMode::kInterval) {
     // An OS crash can lose the last interval's unsynced writes, m/next_seq included, after the
     // broker already stored some of those sequences; handing them out again would make the
@@ -161,12 +171,24 @@ void EventBuffer::CommitLoop() {
   using Clock = std::chrono::steady_clock;
   const auto interval = std::chrono::milliseconds(options_.sync_interval_ms);
   auto last_sync = Clock::now();
+  int64_t since_trim = 0;  // bytes committed since the last malloc_trim
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
+    const auto has_work = [&] { return !queue_.empty() || stopping_; };
     if (options_.sync == SyncMode::kInterval && dirty_) {
-      cv_.wait_until(lock, last_sync + interval, [&] { return !queue_.empty() || stopping_; });
+      cv_.wait_until(lock, last_sync + interval, has_work);
+    } else if (since_trim >= kTrimAfterBytes) {
+      // After a burst, once idle: return the freed memtables and request buffers to the OS
+      // (glibc keeps them: core/allocator_tuning.h). Never under load, where they are reused.
+      if (!cv_.wait_for(lock, kIdleBeforeTrim, has_work)) {
+        since_trim = 0;
+        lock.unlock();
+        malloc_trim(0);
+        lock.lock();
+        continue;
+      }
     } else {
-      cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      cv_.wait(lock, has_work);
     }
     if (options_.sync == SyncMode::kInterval && dirty_ &&
         (Clock::now() >= last_sync + interval || (stopping_ && queue_.empty()))) {
@@ -195,6 +217,7 @@ void EventBuffer::CommitLoop() {
     queued_events_ = 0;
     int64_t batch_bytes = queued_bytes_;
     queued_bytes_ = 0;
+    since_trim += batch_bytes;
     lock.unlock();
     if (options_.max_bytes > 0 && total_bytes_.load() + batch_bytes > options_.max_bytes) {
       MakeRoom(total_bytes_.load() + batch_bytes - options_.max_bytes);

@@ -1,7 +1,5 @@
 #include "gateway/forward/forwarder.h"
 
-#include <rapidjson/document.h>
-
 #include <algorithm>
 #include <chrono>
 #include <limits>
@@ -18,30 +16,6 @@ constexpr int64_t kErrorRetryUs = 1'000'000;
 RateLimitedLog& ForwardLog() {
   static RateLimitedLog log;
   return log;
-}
-
-bool IsPermanent(int status) {
-  return status == 400 || status == 413 || status == 422 || status == 451;
-}
-
-// The broker's {"reason":..., "index":N} (index -1 when absent).
-void ParseRefusal(const std::string& body, std::string* reason, int64_t* index) {
-  *index = -1;
-  *reason = body.substr(0, 200);
-  rapidjson::Document d;
-  d.Parse(body.data(), body.size());
-  if (d.HasParseError() || !d.IsObject()) {
-    return;
-  }
-  if (d.HasMember("reason") && d["reason"].IsString()) {
-    *reason = d["reason"].GetString();
-  }
-  if (d.HasMember("error") && d["error"].IsString()) {
-    *reason = std::string(d["error"].GetString()) + ": " + *reason;
-  }
-  if (d.HasMember("index") && d["index"].IsInt64()) {
-    *index = d["index"].GetInt64();
-  }
 }
 
 }  // namespace
@@ -107,6 +81,11 @@ void Forwarder::Stop() {
   if (thread_.joinable()) {
     thread_.join();
   }
+  // Answers still on their way: wait for them (the uplink's request timeout bounds this), so no
+  // send outlives the uplink it runs on. Their records stay buffered; the broker skips what it
+  // already has when they are sent again.
+  std::unique_lock<std::mutex> lock(wake_->mu);
+  wake_->cv.wait_for(lock, std::chrono::seconds(60), [&] { return wake_->outstanding == 0; });
 }
 
 void Forwarder::Run() {
@@ -124,9 +103,14 @@ void Forwarder::Run() {
     }
     std::unique_lock<std::mutex> lock(wake_->mu);
     auto pred = [&] { return wake_->stop || wake_->pending; };
-    if (r.state == State::kIdle) {
-      // A commit wakes us; the timeout only guards against a lost notification.
+    if (r.state == State::kIdle || (r.state == State::kInFlight && r.wait_until_us == 0)) {
+      // A commit or an answer wakes us; the timeout only guards against a lost notification.
       wake_->cv.wait_for(lock, std::chrono::seconds(1), pred);
+    } else if (r.state == State::kInFlight) {
+      int64_t us = r.wait_until_us - clock_.MonotonicUs();
+      if (us > 0) {
+        wake_->cv.wait_for(lock, std::chrono::microseconds(us), pred);
+      }
     } else {
       int64_t us = r.wait_until_us - clock_.MonotonicUs();
       if (us > 0) {
@@ -142,38 +126,19 @@ void Forwarder::Run() {
 }
 
 Forwarder::StepResult Forwarder::Step() {
-  int64_t now = clock_.MonotonicUs();
-  if (inflight_.empty()) {
-    Result<ReadBatchResult> rb = buffer_.ReadBatch(options_.region, cursor_.load(),
-                                                   options_.batch_max_records,
-                                                   options_.batch_max_bytes);
-    if (!rb.ok()) {
-      CountFailure("buffer_read");
-      ForwardLog().Log(LogLevel::kError, kLog, "read-" + options_.region.value(),
-                       "region " + options_.region.value() + ": " + rb.status().ToString());
-      return {State::kError, now + kErrorRetryUs};
+  const int64_t now = clock_.MonotonicUs();
+  size_t acked = Harvest();
+  if (AnyPhase(Phase::kFailed)) {
+    if (AnyPhase(Phase::kSending)) {
+      return {State::kInFlight, 0};  // settle the window first
     }
-    if (rb->records.empty()) {
-      cursor_ = rb->next_cursor;  // past quarantined entries, if any
-      first_seen_us_ = -1;
-      return {State::kIdle, 0};
+    std::optional<StepResult> r = HandleFailure(now);
+    if (r.has_value()) {
+      return *r;
     }
-    if (!rb->full && options_.linger_ms > 0) {
-      if (first_seen_us_ < 0) {
-        first_seen_us_ = now;
-      }
-      int64_t until = first_seen_us_ + options_.linger_ms * 1000;
-      if (now < until) {
-        return {State::kLinger, until};
-      }
-    }
-    first_seen_us_ = -1;
-    inflight_ = std::move(rb->records);
-    inflight_next_cursor_ = rb->next_cursor;
-    next_attempt_us_ = 0;
-    Encode();
   }
-  if (now < next_attempt_us_) {
+  if (!window_.empty() && window_.front().phase == Phase::kReady && now < next_attempt_us_) {
+    // Backing off: only the front batch is in the window.
     if (options_.probe_interval_ms <= 0) {
       return {State::kRetry, next_attempt_us_};
     }
@@ -192,123 +157,219 @@ Forwarder::StepResult Forwarder::Step() {
     backoff_.Reset();
     next_attempt_us_ = 0;
   }
-  Result<UplinkResponse> resp = uplink_.SendBatch(options_.topic, body_);
-  if (!resp.ok()) {
-    return Retry("transport", now);
+  int64_t linger_until = 0;
+  std::optional<StepResult> fill = Fill(now, &linger_until);
+  if (fill.has_value()) {
+    return *fill;
   }
-  if (resp->status >= 200 && resp->status < 300) {
-    Status st = buffer_.Remove(options_.region, inflight_);
+  SendReady();
+  acked += Harvest();  // an uplink that answers synchronously has answered already
+  if (AnyPhase(Phase::kFailed) && !AnyPhase(Phase::kSending)) {
+    std::optional<StepResult> r = HandleFailure(now);
+    if (r.has_value()) {
+      return *r;
+    }
+    return {State::kRetry, now};  // re-send at once, in the next step
+  }
+  if (acked > 0) {
+    return {State::kSent, 0};
+  }
+  if (AnyPhase(Phase::kSending)) {
+    return {State::kInFlight, linger_until};
+  }
+  if (linger_until > 0) {
+    return {State::kLinger, linger_until};
+  }
+  return {State::kIdle, 0};
+}
+
+size_t Forwarder::Harvest() {
+  std::map<uint64_t, Result<UplinkResponse>> answers;
+  {
+    std::lock_guard<std::mutex> lock(wake_->mu);
+    answers.swap(wake_->answers);
+  }
+  size_t acked = 0;
+  for (Batch& b : window_) {
+    auto it = answers.find(b.id);
+    if (b.phase != Phase::kSending || it == answers.end()) {
+      continue;
+    }
+    const Result<UplinkResponse>& r = it->second;
+    if (!r.ok() || r->status < 200 || r->status >= 300) {
+      b.phase = Phase::kFailed;
+      b.answer = std::move(it->second);
+      continue;
+    }
+    Status st = buffer_.Remove(options_.region, b.records);
     if (!st.ok()) {
       // Forwarded anyway; after a restart they are sent again and the broker skips them
       // (idempotent producer: same producer id and gateway_seq).
       LogError(kLog, "region " + options_.region.value() + ": " + st.ToString());
     }
-    forwarded_ += inflight_.size();
+    forwarded_ += b.records.size();
     if (forwarded_metric_ != nullptr) {
-      forwarded_metric_->Inc(inflight_.size());
+      forwarded_metric_->Inc(b.records.size());
     }
-    FinishBatch();
-    return {State::kSent, 0};
+    acked += b.records.size();
+    b.phase = Phase::kAcked;
+    b.records.clear();
+    b.body.clear();
   }
-  if (IsPermanent(resp->status)) {
-    return Permanent(*resp, now);
+  while (!window_.empty() && window_.front().phase == Phase::kAcked) {
+    cursor_ = window_.front().next_cursor;
+    window_.pop_front();
   }
-  return Retry("status_" + std::to_string(resp->status), now);
-}
-
-void Forwarder::Encode() {
-  RecordBatch b;
-  b.producer_id = producer_id_;
-  b.producer_epoch = 0;
-  b.base_sequence = static_cast<int32_t>(inflight_.front().seq & 0x7fffffff);
-  b.records.reserve(inflight_.size());
-  for (const BufferedRecord& r : inflight_) {
-    b.records.push_back(ToRecord(r.event));
-  }
-  body_ = EncodeBatch(b);
-  inflight_count_ = inflight_.size();
-}
-
-void Forwarder::FinishBatch() {
-  cursor_ = inflight_next_cursor_;
-  inflight_.clear();
-  body_.clear();
-  inflight_count_ = 0;
-  backoff_.Reset();
-  next_attempt_us_ = 0;
-}
-
-void Forwarder::CountFailure(const std::string& reason) {
-  failures_ += 1;
-  if (metrics_ != nullptr) {
-    metrics_
-        ->GetCounter("sluice_gateway_forward_failures_total", "Failed forward attempts",
-                     {{"region", options_.region.value()}, {"reason", reason}})
-        .Inc();
-  }
-}
-
-Forwarder::StepResult Forwarder::Retry(const std::string& reason, int64_t now_us) {
-  CountFailure(reason);
-  int64_t delay_ms = backoff_.NextDelayMs();
-  next_attempt_us_ = now_us + delay_ms * 1000;
-  next_probe_us_ = now_us + options_.probe_interval_ms * 1000;
-  ForwardLog().Log(LogLevel::kWarn, kLog, "retry-" + options_.region.value(),
-                   "region " + options_.region.value() + ": batch of " +
-                       std::to_string(inflight_.size()) + " failed (" + reason +
-                       "), retrying in " + std::to_string(delay_ms) + "ms");
-  if (options_.probe_interval_ms > 0) {
-    return {State::kRetry, std::min(next_attempt_us_, next_probe_us_)};
-  }
-  return {State::kRetry, next_attempt_us_};
-}
-
-Forwarder::StepResult Forwarder::Permanent(const UplinkResponse& resp, int64_t now_us) {
-  std::string reason;
-  int64_t index;
-  ParseRefusal(resp.body, &reason, &index);
-  CountFailure("status_" + std::to_string(resp.status));
-  if (resp.status == 413 && inflight_.size() > 1) {
-    // Too large for the broker: halve the batch; the rest is re-read after it.
-    size_t keep = inflight_.size() / 2;
-    inflight_next_cursor_ = inflight_[keep].seq;
-    inflight_.resize(keep);
-    Encode();
-    return {State::kRetry, now_us};
-  }
-  std::vector<BufferedRecord> dead;
-  if (index >= 0 && static_cast<size_t>(index) < inflight_.size() && inflight_.size() > 1) {
-    dead.push_back(std::move(inflight_[index]));
-    inflight_.erase(inflight_.begin() + index);
-  } else {
-    dead = std::move(inflight_);
-    inflight_.clear();
-  }
-  Status st = buffer_.DeadLetter(options_.region, dead);
-  if (!st.ok()) {
-    // Cannot move them: keep the batch and retry later rather than lose it.
-    if (inflight_.empty()) {
-      inflight_ = std::move(dead);
-    } else {
-      inflight_.insert(inflight_.begin() + index, std::move(dead.front()));
-    }
-    return Retry("dead_letter_write", now_us);
-  }
-  dead_lettered_ += dead.size();
-  if (dead_metric_ != nullptr) {
-    dead_metric_->Inc(dead.size());
-  }
-  ForwardLog().Log(LogLevel::kError, kLog, "dead-" + options_.region.value(),
-                   "region " + options_.region.value() + ": " + std::to_string(dead.size()) +
-                       " record(s) from seq " + std::to_string(dead.front().seq) +
-                       " dead-lettered after HTTP " + std::to_string(resp.status) + ": " + reason);
-  if (inflight_.empty()) {
-    FinishBatch();
-  } else {
-    Encode();  // re-send the rest at once
+  if (window_.empty() && acked > 0) {
+    backoff_.Reset();
     next_attempt_us_ = 0;
   }
-  return {State::kDeadLettered, 0};
+  UpdateInflightCount();
+  return acked;
+}
+
+std::optional<Forwarder::StepResult> Forwarder::HandleFailure(int64_t now_us) {
+  // Everything after the front is dropped: what it did not deliver stays in the buffer and is
+  // read again once the front is through (what it did deliver is removed already).
+  while (window_.size() > 1) {
+    window_.pop_back();
+  }
+  Batch& head = window_.front();
+  read_cursor_ = head.next_cursor;
+  Result<UplinkResponse> answer = std::move(*head.answer);
+  head.answer.reset();
+  head.phase = Phase::kReady;
+  UpdateInflightCount();
+  if (!answer.ok()) {
+    return Retry("transport", now_us);
+  }
+  if (answer->status == 409) {
+    // Out of order: the batch it followed failed. Alone in the window now, it follows nothing
+    // unacknowledged, so the broker takes it.
+    CountFailure("out_of_order");
+    next_attempt_us_ = 0;
+    return std::nullopt;
+  }
+  if (IsPermanentRefusal(answer->status)) {
+    return Permanent(*answer, now_us);
+  }
+  return Retry("status_" + std::to_string(answer->status), now_us);
+}
+
+std::optional<Forwarder::StepResult> Forwarder::Fill(int64_t now_us, int64_t* linger_until_us) {
+  if (!window_.empty() && window_.front().phase == Phase::kReady && now_us < next_attempt_us_) {
+    return std::nullopt;
+  }
+  if (window_.empty()) {
+    read_cursor_ = cursor_.load();
+  }
+  while (window_.size() < std::max<size_t>(1, options_.max_in_flight)) {
+    Result<ReadBatchResult> rb = buffer_.ReadBatch(options_.region, read_cursor_,
+                                                   options_.batch_max_records,
+                                                   options_.batch_max_bytes);
+    if (!rb.ok()) {
+      CountFailure("buffer_read");
+      ForwardLog().Log(LogLevel::kError, kLog, "read-" + options_.region.value(),
+                       "region " + options_.region.value() + ": " + rb.status().ToString());
+      if (window_.empty()) {
+        return StepResult{State::kError, now_us + kErrorRetryUs};
+      }
+      return std::nullopt;
+    }
+    if (rb->records.empty()) {
+      read_cursor_ = rb->next_cursor;  // past quarantined entries, if any
+      if (window_.empty()) {
+        cursor_ = read_cursor_;
+      }
+      first_seen_us_ = -1;
+      return std::nullopt;
+    }
+    if (!rb->full && options_.linger_ms > 0) {
+      if (first_seen_us_ < 0) {
+        first_seen_us_ = now_us;
+      }
+      const int64_t until = first_seen_us_ + options_.linger_ms * 1000;
+      if (now_us < until) {
+        *linger_until_us = until;
+        return std::nullopt;
+      }
+    }
+    first_seen_us_ = -1;
+    Batch b;
+    b.id = next_batch_id_++;
+    b.records = std::move(rb->records);
+    b.next_cursor = rb->next_cursor;
+    read_cursor_ = rb->next_cursor;
+    Encode(b);
+    window_.push_back(std::move(b));
+  }
+  UpdateInflightCount();
+  return std::nullopt;
+}
+
+void Forwarder::SendReady() {
+  size_t sending = 0;
+  for (const Batch& b : window_) {
+    sending += b.phase == Phase::kSending ? 1 : 0;
+  }
+  for (size_t i = 0; i < window_.size(); ++i) {
+    Batch& b = window_[i];
+    if (b.phase != Phase::kReady) {
+      continue;
+    }
+    if (sending >= std::max<size_t>(1, options_.max_in_flight)) {
+      return;
+    }
+    int64_t after_seq = -1;
+    if (i > 0 && window_[i - 1].phase != Phase::kAcked) {
+      after_seq = static_cast<int64_t>(window_[i - 1].records.back().seq);
+    }
+    b.phase = Phase::kSending;
+    ++sending;
+    {
+      std::lock_guard<std::mutex> lock(wake_->mu);
+      wake_->outstanding += 1;
+    }
+    std::shared_ptr<Wake> wake = wake_;
+    const uint64_t id = b.id;
+    uplink_.SendBatchAsync(options_.topic, b.body, after_seq,
+                           [wake, id](Result<UplinkResponse> r) {
+                             std::lock_guard<std::mutex> lock(wake->mu);
+                             wake->answers.emplace(id, std::move(r));
+                             wake->outstanding -= 1;
+                             wake->pending = true;
+                             wake->cv.notify_all();
+                           });
+  }
+}
+
+bool Forwarder::AnyPhase(Phase p) const {
+  for (const Batch& b : window_) {
+    if (b.phase == p) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void Forwarder::UpdateInflightCount() {
+  size_t n = 0;
+  for (const Batch& b : window_) {
+    n += b.records.size();
+  }
+  inflight_count_ = n;
+}
+
+void Forwarder::Encode(Batch& b) {
+  RecordBatch rb;
+  rb.producer_id = producer_id_;
+  rb.producer_epoch = 0;
+  rb.base_sequence = static_cast<int32_t>(b.records.front().seq & 0x7fffffff);
+  rb.records.reserve(b.records.size());
+  for (const BufferedRecord& r : b.records) {
+    rb.records.push_back(ToRecord(r.event));
+  }
+  b.body = EncodeBatch(rb);
 }
 
 }  // namespace sluice::gateway

@@ -1,13 +1,19 @@
 // Forwarder: drains one destination region's queue in the EventBuffer to that region's broker.
 //
-// It reads a batch from its in-memory cursor (batch_max_records / batch_max_bytes; a partial
-// batch waits up to `linger`), maps events to records (core ToRecord), encodes ONE Kafka
-// RecordBatch v2 and sends it through the Uplink. One batch is in flight at a time, which keeps
-// per-device order.
-//   2xx                          -> Remove the records, advance the cursor.
-//   transport error, 5xx, 429,   -> retry the SAME batch after exponential backoff with jitter;
-//   and other 4xx (401/403/404..)   the cursor does not move (a misconfigured URL must not
-//                                   destroy data).
+// It reads batches from its in-memory cursor (batch_max_records / batch_max_bytes; a partial
+// batch waits up to `linger`), maps events to records (core ToRecord), encodes each as ONE Kafka
+// RecordBatch v2 and sends it through the Uplink. Up to max_in_flight batches are in flight at
+// once (a window, as Kafka's max.in.flight.requests.per.connection): each batch sent while the
+// one before it is still unacknowledged says so (after_seq = that batch's last gateway_seq) and
+// the broker stores it only after that one succeeded, or answers 409 (see
+// cloud-broker/producers/producer_table.h "Pipelining").
+//   2xx                          -> Remove the records (they are at the broker).
+//   transport error, 5xx, 429,   -> once nothing else is in flight, the window is cut back to
+//   and other 4xx (401/403/404..)   its oldest unacknowledged batch (the rest is re-read later),
+//                                   which is retried after exponential backoff with jitter; the
+//                                   cursor does not move (a misconfigured URL must not destroy
+//                                   data).
+//   409 out_of_order_sequence    -> the same cut, then the oldest is re-sent at once.
 //   400/413/422/451 (permanent)  -> the record the broker names by "index" is dead-lettered and
 //                                   the rest re-sent; without an index the whole batch is
 //                                   dead-lettered ("d/<region>/..."), counted and logged with the
@@ -16,23 +22,27 @@
 // producer_id = ProducerIdFor(gateway id); base_sequence = first gateway sequence & 0x7fffffff.
 // Exactly-once: every record carries its gateway_seq header; the broker skips records of this
 // producer it already stored (cloud-broker/producers), so re-sending a batch after a lost
-// acknowledgement, a timeout or a gateway restart never duplicates it. Order: one batch in
-// flight per region, so records of a device reach the broker in sequence order.
+// acknowledgement, a timeout or a gateway restart never duplicates it. Order: batches are sent in
+// sequence order and the broker never stores one before the batch it follows, so records of a
+// device reach the broker in sequence order.
 // Fast drain: while backing off, Uplink::Probe() (GET /healthz) runs every probe_interval_ms;
 // a successful probe ends the backoff at once (so a broker that comes back after a long outage
 // is drained immediately, not after up to backoff_max).
 //
 // Threads: Start() runs Step() on its own thread, waking on a commit notification (Notify(),
-// wired to EventBuffer::AddCommitListener) or when linger/backoff ends. Tests call Step()
-// directly with a ManualClock. Thread-safety: Step() must not run concurrently with itself (do
-// not call it while Start()ed); Notify() and the accessors are thread-safe.
+// wired to EventBuffer::AddCommitListener), on a send's completion, or when linger/backoff ends.
+// Tests call Step() directly with a ManualClock. Thread-safety: Step() must not run concurrently
+// with itself (do not call it while Start()ed); Notify() and the accessors are thread-safe.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -50,6 +60,9 @@ namespace sluice::gateway {
 // positive Kafka producer id per gateway.
 int64_t ProducerIdFor(const GatewayId& gateway_id);
 
+// 400/413/422/451: the broker will never take the batch as it is (forwarder_refusal.cc).
+bool IsPermanentRefusal(int http_status);
+
 struct ForwarderOptions {
   RegionId region;
   GatewayId gateway_id;
@@ -60,26 +73,28 @@ struct ForwarderOptions {
   int64_t backoff_initial_ms = 100;
   int64_t backoff_max_ms = 30000;
   int64_t probe_interval_ms = 250;  // 0: never probe (wait out the whole backoff)
+  size_t max_in_flight = 1;         // batches sent and not yet answered
   uint64_t backoff_seed = std::random_device{}();
 };
 
 class Forwarder {
  public:
-  enum class State { kIdle, kLinger, kSent, kRetry, kDeadLettered, kError };
+  // kSent: a batch was acknowledged in this step. kInFlight: waiting for answers only.
+  enum class State { kIdle, kLinger, kSent, kInFlight, kRetry, kDeadLettered, kError };
   struct StepResult {
     State state = State::kIdle;
-    int64_t wait_until_us = 0;  // kLinger/kRetry/kError: Clock::MonotonicUs() to wait for
+    int64_t wait_until_us = 0;  // kLinger/kRetry/kError (kInFlight: 0 or a linger end)
   };
 
   Forwarder(EventBuffer& buffer, Uplink& uplink, Clock& clock, ForwarderOptions options,
             MetricsRegistry* metrics = nullptr);
   ~Forwarder();  // Stop()
 
-  // One attempt: read/linger, or send the in-flight batch once.
+  // One round: take the answers that arrived, read and send what the window allows.
   StepResult Step();
 
   void Start();
-  void Stop();
+  void Stop();  // also waits (bounded) for the answers of batches still in flight
   void Notify();  // new records were committed
 
   uint64_t cursor() const { return cursor_.load(); }
@@ -87,21 +102,43 @@ class Forwarder {
   uint64_t dead_lettered() const { return dead_lettered_.load(); }
   uint64_t failures() const { return failures_.load(); }
   uint64_t probe_cuts() const { return probe_cuts_.load(); }  // backoffs ended by a probe
-  size_t inflight_records() const { return inflight_count_.load(); }
+  size_t inflight_records() const { return inflight_count_.load(); }  // read, not yet removed
 
  private:
+  // Shared with the commit listener and with send completions, which may outlive this object.
   struct Wake {
     std::mutex mu;
     std::condition_variable cv;
     bool pending = false;
     bool stop = false;
+    size_t outstanding = 0;                              // sends not yet answered
+    std::map<uint64_t, Result<UplinkResponse>> answers;  // by Batch::id
+  };
+  enum class Phase { kReady, kSending, kAcked, kFailed };
+  struct Batch {
+    uint64_t id = 0;
+    std::vector<BufferedRecord> records;
+    std::string body;
+    uint64_t next_cursor = 0;
+    Phase phase = Phase::kReady;
+    std::optional<Result<UplinkResponse>> answer;  // kFailed: why
   };
 
   void Run();
-  void Encode();
+  void Encode(Batch& b);
+  // Takes arrived answers: 2xx -> Remove + kAcked, else kFailed; pops acked batches at the front.
+  // Returns the number of records acknowledged.
+  size_t Harvest();
+  // A failed batch once nothing is in flight: cut the window to it and decide what comes next.
+  // Returns nullopt when it should be re-sent at once (409).
+  std::optional<StepResult> HandleFailure(int64_t now_us);
+  // Reads batches into the window; sets *linger_until_us when a partial batch lingers.
+  std::optional<StepResult> Fill(int64_t now_us, int64_t* linger_until_us);
+  void SendReady();
+  bool AnyPhase(Phase p) const;
+  void UpdateInflightCount();
   StepResult Retry(const std::string& reason, int64_t now_us);
-  StepResult Permanent(const UplinkResponse& resp, int64_t now_us);
-  void FinishBatch();
+  StepResult Permanent(const UplinkResponse& resp, int64_t now_us);  // forwarder_refusal.cc
   void CountFailure(const std::string& reason);
 
   EventBuffer& buffer_;
@@ -115,11 +152,11 @@ class Forwarder {
   std::thread thread_;
 
   // Step() state (one thread).
-  std::vector<BufferedRecord> inflight_;
-  std::string body_;
-  uint64_t inflight_next_cursor_ = 0;
+  std::deque<Batch> window_;  // in sequence order; front: oldest unacknowledged
+  uint64_t read_cursor_ = 0;  // where the next batch is read
+  uint64_t next_batch_id_ = 1;
   int64_t first_seen_us_ = -1;
-  int64_t next_attempt_us_ = 0;
+  int64_t next_attempt_us_ = 0;  // the front batch's retry time (backoff)
   int64_t next_probe_us_ = 0;
 
   std::atomic<uint64_t> cursor_{0};

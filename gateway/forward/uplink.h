@@ -5,6 +5,8 @@
 // HttpUplink is thread-safe.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -18,12 +20,24 @@ struct UplinkResponse {
   std::string body;  // the broker's answer (JSON error with reason/index on refusal)
 };
 
+using UplinkDone = std::function<void(Result<UplinkResponse>)>;
+
 class Uplink {
  public:
   virtual ~Uplink() = default;
   // A non-ok result is a transport failure or timeout (kUnavailable, retryable); any HTTP answer
   // is returned as a response.
   virtual Result<UplinkResponse> SendBatch(const std::string& topic, const std::string& batch) = 0;
+  // Sends without waiting for the answer, so several batches can be in flight; `done` runs once,
+  // on any thread. after_seq >= 0 says the batch follows one still unacknowledged that ended at
+  // that gateway_seq (the broker's `Sluice-After-Seq` check, cloud-broker/producers). The
+  // default sends synchronously (done runs before it returns) and ignores after_seq: fakes in
+  // tests keep one batch in flight.
+  virtual void SendBatchAsync(const std::string& topic, std::string batch, int64_t after_seq,
+                              UplinkDone done) {
+    (void)after_seq;
+    done(SendBatch(topic, batch));
+  }
   // A cheap liveness check (GET /healthz) used while backing off: ok means "send now". The
   // default (no probe) never cuts a backoff short.
   virtual Status Probe() { return Status::Unavailable("no probe"); }
@@ -33,6 +47,8 @@ class HttpUplink final : public Uplink {
  public:
   HttpUplink(const std::string& base_url, int64_t timeout_ms);
   Result<UplinkResponse> SendBatch(const std::string& topic, const std::string& batch) override;
+  void SendBatchAsync(const std::string& topic, std::string batch, int64_t after_seq,
+                      UplinkDone done) override;
   Status Probe() override;  // GET /healthz, 1 s timeout
 
  private:

@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <chrono>
 #include <map>
+#include <thread>
 
 #include "cloud-broker/log/file_ops.h"
 #include "cloud-broker/server/broker.h"
@@ -43,6 +45,7 @@ std::vector<Record> Seqs(int64_t from, int64_t to) {  // [from, to)
 
 struct Ack {
   int status = 0;
+  std::string body;
   uint64_t duplicates = 0;
   std::map<int, std::pair<int64_t, int64_t>> parts;  // partition -> (base, last)
 };
@@ -73,15 +76,21 @@ class ProducerStateTest : public ::testing::Test {
     Start(max_ids);
   }
 
-  Ack Post(const std::vector<Record>& recs, int64_t producer_id) {
+  // after: the Sluice-After-Seq header ("" = none).
+  Ack Post(const std::vector<Record>& recs, int64_t producer_id, const std::string& after = "") {
     Ack a;
+    std::map<std::string, std::string> headers;
+    if (!after.empty()) {
+      headers["Sluice-After-Seq"] = after;
+    }
     auto r = client_->Send("POST", "/v1/topics/sensors/records",
-                           testing::EncodeRecords(recs, producer_id), kBatchType);
+                           testing::EncodeRecords(recs, producer_id), kBatchType, headers);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     if (!r.ok()) {
       return a;
     }
     a.status = r->status;
+    a.body = r->body;
     rapidjson::Document d;
     d.Parse(r->body.c_str());
     EXPECT_FALSE(d.HasParseError()) << r->body;
@@ -235,6 +244,80 @@ TEST_F(ProducerStateTest, ProducerTableIsBoundedWithLruEviction) {
                 "sluice_broker_producer_evictions_total 1"),
             std::string::npos);
   EXPECT_EQ(Post(Seqs(0, 6), 1).duplicates, 6u);  // producer 1 kept its state
+}
+
+
+// --- pipelining: Sluice-After-Seq (several batches of one producer in flight) ---
+
+TEST_F(ProducerStateTest, PipelinedBatchIsRefusedWhileTheBatchItFollowsIsNotStored) {
+  // Batch [0,30) was sent but never arrived (or failed): the batch after it must not be stored,
+  // or the retry of [0,30) would be skipped as "already stored" and devices reordered.
+  Ack b = Post(Seqs(30, 60), 7, "29");
+  EXPECT_EQ(b.status, 409) << b.body;
+  EXPECT_NE(b.body.find("out_of_order_sequence"), std::string::npos) << b.body;
+  EXPECT_NE(b.body.find("Sluice-After-Seq"), std::string::npos) << b.body;
+  EXPECT_EQ(Stored(), 0);
+  ASSERT_EQ(Post(Seqs(0, 30), 7).status, 200);
+  ASSERT_EQ(Post(Seqs(30, 60), 7, "29").status, 200);  // its predecessor is stored now
+  std::map<int64_t, int> seen = StoredSeqs();
+  ASSERT_EQ(seen.size(), 60u);
+  for (const auto& [seq, n] : seen) {
+    EXPECT_EQ(n, 1) << "seq " << seq;
+  }
+}
+
+TEST_F(ProducerStateTest, PipelinedBatchWaitsForTheBatchItFollowsAndIsStoredAfterIt) {
+  // The second batch reaches the broker first: it waits for the first instead of failing.
+  Ack second;
+  std::thread early([&] {
+    HttpClient c("http://127.0.0.1:" + std::to_string(broker_->port()));
+    auto r = c.Send("POST", "/v1/topics/sensors/records",
+                    testing::EncodeRecords(Seqs(30, 60), 7), kBatchType,
+                    {{"Sluice-After-Seq", "29"}});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    second.status = r->status;
+    second.body = r->body;
+  });
+  ASSERT_TRUE(sluice::testing::WaitFor([&] { return broker_->producers().pipeline_waits() == 1; },
+                                        5000));  // parked at the broker
+  Ack first = Post(Seqs(0, 30), 7);
+  early.join();
+  ASSERT_EQ(first.status, 200) << first.body;
+  ASSERT_EQ(second.status, 200) << second.body;
+  std::map<int64_t, int> seen = StoredSeqs();  // checks per-partition gateway_seq order
+  EXPECT_EQ(seen.size(), 60u);
+}
+
+TEST_F(ProducerStateTest, PipelinedBatchFailsAtOnceWhenTheBatchItFollowsIsRefused) {
+  ASSERT_EQ(Post(Seqs(0, 10), 7).status, 200);
+  Ack second;
+  std::thread early([&] {
+    HttpClient c("http://127.0.0.1:" + std::to_string(broker_->port()));
+    auto r = c.Send("POST", "/v1/topics/sensors/records",
+                    testing::EncodeRecords(Seqs(20, 30), 7), kBatchType,
+                    {{"Sluice-After-Seq", "19"}});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    second.status = r->status;
+  });
+  ASSERT_TRUE(sluice::testing::WaitFor([&] { return broker_->producers().pipeline_waits() == 1; },
+                                        5000));
+  std::vector<Record> bad = Seqs(10, 20);
+  bad[3].key.reset();  // refused whole: 400 invalid_record
+  EXPECT_EQ(Post(bad, 7).status, 400);
+  early.join();
+  EXPECT_EQ(second.status, 409);
+  EXPECT_EQ(Stored(), 10);
+}
+
+TEST_F(ProducerStateTest, MalformedAfterSeqHeaderIsRefusedWithTheField) {
+  for (const std::string h : {"abc", "-1", "12x", "99999999999999999999"}) {
+    Ack a = Post(Seqs(0, 3), 7, h);
+    EXPECT_EQ(a.status, 400) << h;
+    EXPECT_NE(a.body.find("Sluice-After-Seq"), std::string::npos) << a.body;
+  }
+  Ack no_producer = Post(Seqs(0, 3), -1, "5");
+  EXPECT_EQ(no_producer.status, 400);
+  EXPECT_EQ(Stored(), 0);
 }
 
 }  // namespace

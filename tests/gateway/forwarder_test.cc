@@ -34,6 +34,30 @@ class FakeUplink : public Uplink {
   std::deque<Result<UplinkResponse>> script;
 };
 
+// Holds every batch sent until the test answers it: several in flight, answered in any order.
+class AsyncUplink : public Uplink {
+ public:
+  struct Sent {
+    int64_t first_seq = -1;
+    int64_t after_seq = -1;
+    UplinkDone done;
+  };
+  Result<UplinkResponse> SendBatch(const std::string&, const std::string&) override {
+    ADD_FAILURE() << "the forwarder must send through SendBatchAsync";
+    return Status::Unavailable("unused");
+  }
+  void SendBatchAsync(const std::string&, std::string batch, int64_t after_seq,
+                      UplinkDone done) override {
+    Result<RecordBatch> b = DecodeBatch(batch);
+    EXPECT_TRUE(b.ok() && !b->records.empty());
+    const std::string* seq = b->records.front().FindHeader(kHeaderGatewaySeq);
+    sent.push_back(Sent{seq ? std::stoll(*seq) : -1, after_seq, std::move(done)});
+  }
+  void Answer(size_t i, int status) { sent.at(i).done(UplinkResponse{status, "{}"}); }
+  void Lose(size_t i) { sent.at(i).done(Status::Unavailable("answer lost")); }
+  std::vector<Sent> sent;
+};
+
 class ForwarderTest : public ::testing::Test {
  protected:
   ForwarderTest() : env_(leveldb::NewMemEnv(leveldb::Env::Default())) {
@@ -62,8 +86,9 @@ class ForwarderTest : public ::testing::Test {
   }
 
   std::unique_ptr<Forwarder> Make(size_t max_records, size_t max_bytes = 1 << 20,
-                                  int64_t linger_ms = 0) {
+                                  int64_t linger_ms = 0, size_t max_in_flight = 1) {
     ForwarderOptions o;
+    o.max_in_flight = max_in_flight;
     o.region = region_;
     o.gateway_id = GatewayId("gw-de-1");
     o.topic = "sensors";
@@ -73,12 +98,14 @@ class ForwarderTest : public ::testing::Test {
     o.backoff_initial_ms = 100;
     o.backoff_max_ms = 1000;
     o.backoff_seed = 1;
-    return std::make_unique<Forwarder>(*buffer_, uplink_, clock_, o, &metrics_);
+    Uplink& uplink = max_in_flight > 1 ? static_cast<Uplink&>(async_) : uplink_;
+    return std::make_unique<Forwarder>(*buffer_, uplink, clock_, o, &metrics_);
   }
 
   std::unique_ptr<leveldb::Env> env_;
   std::unique_ptr<EventBuffer> buffer_;
   FakeUplink uplink_;
+  AsyncUplink async_;  // used when max_in_flight > 1
   ManualClock clock_;
   MetricsRegistry metrics_;
   RegionId region_{"eu-central"};
@@ -217,6 +244,87 @@ TEST_F(ForwarderTest, ThreadWakesOnCommit) {
   EXPECT_TRUE(testing::WaitFor([&] { return buffer_->buffered_records(region_) == 0; }, 10000));
   f.Stop();
   EXPECT_EQ(f.forwarded(), 3u);
+}
+
+
+// --- several batches in flight (forward.max_in_flight) ---
+
+TEST_F(ForwarderTest, SendsUpToMaxInFlightEachNamingTheUnacknowledgedBatchItFollows) {
+  Add(10);
+  auto f = Make(2, 1 << 20, 0, 3);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kInFlight);
+  ASSERT_EQ(async_.sent.size(), 3u);  // the window is full: no fourth before an answer
+  EXPECT_EQ(async_.sent[0].after_seq, -1);
+  EXPECT_EQ(async_.sent[1].after_seq, async_.sent[0].first_seq + 1);
+  EXPECT_EQ(async_.sent[2].after_seq, async_.sent[1].first_seq + 1);
+  async_.Answer(1, 200);  // out of order: removed, but the front still holds the cursor
+  EXPECT_EQ(f->Step().state, Forwarder::State::kSent);
+  EXPECT_EQ(f->cursor(), 0u);
+  EXPECT_EQ(buffer_->buffered_records(region_), 8u);
+  EXPECT_EQ(async_.sent.size(), 3u);
+  async_.Answer(0, 200);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kSent);
+  ASSERT_EQ(async_.sent.size(), 5u);  // two more fill the window behind the one in flight
+  EXPECT_EQ(async_.sent[3].after_seq, async_.sent[2].first_seq + 1);
+  async_.Answer(2, 200);
+  async_.Answer(3, 200);
+  async_.Answer(4, 200);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kSent);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kIdle);
+  EXPECT_EQ(f->forwarded(), 10u);
+  EXPECT_EQ(buffer_->buffered_records(region_), 0u);
+}
+
+TEST_F(ForwarderTest, AFailedBatchIsResentBeforeTheBatchesThatFollowedIt) {
+  Add(6);
+  auto f = Make(2, 1 << 20, 0, 3);
+  f->Step();
+  ASSERT_EQ(async_.sent.size(), 3u);
+  async_.Answer(0, 503);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kInFlight);  // settles the window first
+  async_.Answer(1, 409);  // the broker refused the followers: their predecessor failed
+  async_.Answer(2, 409);
+  Forwarder::StepResult r = f->Step();
+  EXPECT_EQ(r.state, Forwarder::State::kRetry);
+  EXPECT_EQ(f->inflight_records(), 2u);  // cut back to the failed batch
+  clock_.AdvanceMs(2000);
+  f->Step();
+  ASSERT_EQ(async_.sent.size(), 6u);  // the failed one first, following nothing, then the rest
+  EXPECT_EQ(async_.sent[3].first_seq, async_.sent[0].first_seq);
+  EXPECT_EQ(async_.sent[3].after_seq, -1);
+  EXPECT_EQ(async_.sent[4].first_seq, async_.sent[1].first_seq);
+  EXPECT_EQ(async_.sent[4].after_seq, async_.sent[3].first_seq + 1);
+  EXPECT_EQ(async_.sent[5].first_seq, async_.sent[2].first_seq);
+  EXPECT_EQ(async_.sent[5].after_seq, async_.sent[4].first_seq + 1);
+  async_.Answer(3, 200);
+  async_.Answer(4, 200);
+  async_.Answer(5, 200);
+  f->Step();
+  EXPECT_EQ(f->forwarded(), 6u);
+  EXPECT_EQ(buffer_->buffered_records(region_), 0u);
+}
+
+TEST_F(ForwarderTest, LostAnswerOfTheFrontBatchWhileItsFollowersAreAcknowledged) {
+  // The broker stored the front batch but its answer was lost; the followers were stored after
+  // it. Only the front batch is sent again (the broker answers it as a duplicate).
+  Add(6);
+  auto f = Make(2, 1 << 20, 0, 3);
+  f->Step();
+  ASSERT_EQ(async_.sent.size(), 3u);
+  async_.Lose(0);
+  async_.Answer(1, 200);
+  async_.Answer(2, 200);
+  EXPECT_EQ(f->Step().state, Forwarder::State::kRetry);
+  EXPECT_EQ(buffer_->buffered_records(region_), 2u);
+  clock_.AdvanceMs(2000);
+  f->Step();
+  ASSERT_EQ(async_.sent.size(), 4u);
+  EXPECT_EQ(async_.sent[3].first_seq, async_.sent[0].first_seq);
+  async_.Answer(3, 200);
+  f->Step();
+  EXPECT_EQ(f->Step().state, Forwarder::State::kIdle);
+  EXPECT_EQ(async_.sent.size(), 4u);
+  EXPECT_EQ(buffer_->buffered_records(region_), 0u);
 }
 
 }  // namespace
