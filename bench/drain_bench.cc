@@ -167,6 +167,10 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   const double drain = static_cast<double>(n) / Secs(t0);
+  // For `perf record -k CLOCK_MONOTONIC ...; perf report --time <from>,<to>`: the drain alone.
+  std::fprintf(stderr, "drain window (CLOCK_MONOTONIC s): %.6f,%.6f\n",
+               std::chrono::duration<double>(t0.time_since_epoch()).count(),
+               std::chrono::duration<double>(WallClock::now().time_since_epoch()).count());
 
   // 2. Broker down again, a second backlog, then drain it while live HTTP ingest runs.
   broker->Stop();

@@ -45,12 +45,15 @@ rss() {  # rss DATA_DIR -> idle VmRSS, VmHWM, RssAnon/RssFile, then stops the ga
 logs() { du -cb "$1"/buffer/*.log | awk 'END {printf "%.1f MB", $1 / 1048576}'; }
 echo "sluice-gateway binary: $(stat -c %s "$BIN/sluice-gateway") bytes" \
      "($(strip -o "$DIR/stripped" "$BIN/sluice-gateway" && stat -c %s "$DIR/stripped") stripped)"
-echo "idle RSS, empty buffer:                 $(rss "$DIR/empty")"
+r=$(rss "$DIR/empty")
+echo "idle RSS, empty buffer:                 $r"
 
 "$BIN/sluice-bench-gateway-buffer" --fill "$DIR/full" "$N" >/dev/null
 before="buffer $(du -sh "$DIR/full/buffer" | cut -f1), .log $(logs "$DIR/full")"
-echo "idle RSS, $N-record backlog (--fill): $(rss "$DIR/full") [$before]"
-echo "idle RSS, same backlog, next restart:     $(rss "$DIR/full")"
+r=$(rss "$DIR/full")
+echo "idle RSS, $N-record backlog (--fill): $r [$before]"
+r=$(rss "$DIR/full")
+echo "idle RSS, same backlog, next restart:     $r"
 
 # The restart case: ingest over HTTP, SIGKILL, restart.
 python3 - "$DIR/body.ndjson" <<'EOF'
@@ -70,4 +73,5 @@ echo "idle RSS after ingesting $NR events over HTTP: $(mb VmRSS) (peak $(mb VmHW
      "anon $(mb RssAnon), file $(mb RssFile))   (target < 30 MB); then SIGKILL"
 kill -KILL "$PID"; wait "$PID" 2>/dev/null || true; PID=
 before="buffer $(du -sh "$DIR/killed/buffer" | cut -f1), uncompacted .log $(logs "$DIR/killed")"
-echo "idle RSS, restart after SIGKILL, $NR-event backlog: $(rss "$DIR/killed") [$before]"
+r=$(rss "$DIR/killed")
+echo "idle RSS, restart after SIGKILL, $NR-event backlog: $r [$before]"

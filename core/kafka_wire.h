@@ -52,7 +52,7 @@ inline char* PutBig(char* p, T v) {
   return p;
 }
 
-inline char* PutBytes(char* p, const std::string& s) {
+inline char* PutBytes(char* p, std::string_view s) {
   if (!s.empty()) {
     std::memcpy(p, s.data(), s.size());
   }

@@ -43,18 +43,38 @@ const std::string* Record::FindHeader(const std::string& name) const {
   return nullptr;
 }
 
+RecordView ViewEventRecord(const SensorEvent& e, EventRecordScratch& scratch) {
+  auto number = [](char* buf, size_t size, auto v) {
+    auto [end, ec] = std::to_chars(buf, buf + size, v);
+    return std::string_view(buf, static_cast<size_t>(end - buf));
+  };
+  scratch.headers[0] = {kHeaderSensor, e.sensor};
+  scratch.headers[1] = {kHeaderCountry, e.country.value()};
+  scratch.headers[2] = {kHeaderGatewayId, e.gateway_id.value()};
+  scratch.headers[3] = {kHeaderGatewaySeq, number(scratch.gateway_seq, sizeof(scratch.gateway_seq),
+                                                  e.gateway_seq.value())};
+  scratch.headers[4] = {kHeaderIngestTs,
+                        number(scratch.ingest_ts, sizeof(scratch.ingest_ts), e.ingest_ms)};
+  scratch.headers[5] = {kHeaderSource, e.source};
+  RecordView v;
+  v.timestamp_ms = e.ts_ms;
+  v.key = e.device_id.value();
+  v.value = e.payload;
+  v.headers = scratch.headers;
+  return v;
+}
+
 Record ToRecord(const SensorEvent& e) {
+  EventRecordScratch scratch;
+  const RecordView v = ViewEventRecord(e, scratch);
   Record r;
-  r.timestamp_ms = e.ts_ms;
-  r.key = e.device_id.value();
-  r.value = e.payload;
-  r.headers.reserve(6);
-  r.headers.push_back({kHeaderSensor, e.sensor});
-  r.headers.push_back({kHeaderCountry, e.country.value()});
-  r.headers.push_back({kHeaderGatewayId, e.gateway_id.value()});
-  r.headers.push_back({kHeaderGatewaySeq, std::to_string(e.gateway_seq.value())});
-  r.headers.push_back({kHeaderIngestTs, std::to_string(e.ingest_ms)});
-  r.headers.push_back({kHeaderSource, e.source});
+  r.timestamp_ms = v.timestamp_ms;
+  r.key.emplace(*v.key);
+  r.value.emplace(*v.value);
+  r.headers.reserve(v.headers.size());
+  for (const HeaderView& h : v.headers) {
+    r.headers.push_back({std::string(h.key), std::string(h.value)});
+  }
   return r;
 }
 

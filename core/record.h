@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -29,6 +31,19 @@ struct Record {
   bool operator==(const Record&) const = default;
 
   const std::string* FindHeader(const std::string& name) const;
+};
+
+// A record as views into bytes someone else owns: what the batch encoder reads, so callers can
+// encode without building Record copies (core/record_batch.h).
+struct HeaderView {
+  std::string_view key;
+  std::string_view value;
+};
+struct RecordView {
+  int64_t timestamp_ms = 0;
+  std::optional<std::string_view> key;
+  std::optional<std::string_view> value;
+  std::span<const HeaderView> headers;
 };
 
 // Header names Sluice puts on every record it produces.
@@ -56,6 +71,15 @@ struct SensorEvent {
 // Maps an event to a record: key = device id, value = payload, timestamp = device time,
 // headers = sensor, country, gateway id, gateway sequence, ingest time, source.
 Record ToRecord(const SensorEvent& e);
+
+// The same record as views into `e` and `scratch` (valid while both live and unmoved): the
+// forwarder's encode path, without ToRecord's copies. ToRecord is built on it.
+struct EventRecordScratch {
+  HeaderView headers[6];
+  char gateway_seq[24];
+  char ingest_ts[24];
+};
+RecordView ViewEventRecord(const SensorEvent& e, EventRecordScratch& scratch);
 // The inverse; fails with kInvalidArgument naming the missing or malformed header.
 Result<SensorEvent> FromRecord(const Record& r);
 

@@ -46,14 +46,14 @@ constexpr int32_t kMinRecordSize = 7;
 constexpr int16_t kCompressionMask = 0x7;
 constexpr int64_t kNoTimestamp = -1;
 
-inline size_t NullableSize(const std::optional<std::string>& s) {
+inline size_t NullableSize(const std::optional<std::string_view>& s) {
   if (!s.has_value()) {
     return VarintSize(-1);
   }
   return VarintSize(static_cast<int32_t>(s->size())) + s->size();
 }
 
-inline char* PutNullable(char* p, const std::optional<std::string>& s) {
+inline char* PutNullable(char* p, const std::optional<std::string_view>& s) {
   if (!s.has_value()) {
     return PutVarint(p, -1);
   }
@@ -69,10 +69,10 @@ inline int64_t WrapAdd(int64_t a, int64_t b) {
 }
 
 // Size of a record after its length prefix.
-size_t RecordBodySize(const Record& r, int32_t offset_delta, int64_t timestamp_delta) {
+size_t RecordBodySize(const RecordView& r, int32_t offset_delta, int64_t timestamp_delta) {
   size_t n = 1 + VarlongSize(timestamp_delta) + VarintSize(offset_delta) + NullableSize(r.key) +
              NullableSize(r.value) + VarintSize(static_cast<int32_t>(r.headers.size()));
-  for (const RecordHeader& h : r.headers) {
+  for (const HeaderView& h : r.headers) {
     n += VarintSize(static_cast<int32_t>(h.key.size())) + h.key.size() +
          VarintSize(static_cast<int32_t>(h.value.size())) + h.value.size();
   }
@@ -163,22 +163,52 @@ Status DecodeRecord(Reader& batch, size_t index, int64_t base_timestamp, Record*
 }  // namespace
 
 std::string EncodeBatch(const RecordBatch& batch) {
-  const size_t n = batch.records.size();
+  std::vector<HeaderView> headers;
+  size_t header_count = 0;
+  for (const Record& r : batch.records) {
+    header_count += r.headers.size();
+  }
+  headers.reserve(header_count);
+  std::vector<RecordView> views(batch.records.size());
+  for (size_t i = 0; i < batch.records.size(); ++i) {
+    const Record& r = batch.records[i];
+    RecordView& v = views[i];
+    v.timestamp_ms = r.timestamp_ms;
+    if (r.key) {
+      v.key = *r.key;
+    }
+    if (r.value) {
+      v.value = *r.value;
+    }
+    const size_t first = headers.size();
+    for (const RecordHeader& h : r.headers) {
+      headers.push_back({h.key, h.value});
+    }
+    v.headers = std::span<const HeaderView>(headers.data() + first, r.headers.size());
+  }
+  return EncodeBatch(batch, views);
+}
+
+std::string EncodeBatch(const RecordBatch& batch, std::span<const RecordView> records) {
+  const size_t n = records.size();
   int64_t base_timestamp = kNoTimestamp;
   int64_t max_timestamp = kNoTimestamp;
   if (n > 0) {
-    base_timestamp = batch.records.front().timestamp_ms;
+    base_timestamp = records.front().timestamp_ms;
     max_timestamp = base_timestamp;
-    for (const Record& r : batch.records) {
+    for (const RecordView& r : records) {
       max_timestamp = std::max(max_timestamp, r.timestamp_ms);
     }
   }
 
+  // Each record's size is computed once and kept for its length prefix below.
+  std::vector<uint32_t> bodies(n);
   size_t total = kBatchHeaderSize;
   for (size_t i = 0; i < n; ++i) {
-    const Record& r = batch.records[i];
+    const RecordView& r = records[i];
     const size_t body =
         RecordBodySize(r, static_cast<int32_t>(i), WrapSub(r.timestamp_ms, base_timestamp));
+    bodies[i] = static_cast<uint32_t>(body);
     total += VarintSize(static_cast<int32_t>(body)) + body;
   }
 
@@ -199,17 +229,17 @@ std::string EncodeBatch(const RecordBatch& batch) {
   p = PutBig<int32_t>(p, static_cast<int32_t>(n));
 
   for (size_t i = 0; i < n; ++i) {
-    const Record& r = batch.records[i];
+    const RecordView& r = records[i];
     const auto offset_delta = static_cast<int32_t>(i);
     const int64_t timestamp_delta = WrapSub(r.timestamp_ms, base_timestamp);
-    p = PutVarint(p, static_cast<int32_t>(RecordBodySize(r, offset_delta, timestamp_delta)));
+    p = PutVarint(p, static_cast<int32_t>(bodies[i]));
     *p++ = 0;  // record attributes: unused
     p = PutVarlong(p, timestamp_delta);
     p = PutVarint(p, offset_delta);
     p = PutNullable(p, r.key);
     p = PutNullable(p, r.value);
     p = PutVarint(p, static_cast<int32_t>(r.headers.size()));
-    for (const RecordHeader& h : r.headers) {
+    for (const HeaderView& h : r.headers) {
       p = PutVarint(p, static_cast<int32_t>(h.key.size()));
       p = PutBytes(p, h.key);
       p = PutVarint(p, static_cast<int32_t>(h.value.size()));

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +61,8 @@ struct BatchHeader {
 // Encodes the batch. Record offset deltas are set to their index; timestamps, lastOffsetDelta
 // and the CRC are computed.
 std::string EncodeBatch(const RecordBatch& batch);
+// The same for records given as views (batch.records is ignored; its header fields are used).
+std::string EncodeBatch(const RecordBatch& batch, std::span<const RecordView> records);
 
 // Parses and validates the header of the batch at the start of `bytes`: magic, length bounds
 // (kCorruption if `bytes` holds less than the whole batch: a truncated or torn batch), CRC.

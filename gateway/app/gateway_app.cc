@@ -37,6 +37,7 @@ Status GatewayApp::Start() {
   bo.sync_interval_ms = config_.buffer_sync_interval_ms;
   bo.max_bytes = config_.buffer_max_bytes;
   bo.overflow = config_.buffer_overflow_http;
+  bo.write_buffer_bytes = static_cast<size_t>(config_.buffer_write_buffer_bytes);
   bo.metrics = &metrics_;
   Result<std::unique_ptr<EventBuffer>> buf = EventBuffer::Open(bo);
   if (!buf.ok()) {

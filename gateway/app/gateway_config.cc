@@ -124,6 +124,13 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
   g.buffer_overflow_mqtt = Overflow(cfg, "buffer.overflow.mqtt", "drop_oldest");
   g.buffer_qos0_max_pending = Positive(cfg, "buffer.qos0_max_pending",
                                        cfg.GetInt("buffer.qos0_max_pending", 10000));
+  g.buffer_write_buffer_bytes =
+      cfg.GetBytes("buffer.write_buffer_bytes", g.buffer_write_buffer_bytes);
+  if (g.buffer_write_buffer_bytes < (int64_t{64} << 10) ||
+      g.buffer_write_buffer_bytes > (int64_t{1} << 30)) {
+    // LevelDB would clamp silently; say so at start-up instead.
+    cfg.Fail("buffer.write_buffer_bytes", "must be in 64KiB..1GiB");
+  }
 
   g.forward_topic = cfg.GetString("forward.topic", "sensors");
   if (!IsName(g.forward_topic)) {

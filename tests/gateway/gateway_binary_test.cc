@@ -85,6 +85,17 @@ TEST_F(GatewayBinaryTest, BadValuesExit2WithKeyAndReason) {
   EXPECT_EQ(RunWith(kGoodConfig, {"--bogus"}, &out), 2) << out;
 }
 
+TEST_F(GatewayBinaryTest, WriteBufferBytesOutOfRangeExits2) {
+  std::string out;
+  EXPECT_EQ(RunWith(kGoodConfig, {"--set", "buffer.write_buffer_bytes=32KiB"}, &out), 2) << out;
+  EXPECT_NE(out.find("buffer.write_buffer_bytes"), std::string::npos) << out;
+  EXPECT_NE(out.find("64KiB..1GiB"), std::string::npos) << out;
+  EXPECT_EQ(RunWith(kGoodConfig, {"--set", "buffer.write_buffer_bytes=2GiB"}, &out), 2) << out;
+  EXPECT_NE(out.find("buffer.write_buffer_bytes"), std::string::npos) << out;
+  EXPECT_EQ(RunWith(kGoodConfig, {"--set", "buffer.write_buffer_bytes=lots"}, &out), 2) << out;
+  EXPECT_NE(out.find("buffer.write_buffer_bytes"), std::string::npos) << out;
+}
+
 TEST_F(GatewayBinaryTest, HelpExits0) {
   std::string log = dir_.Sub("help.log");
   EXPECT_EQ(RunCommand({BinPath("sluice-gateway"), "--help"}, log, 10000), 0);
