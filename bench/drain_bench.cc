@@ -133,7 +133,8 @@ int main(int argc, char** argv) {
   if (argc > 4) {
     c.forward_max_in_flight = std::stoll(argv[4]);
   }
-  InitHttpThreads(4);
+  const char* threads = std::getenv("SLUICE_BENCH_HTTP_THREADS");  // cpprestsdk pool size
+  InitHttpThreads(threads != nullptr ? std::atoi(threads) : 4);
   SetLogLevel(LogLevel::kWarn);
 
   const double baseline = BrokerBaseline(root + "/baseline", n / 4);

@@ -9,6 +9,7 @@
 # Each row: VmRSS 3 s after /healthz answers (idle), VmHWM (peak, start-up included), and the
 # anonymous/file-backed split of the idle RSS (RssAnon/RssFile).
 # Usage: bench/gateway_footprint.sh BIN_DIR [RECORDS [RESTART_RECORDS]]
+# 4. while draining the --fill backlog to a local sluice-broker (if BIN_DIR has one): peak VmHWM.
 #   Extra gateway flags (e.g. --set buffer.write_buffer_bytes=16MiB) via GW_EXTRA="...".
 set -euo pipefail
 BIN=$1
@@ -21,10 +22,10 @@ trap '[ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null; rm -rf "$DIR"' EXIT
 port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
-start() {  # start DATA_DIR PORT -> sets PID, returns once /healthz answers
+start() {  # start DATA_DIR PORT [EU_URL] -> sets PID, returns once /healthz answers
   # shellcheck disable=SC2086
   "$BIN/sluice-gateway" --config "${GW_CONFIG:-config/gateway-de.yaml}" --set gateway.data_dir="$1" \
-    --set http.port="$2" --set mqtt.enabled=false --set regions.0.url=http://127.0.0.1:1 \
+    --set http.port="$2" --set mqtt.enabled=false --set regions.0.url="${3:-http://127.0.0.1:1}" \
     --set regions.1.url=http://127.0.0.1:1 --set forward.backoff_initial=10m \
     --set forward.backoff_max=10m $EXTRA >>"$1.out" 2>&1 &
   PID=$!
@@ -75,3 +76,29 @@ kill -KILL "$PID"; wait "$PID" 2>/dev/null || true; PID=
 before="buffer $(du -sh "$DIR/killed/buffer" | cut -f1), uncompacted .log $(logs "$DIR/killed")"
 r=$(rss "$DIR/killed")
 echo "idle RSS, restart after SIGKILL, $NR-event backlog: $r [$before]"
+
+# Draining: the --fill backlog (region eu-central) to a local broker; peak RSS while it drains.
+if [ -x "$BIN/sluice-broker" ]; then
+  bp=$(port)
+  SLUICE_DATA_DIR="$DIR/broker" SLUICE_BROKER_PORT=$bp "$BIN/sluice-broker" \
+    --config config/broker-eu-central.yaml >"$DIR/broker.out" 2>&1 &
+  BPID=$!
+  trap '[ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null; kill -KILL "$BPID" 2>/dev/null; rm -rf "$DIR"' EXIT
+  p=$(port)
+  t0=$(date +%s.%N)
+  start "$DIR/full" "$p" "http://127.0.0.1:$bp"
+  left=unknown
+  for _ in $(seq 1 1800); do
+    left=$(curl -sf "http://127.0.0.1:$p/metrics" |
+           awk '/^sluice_gateway_buffered_records\{.*eu-central/ {print $2}')
+    [ "$left" = 0 ] && break
+    sleep 0.1
+  done
+  t1=$(date +%s.%N)
+  sleep 3
+  echo "draining $N records to a local broker: $left left after" \
+       "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s; peak $(mb VmHWM)," \
+       "idle after $(mb VmRSS) (anon $(mb RssAnon))   (target < 30 MB)"
+  kill -TERM "$PID"; wait "$PID" || true; PID=
+  kill -TERM "$BPID"; wait "$BPID" || true
+fi

@@ -69,7 +69,21 @@ ssize_t FaultInjectingFileOps::PWrite(int fd, const void* buf, size_t n, off_t o
   return ::pwrite(fd, buf, n, offset);
 }
 
+void FaultInjectingFileOps::HoldSyncs(bool hold) {
+  std::lock_guard<std::mutex> lock(hold_mu_);
+  hold_ = hold;
+  hold_cv_.notify_all();
+}
+
 int FaultInjectingFileOps::DataSync(int fd) {
+  {
+    std::unique_lock<std::mutex> lock(hold_mu_);
+    if (hold_) {
+      held_ += 1;
+      hold_cv_.wait(lock, [&] { return !hold_; });
+      held_ -= 1;
+    }
+  }
   if (fail_syncs_.load()) {
     errno = EIO;
     return -1;

@@ -8,8 +8,10 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 #include "core/status.h"
@@ -48,8 +50,16 @@ class FaultInjectingFileOps final : public FileOps {
   void SetWriteBudget(int64_t bytes) { budget_.store(bytes); }
   void FailSyncs(bool fail) { fail_syncs_.store(fail); }
   uint64_t failed_writes() const { return failed_writes_.load(); }
+  // While held, every sync blocks (a slow disk, to keep a produce request in its append);
+  // held_syncs() counts the syncs blocked now. Release with HoldSyncs(false).
+  void HoldSyncs(bool hold);
+  int held_syncs() const { return held_.load(); }
 
  private:
+  std::mutex hold_mu_;
+  std::condition_variable hold_cv_;
+  bool hold_ = false;
+  std::atomic<int> held_{0};
   std::atomic<int64_t> budget_{-1};
   std::atomic<bool> fail_syncs_{false};
   std::atomic<uint64_t> failed_writes_{0};

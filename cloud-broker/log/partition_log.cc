@@ -82,6 +82,11 @@ Result<int64_t> PartitionLog::Append(std::string encoded_batch) {
   if (!PeekBatchFrame(encoded_batch, &frame) || frame.total_size() != encoded_batch.size()) {
     return Status::InvalidArgument("append: not one whole RecordBatch v2");
   }
+  if (sync_failed_.load()) {
+    std::lock_guard<std::mutex> fl(flush_mu_);
+    return Status::Unavailable("partition " + dir_ + " stopped after a failed fsync (" +
+                               sync_failure_ + "); restart the broker to recover it");
+  }
   int64_t base;
   int64_t end;
   {
@@ -131,6 +136,10 @@ void PartitionLog::SetVisible(int64_t end) {
 Status PartitionLog::SyncTo(int64_t end) {
   std::unique_lock fl(flush_mu_);
   while (durable_end_ < end) {
+    if (!sync_failure_.empty()) {
+      return Status::Unavailable("partition " + dir_ + " stopped after a failed fsync (" +
+                                 sync_failure_ + ")");
+    }
     if (flushing_) {
       flush_cv_.wait(fl);
       continue;
@@ -153,6 +162,10 @@ Status PartitionLog::SyncTo(int64_t end) {
       durable_end_ = std::max(durable_end_, target);
     } else {
       unflushed_bytes_.fetch_add(covered);
+      sync_failure_ = st.message();
+      sync_failed_ = true;
+      LogError(kComponent, "partition " + dir_ + ": fsync failed (" + st.message() +
+                          "): no more appends until the broker restarts and recovers it");
     }
     flush_cv_.notify_all();
     if (!st.ok()) {

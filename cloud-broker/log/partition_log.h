@@ -149,6 +149,12 @@ class PartitionLog {
   int64_t durable_end_ = 0;        // guarded by flush_mu_
   std::atomic<uint64_t> unflushed_bytes_{0};
   std::atomic<int64_t> last_flush_us_{0};
+  // A failed fsync stops the partition (Kafka takes the log dir offline; after a failed fsync
+  // the page cache may no longer match the disk, so later syncs could "succeed" over lost
+  // writes, and a refused batch's bytes would become readable with the next sync): every later
+  // append fails until a restart recovers the log from what is on disk.
+  std::string sync_failure_;  // guarded by flush_mu_; empty: healthy
+  std::atomic<bool> sync_failed_{false};
   mutable std::mutex corrupt_mu_;
   mutable std::vector<std::pair<std::string, uint64_t>> corrupt_seen_;
 };

@@ -12,6 +12,7 @@ class ProducerTable::Entry {
   std::map<std::pair<std::string, int32_t>, PartitionProducerState> partitions;
   std::map<std::string, int64_t> acked_through;  // per topic
   uint64_t failures = 0;
+  std::atomic<int> running{0};  // requests between Enter and their answer, minus waiting ones
   std::condition_variable changed;
 };
 
@@ -76,16 +77,23 @@ void ProducerTable::Guard::MarkFailed() {
 
 bool ProducerTable::Guard::WaitForAcked(const std::string& topic, int64_t after_seq,
                                         int64_t timeout_ms) {
-  const uint64_t failures = entry_->failures;
-  if (AckedThrough(topic) < after_seq) {
-    table_->pipeline_waits_ += 1;
-    if (table_->pipeline_waits_metric_ != nullptr) {
-      table_->pipeline_waits_metric_->Inc();
-    }
+  if (AckedThrough(topic) >= after_seq) {
+    return true;
   }
-  entry_->changed.wait_for(lock_, std::chrono::milliseconds(timeout_ms), [&] {
-    return AckedThrough(topic) >= after_seq || entry_->failures != failures;
-  });
+  table_->pipeline_waits_ += 1;
+  if (table_->pipeline_waits_metric_ != nullptr) {
+    table_->pipeline_waits_metric_->Inc();
+  }
+  const uint64_t failures = entry_->failures;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  entry_->running -= 1;  // waiting, not running: others waiting on this one must not wait for it
+  // Running requests end without the producer lock (so their answer is never delayed by another
+  // request's append); their notification can be missed, so the predicate is also polled.
+  while (AckedThrough(topic) < after_seq && entry_->failures == failures &&
+         entry_->running.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+    entry_->changed.wait_for(lock_, std::chrono::milliseconds(10));
+  }
+  entry_->running += 1;
   return AckedThrough(topic) >= after_seq;
 }
 
@@ -108,35 +116,57 @@ ProducerTable::ProducerTable(size_t max_producers, MetricsRegistry* metrics)
 
 ProducerTable::~ProducerTable() = default;
 
+std::shared_ptr<ProducerTable::Entry> ProducerTable::EntryFor(int64_t producer_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(producer_id);
+  if (it != entries_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second.second);
+    return it->second.first;
+  }
+  lru_.push_front(producer_id);
+  auto entry = std::make_shared<Entry>();
+  entries_.emplace(producer_id, std::make_pair(entry, lru_.begin()));
+  while (entries_.size() > max_producers_) {
+    int64_t victim = lru_.back();
+    lru_.pop_back();
+    entries_.erase(victim);
+    evictions_ += 1;
+    if (evictions_metric_ != nullptr) {
+      evictions_metric_->Inc();
+    }
+  }
+  if (size_metric_ != nullptr) {
+    size_metric_->Set(static_cast<int64_t>(entries_.size()));
+  }
+  return entry;
+}
+
 ProducerTable::Guard ProducerTable::Lock(int64_t producer_id) {
   Guard g;
   g.table_ = this;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = entries_.find(producer_id);
-    if (it != entries_.end()) {
-      lru_.splice(lru_.begin(), lru_, it->second.second);
-      g.entry_ = it->second.first;
-    } else {
-      lru_.push_front(producer_id);
-      g.entry_ = std::make_shared<Entry>();
-      entries_.emplace(producer_id, std::make_pair(g.entry_, lru_.begin()));
-      while (entries_.size() > max_producers_) {
-        int64_t victim = lru_.back();
-        lru_.pop_back();
-        entries_.erase(victim);
-        evictions_ += 1;
-        if (evictions_metric_ != nullptr) {
-          evictions_metric_->Inc();
-        }
-      }
-      if (size_metric_ != nullptr) {
-        size_metric_->Set(static_cast<int64_t>(entries_.size()));
-      }
-    }
-  }
+  g.entry_ = EntryFor(producer_id);
   g.lock_ = std::unique_lock<std::mutex>(g.entry_->mu);
   return g;
+}
+
+ProducerTable::Running ProducerTable::Enter(int64_t producer_id) {
+  Running r;
+  r.entry_ = EntryFor(producer_id);
+  r.entry_->running += 1;
+  return r;
+}
+
+int ProducerTable::running(int64_t producer_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(producer_id);
+  return it == entries_.end() ? 0 : it->second.first->running.load();
+}
+
+ProducerTable::Running::~Running() {
+  if (entry_ != nullptr) {
+    entry_->running -= 1;
+    entry_->changed.notify_all();
+  }
 }
 
 void ProducerTable::CountDuplicates(uint64_t n) {

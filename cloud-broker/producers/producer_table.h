@@ -18,7 +18,9 @@
 // (AckedThrough), so a later batch can never be stored before an earlier one that failed (which
 // would reorder a device's records, and make the per-partition dedup above skip the earlier
 // batch's records on its retry). WaitForAcked waits, without the producer lock, for that success
-// or for a failure of this producer; the caller refuses with 409 when it does not come. The mark
+// or for a failure of this producer, and only while another request of this producer is running
+// (Enter: from arrival to answer), so a waiting request never holds a server thread for a batch
+// that has not arrived; the caller refuses with 409 when the success does not come. The mark
 // is in memory only: after a restart a pipelined request waits for its predecessor again, and a
 // request without the header (its predecessor was acknowledged) never waits.
 // Thread-safety: thread-safe. Lock(pid) serialises the produce requests of one producer (check +
@@ -88,10 +90,26 @@ class ProducerTable {
     std::unique_lock<std::mutex> lock_;
   };
 
+  // Counts one request of a producer as running while it lives (see WaitForAcked).
+  class Running {
+   public:
+    Running() = default;
+    Running(Running&&) = default;
+    Running& operator=(Running&&) = default;
+    ~Running();
+
+   private:
+    friend class ProducerTable;
+    std::shared_ptr<Entry> entry_;
+  };
+
   explicit ProducerTable(size_t max_producers, MetricsRegistry* metrics = nullptr);
   ~ProducerTable();
 
   Guard Lock(int64_t producer_id);
+  Running Enter(int64_t producer_id);
+  // Requests of this producer running now (entered, not waiting in WaitForAcked).
+  int running(int64_t producer_id);
 
   // Scans every partition of every topic in `store` (segment files, batch by batch) and records
   // each producer batch. Call before serving. Returns the number of batches seen.
@@ -107,6 +125,8 @@ class ProducerTable {
   uint64_t pipeline_waits() const { return pipeline_waits_.load(); }
 
  private:
+  std::shared_ptr<Entry> EntryFor(int64_t producer_id);  // creates it, LRU-evicts beyond the cap
+
   mutable std::mutex mu_;
   const size_t max_producers_;
   std::list<int64_t> lru_;  // front: most recently used

@@ -79,6 +79,15 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
                     topic, "invalid_header", 0);
     }
   }
+  // A producer's request counts as running from here, before it is decoded, so a pipelined
+  // request that overtook it waits for it instead of being refused.
+  std::optional<ProducerTable::Running> running;
+  if (options_.producers != nullptr) {
+    Result<BatchHeader> header = ParseBatchHeader(body, /*verify_crc=*/false);
+    if (header.ok() && header->producer_id >= 0) {
+      running.emplace(options_.producers->Enter(header->producer_id));
+    }
+  }
   int64_t producer_id = -1;
   HttpResponse r = ProduceBatch(topic, body, after_seq, &producer_id);
   if ((r.status < 200 || r.status >= 300) && producer_id >= 0 && options_.producers != nullptr) {

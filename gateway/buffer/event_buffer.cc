@@ -17,8 +17,8 @@ namespace {
 constexpr const char* kLog = "buffer";
 // Sequences skipped at each open in sync: interval mode: far more than one interval can use.
 constexpr uint64_t kIntervalSeqJump = uint64_t{1} << 32;
-// The commit thread gives freed heap back to the OS after this long without appends, if at
-// least kTrimAfterBytes were committed since it last did.
+// The commit thread gives freed heap back to the OS after this long without appends or
+// removals, if at least kTrimAfterBytes were appended or removed since it last did.
 constexpr auto kIdleBeforeTrim = std::chrono::seconds(1);
 constexpr int64_t kTrimAfterBytes = int64_t{1} << 20;
 
@@ -79,6 +79,7 @@ Status EventBuffer::Init() {
   // it; the verify scan decoded every record. That memory is free now, but glibc keeps it
   // (core/allocator_tuning.h raises M_TRIM_THRESHOLD for request bodies): give it back once.
   malloc_trim(0);
+  churn_bytes_ = 0;
   if (options_.sync == SyncMode::kInterval) {
     // An OS crash can lose the last interval's unsynced writes, m/next_seq included, after the
     // broker already stored some of those sequences; handing them out again would make the
@@ -171,24 +172,27 @@ void EventBuffer::CommitLoop() {
   using Clock = std::chrono::steady_clock;
   const auto interval = std::chrono::milliseconds(options_.sync_interval_ms);
   auto last_sync = Clock::now();
-  int64_t since_trim = 0;  // bytes committed since the last malloc_trim
+  int64_t churn_seen = -1;  // churn_bytes_ at the previous idle wake-up
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     const auto has_work = [&] { return !queue_.empty() || stopping_; };
     if (options_.sync == SyncMode::kInterval && dirty_) {
       cv_.wait_until(lock, last_sync + interval, has_work);
-    } else if (since_trim >= kTrimAfterBytes) {
-      // After a burst, once idle: return the freed memtables and request buffers to the OS
-      // (glibc keeps them: core/allocator_tuning.h). Never under load, where they are reused.
-      if (!cv_.wait_for(lock, kIdleBeforeTrim, has_work)) {
-        since_trim = 0;
+    } else if (!cv_.wait_for(lock, kIdleBeforeTrim, has_work)) {
+      // After a burst of appends or a drain, once nothing was appended or removed for a whole
+      // period: return the freed memtables and buffers to the OS (glibc keeps them, see
+      // core/allocator_tuning.h). Never under load, where they are reused.
+      const int64_t churn = churn_bytes_.load();
+      if (churn >= kTrimAfterBytes && churn == churn_seen) {
+        churn_bytes_ -= churn;
+        churn_seen = -1;
         lock.unlock();
         malloc_trim(0);
         lock.lock();
-        continue;
+      } else {
+        churn_seen = churn;
       }
-    } else {
-      cv_.wait(lock, has_work);
+      continue;
     }
     if (options_.sync == SyncMode::kInterval && dirty_ &&
         (Clock::now() >= last_sync + interval || (stopping_ && queue_.empty()))) {
@@ -217,7 +221,6 @@ void EventBuffer::CommitLoop() {
     queued_events_ = 0;
     int64_t batch_bytes = queued_bytes_;
     queued_bytes_ = 0;
-    since_trim += batch_bytes;
     lock.unlock();
     if (options_.max_bytes > 0 && total_bytes_.load() + batch_bytes > options_.max_bytes) {
       MakeRoom(total_bytes_.load() + batch_bytes - options_.max_bytes);
@@ -308,6 +311,7 @@ void EventBuffer::Adjust(RegionStats& rs, int64_t records, int64_t bytes) {
   rs.records += records;
   rs.bytes += bytes;
   total_bytes_ += bytes;
+  churn_bytes_ += bytes < 0 ? -bytes : bytes;
 }
 
 bool IsBufferFull(const Status& st) {

@@ -135,6 +135,9 @@ class EventBuffer {
   std::atomic<uint64_t> dropped_oldest_{0};
   std::atomic<uint64_t> expired_{0};
   std::atomic<int64_t> total_bytes_{0};
+  // Bytes appended or removed (Adjust) since the commit thread last ran malloc_trim: once it
+  // stops changing for kIdleBeforeTrim, freed memtables and buffers go back to the OS.
+  std::atomic<int64_t> churn_bytes_{0};
   std::mutex evict_mu_;  // serialises evictions with Remove/DeadLetter/Quarantine
   std::atomic<uint64_t> next_seq_{0};
 

@@ -251,7 +251,8 @@ TEST_F(ProducerStateTest, ProducerTableIsBoundedWithLruEviction) {
 
 TEST_F(ProducerStateTest, PipelinedBatchIsRefusedWhileTheBatchItFollowsIsNotStored) {
   // Batch [0,30) was sent but never arrived (or failed): the batch after it must not be stored,
-  // or the retry of [0,30) would be skipped as "already stored" and devices reordered.
+  // or the retry of [0,30) would be skipped as "already stored" and devices reordered. Nothing
+  // of this producer is running, so it is refused at once rather than holding a thread.
   Ack b = Post(Seqs(30, 60), 7, "29");
   EXPECT_EQ(b.status, 409) << b.body;
   EXPECT_NE(b.body.find("out_of_order_sequence"), std::string::npos) << b.body;
@@ -266,47 +267,75 @@ TEST_F(ProducerStateTest, PipelinedBatchIsRefusedWhileTheBatchItFollowsIsNotStor
   }
 }
 
-TEST_F(ProducerStateTest, PipelinedBatchWaitsForTheBatchItFollowsAndIsStoredAfterIt) {
-  // The second batch reaches the broker first: it waits for the first instead of failing.
-  Ack second;
-  std::thread early([&] {
-    HttpClient c("http://127.0.0.1:" + std::to_string(broker_->port()));
-    auto r = c.Send("POST", "/v1/topics/sensors/records",
-                    testing::EncodeRecords(Seqs(30, 60), 7), kBatchType,
-                    {{"Sluice-After-Seq", "29"}});
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    second.status = r->status;
-    second.body = r->body;
-  });
-  ASSERT_TRUE(sluice::testing::WaitFor([&] { return broker_->producers().pipeline_waits() == 1; },
-                                        5000));  // parked at the broker
-  Ack first = Post(Seqs(0, 30), 7);
-  early.join();
-  ASSERT_EQ(first.status, 200) << first.body;
-  ASSERT_EQ(second.status, 200) << second.body;
+// Posts on its own connection from another thread (a request in flight beside others).
+class AsyncPost {
+ public:
+  AsyncPost(int port, std::vector<Record> recs, const std::string& after) {
+    thread_ = std::thread([this, port, recs = std::move(recs), after] {
+      HttpClient c("http://127.0.0.1:" + std::to_string(port));
+      std::map<std::string, std::string> h;
+      if (!after.empty()) {
+        h["Sluice-After-Seq"] = after;
+      }
+      auto r = c.Send("POST", "/v1/topics/sensors/records", testing::EncodeRecords(recs, 7),
+                      kBatchType, h);
+      status_ = r.ok() ? r->status : -1;
+    });
+  }
+  ~AsyncPost() {
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+  int Wait() {
+    thread_.join();
+    return status_;
+  }
+
+ private:
+  std::thread thread_;
+  int status_ = 0;
+};
+
+TEST_F(ProducerStateTest, PipelinedBatchWaitsForTheRunningBatchItFollowsAndIsStoredAfterIt) {
+  ops_.HoldSyncs(true);  // the first batch stays in its append (fsync) until released
+  AsyncPost first(broker_->port(), Seqs(0, 30), "");
+  EXPECT_TRUE(sluice::testing::WaitFor([&] { return ops_.held_syncs() > 0; }, 5000));
+  AsyncPost second(broker_->port(), Seqs(30, 60), "29");
+  // Both running: the second is parked behind the first (on its lock or waiting for its mark).
+  EXPECT_TRUE(sluice::testing::WaitFor([&] { return broker_->producers().running(7) == 2; },
+                                        5000));
+  ops_.HoldSyncs(false);
+  EXPECT_EQ(first.Wait(), 200);
+  EXPECT_EQ(second.Wait(), 200);
   std::map<int64_t, int> seen = StoredSeqs();  // checks per-partition gateway_seq order
   EXPECT_EQ(seen.size(), 60u);
 }
 
-TEST_F(ProducerStateTest, PipelinedBatchFailsAtOnceWhenTheBatchItFollowsIsRefused) {
+TEST_F(ProducerStateTest, PipelinedBatchFailsWhenTheBatchItFollowsFailsAndNothingIsDuplicated) {
   ASSERT_EQ(Post(Seqs(0, 10), 7).status, 200);
-  Ack second;
-  std::thread early([&] {
-    HttpClient c("http://127.0.0.1:" + std::to_string(broker_->port()));
-    auto r = c.Send("POST", "/v1/topics/sensors/records",
-                    testing::EncodeRecords(Seqs(20, 30), 7), kBatchType,
-                    {{"Sluice-After-Seq", "19"}});
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    second.status = r->status;
-  });
-  ASSERT_TRUE(sluice::testing::WaitFor([&] { return broker_->producers().pipeline_waits() == 1; },
+  ops_.HoldSyncs(true);
+  ops_.FailSyncs(true);  // the first batch's append fails once released: 503, nothing acked
+  AsyncPost first(broker_->port(), Seqs(10, 20), "");
+  EXPECT_TRUE(sluice::testing::WaitFor([&] { return ops_.held_syncs() > 0; }, 5000));
+  AsyncPost second(broker_->port(), Seqs(20, 30), "19");
+  EXPECT_TRUE(sluice::testing::WaitFor([&] { return broker_->producers().running(7) == 2; },
                                         5000));
-  std::vector<Record> bad = Seqs(10, 20);
-  bad[3].key.reset();  // refused whole: 400 invalid_record
-  EXPECT_EQ(Post(bad, 7).status, 400);
-  early.join();
-  EXPECT_EQ(second.status, 409);
-  EXPECT_EQ(Stored(), 10);
+  ops_.HoldSyncs(false);
+  EXPECT_EQ(first.Wait(), 503);
+  EXPECT_EQ(second.Wait(), 409);  // never stored ahead of the batch it follows
+  ops_.FailSyncs(false);
+  // After a failed fsync the partition takes no appends until a restart recovers it from what
+  // is on disk (whether the failed batch's bytes made it or not, the retry stores it once).
+  EXPECT_EQ(Post(Seqs(10, 20), 7).status, 503);
+  Restart();
+  ASSERT_EQ(Post(Seqs(10, 20), 7).status, 200);  // the producer re-sends in order
+  ASSERT_EQ(Post(Seqs(20, 30), 7, "19").status, 200);
+  std::map<int64_t, int> seen = StoredSeqs();
+  EXPECT_EQ(seen.size(), 30u);
+  for (const auto& [seq, n] : seen) {
+    EXPECT_EQ(n, 1) << "seq " << seq;
+  }
 }
 
 TEST_F(ProducerStateTest, MalformedAfterSeqHeaderIsRefusedWithTheField) {
