@@ -173,39 +173,56 @@ int main(int argc, char** argv) {
                std::chrono::duration<double>(t0.time_since_epoch()).count(),
                std::chrono::duration<double>(WallClock::now().time_since_epoch()).count());
 
-  // 2. Broker down again, a second backlog, then drain it while live HTTP ingest runs.
-  broker->Stop();
-  broker.reset();
-  Fill(buf, n, n);
-  std::atomic<bool> stop{false};
-  std::atomic<int64_t> live{0};
-  std::thread client([&] {
-    HttpClient http("http://127.0.0.1:" + std::to_string(app.http_port()));
-    std::string body;
-    for (int k = 0; k < 1000; ++k) {
-      body += "{\"device_id\":\"live-" + std::to_string(k % 100) + "\",\"sensor\":\"t\"," +
-              "\"value\":1.5,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}\n";
-    }
-    while (!stop) {
-      auto r = http.Send("POST", "/v1/events", body, "application/x-ndjson");
-      if (r.ok() && r->status == 202) {
-        live += 1000;
+  // 2 and 3. Broker down again, another backlog, then drained while live HTTP ingest runs:
+  // first a steady 20,000 events/s (a busy edge site), then one client posting flat out (the two
+  // then share the 2 cores). The drain figure counts every record delivered, live ones included.
+  struct LivePass {
+    double drain = 0;
+    double live = 0;
+    double startup_ms = 0;
+  };
+  auto pass_with_live = [&](int64_t from, int64_t live_per_s) {
+    broker->Stop();
+    broker.reset();
+    Fill(buf, from, n);
+    std::atomic<bool> stop{false};
+    std::atomic<int64_t> live{0};
+    std::thread client([&] {
+      HttpClient http("http://127.0.0.1:" + std::to_string(app.http_port()));
+      std::string body;
+      for (int k = 0; k < 1000; ++k) {
+        body += "{\"device_id\":\"live-" + std::to_string(k % 100) + "\",\"sensor\":\"t\"," +
+                "\"value\":1.5,\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}\n";
       }
+      const auto start = WallClock::now();
+      while (!stop) {
+        if (live_per_s > 0 && live.load() >= static_cast<int64_t>(Secs(start) * live_per_s)) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          continue;
+        }
+        auto r = http.Send("POST", "/v1/events", body, "application/x-ndjson");
+        if (r.ok() && r->status == 202) {
+          live += 1000;
+        }
+      }
+    });
+    const uint64_t forwarded0 = fwd->forwarded();
+    LivePass out;
+    const auto t = WallClock::now();
+    broker = StartBroker(root + "/broker", broker_port);  // rebuilds producer state
+    out.startup_ms = Secs(t) * 1000;
+    while (fwd->forwarded() - forwarded0 < static_cast<uint64_t>(n)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-  });
-  const uint64_t forwarded0 = fwd->forwarded();
-  t0 = WallClock::now();
-  const auto tb = WallClock::now();
-  broker = StartBroker(root + "/broker", broker_port);  // rebuilds producer state from 1M
-  const double startup_ms = Secs(tb) * 1000;
-  while (fwd->forwarded() - forwarded0 < static_cast<uint64_t>(n)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  const double secs = Secs(t0);
-  const double drain_live = static_cast<double>(n) / secs;
-  const double live_rate = static_cast<double>(live.load()) / secs;
-  stop = true;
-  client.join();
+    const double secs = Secs(t);
+    out.drain = static_cast<double>(n) / secs;
+    out.live = static_cast<double>(live.load()) / secs;
+    stop = true;
+    client.join();
+    return out;
+  };
+  const LivePass steady = pass_with_live(n, 20'000);
+  const LivePass flat_out = pass_with_live(2 * n, 0);
 
   std::printf("== drain (%lld records buffered, forward.batch_max_records=%lld, "
               "forward.max_in_flight=%lld, log.flush=%s)\n",
@@ -215,13 +232,18 @@ int main(int argc, char** argv) {
                                                      : "always");
   bench::Row("drain backlog -> broker (records/s)", drain, "rec/s",
              "broker produce, 1 in flight", baseline);
-  bench::Row("drain while live HTTP ingest (records/s)", drain_live, "rec/s",
+  bench::Row("drain, live ingest 20k ev/s (records/s)", steady.drain, "rec/s",
              "broker produce, 1 in flight", baseline);
-  bench::Row("  live HTTP ingest during drain (events/s)", live_rate, "ev/s",
-             "drain rate", drain_live);
-  std::printf("broker start-up incl. producer-state rebuild over %lld records: %.0f ms "
-              "(target drain >= 300000 rec/s)\n",
-              static_cast<long long>(n), startup_ms);
+  bench::Row("  live HTTP ingest during drain (events/s)", steady.live, "ev/s", "drain rate",
+             steady.drain);
+  bench::Row("drain, live ingest flat out (records/s)", flat_out.drain, "rec/s",
+             "broker produce, 1 in flight", baseline);
+  bench::Row("  live HTTP ingest during drain (events/s)", flat_out.live, "ev/s", "drain rate",
+             flat_out.drain);
+  std::printf("broker start-up incl. producer-state rebuild over %lld / %lld records: %.0f / "
+              "%.0f ms, inside the live-ingest drain times (target drain >= 300000 rec/s)\n",
+              static_cast<long long>(n), static_cast<long long>(2 * n), steady.startup_ms,
+              flat_out.startup_ms);
   app.Stop();
   broker->Stop();
   std::filesystem::remove_all(root);
