@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cctype>
+#include <condition_variable>
 #include <mutex>
 
 #include "core/logging.h"
@@ -106,9 +107,24 @@ void Reply(http::http_request req, HttpResponse resp) {
   }
 }
 
+// What a request in progress needs from its server, shared so that a body read that completes
+// after Stop() (or after the server is gone) finds the gate closed instead of a dead handler.
+struct ServerGate {
+  HttpHandler handler;
+  int64_t max_body_bytes = 0;
+  std::mutex mu;
+  std::condition_variable idle;
+  int running = 0;  // handler calls in progress
+  bool closed = false;
+};
+
 class CppRestServer final : public HttpServer {
  public:
-  CppRestServer(const HttpServerOptions& o, HttpHandler h) : options_(o), handler_(std::move(h)) {}
+  CppRestServer(const HttpServerOptions& o, HttpHandler h)
+      : options_(o), gate_(std::make_shared<ServerGate>()) {
+    gate_->handler = std::move(h);
+    gate_->max_body_bytes = o.max_body_bytes;
+  }
   ~CppRestServer() override { Stop(); }
 
   Status Open() {
@@ -127,6 +143,8 @@ class CppRestServer final : public HttpServer {
     }
   }
 
+  // Stops listening, then waits (up to 30 s) for handler calls in progress to return, so the
+  // caller may destroy what the handler uses as soon as Stop() returns.
   void Stop() override {
     std::lock_guard<std::mutex> lock(stop_mu_);
     if (!open_) return;
@@ -135,6 +153,12 @@ class CppRestServer final : public HttpServer {
       listener_->close().wait();
     } catch (const std::exception& e) {
       LogWarn("http", std::string("close failed: ") + e.what());
+    }
+    std::unique_lock<std::mutex> gl(gate_->mu);
+    gate_->closed = true;
+    if (!gate_->idle.wait_for(gl, std::chrono::seconds(30), [&] { return gate_->running == 0; })) {
+      LogError("http", "stop: " + std::to_string(gate_->running) +
+                           " handler call(s) still running after 30 s");
     }
   }
 
@@ -160,27 +184,27 @@ class CppRestServer final : public HttpServer {
       return;
     }
     const uint64_t declared = req.headers().content_length();
-    if (static_cast<int64_t>(declared) > options_.max_body_bytes) {
+    if (static_cast<int64_t>(declared) > gate_->max_body_bytes) {
       Reply(req, HttpResponse::Error(413, "too_large",
                                      "body of " + std::to_string(declared) + " bytes exceeds the limit of " +
-                                         std::to_string(options_.max_body_bytes) + " bytes"));
+                                         std::to_string(gate_->max_body_bytes) + " bytes"));
       return;
     }
     HttpResponder responder([req](HttpResponse resp) { Reply(req, std::move(resp)); });
     if (declared == 0 && r.Header("transfer-encoding").empty()) {
-      Dispatch(std::move(r), responder);
+      Dispatch(*gate_, std::move(r), responder);
       return;
     }
     auto shared = std::make_shared<HttpRequest>(std::move(r));
     // extract_utf8string(true) hands the bytes over as they are (no charset conversion), read once
     // into the string: extract_vector() plus a copy cost a visible share of produce's CPU.
-    req.extract_utf8string(true).then([this, shared, responder](pplx::task<std::string> t) {
+    req.extract_utf8string(true).then([gate = gate_, shared, responder](pplx::task<std::string> t) {
       try {
         std::string body = t.get();
-        if (static_cast<int64_t>(body.size()) > options_.max_body_bytes) {
+        if (static_cast<int64_t>(body.size()) > gate->max_body_bytes) {
           responder(HttpResponse::Error(413, "too_large",
                                         "body exceeds the limit of " +
-                                            std::to_string(options_.max_body_bytes) + " bytes"));
+                                            std::to_string(gate->max_body_bytes) + " bytes"));
           return;
         }
         shared->body = std::move(body);
@@ -188,21 +212,33 @@ class CppRestServer final : public HttpServer {
         responder(HttpResponse::Error(400, "bad_request", std::string("cannot read body: ") + e.what()));
         return;
       }
-      Dispatch(std::move(*shared), responder);
+      Dispatch(*gate, std::move(*shared), responder);
     });
   }
 
-  void Dispatch(HttpRequest&& r, const HttpResponder& responder) {
+  static void Dispatch(ServerGate& gate, HttpRequest&& r, const HttpResponder& responder) {
+    {
+      std::lock_guard<std::mutex> lock(gate.mu);
+      if (gate.closed) {
+        responder(HttpResponse::Error(503, "shutting_down", "the server is stopping"));
+        return;
+      }
+      gate.running += 1;
+    }
     try {
-      handler_(std::move(r), responder);
+      gate.handler(std::move(r), responder);
     } catch (const std::exception& e) {
       LogError("http", std::string("handler threw: ") + e.what());
       responder(HttpResponse::Error(500, "internal", e.what()));
     }
+    std::lock_guard<std::mutex> lock(gate.mu);
+    if (--gate.running == 0) {
+      gate.idle.notify_all();
+    }
   }
 
   HttpServerOptions options_;
-  HttpHandler handler_;
+  std::shared_ptr<ServerGate> gate_;
   std::unique_ptr<http_listener> listener_;
   std::mutex stop_mu_;
   bool open_ = false;
