@@ -100,5 +100,9 @@ if [ -x "$BIN/sluice-broker" ]; then
        "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s; peak $(mb VmHWM)," \
        "idle after $(mb VmRSS) (anon $(mb RssAnon))   (target < 30 MB)"
   kill -TERM "$PID"; wait "$PID" || true; PID=
-  kill -TERM "$BPID"; wait "$BPID" || true
+  if kill -0 "$BPID" 2>/dev/null; then
+    kill -TERM "$BPID"; wait "$BPID" || true
+  else
+    echo "  (the broker died during the run: $(tail -3 "$DIR/broker.out"))"
+  fi
 fi

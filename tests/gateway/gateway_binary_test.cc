@@ -83,6 +83,9 @@ TEST_F(GatewayBinaryTest, BadValuesExit2WithKeyAndReason) {
   EXPECT_EQ(RunWith(kGoodConfig, {"--set", "gateway.country=JP"}, &out), 2) << out;
   EXPECT_NE(out.find("gateway.country"), std::string::npos) << out;
   EXPECT_EQ(RunWith(kGoodConfig, {"--bogus"}, &out), 2) << out;
+  EXPECT_EQ(RunWith(kGoodConfig, {"--set", "forward.max_in_flight=0"}, &out), 2) << out;
+  EXPECT_NE(out.find("forward.max_in_flight"), std::string::npos) << out;
+  EXPECT_NE(out.find("1..16"), std::string::npos) << out;
 }
 
 TEST_F(GatewayBinaryTest, WriteBufferBytesOutOfRangeExits2) {
