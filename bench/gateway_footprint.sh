@@ -83,7 +83,7 @@ if [ -x "$BIN/sluice-broker" ]; then
   SLUICE_DATA_DIR="$DIR/broker" SLUICE_BROKER_PORT=$bp "$BIN/sluice-broker" \
     --config config/broker-eu-central.yaml >"$DIR/broker.out" 2>&1 &
   BPID=$!
-  trap '[ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null; kill -KILL "$BPID" 2>/dev/null; rm -rf "$DIR"' EXIT
+  trap '[ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null; kill -KILL "$BPID" 2>/dev/null || true; rm -rf "$DIR"' EXIT
   p=$(port)
   t0=$(date +%s.%N)
   start "$DIR/full" "$p" "http://127.0.0.1:$bp"

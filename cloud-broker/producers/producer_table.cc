@@ -4,17 +4,9 @@
 #include <chrono>
 #include <condition_variable>
 
-namespace sluice::broker {
+#include "cloud-broker/producers/producer_entry.h"
 
-class ProducerTable::Entry {
- public:
-  std::mutex mu;
-  std::map<std::pair<std::string, int32_t>, PartitionProducerState> partitions;
-  std::map<std::string, int64_t> acked_through;  // per topic
-  uint64_t failures = 0;
-  std::atomic<int> running{0};  // requests between Enter and their answer, minus waiting ones
-  std::condition_variable changed;
-};
+namespace sluice::broker {
 
 int64_t GatewaySeqOf(const Record& record) {
   const std::string* s = record.FindHeader(kHeaderGatewaySeq);

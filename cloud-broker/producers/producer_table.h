@@ -115,6 +115,13 @@ class ProducerTable {
   // each producer batch. Call before serving. Returns the number of batches seen.
   Result<uint64_t> RebuildFromLog(const TopicStore& store);  // producer_rebuild.cc
 
+  // Snapshots (producer_snapshot.cc): written at a clean stop, loaded at start instead of
+  // RebuildFromLog when every partition's log still ends where the snapshot says. The file is
+  // deleted when loaded. False (with *why_not) when it cannot be used: the table is then empty.
+  Status WriteSnapshot(const TopicStore& store, const std::string& path);
+  Result<bool> LoadSnapshot(const TopicStore& store, const std::string& path,
+                            std::string* why_not);
+
   // Counts records a produce skipped as already stored (sluice_broker_duplicates_total).
   void CountDuplicates(uint64_t n);
   uint64_t duplicates() const { return duplicates_.load(); }
@@ -126,6 +133,8 @@ class ProducerTable {
 
  private:
   std::shared_ptr<Entry> EntryFor(int64_t producer_id);  // creates it, LRU-evicts beyond the cap
+  Result<bool> LoadSnapshotFile(const TopicStore& store, const std::string& path,
+                                std::string* why_not);
 
   mutable std::mutex mu_;
   const size_t max_producers_;

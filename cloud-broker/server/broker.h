@@ -46,6 +46,7 @@ class Broker {
 
  private:
   explicit Broker(BrokerOptions options);
+  std::string ProducerSnapshotPath() const { return options_.data_dir + "/producers.snapshot"; }
 
   BrokerOptions options_;
   MetricsRegistry registry_;

@@ -7,6 +7,8 @@
 #include <rapidjson/document.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <thread>
 
@@ -217,20 +219,45 @@ TEST_F(ProducerStateTest, OtherProducersAndBatchesWithoutProducerIdAreNotDedupli
   EXPECT_EQ(Stored(), 30);
 }
 
-TEST_F(ProducerStateTest, StateIsRebuiltFromTheLogAfterARestart) {
+// How the broker comes back: from the snapshot of its clean stop, or from its log when the
+// snapshot is missing (a crash) or corrupt.
+enum class Comeback { kSnapshot, kNoSnapshot, kCorruptSnapshot };
+
+class ProducerStateRestartTest : public ProducerStateTest,
+                                 public ::testing::WithParamInterface<Comeback> {};
+
+TEST_P(ProducerStateRestartTest, StateSurvivesARestart) {
   Ack first = Post(Seqs(0, 50), 7);  // 4 KiB segments: spans several segment files
   ASSERT_EQ(first.status, 200);
-  ASSERT_EQ(Post(Seqs(50, 100), 7).status, 200);
-  Restart();
+  Ack second = Post(Seqs(50, 100), 7);
+  ASSERT_EQ(second.status, 200);
+  client_.reset();
+  broker_.reset();  // a clean stop writes the snapshot
+  const std::string snapshot = dir_.path() + "/producers.snapshot";
+  ASSERT_TRUE(std::filesystem::exists(snapshot));
+  if (GetParam() == Comeback::kNoSnapshot) {
+    std::filesystem::remove(snapshot);
+  } else if (GetParam() == Comeback::kCorruptSnapshot) {
+    std::fstream f(snapshot, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(20);
+    f.put('\x5a');
+  }
+  Start();
+  EXPECT_FALSE(std::filesystem::exists(snapshot));  // used at most once
   EXPECT_EQ(broker_->producers().size(), 1u);
   EXPECT_EQ(Stored(), 100);
   Ack retry = Post(Seqs(50, 100), 7);
   ASSERT_EQ(retry.status, 200);
   EXPECT_EQ(retry.duplicates, 50u);
+  EXPECT_EQ(retry.parts, second.parts);  // the original offsets
   EXPECT_EQ(Stored(), 100);
   ASSERT_EQ(Post(Seqs(100, 110), 7).status, 200);
   EXPECT_EQ(Stored(), 110);
 }
+
+INSTANTIATE_TEST_SUITE_P(Comebacks, ProducerStateRestartTest,
+                         ::testing::Values(Comeback::kSnapshot, Comeback::kNoSnapshot,
+                                           Comeback::kCorruptSnapshot));
 
 TEST_F(ProducerStateTest, ProducerTableIsBoundedWithLruEviction) {
   Restart(/*max_ids=*/2);
