@@ -5,12 +5,13 @@
 #   2. a RECORDS-record backlog written through EventBuffer (sluice-bench-gateway-buffer --fill);
 #   3. right after a restart over a backlog of RESTART_RECORDS events POSTed to the real gateway
 #      (/v1/events, 1,000-event NDJSON bodies) which was then SIGKILLed, so LevelDB's write-ahead
-#      log (.log in the buffer dir) was never compacted and is replayed at open.
+#      log (.log in the buffer dir) was never compacted and is replayed at open;
+#   4. while draining the --fill backlog to a local sluice-broker (if BIN_DIR has one).
 # Each row: VmRSS 3 s after /healthz answers (idle), VmHWM (peak, start-up included), and the
 # anonymous/file-backed split of the idle RSS (RssAnon/RssFile).
 # Usage: bench/gateway_footprint.sh BIN_DIR [RECORDS [RESTART_RECORDS]]
-# 4. while draining the --fill backlog to a local sluice-broker (if BIN_DIR has one): peak VmHWM.
-#   Extra gateway flags (e.g. --set buffer.write_buffer_bytes=16MiB) via GW_EXTRA="...".
+#   Extra gateway flags (e.g. --set buffer.write_buffer_bytes=4MiB) via GW_EXTRA="..."; another
+#   config file (e.g. for an older binary) via GW_CONFIG=FILE.
 set -euo pipefail
 BIN=$1
 N=${2:-1000000}
@@ -18,7 +19,14 @@ NR=${3:-200000}
 EXTRA=${GW_EXTRA:-}
 DIR=$(mktemp -d /tmp/sluice-bench-footprint-XXXXXX)
 PID=
-trap '[ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null; rm -rf "$DIR"' EXIT
+BPID=
+cleanup() {  # errexit stays on in an EXIT trap: a failed kill must not skip the rm
+  set +e
+  [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null
+  [ -n "$BPID" ] && kill -KILL "$BPID" 2>/dev/null
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
 port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -83,7 +91,6 @@ if [ -x "$BIN/sluice-broker" ]; then
   SLUICE_DATA_DIR="$DIR/broker" SLUICE_BROKER_PORT=$bp "$BIN/sluice-broker" \
     --config config/broker-eu-central.yaml >"$DIR/broker.out" 2>&1 &
   BPID=$!
-  trap '[ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null; kill -KILL "$BPID" 2>/dev/null || true; rm -rf "$DIR"' EXIT
   p=$(port)
   t0=$(date +%s.%N)
   start "$DIR/full" "$p" "http://127.0.0.1:$bp"
@@ -101,7 +108,7 @@ if [ -x "$BIN/sluice-broker" ]; then
        "idle after $(mb VmRSS) (anon $(mb RssAnon))   (target < 30 MB)"
   kill -TERM "$PID"; wait "$PID" || true; PID=
   if kill -0 "$BPID" 2>/dev/null; then
-    kill -TERM "$BPID"; wait "$BPID" || true
+    kill -TERM "$BPID"; wait "$BPID" || true; BPID=
   else
     echo "  (the broker died during the run: $(tail -3 "$DIR/broker.out"))"
   fi
