@@ -162,12 +162,14 @@ int main(int argc, char** argv) {
 
   // 1. Backlog alone.
   Fill(buf, 0, n);
+  const uint64_t failures0 = fwd->failures();  // the broker was down until now
   auto t0 = WallClock::now();
   auto broker = StartBroker(root + "/broker", broker_port);
   while (buf.buffered_records(eu) > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   const double drain = static_cast<double>(n) / Secs(t0);
+  const uint64_t drain_failures = fwd->failures() - failures0;  // e.g. 409 out-of-order
   // For `perf record -k CLOCK_MONOTONIC ...; perf report --time <from>,<to>`: the drain alone.
   std::fprintf(stderr, "drain window (CLOCK_MONOTONIC s): %.6f,%.6f\n",
                std::chrono::duration<double>(t0.time_since_epoch()).count(),
@@ -232,6 +234,10 @@ int main(int argc, char** argv) {
                                                      : "always");
   bench::Row("drain backlog -> broker (records/s)", drain, "rec/s",
              "broker produce, 1 in flight", baseline);
+  std::printf("  failed forward attempts during that drain (e.g. 409 re-sends): %llu of %lld "
+              "batches\n",
+              static_cast<unsigned long long>(drain_failures),
+              static_cast<long long>((n + batch - 1) / batch));
   bench::Row("drain, live ingest 20k ev/s (records/s)", steady.drain, "rec/s",
              "broker produce, 1 in flight", baseline);
   bench::Row("  live HTTP ingest during drain (events/s)", steady.live, "ev/s", "drain rate",

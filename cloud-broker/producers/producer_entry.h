@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -20,6 +21,8 @@ class ProducerTable::Entry {
   std::map<std::string, int64_t> acked_through;  // per topic
   uint64_t failures = 0;
   std::atomic<int> running{0};  // requests between Enter and their answer, minus waiting ones
+  // (topic, after_seq) of each request waiting in WaitForAcked (guarded by mu).
+  std::multiset<std::pair<std::string, int64_t>> waiting;
   std::condition_variable changed;
 };
 

@@ -79,12 +79,41 @@ bool ProducerTable::Guard::WaitForAcked(const std::string& topic, int64_t after_
   const uint64_t failures = entry_->failures;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   entry_->running -= 1;  // waiting, not running: others waiting on this one must not wait for it
-  // Running requests end without the producer lock (so their answer is never delayed by another
-  // request's append); their notification can be missed, so the predicate is also polled.
-  while (AckedThrough(topic) < after_seq && entry_->failures == failures &&
-         entry_->running.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+  auto self = entry_->waiting.emplace(topic, after_seq);
+  // Another request can still store what this one waits for if it is running, or if it is a
+  // waiter whose own wait is over (woken, not yet holding the lock again).
+  auto someone_can_progress = [&] {
+    if (entry_->running.load() > 0) {
+      return true;
+    }
+    for (const auto& [t, after] : entry_->waiting) {
+      if (AckedThrough(t) >= after) {
+        return true;
+      }
+    }
+    return false;
+  };
+  // With nobody able to progress, the batch this one follows may still be on its way (it was
+  // sent first, but on another connection): wait a short grace for it to arrive, not the whole
+  // timeout. Running requests end without the producer lock (so their answer is never delayed
+  // by another request's append); their notification can be missed, so this also polls.
+  constexpr auto kArrivalGrace = std::chrono::milliseconds(100);
+  auto idle_since = std::chrono::steady_clock::time_point::max();
+  while (AckedThrough(topic) < after_seq && entry_->failures == failures) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      break;
+    }
+    if (someone_can_progress()) {
+      idle_since = std::chrono::steady_clock::time_point::max();
+    } else if (idle_since == std::chrono::steady_clock::time_point::max()) {
+      idle_since = now;
+    } else if (now - idle_since >= kArrivalGrace) {
+      break;
+    }
     entry_->changed.wait_for(lock_, std::chrono::milliseconds(10));
   }
+  entry_->waiting.erase(self);
   entry_->running += 1;
   return AckedThrough(topic) >= after_seq;
 }

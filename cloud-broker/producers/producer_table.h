@@ -18,9 +18,10 @@
 // (AckedThrough), so a later batch can never be stored before an earlier one that failed (which
 // would reorder a device's records, and make the per-partition dedup above skip the earlier
 // batch's records on its retry). WaitForAcked waits, without the producer lock, for that success
-// or for a failure of this producer, and only while another request of this producer is running
-// (Enter: from arrival to answer), so a waiting request never holds a server thread for a batch
-// that has not arrived; the caller refuses with 409 when the success does not come. The mark
+// or for a failure of this producer, while another request of this producer is running (Enter:
+// from arrival to answer) and otherwise only 100 ms (the batch it follows may still be on its
+// way on another connection), so a waiting request holds a server thread only briefly for a batch
+// that never comes; the caller refuses with 409 when the success does not come. The mark
 // is in memory only: after a restart a pipelined request waits for its predecessor again, and a
 // request without the header (its predecessor was acknowledged) never waits.
 // Thread-safety: thread-safe. Lock(pid) serialises the produce requests of one producer (check +
