@@ -72,6 +72,10 @@ bool ProducerTable::Guard::WaitForAcked(const std::string& topic, int64_t after_
   if (AckedThrough(topic) >= after_seq) {
     return true;
   }
+  if (table_->waiters_.fetch_add(1) >= table_->max_waiters_) {
+    table_->waiters_ -= 1;  // every waiting slot taken: refuse rather than hold another thread
+    return false;
+  }
   table_->pipeline_waits_ += 1;
   if (table_->pipeline_waits_metric_ != nullptr) {
     table_->pipeline_waits_metric_->Inc();
@@ -115,11 +119,13 @@ bool ProducerTable::Guard::WaitForAcked(const std::string& topic, int64_t after_
   }
   entry_->waiting.erase(self);
   entry_->running += 1;
+  table_->waiters_ -= 1;
   return AckedThrough(topic) >= after_seq;
 }
 
-ProducerTable::ProducerTable(size_t max_producers, MetricsRegistry* metrics)
-    : max_producers_(max_producers < 1 ? 1 : max_producers) {
+ProducerTable::ProducerTable(size_t max_producers, MetricsRegistry* metrics, int max_waiters)
+    : max_producers_(max_producers < 1 ? 1 : max_producers),
+      max_waiters_(max_waiters < 1 ? 1 : max_waiters) {
   if (metrics != nullptr) {
     evictions_metric_ = &metrics->GetCounter(
         "sluice_broker_producer_evictions_total",

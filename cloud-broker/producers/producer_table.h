@@ -104,7 +104,11 @@ class ProducerTable {
     std::shared_ptr<Entry> entry_;
   };
 
-  explicit ProducerTable(size_t max_producers, MetricsRegistry* metrics = nullptr);
+  // max_waiters: requests that may wait in WaitForAcked at once, across producers; keep it below
+  // the server's thread count so a waiting request can never hold the last thread the request it
+  // waits for needs (beyond it, a pipelined request that would wait is refused with 409 at once).
+  explicit ProducerTable(size_t max_producers, MetricsRegistry* metrics = nullptr,
+                         int max_waiters = 3);
   ~ProducerTable();
 
   Guard Lock(int64_t producer_id);
@@ -144,6 +148,8 @@ class ProducerTable {
   std::atomic<uint64_t> evictions_{0};
   std::atomic<uint64_t> duplicates_{0};
   std::atomic<uint64_t> pipeline_waits_{0};
+  const int max_waiters_;
+  std::atomic<int> waiters_{0};
   Counter* evictions_metric_ = nullptr;
   Counter* duplicates_metric_ = nullptr;
   Counter* pipeline_waits_metric_ = nullptr;

@@ -49,7 +49,7 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
 
   // --- exactly-once: rebuild the idempotent-producer state from the log before serving ---
   b->producers_ = std::make_unique<ProducerTable>(static_cast<size_t>(options.max_producer_ids),
-                                                  &b->registry_);
+                                                  &b->registry_, options.http_threads - 1);
   std::string why_not;
   Result<bool> loaded =
       b->producers_->LoadSnapshot(*b->store_, b->ProducerSnapshotPath(), &why_not);
