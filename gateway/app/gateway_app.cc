@@ -149,6 +149,9 @@ void GatewayApp::Stop() {
     maintenance_.join();
   }
   for (auto& [name, fwd] : forwarders_) {
+    fwd->RequestStop();  // all at once: each may wait for its answers in flight
+  }
+  for (auto& [name, fwd] : forwarders_) {
     fwd->Stop();
   }
   mqtt_.reset();

@@ -72,12 +72,14 @@ void Forwarder::Start() {
   thread_ = std::thread([this] { Run(); });
 }
 
+void Forwarder::RequestStop() {
+  std::lock_guard<std::mutex> lock(wake_->mu);
+  wake_->stop = true;
+  wake_->cv.notify_all();
+}
+
 void Forwarder::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(wake_->mu);
-    wake_->stop = true;
-    wake_->cv.notify_all();
-  }
+  RequestStop();
   if (thread_.joinable()) {
     thread_.join();
   }

@@ -94,7 +94,8 @@ class Forwarder {
   StepResult Step();
 
   void Start();
-  void Stop();  // also waits (bounded) for the answers of batches still in flight
+  void RequestStop();  // tells the thread to stop, without waiting (stop several at once)
+  void Stop();         // RequestStop, join, and wait (bounded) for the answers still in flight
   void Notify();  // new records were committed
 
   uint64_t cursor() const { return cursor_.load(); }
