@@ -35,7 +35,8 @@ Forwarder::Forwarder(EventBuffer& buffer, Uplink& uplink, Clock& clock, Forwarde
     : buffer_(buffer), uplink_(uplink), clock_(clock), options_(std::move(options)),
       metrics_(metrics),
       backoff_(options_.backoff_initial_ms, options_.backoff_max_ms, options_.backoff_seed),
-      producer_id_(ProducerIdFor(options_.gateway_id)), wake_(std::make_shared<Wake>()) {
+      producer_id_(ProducerIdFor(options_.gateway_id)), wake_(std::make_shared<Wake>()),
+      window_limit_(std::max<size_t>(1, options_.max_in_flight)) {
   if (metrics_ != nullptr) {
     MetricLabels l{{"region", options_.region.value()}};
     forwarded_metric_ = &metrics_->GetCounter("sluice_gateway_forwarded_total",
@@ -215,6 +216,7 @@ size_t Forwarder::Harvest() {
     }
     acked += b.records.size();
     b.phase = Phase::kAcked;
+    GrowWindow();
     b.records.clear();
     b.body.clear();
   }
@@ -243,9 +245,13 @@ std::optional<Forwarder::StepResult> Forwarder::HandleFailure(int64_t now_us) {
   head.phase = Phase::kReady;
   UpdateInflightCount();
   if (!answer.ok()) {
+    window_limit_ = 1;  // one batch at a time until the broker answers again
     return Retry("transport", now_us);
   }
   if (answer->status == 409) {
+    // The broker had no room to hold this batch until the one before it was stored (its waiting
+    // slots were taken, e.g. by other gateways' batches): send fewer at once for a while.
+    window_limit_ = std::max<size_t>(1, window_limit_.load() / 2);
     // Out of order: the batch it followed failed. Alone in the window now, it follows nothing
     // unacknowledged, so the broker takes it.
     CountFailure("out_of_order");
@@ -255,7 +261,19 @@ std::optional<Forwarder::StepResult> Forwarder::HandleFailure(int64_t now_us) {
   if (IsPermanentRefusal(answer->status)) {
     return Permanent(*answer, now_us);
   }
+  window_limit_ = 1;
   return Retry("status_" + std::to_string(answer->status), now_us);
+}
+
+void Forwarder::GrowWindow() {
+  // Additive increase: one more batch in flight after a window's worth of acknowledgements.
+  if (window_limit_ >= std::max<size_t>(1, options_.max_in_flight)) {
+    return;
+  }
+  if (++acks_since_growth_ >= window_limit_.load()) {
+    ++window_limit_;
+    acks_since_growth_ = 0;
+  }
 }
 
 std::optional<Forwarder::StepResult> Forwarder::Fill(int64_t now_us, int64_t* linger_until_us) {
@@ -265,7 +283,7 @@ std::optional<Forwarder::StepResult> Forwarder::Fill(int64_t now_us, int64_t* li
   if (window_.empty()) {
     read_cursor_ = cursor_.load();
   }
-  while (window_.size() < std::max<size_t>(1, options_.max_in_flight)) {
+  while (window_.size() < window_limit_.load()) {
     Result<ReadBatchResult> rb = buffer_.ReadBatch(options_.region, read_cursor_,
                                                    options_.batch_max_records,
                                                    options_.batch_max_bytes);
@@ -319,7 +337,7 @@ void Forwarder::SendReady() {
     if (b.phase != Phase::kReady) {
       continue;
     }
-    if (sending >= std::max<size_t>(1, options_.max_in_flight)) {
+    if (sending >= window_limit_.load()) {
       return;
     }
     int64_t after_seq = -1;

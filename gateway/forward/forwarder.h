@@ -14,6 +14,9 @@
 //                                   cursor does not move (a misconfigured URL must not destroy
 //                                   data).
 //   409 out_of_order_sequence    -> the same cut, then the oldest is re-sent at once.
+// The window is AIMD-limited (window_limit()): halved on a 409 (the broker had no room to hold a
+// batch behind its predecessor), one batch after any other failure, one more per window of
+// acknowledgements up to max_in_flight.
 //   400/413/422/451 (permanent)  -> the record the broker names by "index" is dead-lettered and
 //                                   the rest re-sent; without an index the whole batch is
 //                                   dead-lettered ("d/<region>/..."), counted and logged with the
@@ -104,6 +107,9 @@ class Forwarder {
   uint64_t failures() const { return failures_.load(); }
   uint64_t probe_cuts() const { return probe_cuts_.load(); }  // backoffs ended by a probe
   size_t inflight_records() const { return inflight_count_.load(); }  // read, not yet removed
+  // Batches it may have in flight now: max_in_flight, halved on a 409 out_of_order_sequence and
+  // 1 after other failures, growing back by one per window of acknowledgements (AIMD).
+  size_t window_limit() const { return window_limit_.load(); }
 
  private:
   // Shared with the commit listener and with send completions, which may outlive this object.
@@ -136,6 +142,7 @@ class Forwarder {
   // Reads batches into the window; sets *linger_until_us when a partial batch lingers.
   std::optional<StepResult> Fill(int64_t now_us, int64_t* linger_until_us);
   void SendReady();
+  void GrowWindow();
   bool AnyPhase(Phase p) const;
   void UpdateInflightCount();
   StepResult Retry(const std::string& reason, int64_t now_us);
@@ -155,6 +162,8 @@ class Forwarder {
   // Step() state (one thread).
   std::deque<Batch> window_;  // in sequence order; front: oldest unacknowledged
   uint64_t read_cursor_ = 0;  // where the next batch is read
+  std::atomic<size_t> window_limit_{1};  // see window_limit()
+  size_t acks_since_growth_ = 0;
   uint64_t next_batch_id_ = 1;
   int64_t first_seen_us_ = -1;
   int64_t next_attempt_us_ = 0;  // the front batch's retry time (backoff)

@@ -41,6 +41,7 @@ class AsyncUplink : public Uplink {
     int64_t first_seq = -1;
     int64_t after_seq = -1;
     UplinkDone done;
+    bool answered = false;
   };
   Result<UplinkResponse> SendBatch(const std::string&, const std::string&) override {
     ADD_FAILURE() << "the forwarder must send through SendBatchAsync";
@@ -53,8 +54,21 @@ class AsyncUplink : public Uplink {
     const std::string* seq = b->records.front().FindHeader(kHeaderGatewaySeq);
     sent.push_back(Sent{seq ? std::stoll(*seq) : -1, after_seq, std::move(done)});
   }
-  void Answer(size_t i, int status) { sent.at(i).done(UplinkResponse{status, "{}"}); }
-  void Lose(size_t i) { sent.at(i).done(Status::Unavailable("answer lost")); }
+  void Answer(size_t i, int status) {
+    sent.at(i).answered = true;
+    sent.at(i).done(UplinkResponse{status, "{}"});
+  }
+  void Lose(size_t i) {
+    sent.at(i).answered = true;
+    sent.at(i).done(Status::Unavailable("answer lost"));
+  }
+  void LoseUnanswered() {
+    for (size_t i = 0; i < sent.size(); ++i) {
+      if (!sent[i].answered) {
+        Lose(i);
+      }
+    }
+  }
   std::vector<Sent> sent;
 };
 
@@ -85,8 +99,10 @@ class ForwarderTest : public ::testing::Test {
     ASSERT_TRUE(buffer_->Append(std::move(v)).get().ok());
   }
 
-  std::unique_ptr<Forwarder> Make(size_t max_records, size_t max_bytes = 1 << 20,
-                                  int64_t linger_ms = 0, size_t max_in_flight = 1) {
+  // Owned by the fixture: TearDown answers what is still in flight before destroying it (its
+  // Stop waits for every answer).
+  Forwarder* Make(size_t max_records, size_t max_bytes = 1 << 20, int64_t linger_ms = 0,
+                  size_t max_in_flight = 1) {
     ForwarderOptions o;
     o.max_in_flight = max_in_flight;
     o.region = region_;
@@ -99,13 +115,20 @@ class ForwarderTest : public ::testing::Test {
     o.backoff_max_ms = 1000;
     o.backoff_seed = 1;
     Uplink& uplink = max_in_flight > 1 ? static_cast<Uplink&>(async_) : uplink_;
-    return std::make_unique<Forwarder>(*buffer_, uplink, clock_, o, &metrics_);
+    made_.push_back(std::make_unique<Forwarder>(*buffer_, uplink, clock_, o, &metrics_));
+    return made_.back().get();
+  }
+
+  void TearDown() override {
+    async_.LoseUnanswered();
+    made_.clear();
   }
 
   std::unique_ptr<leveldb::Env> env_;
   std::unique_ptr<EventBuffer> buffer_;
   FakeUplink uplink_;
   AsyncUplink async_;  // used when max_in_flight > 1
+  std::vector<std::unique_ptr<Forwarder>> made_;
   ManualClock clock_;
   MetricsRegistry metrics_;
   RegionId region_{"eu-central"};
@@ -289,14 +312,16 @@ TEST_F(ForwarderTest, AFailedBatchIsResentBeforeTheBatchesThatFollowedIt) {
   EXPECT_EQ(f->inflight_records(), 2u);  // cut back to the failed batch
   clock_.AdvanceMs(2000);
   f->Step();
-  ASSERT_EQ(async_.sent.size(), 6u);  // the failed one first, following nothing, then the rest
+  ASSERT_EQ(async_.sent.size(), 4u);  // the failed one alone (one at a time after a failure)
   EXPECT_EQ(async_.sent[3].first_seq, async_.sent[0].first_seq);
   EXPECT_EQ(async_.sent[3].after_seq, -1);
+  async_.Answer(3, 200);
+  f->Step();
+  ASSERT_EQ(async_.sent.size(), 6u);  // then its followers, in order, the window growing again
   EXPECT_EQ(async_.sent[4].first_seq, async_.sent[1].first_seq);
-  EXPECT_EQ(async_.sent[4].after_seq, async_.sent[3].first_seq + 1);
+  EXPECT_EQ(async_.sent[4].after_seq, -1);
   EXPECT_EQ(async_.sent[5].first_seq, async_.sent[2].first_seq);
   EXPECT_EQ(async_.sent[5].after_seq, async_.sent[4].first_seq + 1);
-  async_.Answer(3, 200);
   async_.Answer(4, 200);
   async_.Answer(5, 200);
   f->Step();
@@ -325,6 +350,51 @@ TEST_F(ForwarderTest, LostAnswerOfTheFrontBatchWhileItsFollowersAreAcknowledged)
   EXPECT_EQ(f->Step().state, Forwarder::State::kIdle);
   EXPECT_EQ(async_.sent.size(), 4u);
   EXPECT_EQ(buffer_->buffered_records(region_), 0u);
+}
+
+
+TEST_F(ForwarderTest, OutOfOrderRefusalsHalveTheWindowWhichGrowsBackWithAcknowledgements) {
+  Add(40);
+  auto f = Make(2, 1 << 20, 0, 4);
+  f->Step();
+  ASSERT_EQ(async_.sent.size(), 4u);
+  async_.Answer(0, 200);
+  for (size_t i = 1; i < 4; ++i) {
+    async_.Answer(i, 409);  // the broker could not hold them: its waiting slots were taken
+  }
+  f->Step();
+  EXPECT_EQ(f->window_limit(), 2u);
+  f->Step();  // re-sends: no more than the window allows
+  ASSERT_EQ(async_.sent.size(), 6u);
+  EXPECT_EQ(async_.sent[4].first_seq, async_.sent[1].first_seq);
+  EXPECT_EQ(async_.sent[4].after_seq, -1);
+  EXPECT_EQ(async_.sent[5].after_seq, async_.sent[4].first_seq + 1);
+  // Acknowledge everything sent from now on: the window grows back to 4, one batch at a time.
+  size_t answered = 4;
+  for (int round = 0; round < 20 && f->forwarded() < 40; ++round) {
+    for (; answered < async_.sent.size(); ++answered) {
+      async_.Answer(answered, 200);
+    }
+    f->Step();
+  }
+  EXPECT_EQ(f->forwarded(), 40u);
+  EXPECT_EQ(f->window_limit(), 4u);
+  EXPECT_EQ(buffer_->buffered_records(region_), 0u);
+}
+
+TEST_F(ForwarderTest, ATransportFailureSendsOneBatchAtATimeUntilTheBrokerAnswers) {
+  Add(8);
+  auto f = Make(2, 1 << 20, 0, 4);
+  f->Step();
+  ASSERT_EQ(async_.sent.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    async_.Lose(i);
+  }
+  EXPECT_EQ(f->Step().state, Forwarder::State::kRetry);
+  EXPECT_EQ(f->window_limit(), 1u);
+  clock_.AdvanceMs(2000);
+  f->Step();
+  EXPECT_EQ(async_.sent.size(), 5u);  // one probe batch, not four
 }
 
 }  // namespace
