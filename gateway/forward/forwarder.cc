@@ -46,6 +46,10 @@ Forwarder::Forwarder(EventBuffer& buffer, Uplink& uplink, Clock& clock, Forwarde
     probe_metric_ = &metrics_->GetCounter(
         "sluice_gateway_forward_probe_cuts_total",
         "Backoffs ended early because the broker's /healthz answered", l);
+    window_metric_ = &metrics_->GetGauge(
+        "sluice_gateway_forward_window",
+        "Batches the forwarder may have in flight now (AIMD, up to forward.max_in_flight)", l);
+    window_metric_->Set(static_cast<int64_t>(window_limit_.load()));
   }
   // The listener holds the shared wake state, so it stays valid after this forwarder is gone.
   std::shared_ptr<Wake> wake = wake_;
@@ -245,13 +249,13 @@ std::optional<Forwarder::StepResult> Forwarder::HandleFailure(int64_t now_us) {
   head.phase = Phase::kReady;
   UpdateInflightCount();
   if (!answer.ok()) {
-    window_limit_ = 1;  // one batch at a time until the broker answers again
+    SetWindow(1);  // one batch at a time until the broker answers again
     return Retry("transport", now_us);
   }
   if (answer->status == 409) {
     // The broker had no room to hold this batch until the one before it was stored (its waiting
     // slots were taken, e.g. by other gateways' batches): send fewer at once for a while.
-    window_limit_ = std::max<size_t>(1, window_limit_.load() / 2);
+    SetWindow(std::max<size_t>(1, window_limit_.load() / 2));
     // Out of order: the batch it followed failed. Alone in the window now, it follows nothing
     // unacknowledged, so the broker takes it.
     CountFailure("out_of_order");
@@ -261,8 +265,15 @@ std::optional<Forwarder::StepResult> Forwarder::HandleFailure(int64_t now_us) {
   if (IsPermanentRefusal(answer->status)) {
     return Permanent(*answer, now_us);
   }
-  window_limit_ = 1;
+  SetWindow(1);
   return Retry("status_" + std::to_string(answer->status), now_us);
+}
+
+void Forwarder::SetWindow(size_t n) {
+  window_limit_ = n;
+  if (window_metric_ != nullptr) {
+    window_metric_->Set(static_cast<int64_t>(n));
+  }
 }
 
 void Forwarder::GrowWindow() {
@@ -271,7 +282,7 @@ void Forwarder::GrowWindow() {
     return;
   }
   if (++acks_since_growth_ >= window_limit_.load()) {
-    ++window_limit_;
+    SetWindow(window_limit_.load() + 1);
     acks_since_growth_ = 0;
   }
 }

@@ -143,6 +143,7 @@ class Forwarder {
   std::optional<StepResult> Fill(int64_t now_us, int64_t* linger_until_us);
   void SendReady();
   void GrowWindow();
+  void SetWindow(size_t n);
   bool AnyPhase(Phase p) const;
   void UpdateInflightCount();
   StepResult Retry(const std::string& reason, int64_t now_us);
@@ -178,6 +179,7 @@ class Forwarder {
   Counter* forwarded_metric_ = nullptr;
   Counter* dead_metric_ = nullptr;
   Counter* probe_metric_ = nullptr;
+  Gauge* window_metric_ = nullptr;
 };
 
 }  // namespace sluice::gateway

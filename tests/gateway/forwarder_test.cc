@@ -364,6 +364,10 @@ TEST_F(ForwarderTest, OutOfOrderRefusalsHalveTheWindowWhichGrowsBackWithAcknowle
   }
   f->Step();
   EXPECT_EQ(f->window_limit(), 2u);
+  EXPECT_NE(metrics_.RenderPrometheus().find(
+                "sluice_gateway_forward_window{region=\"eu-central\"} 2"),
+            std::string::npos)
+      << metrics_.RenderPrometheus();
   f->Step();  // re-sends: no more than the window allows
   ASSERT_EQ(async_.sent.size(), 6u);
   EXPECT_EQ(async_.sent[4].first_seq, async_.sent[1].first_seq);
