@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cctype>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 
 #include "core/logging.h"
@@ -276,23 +277,12 @@ HttpClient::~HttpClient() = default;
 Result<HttpResponse> HttpClient::Send(const std::string& method, const std::string& path_and_query,
                                       const std::string& body, const std::string& content_type,
                                       const std::map<std::string, std::string>& headers) {
-  if (!impl_->client) return Status::InvalidArgument("invalid base url '" + impl_->base_url + "'");
-  try {
-    http::http_request req(method);
-    req.set_request_uri(path_and_query);
-    for (const auto& [k, v] : headers) req.headers().add(k, v);
-    if (!body.empty() || method == "POST" || method == "PUT") req.set_body(body, content_type);
-    http::http_response resp = impl_->client->request(req).get();
-    HttpResponse out;
-    out.status = resp.status_code();
-    out.content_type = resp.headers().content_type();
-    for (const auto& [k, v] : resp.headers()) out.headers.emplace_back(k, v);
-    std::vector<unsigned char> bytes = resp.extract_vector().get();
-    out.body.assign(bytes.begin(), bytes.end());
-    return out;
-  } catch (const std::exception& e) {
-    return Status::Unavailable(method + " " + impl_->base_url + path_and_query + ": " + e.what());
-  }
+  // One request path: the blocking call waits for the asynchronous one.
+  std::promise<Result<HttpResponse>> answer;
+  std::future<Result<HttpResponse>> got = answer.get_future();
+  SendAsync(method, path_and_query, body, content_type, headers,
+            [&answer](Result<HttpResponse> r) { answer.set_value(std::move(r)); });
+  return got.get();
 }
 
 void HttpClient::SendAsync(const std::string& method, const std::string& path_and_query,
