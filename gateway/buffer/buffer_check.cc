@@ -60,14 +60,25 @@ Status CheckBuffer(const std::string& path, std::ostream& out) {
     std::string_view v(it->value().data(), it->value().size());
     Counts& c = regions[region];
     if (k[0] == 'q') {
-      Status st = DecodeEntry(v, seq, &e);
-      if (st.ok()) {
-        ++c.queued;
-        c.queued_bytes += k.size() + v.size();
-      } else {
+      // A chunk: every record in it is checked.
+      ChunkParser parser(v);
+      uint64_t rseq = 0;
+      std::string_view entry;
+      while (parser.Next(&rseq, &entry)) {
+        Status st = DecodeEntry(entry, rseq, &e);
+        if (st.ok()) {
+          ++c.queued;
+          c.queued_bytes += ChunkRecordBytes(entry.size());
+        } else {
+          ++c.corrupt;
+          out << "corrupt (quarantined at next start) q/" << region << "/" << rseq
+              << ": " << st.message() << "\n";
+        }
+      }
+      if (parser.corrupt()) {
         ++c.corrupt;
-        out << "corrupt (quarantined at next start) " << Printable(k) << ": " << st.message()
-            << "\n";
+        out << "corrupt (quarantined at next start) " << Printable(k)
+            << ": unreadable chunk framing, " << parser.rest().size() << " bytes\n";
       }
     } else if (k[0] == 'x') {
       ++c.quarantined;

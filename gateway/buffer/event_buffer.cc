@@ -5,6 +5,7 @@
 #include <leveldb/write_batch.h>
 #include <malloc.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "core/logging.h"
@@ -116,7 +117,7 @@ void EventBuffer::Append(std::vector<PendingEvent> events, AppendCallback done,
   for (PendingEvent& pe : events) {
     const size_t before = req.blob.size();
     EncodeEntry(pe.event, &req.blob);
-    req.bytes += static_cast<int64_t>(pe.region.value().size() + 11 + req.blob.size() - before);
+    req.bytes += static_cast<int64_t>(ChunkRecordBytes(req.blob.size() - before));
     req.entries.emplace_back(pe.region.value(), req.blob.size());
   }
   req.done = std::move(done);
@@ -236,33 +237,55 @@ void EventBuffer::CommitLoop() {
 }
 
 void EventBuffer::CommitRequests(std::vector<Request>& reqs) {
+  // One chunk per region (split at kChunkMaxBytes), records in sequence order.
+  struct Chunk {
+    std::string value;
+    uint64_t last = 0;
+    int64_t records = 0;
+    int64_t bytes = 0;
+  };
   leveldb::WriteBatch batch;
   std::vector<uint64_t> firsts;
   firsts.reserve(reqs.size());
+  std::map<std::string, Chunk> chunks;
   std::map<std::string, std::pair<int64_t, int64_t>> added;  // region -> records, bytes
+  auto flush = [&](const std::string& region, Chunk& c) {
+    batch.Put(QueueKey('q', region, c.last), c.value);
+    auto& a = added[region];
+    a.first += c.records;
+    a.second += c.bytes;
+    c = Chunk();
+  };
   uint64_t seq = next_seq_.load();
-  std::string key;
   const std::string* last_region = nullptr;
-  std::pair<int64_t, int64_t>* acc = nullptr;
-  size_t prefix_len = 0;
+  Chunk* chunk = nullptr;
   for (Request& r : reqs) {
     firsts.push_back(seq);
     size_t begin = 0;
     for (const auto& [region, end] : r.entries) {
-      leveldb::Slice value(r.blob.data() + begin, end - begin);
+      std::string_view entry(r.blob.data() + begin, end - begin);
       begin = end;
       if (last_region == nullptr || region != *last_region) {
         last_region = &region;
-        acc = &added[region];
-        key = QueueKeyPrefix('q', region);
-        prefix_len = key.size();
+        chunk = &chunks[region];
       }
-      key.resize(prefix_len);
-      PutBigEndian64(&key, seq);
-      batch.Put(key, value);
-      acc->first += 1;
-      acc->second += static_cast<int64_t>(key.size() + value.size());
+      const size_t rec_bytes = ChunkRecordBytes(entry.size());
+      if (chunk->records > 0 && chunk->value.size() + rec_bytes > kChunkMaxBytes) {
+        flush(region, *chunk);
+      }
+      if (chunk->value.empty()) {
+        chunk->value.reserve(std::min(kChunkMaxBytes, r.blob.size() + 64));
+      }
+      AppendChunkRecord(&chunk->value, seq, entry);
+      chunk->last = seq;
+      chunk->records += 1;
+      chunk->bytes += static_cast<int64_t>(rec_bytes);
       ++seq;
+    }
+  }
+  for (auto& [region, c] : chunks) {
+    if (c.records > 0) {
+      flush(region, c);
     }
   }
   std::string meta;

@@ -2,24 +2,29 @@
 //
 // Appenders (HTTP handlers, the MQTT callback) call Append(), which encodes and checksums the
 // events on the caller's thread; a single commit thread drains everything queued, assigns gateway
-// sequences (monotonic, never reused, surviving restarts), writes ONE WriteBatch holding the
-// entries and "m/next_seq", and then completes every callback. So many requests share one fsync,
-// and sequence order equals key order per region: a reader's cursor can never skip a key that is
-// written later with a smaller sequence.
+// sequences (monotonic, never reused, surviving restarts), writes ONE WriteBatch holding one
+// chunk per region (event_codec.h) and "m/next_seq", and then completes every callback. So many
+// requests share one fsync, and sequence order equals key order per region: a reader's cursor
+// can never skip a record that is written later with a smaller sequence.
 //
 // Durability: SyncMode::kAlways acknowledges after a synced write. SyncMode::kInterval writes
 // without sync and issues a tiny synced write every sync_interval_ms; on power loss or an OS
 // crash up to sync_interval_ms of acknowledged events can be lost (a process crash loses none).
 //
+// Removal: a chunk is deleted once every record in it was removed, dead-lettered, quarantined or
+// evicted. Which records of a partly delivered chunk are done is kept in memory only (for the
+// chunks a reader has touched, so bounded by what is in flight); after a restart such a chunk
+// is sent again whole and the broker skips what it already stored (idempotent producer).
+//
 // Bounds: max_bytes (see OverflowPolicy) and ExpireOlderThan() (TTL by ingest time). Evictions
-// delete a prefix of a region queue; a record evicted while a forwarder holds it is skipped by
-// the later Remove/DeadLetter, so the counters stay exact. Every eviction is counted.
-// Open() verifies every queued entry's CRC in one streaming scan and moves corrupt ones to "x/".
+// delete whole chunks from the head of a region queue (a chunk expires when its youngest record
+// does); a record evicted while a forwarder holds it is skipped by the later Remove/DeadLetter,
+// so the counters stay exact. Every eviction is counted.
+// Open() verifies every queued record's CRC in one streaming scan and moves corrupt ones to "x/".
 //
 // Reading (one forwarder per region): ReadBatch() seeks from a cursor (never from the first key,
 // which would re-scan tombstones), Remove()/DeadLetter() after the broker answered. A corrupt
-// entry is moved to the "x/" key space and counted; it never stops reading. Key layout: see
-// event_codec.h.
+// record is moved to the "x/" key space and counted; it never stops reading.
 // Thread-safety: all methods are thread-safe. Callbacks and commit listeners run on the commit
 // thread and must not block on the buffer.
 #pragma once
@@ -33,6 +38,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -44,6 +50,7 @@
 
 namespace leveldb {
 class DB;
+class WriteBatch;
 }  // namespace leveldb
 
 namespace sluice::gateway {
@@ -95,13 +102,22 @@ class EventBuffer {
   struct Request {
     std::string blob;  // every encoded value, back to back (one allocation per request)
     std::vector<std::pair<std::string, size_t>> entries;  // region, end offset in blob
-    int64_t bytes = 0;                                        // key + value bytes
+    int64_t bytes = 0;                                        // ChunkRecordBytes of all
     AppendCallback done;
+  };
+  // A chunk a reader has touched and that still holds records not done with.
+  struct OpenChunk {
+    uint64_t first = 0;      // sequence of its first record
+    int64_t live = 0;        // records neither removed, dead-lettered nor quarantined
+    int64_t live_bytes = 0;  // their ChunkRecordBytes
+    std::vector<bool> done;  // by seq - first
+    bool IsDone(uint64_t seq) const { return seq >= first && seq - first < done.size() && done[seq - first]; }
   };
   struct RegionStats {
     std::atomic<int64_t> records{0};
     std::atomic<int64_t> bytes{0};
     uint64_t head_hint = 0;      // evict_mu_: no live "q/" key below this
+    std::map<uint64_t, OpenChunk> open_chunks;  // evict_mu_: by chunk key seq
     uint64_t dropped_below = 0;  // evict_mu_: every key below was evicted or removed
     uint64_t removed = 0;        // evict_mu_: removals since the last CompactRange
     uint64_t max_removed = 0;    // evict_mu_
@@ -123,8 +139,24 @@ class EventBuffer {
   std::vector<const BufferedRecord*> LiveLocked(RegionStats& rs,
                                                 const std::vector<BufferedRecord>& records);
   Status VerifyAtOpen(uint64_t* next);
-  void Quarantine(const std::string& region, const std::vector<std::string>& keys,
-                  const std::vector<std::string>& values);
+  // evict_mu_ held. The open chunk holding `seq` (loaded from the DB when no reader touched it
+  // yet), or nullptr when no chunk holds it; *key_seq gets the chunk's key.
+  OpenChunk* FindChunkLocked(const std::string& region, RegionStats& rs, uint64_t seq,
+                             uint64_t* key_seq);
+  // evict_mu_ held. Marks the records done in their chunks, adding the deletes of chunks left
+  // empty to `batch`; returns how many were live (not done before) and their bytes.
+  std::pair<int64_t, int64_t> MarkDoneLocked(const std::string& region, RegionStats& rs,
+                                             const std::vector<const BufferedRecord*>& records,
+                                             leveldb::WriteBatch* batch);
+  // evict_mu_ held. Indexes a chunk's records as an OpenChunk (replacing any); nullptr if the
+  // chunk holds no readable record.
+  OpenChunk* AddOpenChunkLocked(RegionStats& rs, uint64_t key_seq, std::string_view chunk);
+  // Moves the corrupt records of one chunk (and its unreadable tail, if any) to "x/" and
+  // rewrites the chunk with the rest (*kept; deleted when empty), in one write. Returns how many
+  // were quarantined (0 if the write failed), their sequences in *bad_seqs, adds their bytes.
+  int64_t QuarantineChunk(const std::string& region, uint64_t key_seq, std::string_view chunk,
+                          std::string* kept, std::vector<uint64_t>* bad_seqs, int64_t* bytes);
+  void CountQuarantined(uint64_t n);
 
   BufferOptions options_;
   std::unique_ptr<leveldb::DB> db_;

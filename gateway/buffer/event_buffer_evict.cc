@@ -34,23 +34,10 @@ Status EventBuffer::VerifyAtOpen(uint64_t* next_out) {
   } else if (!s.ok() && !s.IsNotFound()) {
     return Status::IOError("buffer meta read failed: " + s.ToString());
   }
-  // One streaming scan: initialises the counters and verifies every queued entry (CRC-32C and
-  // encoding). Corrupt entries move to "x/" in bounded write batches; nothing is kept in memory
-  // but the counters and one batch.
-  leveldb::WriteBatch bad;
-  size_t bad_ops = 0;
+  // One streaming scan: initialises the counters and verifies every queued record (CRC-32C and
+  // encoding). A chunk holding corrupt records is rewritten without them, which move to "x/";
+  // nothing is kept in memory but the counters and the chunk at hand.
   uint64_t bad_total = 0;
-  auto flush = [&]() {
-    if (bad_ops == 0) {
-      return;
-    }
-    leveldb::Status ws = db_->Write(leveldb::WriteOptions(), &bad);
-    if (!ws.ok()) {
-      LogError(kLog, "quarantine write at open failed: " + ws.ToString());
-    }
-    bad.Clear();
-    bad_ops = 0;
-  };
   leveldb::ReadOptions ro;
   ro.fill_cache = false;
   std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ro));
@@ -60,46 +47,59 @@ Status EventBuffer::VerifyAtOpen(uint64_t* next_out) {
     if (k.size() < 11 || k[1] != '/' || k[k.size() - 9] != '/') {
       continue;
     }
-    uint64_t seq = GetBigEndian64(k.data() + k.size() - 8);
-    if (seq + 1 > next) {
-      next = seq + 1;
+    const uint64_t key_seq = GetBigEndian64(k.data() + k.size() - 8);
+    if (key_seq + 1 > next) {
+      next = key_seq + 1;
     }
     if (k[0] != 'q') {
       continue;
     }
     std::string region(k.data() + 2, k.size() - 11);
-    std::string_view v(it->value().data(), it->value().size());
-    Status st = DecodeEntry(v, seq, &scratch);
-    if (!st.ok()) {
-      std::string xkey = k.ToString();
-      xkey[0] = 'x';
-      bad.Put(xkey, it->value());
-      bad.Delete(k);
-      ++bad_total;
-      LogError(kLog, "open: quarantining entry " + std::to_string(seq) + " of region " + region +
-                         ": " + st.message());
-      if (++bad_ops >= kMaxBatchOps) {
-        flush();
+    std::string_view chunk(it->value().data(), it->value().size());
+    ChunkParser parser(chunk);
+    uint64_t seq = 0;
+    uint64_t first = 0;
+    std::string_view entry;
+    int64_t records = 0;
+    int64_t bytes = 0;
+    bool chunk_bad = false;
+    while (parser.Next(&seq, &entry)) {
+      if (!DecodeEntry(entry, seq, &scratch).ok()) {
+        chunk_bad = true;
+        continue;
       }
+      if (records == 0) {
+        first = seq;
+      }
+      ++records;
+      bytes += static_cast<int64_t>(ChunkRecordBytes(entry.size()));
+    }
+    if (parser.corrupt() || chunk_bad) {
+      const std::string copy(chunk);
+      std::string kept;
+      std::vector<uint64_t> bad_seqs;
+      int64_t bad_bytes = 0;
+      const int64_t n = QuarantineChunk(region, key_seq, copy, &kept, &bad_seqs, &bad_bytes);
+      bad_total += static_cast<uint64_t>(n);
+      LogError(kLog, "open: quarantined " + std::to_string(n) + " record(s) of chunk " +
+                         std::to_string(key_seq) + " of region " + region);
+    }
+    if (records == 0) {
       continue;
     }
     RegionStats& rs = Stats(region);
     if (rs.records.load() == 0) {
-      rs.head_hint = seq;  // the first live key of this region
+      rs.head_hint = first;  // no live record of this region below
     }
-    Adjust(rs, 1, static_cast<int64_t>(k.size() + v.size()));
+    Adjust(rs, records, bytes);
   }
   if (!it->status().ok()) {
     // A damaged table: report it, keep what was readable (the forwarder's reads skip it too).
     LogError(kLog, "buffer scan at open stopped: " + it->status().ToString());
   }
   it.reset();
-  flush();
   if (bad_total > 0) {
-    quarantined_ += bad_total;
-    if (quarantined_metric_ != nullptr) {
-      quarantined_metric_->Inc(bad_total);
-    }
+    CountQuarantined(bad_total);
   }
   *next_out = next;
   return Status::Ok();
@@ -132,7 +132,9 @@ uint64_t EventBuffer::EvictPrefixLocked(const std::string& region, int64_t goal_
     leveldb::WriteBatch batch;
     size_t ops = 0;
     int64_t batch_bytes = 0;
+    int64_t batch_records = 0;
     uint64_t last = 0;
+    std::vector<uint64_t> evicted;  // chunk keys
     {
       leveldb::ReadOptions ro;
       ro.fill_cache = false;
@@ -143,21 +145,40 @@ uint64_t EventBuffer::EvictPrefixLocked(const std::string& region, int64_t goal_
         if (k.size() != key_size || std::memcmp(k.data(), prefix.data(), prefix.size()) != 0) {
           break;
         }
-        uint64_t seq = GetBigEndian64(k.data() + prefix.size());
-        if (cutoff_ms >= 0) {
-          std::string_view v(it->value().data(), it->value().size());
-          // An undecodable entry cannot be dated: stop there; the forwarder quarantines it.
-          if (!DecodeEntry(v, seq, &e).ok() || e.ingest_ms >= cutoff_ms) {
-            rs.head_hint = seq;
+        const uint64_t key_seq = GetBigEndian64(k.data() + prefix.size());
+        if (cutoff_ms < 0 && *freed + batch_bytes >= goal_bytes) {
+          done = true;
+          break;
+        }
+        // What of the chunk is still live: all of it unless a reader marked records done.
+        auto oc = rs.open_chunks.find(key_seq);
+        ChunkParser parser(std::string_view(it->value().data(), it->value().size()));
+        uint64_t seq = 0;
+        std::string_view entry;
+        int64_t live = 0;
+        int64_t live_bytes = 0;
+        bool young = false;
+        while (parser.Next(&seq, &entry)) {
+          if (oc != rs.open_chunks.end() && oc->second.IsDone(seq)) {
+            continue;
+          }
+          // The chunk expires with its youngest record; one that cannot be dated stops the
+          // scan (the forwarder quarantines it).
+          if (cutoff_ms >= 0 && (!DecodeEntry(entry, seq, &e).ok() || e.ingest_ms >= cutoff_ms)) {
+            young = true;
             break;
           }
-        } else if (*freed + batch_bytes >= goal_bytes) {
-          rs.head_hint = seq;
+          ++live;
+          live_bytes += static_cast<int64_t>(ChunkRecordBytes(entry.size()));
+        }
+        if (young || (cutoff_ms >= 0 && parser.corrupt())) {
           break;
         }
         batch.Delete(k);
-        batch_bytes += static_cast<int64_t>(k.size() + it->value().size());
-        last = seq;
+        evicted.push_back(key_seq);
+        batch_bytes += live_bytes;
+        batch_records += live;
+        last = key_seq;
         if (++ops >= kMaxBatchOps) {
           done = false;
           break;
@@ -172,10 +193,13 @@ uint64_t EventBuffer::EvictPrefixLocked(const std::string& region, int64_t goal_
       LogError(kLog, "eviction write failed: " + s.ToString());
       break;
     }
-    Adjust(rs, -static_cast<int64_t>(ops), -batch_bytes);
+    for (uint64_t key_seq : evicted) {
+      rs.open_chunks.erase(key_seq);
+    }
+    Adjust(rs, -batch_records, -batch_bytes);
     rs.dropped_below = std::max(rs.dropped_below, last + 1);
     rs.head_hint = std::max(rs.head_hint, last + 1);
-    n += ops;
+    n += static_cast<uint64_t>(batch_records);
     *freed += batch_bytes;
   }
   return n;

@@ -1,4 +1,5 @@
-// EventBuffer's reader side: ReadBatch, Remove, DeadLetter, quarantine.
+// EventBuffer's reader side: ReadBatch, Remove, DeadLetter, quarantine, and the in-memory
+// record of which records of a partly delivered chunk are done.
 #include <leveldb/db.h>
 #include <leveldb/iterator.h>
 #include <leveldb/write_batch.h>
@@ -22,117 +23,265 @@ RateLimitedLog& QuarantineLog() {
   return log;
 }
 
+// Every record sequence in a chunk (framing only, no decoding).
+std::vector<std::pair<uint64_t, size_t>> ChunkIndex(std::string_view chunk) {
+  std::vector<std::pair<uint64_t, size_t>> out;  // seq, ChunkRecordBytes
+  ChunkParser p(chunk);
+  uint64_t seq = 0;
+  std::string_view entry;
+  while (p.Next(&seq, &entry)) {
+    out.emplace_back(seq, ChunkRecordBytes(entry.size()));
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<ReadBatchResult> EventBuffer::ReadBatch(const RegionId& region, uint64_t cursor,
                                                size_t max_records, size_t max_bytes) {
   ReadBatchResult out;
   out.next_cursor = cursor;
-  const std::string prefix = QueueKeyPrefix('q', region.value());
+  const std::string& name = region.value();
+  const std::string prefix = QueueKeyPrefix('q', name);
   const size_t key_size = prefix.size() + 8;
-  std::vector<std::string> bad_keys;
-  std::vector<std::string> bad_values;
   size_t bytes = 0;
+  std::lock_guard<std::mutex> lock(evict_mu_);
+  RegionStats& rs = Stats(name);
+  int64_t bad = 0;
+  int64_t bad_bytes = 0;
   {
     leveldb::ReadOptions ro;
     ro.fill_cache = false;  // queue entries are read once
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ro));
-    for (it->Seek(QueueKey('q', region.value(), cursor)); it->Valid(); it->Next()) {
+    bool stop = false;
+    for (it->Seek(QueueKey('q', name, cursor)); !stop && it->Valid(); it->Next()) {
       leveldb::Slice k = it->key();
       if (!StartsWith(k, prefix)) {
         break;
       }
-      if (out.records.size() >= max_records) {
-        out.full = true;
-        break;
-      }
-      size_t entry_bytes = k.size() + it->value().size();
-      if (!out.records.empty() && bytes + entry_bytes > max_bytes) {
-        out.full = true;
-        break;
-      }
       if (k.size() != key_size) {
-        // A key of another region whose name extends this one ("eu" vs "eu/x" cannot happen:
-        // region names have no '/'); skip defensively.
-        continue;
+        continue;  // not a chunk key of this region (region names have no '/')
       }
-      uint64_t seq = GetBigEndian64(k.data() + prefix.size());
-      out.next_cursor = seq + 1;
-      BufferedRecord rec;
-      rec.seq = seq;
-      rec.bytes = entry_bytes;
-      std::string_view v(it->value().data(), it->value().size());
-      Status st = DecodeEntry(v, seq, &rec.event);
-      if (!st.ok()) {
-        bad_keys.push_back(k.ToString());
-        bad_values.push_back(it->value().ToString());
-        QuarantineLog().Log(LogLevel::kError, "buffer", "quarantine",
-                            "quarantining entry " + std::to_string(seq) + " of region " +
-                                region.value() + ": " + st.message());
-        continue;
+      const uint64_t key_seq = GetBigEndian64(k.data() + prefix.size());
+      std::string_view chunk(it->value().data(), it->value().size());
+      auto oc = rs.open_chunks.find(key_seq);
+      ChunkParser parser(chunk);
+      uint64_t seq = 0;
+      std::string_view entry;
+      bool chunk_bad = false;
+      bool touched = false;
+      while (parser.Next(&seq, &entry)) {
+        if (seq < cursor || (oc != rs.open_chunks.end() && oc->second.IsDone(seq))) {
+          continue;
+        }
+        const size_t rec_bytes = ChunkRecordBytes(entry.size());
+        if (out.records.size() >= max_records ||
+            (!out.records.empty() && bytes + rec_bytes > max_bytes)) {
+          out.full = true;
+          stop = true;
+          break;
+        }
+        BufferedRecord rec;
+        rec.seq = seq;
+        rec.bytes = rec_bytes;
+        out.next_cursor = seq + 1;
+        touched = true;
+        if (!DecodeEntry(entry, seq, &rec.event).ok()) {
+          chunk_bad = true;
+          continue;
+        }
+        bytes += rec_bytes;
+        out.records.push_back(std::move(rec));
       }
-      bytes += entry_bytes;
-      out.records.push_back(std::move(rec));
+      if (parser.corrupt()) {
+        chunk_bad = true;
+      }
+      std::string kept;
+      if (chunk_bad) {
+        // Quarantine from a copy: the rewrite must not alias the iterator's buffer.
+        const std::string copy(chunk);
+        std::vector<uint64_t> bad_seqs;
+        int64_t n = QuarantineChunk(name, key_seq, copy, &kept, &bad_seqs, &bad_bytes);
+        bad += n;
+        if (n > 0 && oc != rs.open_chunks.end()) {
+          for (uint64_t b : bad_seqs) {
+            if (!oc->second.IsDone(b) && b >= oc->second.first &&
+                b - oc->second.first < oc->second.done.size()) {
+              oc->second.done[b - oc->second.first] = true;
+              oc->second.live -= 1;
+            }
+          }
+          if (kept.empty()) {
+            rs.open_chunks.erase(oc);
+          }
+          oc = rs.open_chunks.end();
+          touched = false;  // indexed already
+        }
+      }
+      if (!stop) {
+        out.next_cursor = key_seq + 1;  // past the rest of this chunk (done records)
+      }
+      if (touched && oc == rs.open_chunks.end()) {
+        // The first read of this chunk: index its records so Remove can tell when all are done.
+        // A rewritten (quarantined) chunk is indexed from what was kept.
+        AddOpenChunkLocked(rs, key_seq, chunk_bad ? std::string_view(kept) : chunk);
+      }
     }
     if (!it->status().ok()) {
       return Status::IOError("buffer read failed: " + it->status().ToString());
     }
   }
-  if (!bad_keys.empty()) {
-    Quarantine(region.value(), bad_keys, bad_values);
+  if (bad > 0) {
+    Adjust(rs, -bad, -bad_bytes);
+    CountQuarantined(static_cast<uint64_t>(bad));
   }
   return out;
 }
 
-void EventBuffer::Quarantine(const std::string& region, const std::vector<std::string>& keys,
-                             const std::vector<std::string>& values) {
-  std::lock_guard<std::mutex> lock(evict_mu_);
-  RegionStats& rs = Stats(region);
+int64_t EventBuffer::QuarantineChunk(const std::string& region, uint64_t key_seq,
+                                     std::string_view chunk, std::string* kept,
+                                     std::vector<uint64_t>* bad_seqs, int64_t* bytes) {
   leveldb::WriteBatch batch;
-  int64_t bytes = 0;
   int64_t n = 0;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (GetBigEndian64(keys[i].data() + keys[i].size() - 8) < rs.dropped_below) {
-      continue;  // evicted meanwhile (and counted there)
+  ChunkParser parser(chunk);
+  uint64_t seq = 0;
+  uint64_t last_good = 0;
+  std::string_view entry;
+  SensorEvent scratch;
+  kept->clear();
+  while (parser.Next(&seq, &entry)) {
+    if (DecodeEntry(entry, seq, &scratch).ok()) {
+      AppendChunkRecord(kept, seq, entry);
+      last_good = seq;
+      continue;
     }
-    std::string xkey = keys[i];
-    xkey[0] = 'x';
-    batch.Put(xkey, values[i]);
-    batch.Delete(keys[i]);
-    bytes += static_cast<int64_t>(keys[i].size() + values[i].size());
+    batch.Put(QueueKey('x', region, seq), leveldb::Slice(entry.data(), entry.size()));
+    bad_seqs->push_back(seq);
+    *bytes += static_cast<int64_t>(ChunkRecordBytes(entry.size()));
     ++n;
+    QuarantineLog().Log(LogLevel::kError, "buffer", "quarantine",
+                        "quarantining record " + std::to_string(seq) + " of region " + region +
+                            ": CRC or encoding mismatch");
+  }
+  if (parser.corrupt()) {
+    // Unreadable framing: the rest of the chunk cannot be split into records; kept whole.
+    std::string_view rest = parser.rest();
+    const uint64_t at = std::max(key_seq, last_good + 1);
+    batch.Put(QueueKey('x', region, at), leveldb::Slice(rest.data(), rest.size()));
+    *bytes += static_cast<int64_t>(rest.size());
+    ++n;
+    QuarantineLog().Log(LogLevel::kError, "buffer", "quarantine",
+                        "quarantining the unreadable tail (" + std::to_string(rest.size()) +
+                            " bytes) of chunk " + std::to_string(key_seq) + " of region " +
+                            region);
+  }
+  const std::string key = QueueKey('q', region, key_seq);
+  if (kept->empty()) {
+    batch.Delete(key);
+  } else {
+    batch.Put(key, *kept);  // same key: still above every sequence it holds
   }
   leveldb::Status s = db_->Write(leveldb::WriteOptions(), &batch);
   if (!s.ok()) {
-    // The cursor has moved past them anyway; they will be retried after a restart.
+    // The reader moves past them anyway; they are met again after a restart.
     LogError("buffer", "quarantine write failed: " + s.ToString());
-    return;
+    bad_seqs->clear();
+    *kept = std::string(chunk);
+    return 0;
   }
-  Adjust(rs, -n, -bytes);
-  quarantined_ += static_cast<uint64_t>(n);
+  return n;
+}
+
+void EventBuffer::CountQuarantined(uint64_t n) {
+  quarantined_ += n;
   if (quarantined_metric_ != nullptr) {
-    quarantined_metric_->Inc(static_cast<uint64_t>(n));
+    quarantined_metric_->Inc(n);
   }
+}
+
+EventBuffer::OpenChunk* EventBuffer::FindChunkLocked(const std::string& region, RegionStats& rs,
+                                                     uint64_t seq, uint64_t* key_seq) {
+  auto it = rs.open_chunks.lower_bound(seq);
+  if (it != rs.open_chunks.end() && it->second.first <= seq) {
+    *key_seq = it->first;
+    return &it->second;
+  }
+  // Not touched by a reader in this process (a test, or a caller holding records across a
+  // restart): index the chunk from the DB.
+  const std::string prefix = QueueKeyPrefix('q', region);
+  leveldb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::unique_ptr<leveldb::Iterator> dit(db_->NewIterator(ro));
+  dit->Seek(QueueKey('q', region, seq));
+  if (!dit->Valid() || !StartsWith(dit->key(), prefix) ||
+      dit->key().size() != prefix.size() + 8) {
+    return nullptr;
+  }
+  const uint64_t k = GetBigEndian64(dit->key().data() + prefix.size());
+  ChunkParser first(std::string_view(dit->value().data(), dit->value().size()));
+  uint64_t first_seq = 0;
+  std::string_view entry;
+  if (!first.Next(&first_seq, &entry) || first_seq > seq) {
+    return nullptr;
+  }
+  *key_seq = k;
+  return AddOpenChunkLocked(rs, k, std::string_view(dit->value().data(), dit->value().size()));
+}
+
+EventBuffer::OpenChunk* EventBuffer::AddOpenChunkLocked(RegionStats& rs, uint64_t key_seq,
+                                                        std::string_view chunk) {
+  auto index = ChunkIndex(chunk);
+  if (index.empty()) {
+    return nullptr;
+  }
+  OpenChunk c;
+  c.first = index.front().first;
+  c.done.assign(index.back().first - c.first + 1, false);
+  for (const auto& [s, b] : index) {
+    c.live += 1;
+    c.live_bytes += static_cast<int64_t>(b);
+  }
+  return &rs.open_chunks.insert_or_assign(key_seq, std::move(c)).first->second;
+}
+
+std::pair<int64_t, int64_t> EventBuffer::MarkDoneLocked(
+    const std::string& region, RegionStats& rs, const std::vector<const BufferedRecord*>& records,
+    leveldb::WriteBatch* batch) {
+  int64_t n = 0;
+  int64_t bytes = 0;
+  for (const BufferedRecord* r : records) {
+    uint64_t key_seq = 0;
+    OpenChunk* c = FindChunkLocked(region, rs, r->seq, &key_seq);
+    if (c == nullptr || r->seq - c->first >= c->done.size() || c->done[r->seq - c->first]) {
+      continue;  // gone already (evicted, quarantined) or done twice
+    }
+    c->done[r->seq - c->first] = true;
+    c->live -= 1;
+    c->live_bytes -= static_cast<int64_t>(r->bytes);
+    ++n;
+    bytes += static_cast<int64_t>(r->bytes);
+    if (c->live <= 0) {
+      batch->Delete(QueueKey('q', region, key_seq));
+      rs.open_chunks.erase(key_seq);
+      rs.max_removed = std::max(rs.max_removed, key_seq);
+    }
+  }
+  return {n, bytes};
 }
 
 Status EventBuffer::Remove(const RegionId& region, const std::vector<BufferedRecord>& records) {
   std::lock_guard<std::mutex> lock(evict_mu_);
   RegionStats& rs = Stats(region.value());
-  std::vector<const BufferedRecord*> live = LiveLocked(rs, records);
   leveldb::WriteBatch batch;
-  int64_t bytes = 0;
-  for (const BufferedRecord* r : live) {
-    batch.Delete(QueueKey('q', region.value(), r->seq));
-    bytes += static_cast<int64_t>(r->bytes);
-    rs.max_removed = std::max(rs.max_removed, r->seq);
-  }
-  // Not synced: if a removal is lost in a crash, the records are sent again (at-least-once).
+  auto [n, bytes] = MarkDoneLocked(region.value(), rs, LiveLocked(rs, records), &batch);
+  // Not synced: if a removal is lost in a crash, the records are sent again and the broker
+  // skips them (idempotent producer).
   leveldb::Status s = db_->Write(leveldb::WriteOptions(), &batch);
   if (!s.ok()) {
     return Status::IOError("buffer remove failed: " + s.ToString());
   }
-  rs.removed += live.size();
-  Adjust(rs, -static_cast<int64_t>(live.size()), -bytes);
+  rs.removed += static_cast<uint64_t>(n);
+  Adjust(rs, -n, -bytes);
   return Status::Ok();
 }
 
@@ -142,32 +291,51 @@ Status EventBuffer::DeadLetter(const RegionId& region,
   RegionStats& rs = Stats(region.value());
   std::vector<const BufferedRecord*> live = LiveLocked(rs, records);
   leveldb::WriteBatch batch;
-  int64_t bytes = 0;
   std::string value;
   for (const BufferedRecord* r : live) {
     value.clear();
     EncodeEntry(r->event, &value);
     batch.Put(QueueKey('d', region.value(), r->seq), value);
-    batch.Delete(QueueKey('q', region.value(), r->seq));
-    bytes += static_cast<int64_t>(r->bytes);
   }
+  // Marked done only once the write succeeded: on failure the caller keeps the batch.
+  leveldb::WriteBatch deletes;
+  std::map<uint64_t, OpenChunk> before = rs.open_chunks;
+  auto [n, bytes] = MarkDoneLocked(region.value(), rs, live, &deletes);
+  batch.Append(deletes);
   leveldb::WriteOptions wo;
   wo.sync = true;  // a dead letter is the only copy left
   leveldb::Status s = db_->Write(wo, &batch);
   if (!s.ok()) {
+    rs.open_chunks = std::move(before);
     return Status::IOError("buffer dead-letter failed: " + s.ToString());
   }
-  Adjust(rs, -static_cast<int64_t>(live.size()), -bytes);
+  Adjust(rs, -n, -bytes);
   return Status::Ok();
 }
 
 std::vector<uint64_t> EventBuffer::ListKeys(char space, const RegionId& region) {
+  std::lock_guard<std::mutex> lock(evict_mu_);
+  RegionStats& rs = Stats(region.value());
   std::vector<uint64_t> out;
   const std::string prefix = QueueKeyPrefix(space, region.value());
   std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
   for (it->Seek(prefix); it->Valid() && StartsWith(it->key(), prefix); it->Next()) {
-    if (it->key().size() == prefix.size() + 8) {
-      out.push_back(GetBigEndian64(it->key().data() + prefix.size()));
+    if (it->key().size() != prefix.size() + 8) {
+      continue;
+    }
+    const uint64_t key_seq = GetBigEndian64(it->key().data() + prefix.size());
+    if (space != 'q') {
+      out.push_back(key_seq);
+      continue;
+    }
+    auto oc = rs.open_chunks.find(key_seq);
+    ChunkParser p(std::string_view(it->value().data(), it->value().size()));
+    uint64_t seq = 0;
+    std::string_view entry;
+    while (p.Next(&seq, &entry)) {
+      if (oc == rs.open_chunks.end() || !oc->second.IsDone(seq)) {
+        out.push_back(seq);
+      }
     }
   }
   return out;

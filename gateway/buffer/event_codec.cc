@@ -58,6 +58,7 @@ class Reader {
     return true;
   }
   bool AtEnd() const { return pos_ == in_.size(); }
+  size_t Remaining() const { return in_.size() - pos_; }
 
  private:
   std::string_view in_;
@@ -127,6 +128,61 @@ uint64_t GetBigEndian64(const char* p) {
     v = (v << 8) | static_cast<uint8_t>(p[i]);
   }
   return v;
+}
+
+size_t ChunkRecordBytes(size_t entry_size) {
+  size_t varint = 1;
+  for (size_t v = entry_size; v >= 0x80; v >>= 7) {
+    ++varint;
+  }
+  return 8 + varint + entry_size;
+}
+
+void AppendChunkRecord(std::string* chunk, uint64_t seq, std::string_view entry) {
+  if (chunk->empty()) {
+    chunk->push_back(static_cast<char>(kChunkVersion));
+  }
+  PutBigEndian64(chunk, seq);
+  PutVarint64(chunk, entry.size());
+  chunk->append(entry.data(), entry.size());
+}
+
+ChunkParser::ChunkParser(std::string_view chunk) : chunk_(chunk) {
+  if (chunk_.empty() || static_cast<uint8_t>(chunk_[0]) != kChunkVersion) {
+    corrupt_ = true;
+    return;
+  }
+  pos_ = 1;
+}
+
+bool ChunkParser::Next(uint64_t* seq, std::string_view* entry) {
+  if (corrupt_ || pos_ == chunk_.size()) {
+    return false;
+  }
+  std::string_view rest = chunk_.substr(pos_);
+  if (rest.size() < 9) {
+    corrupt_ = true;
+    return false;
+  }
+  const uint64_t s = GetBigEndian64(rest.data());
+  Reader r(rest.substr(8));
+  std::string_view body = rest.substr(8);
+  uint64_t len = 0;
+  if ((started_ && s <= last_) || !r.Varint64(&len)) {
+    corrupt_ = true;
+    return false;
+  }
+  size_t header = 8 + (body.size() - r.Remaining());
+  if (len > rest.size() - header) {
+    corrupt_ = true;
+    return false;
+  }
+  *seq = s;
+  *entry = rest.substr(header, len);
+  pos_ += header + len;
+  started_ = true;
+  last_ = s;
+  return true;
 }
 
 std::string QueueKeyPrefix(char space, const std::string& region) {

@@ -145,11 +145,16 @@ TEST_F(BufferBoundsTest, TtlExpiresOnlyOlderRecords) {
 
 TEST_F(BufferBoundsTest, CompactRemovedKeepsQueueReadableAndEvictionSkipsDelivered) {
   auto b = Open(0);
-  std::vector<PendingEvent> many;
-  for (int i = 0; i < 3000; ++i) {
-    many.push_back(PendingEvent{RegionId("eu"), MakeEvent(i, 1000 + i)});
+  std::vector<PendingEvent> old_ones;
+  for (int i = 0; i < 2500; ++i) {
+    old_ones.push_back(PendingEvent{RegionId("eu"), MakeEvent(i, 1000 + i)});
   }
-  ASSERT_TRUE(b->Append(std::move(many)).get().ok());
+  ASSERT_TRUE(b->Append(std::move(old_ones)).get().ok());
+  std::vector<PendingEvent> young;  // a later commit: chunks never mix commits
+  for (int i = 2500; i < 3000; ++i) {
+    young.push_back(PendingEvent{RegionId("eu"), MakeEvent(i, 9000 + i)});
+  }
+  ASSERT_TRUE(b->Append(std::move(young)).get().ok());
   uint64_t cursor = 0;
   for (int i = 0; i < 2; ++i) {  // a forwarder delivers the first 2,000
     auto rb = b->ReadBatch(RegionId("eu"), cursor, 1000, 1 << 30);
@@ -163,9 +168,26 @@ TEST_F(BufferBoundsTest, CompactRemovedKeepsQueueReadableAndEvictionSkipsDeliver
   ASSERT_TRUE(rb.ok());
   ASSERT_FALSE(rb->records.empty());
   EXPECT_EQ(rb->records[0].seq, 2000u);
-  // TTL: 2,000..2,499 are older than 3,500; the delivered ones are not counted again.
+  // TTL: 2,000..2,499 are older than 3,500 (the chunk holding 2,000 is partly delivered); the
+  // delivered ones are not counted again.
   EXPECT_EQ(b->ExpireOlderThan(3500), 500u);
   EXPECT_EQ(b->buffered_records(RegionId("eu")), 500u);
+  EXPECT_EQ(b->ListKeys('q', RegionId("eu")).front(), 2500u);
+}
+
+TEST_F(BufferBoundsTest, TtlExpiresAChunkWithItsYoungestRecord) {
+  // Records of one commit share a chunk, which is deleted whole: it expires when its youngest
+  // record does (records of one commit arrive within milliseconds of each other).
+  auto b = Open(0);
+  std::vector<PendingEvent> one_commit;
+  one_commit.push_back(PendingEvent{RegionId("eu"), MakeEvent(0, 1000)});
+  one_commit.push_back(PendingEvent{RegionId("eu"), MakeEvent(1, 9000)});
+  ASSERT_TRUE(b->Append(std::move(one_commit)).get().ok());
+  EXPECT_EQ(b->ExpireOlderThan(5000), 0u);
+  EXPECT_EQ(b->buffered_records(RegionId("eu")), 2u);
+  EXPECT_EQ(b->ExpireOlderThan(9001), 2u);
+  EXPECT_EQ(b->buffered_records(RegionId("eu")), 0u);
+  EXPECT_TRUE(b->ListKeys('q', RegionId("eu")).empty());
 }
 
 // A WritableFile whose Sync() blocks while the gate is closed: a stalled disk.

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "gateway/buffer/event_codec.h"
+#include "tests/common/buffer_corruption.h"
 #include "tests/common/test_env.h"
 
 namespace sluice::testing {
@@ -176,11 +177,7 @@ TEST_F(GatewayBufferBinaryTest, CorruptEntryIsQuarantinedAndTheRestDelivered) {
     leveldb::DB* raw = nullptr;
     ASSERT_TRUE(leveldb::DB::Open(leveldb::Options(), dir_.Sub("data/buffer"), &raw).ok());
     std::unique_ptr<leveldb::DB> db(raw);
-    std::string key = gateway::QueueKey('q', "eu-central", 3);
-    std::string v;
-    ASSERT_TRUE(db->Get(leveldb::ReadOptions(), key, &v).ok());
-    v[v.size() / 2] ^= 0x5a;
-    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), key, v).ok());
+    ASSERT_TRUE(CorruptBufferedRecord(db.get(), "eu-central", 3));
   }
   std::string out;
   ASSERT_EQ(CheckBuffer(&out), 0) << out;
