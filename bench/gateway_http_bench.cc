@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -80,7 +81,7 @@ int main(int argc, char** argv) {
   using namespace sluice;
   using namespace sluice::bench;
   SetLogLevel(LogLevel::kWarn);
-  const int kThreads = 8;
+  const int kThreads = argc > 2 ? std::atoi(argv[2]) : 8;
   const double kSecs = 4.0;
   InitHttpThreads(4);
   std::string dir = argc > 1 ? argv[1] : "/tmp/sluice-bench-http";

@@ -124,6 +124,11 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
   g.buffer_overflow_mqtt = Overflow(cfg, "buffer.overflow.mqtt", "drop_oldest");
   g.buffer_qos0_max_pending = Positive(cfg, "buffer.qos0_max_pending",
                                        cfg.GetInt("buffer.qos0_max_pending", 10000));
+  g.buffer_qos0_commit_delay_ms =
+      cfg.GetDurationMs("buffer.qos0_commit_delay", g.buffer_qos0_commit_delay_ms);
+  if (g.buffer_qos0_commit_delay_ms < 0 || g.buffer_qos0_commit_delay_ms > 1000) {
+    cfg.Fail("buffer.qos0_commit_delay", "must be in 0ms..1s");
+  }
   g.buffer_write_buffer_bytes =
       cfg.GetBytes("buffer.write_buffer_bytes", g.buffer_write_buffer_bytes);
   if (g.buffer_write_buffer_bytes < (int64_t{64} << 10) ||

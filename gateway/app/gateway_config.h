@@ -43,6 +43,7 @@ struct GatewayConfig {
   OverflowPolicy buffer_overflow_http = OverflowPolicy::kReject;
   OverflowPolicy buffer_overflow_mqtt = OverflowPolicy::kDropOldest;
   int64_t buffer_qos0_max_pending = 10000;  // QoS 0 messages accepted but not yet committed
+  int64_t buffer_qos0_commit_delay_ms = 5;  // how long QoS 0 messages may wait for their commit
   int64_t buffer_write_buffer_bytes = int64_t{16} << 20;  // LevelDB memtable (memory vs speed)
 
   std::string forward_topic = "sensors";

@@ -29,6 +29,16 @@ enum class SyncMode { kAlways, kInterval };
 //            reason="drop_oldest"}.
 enum class OverflowPolicy { kReject, kDropOldest };
 
+// Whether anyone waits for an append's callback.
+//   kAcknowledged: an HTTP 202 or an MQTT QoS 1 acknowledgement waits: committed at once (with
+//                  whatever else is queued).
+//   kUnacknowledged: nothing waits (MQTT QoS 0): it may wait up to
+//                  BufferOptions::unacknowledged_commit_delay_ms for more to share its synced
+//                  write, so a stream of QoS 0 messages costs a few fsyncs per second, not
+//                  thousands. What a crash can lose of them stays bounded by the caller
+//                  (mqtt qos0_max_pending).
+enum class AppendWait { kAcknowledged, kUnacknowledged };
+
 struct BufferOptions {
   std::string path;
   SyncMode sync = SyncMode::kAlways;
@@ -43,6 +53,10 @@ struct BufferOptions {
   // memory at the next open. Bigger: fewer flushes; smaller: less memory (config
   // buffer.write_buffer_bytes; leveldb clamps it to 64 KiB..1 GiB).
   size_t write_buffer_bytes = size_t{16} << 20;
+  // AppendWait::kUnacknowledged appends wait at most this long for their commit, or until
+  // unacknowledged_commit_events are queued (config buffer.qos0_commit_delay_ms). 0: at once.
+  int64_t unacknowledged_commit_delay_ms = 5;
+  size_t unacknowledged_commit_events = 4096;
   leveldb::Env* env = nullptr;         // nullptr: leveldb's default Env (tests: NewMemEnv)
   MetricsRegistry* metrics = nullptr;  // optional: quarantined_total, dropped_total{buffer}
 };

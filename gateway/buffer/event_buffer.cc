@@ -110,7 +110,7 @@ void EventBuffer::Append(std::vector<PendingEvent> events, AppendCallback done) 
 }
 
 void EventBuffer::Append(std::vector<PendingEvent> events, AppendCallback done,
-                         OverflowPolicy policy) {
+                         OverflowPolicy policy, AppendWait wait) {
   // Encode + CRC on the caller's thread: the commit thread only builds the WriteBatch.
   Request req;
   req.entries.reserve(events.size());
@@ -136,10 +136,25 @@ void EventBuffer::Append(std::vector<PendingEvent> events, AppendCallback done,
           "buffer full: " + std::to_string(total_bytes_.load() + queued_bytes_) + " of " +
           std::to_string(options_.max_bytes) + " bytes used");
     } else {
+      const bool lazy =
+          wait == AppendWait::kUnacknowledged && options_.unacknowledged_commit_delay_ms > 0;
+      const bool first = queue_.empty();
+      if (first) {
+        unacknowledged_deadline_ =
+            std::chrono::steady_clock::now() +
+            std::chrono::milliseconds(options_.unacknowledged_commit_delay_ms);
+      }
       queued_events_ += n;
       queued_bytes_ += req.bytes;
       queue_.push_back(std::move(req));
-      cv_.notify_one();
+      if (!lazy) {
+        ++acknowledged_queued_;
+      }
+      // An unacknowledged append only wakes the commit thread to start its delay or once enough
+      // are queued: no futex wake per QoS 0 message.
+      if (!lazy || first || queued_events_ >= options_.unacknowledged_commit_events) {
+        cv_.notify_one();
+      }
       return;
     }
   }
@@ -217,8 +232,16 @@ void EventBuffer::CommitLoop() {
       }
       continue;
     }
+    if (acknowledged_queued_ == 0 && !stopping_) {
+      // Only appends nobody waits for: let more join this commit, up to their delay.
+      cv_.wait_until(lock, unacknowledged_deadline_, [&] {
+        return acknowledged_queued_ > 0 || stopping_ ||
+               queued_events_ >= options_.unacknowledged_commit_events;
+      });
+    }
     std::vector<Request> reqs;
     reqs.swap(queue_);
+    acknowledged_queued_ = 0;
     queued_events_ = 0;
     int64_t batch_bytes = queued_bytes_;
     queued_bytes_ = 0;

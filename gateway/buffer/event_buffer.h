@@ -30,6 +30,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -64,8 +65,10 @@ class EventBuffer {
 
   void Append(std::vector<PendingEvent> events, AppendCallback done);
   std::future<Status> Append(std::vector<PendingEvent> events);
-  // As above with an explicit overflow policy (the others use options.overflow).
-  void Append(std::vector<PendingEvent> events, AppendCallback done, OverflowPolicy policy);
+  // As above with an explicit overflow policy (the others use options.overflow) and, for appends
+  // nobody waits for, AppendWait::kUnacknowledged.
+  void Append(std::vector<PendingEvent> events, AppendCallback done, OverflowPolicy policy,
+              AppendWait wait = AppendWait::kAcknowledged);
   // Commits what is queued, then fails later appends with kUnavailable. Idempotent.
   void StopAppends();
 
@@ -180,6 +183,9 @@ class EventBuffer {
   std::condition_variable cv_;
   std::vector<Request> queue_;
   size_t queued_events_ = 0;
+  size_t acknowledged_queued_ = 0;  // queued requests someone waits for
+  // When the oldest queued kUnacknowledged request must be committed (if any is queued).
+  std::chrono::steady_clock::time_point unacknowledged_deadline_;
   int64_t queued_bytes_ = 0;  // bytes of queued requests, for the kReject check
   bool stopping_ = false;
   bool dirty_ = false;  // kInterval: unsynced writes since the last sync

@@ -121,7 +121,7 @@ void MqttSource::Drop(const std::string& reason, const std::string& detail) {
   log_.Log(LogLevel::kWarn, kLog, reason, "dropped message (" + reason + "): " + detail);
 }
 
-void MqttSource::OnMessage(const std::string& topic, const std::string& payload, int qos) {
+void MqttSource::OnMessage(const std::string& topic, std::string payload, int qos) {
   if (static_cast<int64_t>(payload.size()) > options_.max_payload_bytes) {
     Drop("too_large", "topic " + topic + ": payload of " + std::to_string(payload.size()) +
                           " bytes exceeds mqtt.max_payload_bytes (" +
@@ -167,7 +167,7 @@ void MqttSource::OnMessage(const std::string& topic, const std::string& payload,
   pe.event.ingest_ms = now;
   pe.event.gateway_id = options_.gateway_id;
   pe.event.source = "mqtt";
-  pe.event.payload = payload;
+  pe.event.payload = std::move(payload);
 
   if (qos == 0) {
     // Bounded: a crash can lose at most qos0_max_pending accepted QoS 0 messages.
@@ -187,7 +187,7 @@ void MqttSource::OnMessage(const std::string& topic, const std::string& payload,
         Drop(IsBufferFull(st) ? "buffer_full" : "buffer_unavailable", st.ToString());
       }
       pending->fetch_sub(1);
-    }, options_.overflow);
+    }, options_.overflow, AppendWait::kUnacknowledged);
     return;
   }
   // QoS >= 1: Paho acknowledges when this callback returns, so persist first.

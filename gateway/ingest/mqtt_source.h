@@ -70,7 +70,7 @@ class MqttSource {
   int64_t qos0_pending() const { return qos0_pending_->load(); }
 
   // Handles one message (topic, payload, qos); public for tests. Blocks for qos >= 1.
-  void OnMessage(const std::string& topic, const std::string& payload, int qos);
+  void OnMessage(const std::string& topic, std::string payload, int qos);
 
  private:
   void Supervise();

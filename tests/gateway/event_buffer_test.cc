@@ -5,6 +5,7 @@
 #include <leveldb/env.h>
 #include <leveldb/helpers/memenv.h>
 
+#include <future>
 #include <thread>
 
 #include "gateway/buffer/event_codec.h"
@@ -320,6 +321,51 @@ TEST_F(EventBufferTest, ChunkWithBrokenFramingKeepsItsReadableRecords) {
   Result<ReadBatchResult> r = buf->ReadBatch(eu_, 0, 100, 1 << 20);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->records.size(), 6u);
+}
+
+TEST_F(EventBufferTest, UnacknowledgedAppendsWaitForCompanyButNeverDelayAnAcknowledgedOne) {
+  BufferOptions o;
+  o.path = "/buf";
+  o.env = env_.get();
+  o.unacknowledged_commit_delay_ms = 600000;  // far longer than this test may take
+  o.unacknowledged_commit_events = 10;
+  auto opened = EventBuffer::Open(o);
+  ASSERT_TRUE(opened.ok());
+  EventBuffer& buf = **opened;
+  std::vector<std::future<Status>> lazy;
+  auto append_lazy = [&](int i) {
+    auto p = std::make_shared<std::promise<Status>>();
+    lazy.push_back(p->get_future());
+    buf.Append(Events("eu-central", 1, i), [p](const Status& st, uint64_t) { p->set_value(st); },
+               OverflowPolicy::kReject, AppendWait::kUnacknowledged);
+  };
+  for (int i = 0; i < 3; ++i) {
+    append_lazy(i);
+  }
+  // An acknowledged append commits at once, taking the waiting ones along.
+  ASSERT_EQ(buf.Append(Events("eu-central", 1, 3)).wait_for(std::chrono::seconds(30)),
+            std::future_status::ready);
+  for (auto& f : lazy) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(0)), std::future_status::ready);
+    EXPECT_TRUE(f.get().ok());
+  }
+  EXPECT_EQ(buf.buffered_records(eu_), 4u);
+  // Enough of them queued: committed without waiting for the delay.
+  lazy.clear();
+  for (int i = 10; i < 20; ++i) {
+    append_lazy(i);
+  }
+  for (auto& f : lazy) {
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+  }
+  EXPECT_EQ(buf.buffered_records(eu_), 14u);
+  // Stopping commits what waits.
+  lazy.clear();
+  append_lazy(30);
+  buf.StopAppends();
+  ASSERT_EQ(lazy[0].wait_for(std::chrono::seconds(0)), std::future_status::ready);
+  EXPECT_TRUE(lazy[0].get().ok());
+  EXPECT_EQ(buf.buffered_records(eu_), 15u);
 }
 
 TEST_F(EventBufferTest, DeadLetterMovesRecords) {
