@@ -63,21 +63,24 @@ double RateOf(const Seen& s) {
 
 std::string Dropped(const testing::TempDir& dir, int port) {
   static int calls = 0;
-  std::string log = dir.Sub("sys-" + std::to_string(++calls) + ".log");
-  // Retained $SYS counters (refreshed every second): received, sent, dropped.
-  testing::RunCommand({"mosquitto_sub", "-p", std::to_string(port), "-v", "-t",
-                       "$SYS/broker/publish/messages/+", "-C", "3", "-W", "5"},
-                      log, 10000);
-  std::string v = testing::ReadFileOrEmpty(log);
-  while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) {
-    v.pop_back();
-  }
-  for (char& ch : v) {
-    if (ch == '\n') {
-      ch = ';';
+  // $SYS is republished every second (sys_interval 1): wait for a value covering the phase.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  // Retained $SYS counters (refreshed every second), one read per topic: one read of the
+  // wildcard could return one counter twice (an update racing the retained copies).
+  std::string out;
+  for (const char* name : {"received", "sent", "dropped"}) {
+    std::string log = dir.Sub("sys-" + std::to_string(++calls) + ".log");
+    testing::RunCommand({"mosquitto_sub", "-p", std::to_string(port), "-t",
+                         std::string("$SYS/broker/publish/messages/") + name, "-C", "1", "-W",
+                         "5"},
+                        log, 10000);
+    std::string v = testing::ReadFileOrEmpty(log);
+    while (!v.empty() && (v.back() == '\n' || v.back() == '\r')) {
+      v.pop_back();
     }
+    out += std::string(out.empty() ? "" : ", ") + name + " " + (v.empty() ? "?" : v);
   }
-  return v.empty() ? "?" : v;
+  return out;
 }
 
 int Publish(const testing::TempDir& dir, int port, const std::string& file) {
