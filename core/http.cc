@@ -132,7 +132,13 @@ class CppRestServer final : public HttpServer {
     try {
       http_listener_config cfg;
       cfg.set_timeout(std::chrono::seconds(60));
-      const std::string url = "http://" + options_.host + ":" + std::to_string(options_.port) + "/";
+      if (options_.tls.enabled()) {
+        const TlsServerOptions tls = options_.tls;
+        cfg.set_ssl_context_callback(
+            [tls](boost::asio::ssl::context& ctx) { ConfigureServerTls(tls, ctx); });
+      }
+      const std::string url = std::string(options_.tls.enabled() ? "https://" : "http://") +
+                              options_.host + ":" + std::to_string(options_.port) + "/";
       listener_ = std::make_unique<http_listener>(web::uri(url), cfg);
       listener_->support([this](http::http_request req) { Handle(std::move(req)); });
       listener_->open().wait();
@@ -249,6 +255,8 @@ class CppRestServer final : public HttpServer {
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options,
                                                       HttpHandler handler) {
+  Status tls = CheckServerTls(options.tls);
+  if (!tls.ok()) return tls;
   auto server = std::make_unique<CppRestServer>(options, std::move(handler));
   Status st = server->Open();
   if (!st.ok()) return st;
@@ -266,6 +274,11 @@ HttpClient::HttpClient(const std::string& base_url, HttpClientOptions options)
   try {
     http::client::http_client_config cfg;
     cfg.set_timeout(std::chrono::milliseconds(options.timeout_ms));
+    if (base_url.rfind("https://", 0) == 0) {
+      const TlsClientOptions tls = options.tls;
+      cfg.set_ssl_context_callback(
+          [tls](boost::asio::ssl::context& ctx) { ConfigureClientTls(tls, ctx); });
+    }
     impl_->client = std::make_unique<http::client::http_client>(web::uri(base_url), cfg);
   } catch (const std::exception& e) {
     LogError("http", "invalid base url '" + base_url + "': " + e.what());

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "core/tls.h"
 
 namespace sluice {
 
@@ -61,11 +62,13 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;                             // must be set; tests pick a free port
   int64_t max_body_bytes = 8 * 1024 * 1024;  // larger bodies get 413 unread
+  TlsServerOptions tls;                      // enabled: https:// (core/tls.h)
 };
 
 class HttpServer {
  public:
-  // Starts listening; kUnavailable if the address cannot be bound.
+  // Starts listening; kUnavailable if the address cannot be bound, kInvalidArgument if the TLS
+  // files cannot be loaded.
   static Result<std::unique_ptr<HttpServer>> Start(const HttpServerOptions& options,
                                                    HttpHandler handler);
   virtual ~HttpServer() = default;
@@ -79,11 +82,13 @@ void InitHttpThreads(int threads);
 
 struct HttpClientOptions {
   int64_t timeout_ms = 10000;
+  TlsClientOptions tls;  // used for https:// base URLs (core/tls.h)
 };
 
 class HttpClient {
  public:
-  // base_url: "http://127.0.0.1:8080".
+  // base_url: "http://127.0.0.1:8080" or "https://broker.example:8443" (the server's certificate
+  // and host name are verified; a failed handshake is a transport failure, kUnavailable).
   HttpClient(const std::string& base_url, HttpClientOptions options = {});
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;

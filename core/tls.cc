@@ -1,0 +1,141 @@
+#include "core/tls.h"
+
+#include <arpa/inet.h>
+
+#include <boost/asio/ssl.hpp>
+
+#include "core/config.h"
+
+namespace sluice {
+namespace {
+
+void CommonOptions(boost::asio::ssl::context& ctx) {
+  ctx.set_options(boost::asio::ssl::context::default_workarounds |
+                  boost::asio::ssl::context::no_sslv2 | boost::asio::ssl::context::no_sslv3 |
+                  boost::asio::ssl::context::no_tlsv1 | boost::asio::ssl::context::no_tlsv1_1 |
+                  boost::asio::ssl::context::single_dh_use);
+}
+
+}  // namespace
+
+void ConfigureServerTls(const TlsServerOptions& o, boost::asio::ssl::context& ctx) {
+  CommonOptions(ctx);
+  ctx.use_certificate_chain_file(o.cert_file);
+  ctx.use_private_key_file(o.key_file, boost::asio::ssl::context::pem);
+  if (!o.client_ca_file.empty()) {
+    ctx.load_verify_file(o.client_ca_file);
+    ctx.set_verify_mode(boost::asio::ssl::verify_peer |
+                        boost::asio::ssl::verify_fail_if_no_peer_cert);
+  }
+}
+
+void ConfigureClientTls(const TlsClientOptions& o, boost::asio::ssl::context& ctx) {
+  CommonOptions(ctx);
+  if (!o.ca_file.empty()) {
+    ctx.load_verify_file(o.ca_file);
+  }
+  if (!o.cert_file.empty()) {
+    ctx.use_certificate_chain_file(o.cert_file);
+    ctx.use_private_key_file(o.key_file, boost::asio::ssl::context::pem);
+  }
+}
+
+Status CheckServerTls(const TlsServerOptions& o) {
+  if (!o.enabled()) {
+    return Status::Ok();
+  }
+  try {
+    boost::asio::ssl::context ctx(boost::asio::ssl::context::tls_server);
+    ConfigureServerTls(o, ctx);
+    if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
+      return Status::InvalidArgument("TLS key " + o.key_file + " does not match certificate " +
+                                     o.cert_file);
+    }
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument("TLS server files (" + o.cert_file + ", " + o.key_file +
+                                   (o.client_ca_file.empty() ? "" : ", " + o.client_ca_file) +
+                                   "): " + e.what());
+  }
+  return Status::Ok();
+}
+
+Status CheckClientTls(const TlsClientOptions& o) {
+  try {
+    boost::asio::ssl::context ctx(boost::asio::ssl::context::tls_client);
+    ConfigureClientTls(o, ctx);
+    if (!o.cert_file.empty() && SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
+      return Status::InvalidArgument("TLS key " + o.key_file + " does not match certificate " +
+                                     o.cert_file);
+    }
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument("TLS client files (" + o.ca_file + ", " + o.cert_file + ", " +
+                                   o.key_file + "): " + e.what());
+  }
+  return Status::Ok();
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  if (host == "localhost" || host == "::1" || host == "[::1]") {
+    return true;
+  }
+  in_addr a{};
+  if (inet_pton(AF_INET, host.c_str(), &a) == 1) {
+    return (ntohl(a.s_addr) >> 24) == 127;
+  }
+  return false;
+}
+
+std::string UrlHost(const std::string& url) {
+  size_t start = url.find("://");
+  start = start == std::string::npos ? 0 : start + 3;
+  if (start < url.size() && url[start] == '[') {
+    size_t end = url.find(']', start);
+    return end == std::string::npos ? url.substr(start) : url.substr(start + 1, end - start - 1);
+  }
+  size_t end = url.find_first_of(":/", start);
+  return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+void RequireTlsOffLoopback(const Config& cfg, const std::string& key, const std::string& host,
+                           bool tls, const std::string& insecure_key) {
+  const bool insecure = cfg.GetBool(insecure_key, false);
+  if (!tls && !insecure && !IsLoopbackHost(host)) {
+    cfg.Fail(key, "'" + host + "' is not a loopback address: traffic to it leaves the machine, so "
+                  "it needs TLS (or " + insecure_key + ": true to send it in plaintext anyway)");
+  }
+}
+
+TlsServerOptions TlsServerFromConfig(const Config& cfg, const std::string& prefix) {
+  TlsServerOptions o;
+  o.cert_file = cfg.GetString(prefix + ".cert_file", "");
+  o.key_file = cfg.GetString(prefix + ".key_file", "");
+  o.client_ca_file = cfg.GetString(prefix + ".client_ca_file", "");
+  if (o.cert_file.empty() != o.key_file.empty()) {
+    cfg.Fail(prefix, "cert_file and key_file go together");
+  }
+  if (!o.enabled() && !o.client_ca_file.empty()) {
+    cfg.Fail(prefix + ".client_ca_file", "needs cert_file and key_file (TLS) too");
+  }
+  Status st = CheckServerTls(o);
+  if (!st.ok()) {
+    cfg.Fail(prefix, st.message());
+  }
+  return o;
+}
+
+TlsClientOptions TlsClientFromConfig(const Config& cfg, const std::string& prefix) {
+  TlsClientOptions o;
+  o.ca_file = cfg.GetString(prefix + ".ca_file", "");
+  o.cert_file = cfg.GetString(prefix + ".cert_file", "");
+  o.key_file = cfg.GetString(prefix + ".key_file", "");
+  if (o.cert_file.empty() != o.key_file.empty()) {
+    cfg.Fail(prefix, "cert_file and key_file go together");
+  }
+  Status st = CheckClientTls(o);
+  if (!st.ok()) {
+    cfg.Fail(prefix, st.message());
+  }
+  return o;
+}
+
+}  // namespace sluice
