@@ -101,6 +101,7 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   ho.host = options.http_host;
   ho.port = options.http_port;
   ho.max_body_bytes = options.max_body_bytes;
+  ho.tls = options.tls;
   BrokerService* service = b->service_.get();
   Result<std::unique_ptr<HttpServer>> server = HttpServer::Start(
       ho, [service](HttpRequest&& req, HttpResponder respond) {

@@ -46,6 +46,8 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
     c.Fail("http.port", "must be 1..65535, got " + std::to_string(port));
   }
   o.http_port = static_cast<int>(port);
+  o.tls = TlsServerFromConfig(c, "http.tls");
+  RequireTlsOffLoopback(c, "http.host", o.http_host, o.tls.enabled(), "http.insecure_plaintext");
   o.max_body_bytes = c.GetBytes("http.max_body_bytes", o.max_body_bytes);
   if (o.max_body_bytes < static_cast<int64_t>(kBatchHeaderSize)) {
     c.Fail("http.max_body_bytes", "must be at least " +

@@ -11,6 +11,7 @@
 #include "cloud-broker/log/partition_log.h"
 #include "core/config.h"
 #include "core/strong_types.h"
+#include "core/tls.h"
 
 namespace sluice::broker {
 
@@ -21,6 +22,10 @@ struct BrokerOptions {
   std::vector<CountryCode> countries;
   std::string http_host = "127.0.0.1";
   int http_port = 9101;
+  // http.tls.*: https, and with client_ca_file mutual TLS (only gateways and consumers holding a
+  // certificate the CA signed get in). Required when http.host is not loopback, unless
+  // http.insecure_plaintext is true.
+  TlsServerOptions tls;
   int64_t max_body_bytes = 16LL * 1024 * 1024;
   int http_threads = 4;
   bool auto_create_topics = true;

@@ -64,7 +64,8 @@ Status GatewayApp::Start() {
                         });
     std::unique_ptr<Uplink> uplink =
         uplink_factory_ ? uplink_factory_(rc)
-                        : std::make_unique<HttpUplink>(rc.url, config_.forward_request_timeout_ms);
+                        : std::make_unique<HttpUplink>(rc.url, config_.forward_request_timeout_ms,
+                                                       config_.forward_tls);
     ForwarderOptions fo;
     fo.region = region;
     fo.gateway_id = config_.gateway_id;
@@ -98,6 +99,7 @@ Status GatewayApp::Start() {
     so.host = config_.http_host;
     so.port = config_.http_port;
     so.max_body_bytes = config_.http_max_body_bytes;
+    so.tls = config_.http_tls;
     HttpIngest* ingest = http_ingest_.get();
     Result<std::unique_ptr<HttpServer>> server = HttpServer::Start(
         so, [ingest](HttpRequest&& req, HttpResponder respond) {

@@ -94,6 +94,13 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
     cfg.Fail("http.port", "must be in 1..65535");
   }
   g.http_port = static_cast<int>(port);
+  g.http_tls = TlsServerFromConfig(cfg, "http.tls");
+  if (g.http_enabled) {
+    RequireTlsOffLoopback(cfg, "http.host", g.http_host, g.http_tls.enabled(),
+                          "http.insecure_plaintext");
+  } else {
+    cfg.GetBool("http.insecure_plaintext", false);  // accepted, unused
+  }
   g.http_max_body_bytes =
       Positive(cfg, "http.max_body_bytes", cfg.GetBytes("http.max_body_bytes", 4 << 20));
   g.http_max_events_per_request = Positive(
@@ -155,6 +162,7 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
   }
   g.forward_request_timeout_ms = Positive(cfg, "forward.request_timeout",
                                           cfg.GetDurationMs("forward.request_timeout", 10000));
+  g.forward_tls = TlsClientFromConfig(cfg, "forward.tls");
   g.forward_backoff_initial_ms = Positive(cfg, "forward.backoff_initial",
                                           cfg.GetDurationMs("forward.backoff_initial", 100));
   g.forward_backoff_max_ms =
@@ -186,6 +194,8 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
     if (rc.url.rfind("http://", 0) != 0 && rc.url.rfind("https://", 0) != 0) {
       cfg.Fail(at + ".url", "must start with http:// or https://");
     }
+    RequireTlsOffLoopback(cfg, at + ".url", UrlHost(rc.url), rc.url.rfind("https://", 0) == 0,
+                          "forward.insecure_plaintext");
     std::vector<std::string> countries = r.GetStringList("countries", {});
     if (countries.empty()) {
       cfg.Fail(at + ".countries", "must list at least one country");

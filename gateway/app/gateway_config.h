@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/logging.h"
 #include "core/strong_types.h"
+#include "core/tls.h"
 #include "gateway/buffer/event_buffer.h"
 #include "gateway/routing/region_router.h"
 
@@ -32,6 +33,7 @@ struct GatewayConfig {
   bool http_enabled = true;
   std::string http_host = "127.0.0.1";
   int http_port = 9201;
+  TlsServerOptions http_tls;  // http.tls.*: the ingest endpoint over https (mutual TLS optional)
   int64_t http_max_body_bytes = 4 << 20;
   int64_t http_max_events_per_request = 10000;
   int http_threads = 4;
@@ -52,6 +54,9 @@ struct GatewayConfig {
   int64_t forward_linger_ms = 20;
   int64_t forward_max_in_flight = 4;  // batches per region sent and not yet answered
   int64_t forward_request_timeout_ms = 10000;
+  // forward.tls.*: CA that signed the brokers' certificates (empty: the system's CAs) and the
+  // gateway's own certificate + key, presented to brokers that require mutual TLS.
+  TlsClientOptions forward_tls;
   int64_t forward_backoff_initial_ms = 100;
   int64_t forward_backoff_max_ms = 30000;
 

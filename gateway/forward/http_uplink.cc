@@ -4,9 +4,10 @@
 
 namespace sluice::gateway {
 
-HttpUplink::HttpUplink(const std::string& base_url, int64_t timeout_ms)
-    : client_(base_url, HttpClientOptions{timeout_ms}),
-      probe_client_(base_url, HttpClientOptions{timeout_ms < 1000 ? timeout_ms : 1000}) {}
+HttpUplink::HttpUplink(const std::string& base_url, int64_t timeout_ms,
+                       const TlsClientOptions& tls)
+    : client_(base_url, HttpClientOptions{timeout_ms, tls}),
+      probe_client_(base_url, HttpClientOptions{timeout_ms < 1000 ? timeout_ms : 1000, tls}) {}
 
 Status HttpUplink::Probe() {
   Result<HttpResponse> r = probe_client_.Get("/healthz");

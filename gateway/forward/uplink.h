@@ -45,7 +45,9 @@ class Uplink {
 
 class HttpUplink final : public Uplink {
  public:
-  HttpUplink(const std::string& base_url, int64_t timeout_ms);
+  // tls: for https:// URLs, the CA to verify the broker with and the gateway's own certificate
+  // (mutual TLS).
+  HttpUplink(const std::string& base_url, int64_t timeout_ms, const TlsClientOptions& tls = {});
   Result<UplinkResponse> SendBatch(const std::string& topic, const std::string& batch) override;
   void SendBatchAsync(const std::string& topic, std::string batch, int64_t after_seq,
                       UplinkDone done) override;

@@ -1,5 +1,7 @@
 #include "tests/common/test_pki.h"
 
+#include <filesystem>
+#include <system_error>
 #include <vector>
 
 #include "tests/common/test_env.h"
@@ -50,6 +52,8 @@ bool MakeLeaf(const std::string& dir, const std::string& ca, const std::string& 
 }  // namespace
 
 bool MakeTestPki(const std::string& dir, TestPki* out, std::string* error) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
   if (!MakeCa(dir, "ca", error) || !MakeCa(dir, "rogue-ca", error) ||
       !MakeLeaf(dir, "ca", "server", "127.0.0.1", "IP:127.0.0.1,DNS:localhost", error) ||
       !MakeLeaf(dir, "ca", "client", "gw-test", "", error) ||
