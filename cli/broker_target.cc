@@ -19,9 +19,38 @@ std::string TrimSlash(std::string url) {
   return url;
 }
 
+// The flags override what a config file said.
+Status ApplyTlsFlags(const CliArgs& args, TlsClientOptions* tls) {
+  if (args.Has("ca-file")) tls->ca_file = args.Get("ca-file");
+  if (args.Has("cert")) tls->cert_file = args.Get("cert");
+  if (args.Has("key")) tls->key_file = args.Get("key");
+  if (tls->cert_file.empty() != tls->key_file.empty()) {
+    return Status::InvalidArgument("--cert and --key go together");
+  }
+  return CheckClientTls(*tls);
+}
+
 }  // namespace
 
+std::vector<CliFlag> BrokerTargetFlags() {
+  return {
+      {"broker", true, "broker base URL, e.g. http://127.0.0.1:9101 or https://broker:9101"},
+      {"region", true, "with --config: the region (regions[].name) whose url to use"},
+      {"ca-file", true, "https: PEM CA bundle to verify the broker with (default: system CAs)"},
+      {"cert", true, "https: PEM client certificate for brokers that require mutual TLS"},
+      {"key", true, "https: the client certificate's PEM private key"},
+  };
+}
+
 Result<BrokerTarget> ResolveBroker(const CliArgs& args) {
+  Result<BrokerTarget> t = ResolveUrl(args);
+  if (!t.ok()) return t;
+  Status st = ApplyTlsFlags(args, &t->tls);
+  if (!st.ok()) return st;
+  return t;
+}
+
+Result<BrokerTarget> ResolveUrl(const CliArgs& args) {
   const bool has_broker = args.Has("broker");
   const bool has_config = !args.config_path.empty() || !args.overrides.empty();
   if (has_broker && has_config) {
@@ -30,9 +59,10 @@ Result<BrokerTarget> ResolveBroker(const CliArgs& args) {
   if (has_broker) {
     std::string url = TrimSlash(args.Get("broker"));
     if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
-      return Status::InvalidArgument("--broker must be an http:// URL, got '" + url + "'");
+      return Status::InvalidArgument("--broker must be an http:// or https:// URL, got '" + url +
+                                     "'");
     }
-    return BrokerTarget{url, ""};
+    return BrokerTarget{url, "", {}};
   }
   if (!has_config) {
     return Status::InvalidArgument("no broker: give --broker URL or --config FILE --region NAME");
@@ -53,7 +83,13 @@ Result<BrokerTarget> ResolveBroker(const CliArgs& args) {
           want_region.empty()
               ? std::find(countries.begin(), countries.end(), want_country) != countries.end()
               : name == want_region;
-      if (match) return BrokerTarget{TrimSlash(r.RequireString("url")), name};
+      if (match) {
+        TlsClientOptions tls;
+        tls.ca_file = config.GetString("forward.tls.ca_file", "");
+        tls.cert_file = config.GetString("forward.tls.cert_file", "");
+        tls.key_file = config.GetString("forward.tls.key_file", "");
+        return BrokerTarget{TrimSlash(r.RequireString("url")), name, tls};
+      }
     }
     std::string known;
     for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;

@@ -20,10 +20,7 @@ namespace {
 constexpr int64_t kHttpTimeoutMs = 15000;
 constexpr int64_t kFetchPageMax = 500;
 
-const std::vector<CliFlag> kTargetFlags = {
-    {"broker", true, "broker base URL, e.g. http://127.0.0.1:9101"},
-    {"region", true, "with --config: the region (regions[].name) whose url to use"},
-};
+const std::vector<CliFlag> kTargetFlags = BrokerTargetFlags();
 
 struct Command {
   std::string usage;
@@ -45,6 +42,7 @@ int Get(const BrokerTarget& target, const std::string& path, std::string* body,
         std::ostream& err) {
   HttpClientOptions options;
   options.timeout_ms = kHttpTimeoutMs;
+  options.tls = target.tls;
   HttpClient client(target.url, options);
   Result<HttpResponse> r = client.Get(path);
   if (!r.ok()) {

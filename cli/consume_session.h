@@ -31,17 +31,18 @@ struct ConsumeOptions {
 
 class ConsumeSession {
  public:
-  ConsumeSession(const ConsumeOptions& o, const std::string& url, std::ostream& out,
-                 std::ostream& err)
-      : o_(o), url_(url), client_(url, ClientOptions(o)), out_(out), err_(err) {}
+  ConsumeSession(const ConsumeOptions& o, const std::string& url, const TlsClientOptions& tls,
+                 std::ostream& out, std::ostream& err)
+      : o_(o), url_(url), client_(url, ClientOptions(o, tls)), out_(out), err_(err) {}
 
   int RunPartition();
   int RunGroup();
 
  private:
-  static HttpClientOptions ClientOptions(const ConsumeOptions& o) {
+  static HttpClientOptions ClientOptions(const ConsumeOptions& o, const TlsClientOptions& tls) {
     HttpClientOptions c;
     c.timeout_ms = o.wait_ms + 15000;
+    c.tls = tls;
     return c;
   }
   // Sends the request; false (after printing why) on a transport error.

@@ -17,8 +17,6 @@ namespace {
 constexpr int64_t kTimeoutMs = 15000;
 
 const std::vector<CliFlag> kCreateFlags = {
-    {"broker", true, "broker base URL, e.g. http://127.0.0.1:9101"},
-    {"region", true, "with --config: the region (regions[].name) whose url to use"},
     {"topic", true, "topic name (required)"},
     {"partitions", true, "partition count 1..1024 (default: the broker's)"},
     {"retention-ms", true, "delete segments older than this (ms; -1 keeps forever)"},
@@ -29,8 +27,6 @@ const std::vector<CliFlag> kCreateFlags = {
 };
 
 const std::vector<CliFlag> kDescribeFlags = {
-    {"broker", true, "broker base URL, e.g. http://127.0.0.1:9101"},
-    {"region", true, "with --config: the region (regions[].name) whose url to use"},
     {"topic", true, "topic name (required)"},
     {"json", false, "print the broker's raw JSON answer"},
 };
@@ -54,6 +50,7 @@ int Send(const BrokerTarget& target, const std::string& method, const std::strin
          const std::string& body, int want, std::string* answer, std::ostream& err) {
   HttpClientOptions o;
   o.timeout_ms = kTimeoutMs;
+  o.tls = target.tls;
   HttpClient client(target.url, o);
   Result<HttpResponse> r = client.Send(method, path, body);
   if (!r.ok()) {
@@ -111,7 +108,8 @@ int RunTopicsAdmin(const std::vector<std::string>& args, std::ostream& out, std:
     rest.insert(rest.end(), args.begin() + 2, args.end());
     return RunCli(rest, out, err);
   }
-  const std::vector<CliFlag>& flags = sub == "create" ? kCreateFlags : kDescribeFlags;
+  std::vector<CliFlag> flags = BrokerTargetFlags();
+  for (const CliFlag& f : sub == "create" ? kCreateFlags : kDescribeFlags) flags.push_back(f);
   const std::string usage =
       sub == "create"
           ? "sluice topics create (--broker URL | --config FILE --region NAME) --topic T\n"

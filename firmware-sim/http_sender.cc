@@ -19,7 +19,9 @@ HttpSender::HttpSender(const SimConfig& config, const std::vector<Device>& fleet
     if (site.transport == Transport::kMqtt) {
       clients_.push_back(nullptr);
     } else {
-      clients_.push_back(std::make_unique<HttpClient>(site.http_url, options));
+      HttpClientOptions site_options = options;
+      site_options.tls = site.http_tls;
+      clients_.push_back(std::make_unique<HttpClient>(site.http_url, site_options));
     }
   }
 }

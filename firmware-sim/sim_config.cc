@@ -49,6 +49,7 @@ SiteConfig LoadSite(const Config& site) {
   s.mqtt_topic_prefix = site.GetString("mqtt_topic_prefix", "sensors");
   s.http_url = site.GetString("http_url", "");
   while (!s.http_url.empty() && s.http_url.back() == '/') s.http_url.pop_back();
+  s.http_tls = TlsClientFromConfig(site, "http_tls");
   while (!s.mqtt_topic_prefix.empty() && s.mqtt_topic_prefix.back() == '/') {
     s.mqtt_topic_prefix.pop_back();
   }

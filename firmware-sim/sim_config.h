@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/tls.h"
 
 namespace sluice::sim {
 
@@ -23,6 +24,7 @@ struct SiteConfig {
   std::string mqtt_uri;           // required when some device of the site uses MQTT
   std::string mqtt_topic_prefix;  // topic = <prefix>/<device_id>/<sensor>
   std::string http_url;           // required when some device of the site uses HTTP
+  TlsClientOptions http_tls;      // sites[].http_tls.*: for an https:// gateway
 };
 
 struct SimConfig {

@@ -96,6 +96,21 @@ TEST_F(GatewayTlsTest, GatewayWithTheCasCertificateDeliversOverMutualTls) {
                       20000))
       << gw->ReadLog();
   EXPECT_EQ(BrokerMetric(bport, "sluice_broker_records_appended_total"), 5.0);
+  // The CLI reads them back over mutual TLS; without a client certificate it cannot.
+  const std::string url = "https://127.0.0.1:" + std::to_string(bport);
+  std::string qlog = dir_.Sub("query.log");
+  EXPECT_EQ(RunCommand({BinPath("sluice"), "query", "--broker", url, "--ca-file", pki_.ca,
+                        "--cert", pki_.client_cert, "--key", pki_.client_key},
+                       qlog, 20000),
+            0)
+      << ReadFileOrEmpty(qlog);
+  EXPECT_NE(ReadFileOrEmpty(qlog).find("dev-tls"), std::string::npos) << ReadFileOrEmpty(qlog);
+  qlog = dir_.Sub("query-anon.log");
+  EXPECT_NE(RunCommand({BinPath("sluice"), "query", "--broker", url, "--ca-file", pki_.ca}, qlog,
+                       20000),
+            0)
+      << ReadFileOrEmpty(qlog);
+  EXPECT_NE(ReadFileOrEmpty(qlog).find("cannot reach"), std::string::npos) << ReadFileOrEmpty(qlog);
 
   // A gateway whose certificate another CA signed: refused at the handshake; it keeps its
   // records and counts the failed attempts.
@@ -110,6 +125,41 @@ TEST_F(GatewayTlsTest, GatewayWithTheCasCertificateDeliversOverMutualTls) {
   EXPECT_EQ(GatewayMetric(rport, "sluice_gateway_forwarded_total"), 0.0);
   EXPECT_EQ(GatewayMetric(rport, "sluice_gateway_buffered_records"), 3.0);
   EXPECT_EQ(BrokerMetric(bport, "sluice_broker_records_appended_total"), 5.0);
+}
+
+TEST_F(GatewayTlsTest, IngestEndpointOverMutualTls) {
+  const int gport = FreePort();
+  auto gw = ChildProcess::Start(
+      {BinPath("sluice-gateway"), "--config", SourcePath("config/gateway-de.yaml"), "--set",
+       "gateway.data_dir=" + dir_.Sub("gw-in"), "--set", "http.port=" + std::to_string(gport),
+       "--set", "mqtt.enabled=false", "--set", "http.tls.cert_file=" + pki_.server_cert, "--set",
+       "http.tls.key_file=" + pki_.server_key, "--set", "http.tls.client_ca_file=" + pki_.ca,
+       "--set", "regions.0.url=http://127.0.0.1:1", "--set", "regions.1.url=http://127.0.0.1:1"},
+      dir_.Sub("gw-in.log"));
+  ASSERT_NE(gw, nullptr);
+  HttpClientOptions device;
+  device.timeout_ms = 5000;
+  device.tls = {pki_.ca, pki_.client_cert, pki_.client_key};
+  HttpClient c("https://127.0.0.1:" + std::to_string(gport), device);
+  ASSERT_TRUE(WaitFor([&] { auto r = c.Get("/healthz"); return r.ok() && r->status == 200; },
+                      15000))
+      << gw->ReadLog();
+  auto r = c.Send("POST", "/v1/events", "{\"device_id\":\"dev-in\",\"v\":1}");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 202) << r->body;
+  // A device without a certificate, or speaking plaintext, is not heard.
+  HttpClientOptions anon = device;
+  anon.tls = {pki_.ca, "", ""};
+  HttpClient a("https://127.0.0.1:" + std::to_string(gport), anon);
+  EXPECT_FALSE(a.Send("POST", "/v1/events", "{\"device_id\":\"dev-x\",\"v\":1}").ok());
+  HttpClientOptions plain;
+  plain.timeout_ms = 3000;
+  HttpClient p("http://127.0.0.1:" + std::to_string(gport), plain);
+  auto pr = p.Send("POST", "/v1/events", "{\"device_id\":\"dev-x\",\"v\":1}");
+  EXPECT_TRUE(!pr.ok() || pr->status != 202);
+  auto m = c.Get("/metrics");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(MetricSum(m->body, "sluice_gateway_buffered_records"), 1.0) << m->body;
 }
 
 TEST_F(GatewayTlsTest, PlaintextOffLoopbackMustBeAskedFor) {
