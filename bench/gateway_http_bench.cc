@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "bench/offline_gateway.h"
 #include "core/allocator_tuning.h"
 #include "core/http.h"
 #include "core/logging.h"
@@ -109,20 +110,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bare server: %s\n", server.status().ToString().c_str());
     return 1;
   }
-  gateway::GatewayConfig cfg;
-  cfg.gateway_id = GatewayId("gw-bench");
-  cfg.country = CountryCode("DE");
-  cfg.data_dir = dir;
+  gateway::GatewayConfig cfg = OfflineGatewayConfig(dir);
   cfg.mqtt_enabled = false;
   cfg.http_port = FreePort();
   cfg.buffer_max_bytes = int64_t{8} << 30;
-  cfg.forward_backoff_initial_ms = 600000;
-  cfg.forward_backoff_max_ms = 600000;
-  gateway::RegionConfig rc;
-  rc.name = RegionId("eu-central");
-  rc.url = "http://127.0.0.1:1";
-  rc.countries = {CountryCode("DE")};
-  cfg.regions = {rc};
   std::vector<double> bares;
   std::vector<double> singles;
   std::vector<double> ratios;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "bench/offline_gateway.h"
 #include "core/logging.h"
 #include "gateway/app/gateway_app.h"
 #include "tests/common/test_env.h"
@@ -148,21 +149,11 @@ int main(int argc, char** argv) {
     std::string dropped_gw;
     std::string gw_drops;
     {
-      gateway::GatewayConfig cfg;
-      cfg.gateway_id = GatewayId("gw-bench");
-      cfg.country = CountryCode("DE");
-      cfg.data_dir = dir.Sub("gw-" + std::to_string(round));
+      gateway::GatewayConfig cfg = OfflineGatewayConfig(dir.Sub("gw-" + std::to_string(round)));
       cfg.http_enabled = false;
       cfg.mqtt_uri = mosq->uri();
       cfg.mqtt_client_id = "bench-gw";
       cfg.mqtt_qos = 0;
-      cfg.forward_backoff_initial_ms = 600000;
-      cfg.forward_backoff_max_ms = 600000;
-      gateway::RegionConfig rc;
-      rc.name = RegionId("eu-central");
-      rc.url = "http://127.0.0.1:1";
-      rc.countries = {CountryCode("DE")};
-      cfg.regions = {rc};
       gateway::GatewayApp app(cfg);
       if (!app.Start().ok()) {
         std::fprintf(stderr, "gateway start failed\n");
