@@ -7,6 +7,8 @@
 // Usage: sluice-bench-drain [records=1000000] [batch_max_records=1000] [dir=/tmp]
 //                           [max_in_flight=the gateway's default]
 // SLUICE_BENCH_LOG_FLUSH=never runs the broker with log.flush: never (no fsync per append).
+// SLUICE_BENCH_TLS=1 runs every gateway->broker request (and the baseline's) over mutual TLS,
+// with a throwaway CA made by the openssl CLI (tests/common/test_pki.h).
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -25,6 +27,7 @@
 #include "core/http.h"
 #include "core/record_batch.h"
 #include "gateway/app/gateway_app.h"
+#include "tests/common/test_pki.h"
 
 using namespace sluice;
 using WallClock = std::chrono::steady_clock;
@@ -77,8 +80,18 @@ void Fill(gateway::EventBuffer& buf, int64_t from, int64_t n) {
   }
 }
 
+// Set when SLUICE_BENCH_TLS=1: the broker's server TLS and every client's.
+TlsServerOptions g_server_tls;
+TlsClientOptions g_client_tls;
+
+std::string BrokerUrl(int port) {
+  return std::string(g_server_tls.enabled() ? "https" : "http") + "://127.0.0.1:" +
+         std::to_string(port);
+}
+
 std::unique_ptr<broker::Broker> StartBroker(const std::string& dir, int port) {
   broker::BrokerOptions o;
+  o.tls = g_server_tls;
   o.data_dir = dir;
   o.region = RegionId("eu-central");
   o.countries = {CountryCode("DE")};
@@ -100,7 +113,9 @@ std::unique_ptr<broker::Broker> StartBroker(const std::string& dir, int port) {
 double BrokerBaseline(const std::string& dir, int64_t records) {
   int port = FreePort();
   auto b = StartBroker(dir, port);
-  HttpClient client("http://127.0.0.1:" + std::to_string(port));
+  HttpClientOptions co;
+  co.tls = g_client_tls;
+  HttpClient client(BrokerUrl(port), co);
   const auto t0 = WallClock::now();
   for (int64_t i = 0; i < records; i += 1000) {
     RecordBatch batch;
@@ -136,6 +151,19 @@ int main(int argc, char** argv) {
   const char* threads = std::getenv("SLUICE_BENCH_HTTP_THREADS");  // cpprestsdk pool size
   InitHttpThreads(threads != nullptr ? std::atoi(threads) : 4);
   SetLogLevel(LogLevel::kWarn);
+  const char* tls = std::getenv("SLUICE_BENCH_TLS");
+  if (tls != nullptr && std::string(tls) == "1") {
+    testing::TestPki pki;
+    std::string error;
+    if (!testing::MakeTestPki(root + "/pki", &pki, &error)) {
+      std::fprintf(stderr, "%s\n", error.c_str());
+      return 1;
+    }
+    g_server_tls = {pki.server_cert, pki.server_key, pki.ca};
+    g_client_tls = {pki.ca, pki.client_cert, pki.client_key};
+    c.forward_tls = g_client_tls;
+    std::printf("(mutual TLS on every gateway->broker request and the baseline's)\n");
+  }
 
   const double baseline = BrokerBaseline(root + "/baseline", n / 4);
 
@@ -148,8 +176,7 @@ int main(int argc, char** argv) {
   c.forward_batch_max_records = batch;
   c.forward_batch_max_bytes = 16 << 20;
   c.buffer_max_bytes = int64_t{8} << 30;
-  c.regions = {gateway::RegionConfig{RegionId("eu-central"),
-                                     "http://127.0.0.1:" + std::to_string(broker_port),
+  c.regions = {gateway::RegionConfig{RegionId("eu-central"), BrokerUrl(broker_port),
                                      {CountryCode("DE")}}};
   gateway::GatewayApp app(c);
   if (!app.Start().ok()) {
