@@ -44,8 +44,9 @@ struct BufferOptions {
   SyncMode sync = SyncMode::kAlways;
   int64_t sync_interval_ms = 1000;
   size_t max_queued_events = 500000;   // appends past this fail fast with kResourceExhausted
-  // Bytes of queued records (key + value of every "q/" entry) the buffer may hold. Tracked
-  // exactly: counters recomputed by the scan at open, updated with every write. 0: unbounded.
+  // Bytes of queued records (ChunkRecordBytes of each: seq + length + event) the buffer may
+  // hold. Tracked exactly: counters recomputed by the scan at open, updated with every write.
+  // 0: unbounded.
   int64_t max_bytes = 0;
   OverflowPolicy overflow = OverflowPolicy::kReject;  // for Append() without a policy
   // LevelDB's write_buffer_size: the memtable filled before it is written to a table. Up to two
@@ -74,7 +75,7 @@ using AppendCallback = std::function<void(const Status& status, uint64_t first_s
 struct BufferedRecord {
   uint64_t seq = 0;
   SensorEvent event;
-  size_t bytes = 0;  // key + value bytes on disk
+  size_t bytes = 0;  // ChunkRecordBytes: what it takes in its chunk
 };
 
 struct ReadBatchResult {
