@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <set>
 
+#include "core/thread_name.h"
+
 namespace sluice::broker {
 namespace {
 constexpr const char* kComponent = "groups";
@@ -277,6 +279,7 @@ void GroupCoordinator::StartReaper() {
   }
   reaper_stop_ = false;
   reaper_ = std::thread([this] {
+    SetCurrentThreadName("group-reaper");
     std::unique_lock<std::mutex> l(reaper_mu_);
     while (!reaper_stop_) {
       reaper_cv_.wait_for(l, std::chrono::milliseconds(options_.reaper_interval_ms));

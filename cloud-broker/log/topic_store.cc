@@ -9,6 +9,7 @@
 
 #include "cloud-broker/log/fs_util.h"
 #include "core/logging.h"
+#include "core/thread_name.h"
 
 namespace sluice::broker {
 namespace {
@@ -46,7 +47,10 @@ Result<std::unique_ptr<TopicStore>> TopicStore::Open(const TopicStoreOptions& op
   SLUICE_RETURN_IF_ERROR(MakeDirs(TopicsDir(options.data_dir)));
   SLUICE_RETURN_IF_ERROR(MakeDirs(LogsDir(options.data_dir)));
   SLUICE_RETURN_IF_ERROR(store->Load());
-  store->maintenance_ = std::thread([s = store.get()] { s->MaintenanceLoop(); });
+  store->maintenance_ = std::thread([s = store.get()] {
+    SetCurrentThreadName("log-maintain");
+    s->MaintenanceLoop();
+  });
   return store;
 }
 

@@ -6,6 +6,7 @@
 #include <system_error>
 
 #include "core/logging.h"
+#include "core/thread_name.h"
 
 namespace sluice::gateway {
 
@@ -86,7 +87,10 @@ Status GatewayApp::Start() {
     std::lock_guard<std::mutex> lock(maint_mu_);
     maint_stop_ = false;
   }
-  maintenance_ = std::thread([this] { Maintain(); });
+  maintenance_ = std::thread([this] {
+    SetCurrentThreadName("gw-maintain");
+    Maintain();
+  });
 
   if (config_.http_enabled) {
     HttpIngestOptions ho;

@@ -9,6 +9,7 @@
 #include <chrono>
 
 #include "core/logging.h"
+#include "core/thread_name.h"
 #include "gateway/buffer/event_codec.h"
 #include "gateway/buffer/pread_env.h"
 
@@ -96,7 +97,10 @@ Status EventBuffer::Init() {
     }
   }
   next_seq_ = next;
-  commit_thread_ = std::thread([this] { CommitLoop(); });
+  commit_thread_ = std::thread([this] {
+    SetCurrentThreadName("buf-commit");
+    CommitLoop();
+  });
   return Status::Ok();
 }
 

@@ -6,6 +6,7 @@
 
 #include "core/logging.h"
 #include "core/record_batch.h"
+#include "core/thread_name.h"
 
 namespace sluice::gateway {
 namespace {
@@ -74,7 +75,10 @@ void Forwarder::Start() {
     wake_->stop = false;
     wake_->pending = true;
   }
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    SetCurrentThreadName("fwd-" + options_.region.value());
+    Run();
+  });
 }
 
 void Forwarder::RequestStop() {

@@ -6,6 +6,7 @@
 #include <future>
 
 #include "core/backoff.h"
+#include "core/thread_name.h"
 #include "gateway/ingest/event_parser.h"
 
 namespace sluice::gateway {
@@ -64,7 +65,10 @@ Status MqttSource::Start() {
   });
   // One listener for the source's lifetime: Paho keeps a reference until each SUBACK.
   sub_listener_ = std::make_unique<SubscribeListener>(&subscribed_, &log_);
-  supervisor_ = std::thread([this] { Supervise(); });
+  supervisor_ = std::thread([this] {
+    SetCurrentThreadName("mqtt-supervise");
+    Supervise();
+  });
   return Status::Ok();
 }
 
