@@ -48,8 +48,14 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   }
 
   // --- exactly-once: rebuild the idempotent-producer state from the log before serving ---
-  b->producers_ = std::make_unique<ProducerTable>(static_cast<size_t>(options.max_producer_ids),
-                                                  &b->registry_, options.http_threads - 1);
+  // Waiting slots: the pipeline pool's threads, plus (when they are all busy) HTTP threads but
+  // one, so a waiter never takes the last thread the batch it waits for needs.
+  b->producers_ = std::make_unique<ProducerTable>(
+      static_cast<size_t>(options.max_producer_ids), &b->registry_,
+      static_cast<int>(options.max_waiting_produce) + options.http_threads - 1);
+  if (options.max_waiting_produce > 0) {
+    b->pipeline_pool_ = std::make_unique<PipelinePool>(static_cast<int>(options.max_waiting_produce));
+  }
   std::string why_not;
   Result<bool> loaded =
       b->producers_->LoadSnapshot(*b->store_, b->ProducerSnapshotPath(), &why_not);
@@ -95,6 +101,7 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   svc.groups = b->group_routes_.get();  // consumer groups
   svc.producers = b->producers_.get();
   svc.fetch_waiter = b->fetch_waiter_.get();  // storage: long-poll fetch
+  svc.pipeline_pool = b->pipeline_pool_.get();
   b->service_ = std::make_unique<BrokerService>(svc, *b->store_, *b->policy_, *b->metrics_);
 
   HttpServerOptions ho;
@@ -115,7 +122,8 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   for (const CountryCode& c : options.countries) {
     countries += (countries.empty() ? "" : ",") + c.value();
   }
-  LogInfo(kComponent, "broker " + options.broker_id + " listening on http://" +
+  LogInfo(kComponent, "broker " + options.broker_id + " listening on " +
+                          (options.tls.enabled() ? "https://" : "http://") +
                           options.http_host + ":" + std::to_string(b->server_->port()) +
                           " region=" + options.region.value() + " countries=" + countries +
                           " data_dir=" + options.data_dir + " topics=" +
@@ -133,6 +141,9 @@ void Broker::Stop() {
   }
   if (server_) {
     server_->Stop();
+  }
+  if (pipeline_pool_) {
+    pipeline_pool_->Stop();  // pipelined produce requests still waiting finish (and answer)
   }
   if (groups_) {
     groups_->StopReaper();  // consumer groups

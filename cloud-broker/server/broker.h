@@ -16,6 +16,7 @@
 #include "cloud-broker/server/broker_metrics.h"
 #include "cloud-broker/server/broker_options.h"
 #include "cloud-broker/server/broker_service.h"
+#include "cloud-broker/server/pipeline_pool.h"
 #include "cloud-broker/server/fetch_waiter.h"
 #include "cloud-broker/server/group_routes.h"
 #include "core/http.h"
@@ -54,6 +55,7 @@ class Broker {
   std::unique_ptr<FetchWaiter> fetch_waiter_;  // storage: outlives the store (on_visible)
   std::unique_ptr<TopicStore> store_;
   std::unique_ptr<ProducerTable> producers_;  // exactly-once produce state
+  std::unique_ptr<PipelinePool> pipeline_pool_;  // pipelined produce requests that wait
   std::unique_ptr<ResidencyPolicy> policy_;
   // Consumer groups: offsets under <data_dir>/groups, coordinator (with its reaper thread).
   std::unique_ptr<OffsetStore> group_offsets_;

@@ -119,6 +119,11 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
   }
 
   o.max_producer_ids = c.GetInt("producers.max_ids", o.max_producer_ids);
+  o.max_waiting_produce = c.GetInt("producers.max_waiting", o.max_waiting_produce);
+  if (o.max_waiting_produce < 0 || o.max_waiting_produce > 1024) {
+    c.Fail("producers.max_waiting",
+           "must be 0..1024, got " + std::to_string(o.max_waiting_produce));
+  }
   if (o.max_producer_ids < 1 || o.max_producer_ids > 10000000) {
     c.Fail("producers.max_ids", "must be 1..10000000, got " + std::to_string(o.max_producer_ids));
   }

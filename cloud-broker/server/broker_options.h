@@ -45,6 +45,10 @@ struct BrokerOptions {
   int64_t query_default_limit = 100;
   int64_t query_max_limit = 100000;
   int64_t max_producer_ids = 10000;  // producers.max_ids: idempotent-producer state cap (LRU)
+  // producers.max_waiting: threads for pipelined produce requests that wait for the batch they
+  // follow (server/pipeline_pool.h), so waiting never holds an HTTP thread; 0: they wait on the
+  // HTTP threads as before (at most http.threads - 1 at once, the rest refused with 409).
+  int64_t max_waiting_produce = 16;
   std::string log_level = "info";
 };
 

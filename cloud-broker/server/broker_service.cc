@@ -6,6 +6,7 @@
 
 #include "cloud-broker/query/query.h"
 #include "cloud-broker/server/group_routes.h"  // consumer groups
+#include "cloud-broker/server/pipeline_pool.h"
 
 namespace sluice::broker {
 namespace {
@@ -59,6 +60,16 @@ BrokerService::BrokerService(ServiceOptions options, TopicStore& store,
 void BrokerService::Handle(HttpRequest&& request, HttpResponder respond) {
   if (MaybeParkFetch(request, respond)) {  // storage: long-poll (wait_ms)
     return;
+  }
+  if (options_.pipeline_pool != nullptr && request.method == "POST" &&
+      !request.Header("sluice-after-seq").empty()) {
+    // A pipelined produce may wait for the batch it follows: not on an HTTP thread, which that
+    // very batch may need (server/pipeline_pool.h).
+    auto shared = std::make_shared<HttpRequest>(std::move(request));
+    if (options_.pipeline_pool->TrySubmit([this, shared, respond] { respond(Route(*shared)); })) {
+      return;
+    }
+    request = std::move(*shared);  // no idle thread: wait here, as without the pool
   }
   respond(Route(request));
 }

@@ -27,6 +27,8 @@ inline constexpr int64_t kMaxFetchWaitMs = 30000;
 HttpResponse OffsetOutOfRange(const PartitionLog& log, int64_t offset);
 // --- end storage ---
 
+class PipelinePool;
+
 struct ServiceOptions {
   std::string broker_id;
   int64_t query_default_limit = 100;
@@ -37,6 +39,8 @@ struct ServiceOptions {
   GroupRoutes* groups = nullptr;
   // Parks fetches with wait_ms at the end of a partition (storage); nullptr answers at once.
   FetchWaiter* fetch_waiter = nullptr;
+  // Runs produce requests carrying Sluice-After-Seq off the HTTP threads; nullptr: inline.
+  PipelinePool* pipeline_pool = nullptr;
 };
 
 class BrokerService {

@@ -339,6 +339,36 @@ TEST_F(ProducerStateTest, PipelinedBatchWaitsForTheRunningBatchItFollowsAndIsSto
   EXPECT_EQ(seen.size(), 60u);
 }
 
+TEST_F(ProducerStateTest, WaitingPipelinedBatchesDoNotHoldTheHttpThreads) {
+  // One batch held in its fsync and four pipelined batches behind it: more than the broker's 4
+  // HTTP threads could hold. They wait on the pipeline pool (producers.max_waiting), so all five
+  // arrive, the HTTP threads still answer, and all are stored in order once the disk moves.
+  ops_.HoldSyncs(true);
+  AsyncPost first(broker_->port(), Seqs(0, 30), "");
+  EXPECT_TRUE(sluice::testing::WaitFor([&] { return ops_.held_syncs() > 0; }, 5000));
+  std::vector<std::unique_ptr<AsyncPost>> next;
+  for (int i = 1; i <= 4; ++i) {
+    next.push_back(std::make_unique<AsyncPost>(broker_->port(), Seqs(30 * i, 30 * (i + 1)),
+                                               std::to_string(30 * i - 1)));
+  }
+  EXPECT_TRUE(sluice::testing::WaitFor([&] { return broker_->producers().running(7) == 5; },
+                                        10000))
+      << "running " << broker_->producers().running(7);
+  HttpClientOptions quick;
+  quick.timeout_ms = 5000;
+  HttpClient other("http://127.0.0.1:" + std::to_string(broker_->port()), quick);
+  auto health = other.Get("/healthz");
+  ASSERT_TRUE(health.ok()) << health.status().ToString();
+  EXPECT_EQ(health->status, 200);
+  ops_.HoldSyncs(false);
+  EXPECT_EQ(first.Wait(), 200);
+  for (auto& p : next) {
+    EXPECT_EQ(p->Wait(), 200);
+  }
+  std::map<int64_t, int> seen = StoredSeqs();  // checks per-partition gateway_seq order
+  EXPECT_EQ(seen.size(), 150u);
+}
+
 TEST_F(ProducerStateTest, PipelinedBatchFailsWhenTheBatchItFollowsFailsAndNothingIsDuplicated) {
   ASSERT_EQ(Post(Seqs(0, 10), 7).status, 200);
   ops_.HoldSyncs(true);
