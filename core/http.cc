@@ -263,6 +263,21 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
   return std::unique_ptr<HttpServer>(std::move(server));
 }
 
+// cpprestsdk reports a refused client certificate as a failed status line and a refused server
+// certificate as a handshake error; say what that usually means.
+std::string TlsHint(const std::string& what, const std::string& error) {
+  if (what.find("https://") == std::string::npos) return "";
+  if (error.find("handshake") != std::string::npos) {
+    return " (TLS handshake failed: is the server's certificate signed by the CA given, for this "
+           "host name?)";
+  }
+  if (error.find("status line") != std::string::npos) {
+    return " (the server closed the TLS connection: does it require a client certificate this "
+           "client did not present, or one its CA did not sign?)";
+  }
+  return "";
+}
+
 struct HttpClient::Impl {
   std::string base_url;
   std::unique_ptr<http::client::http_client> client;
@@ -332,7 +347,7 @@ void HttpClient::SendAsync(const std::string& method, const std::string& path_an
           std::vector<unsigned char> bytes = t.get();
           out->body.assign(bytes.begin(), bytes.end());
         } catch (const std::exception& e) {
-          done(Status::Unavailable(what + ": " + e.what()));
+          done(Status::Unavailable(what + ": " + e.what() + TlsHint(what, e.what())));
           return;
         }
         done(std::move(*out));

@@ -66,6 +66,8 @@ TEST_F(HttpTlsTest, UntrustedServerCertificateIsRefused) {
   auto sys = Get("127.0.0.1", server->port(), {"", "", ""});
   EXPECT_FALSE(sys.ok());
   EXPECT_EQ(sys.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(sys.status().message().find("TLS handshake failed"), std::string::npos)
+      << sys.status().message();
   auto rogue = Get("127.0.0.1", server->port(), {pki_.rogue_ca, "", ""});
   EXPECT_FALSE(rogue.ok());
 }

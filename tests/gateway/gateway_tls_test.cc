@@ -111,6 +111,8 @@ TEST_F(GatewayTlsTest, GatewayWithTheCasCertificateDeliversOverMutualTls) {
             0)
       << ReadFileOrEmpty(qlog);
   EXPECT_NE(ReadFileOrEmpty(qlog).find("cannot reach"), std::string::npos) << ReadFileOrEmpty(qlog);
+  EXPECT_NE(ReadFileOrEmpty(qlog).find("client certificate"), std::string::npos)
+      << ReadFileOrEmpty(qlog);
 
   // A gateway whose certificate another CA signed: refused at the handshake; it keeps its
   // records and counts the failed attempts.
