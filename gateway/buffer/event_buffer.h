@@ -112,7 +112,6 @@ class EventBuffer {
   struct OpenChunk {
     uint64_t first = 0;      // sequence of its first record
     int64_t live = 0;        // records neither removed, dead-lettered nor quarantined
-    int64_t live_bytes = 0;  // their ChunkRecordBytes
     std::vector<bool> done;  // by seq - first
     bool IsDone(uint64_t seq) const { return seq >= first && seq - first < done.size() && done[seq - first]; }
   };

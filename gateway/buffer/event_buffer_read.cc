@@ -24,13 +24,13 @@ RateLimitedLog& QuarantineLog() {
 }
 
 // Every record sequence in a chunk (framing only, no decoding).
-std::vector<std::pair<uint64_t, size_t>> ChunkIndex(std::string_view chunk) {
-  std::vector<std::pair<uint64_t, size_t>> out;  // seq, ChunkRecordBytes
+std::vector<uint64_t> ChunkIndex(std::string_view chunk) {
+  std::vector<uint64_t> out;
   ChunkParser p(chunk);
   uint64_t seq = 0;
   std::string_view entry;
   while (p.Next(&seq, &entry)) {
-    out.emplace_back(seq, ChunkRecordBytes(entry.size()));
+    out.push_back(seq);
   }
   return out;
 }
@@ -111,7 +111,16 @@ Result<ReadBatchResult> EventBuffer::ReadBatch(const RegionId& region, uint64_t 
               oc->second.live -= 1;
             }
           }
-          if (kept.empty()) {
+          if (!kept.empty() && oc->second.live <= 0) {
+            // What is left was delivered already: the chunk is done.
+            leveldb::WriteBatch done;
+            done.Delete(k);
+            leveldb::Status ds = db_->Write(leveldb::WriteOptions(), &done);
+            if (!ds.ok()) {
+              LogError("buffer", "delete of a delivered chunk failed: " + ds.ToString());
+            }
+          }
+          if (kept.empty() || oc->second.live <= 0) {
             rs.open_chunks.erase(oc);
           }
           oc = rs.open_chunks.end();
@@ -235,12 +244,9 @@ EventBuffer::OpenChunk* EventBuffer::AddOpenChunkLocked(RegionStats& rs, uint64_
     return nullptr;
   }
   OpenChunk c;
-  c.first = index.front().first;
-  c.done.assign(index.back().first - c.first + 1, false);
-  for (const auto& [s, b] : index) {
-    c.live += 1;
-    c.live_bytes += static_cast<int64_t>(b);
-  }
+  c.first = index.front();
+  c.done.assign(index.back() - c.first + 1, false);
+  c.live = static_cast<int64_t>(index.size());
   return &rs.open_chunks.insert_or_assign(key_seq, std::move(c)).first->second;
 }
 
@@ -257,7 +263,6 @@ std::pair<int64_t, int64_t> EventBuffer::MarkDoneLocked(
     }
     c->done[r->seq - c->first] = true;
     c->live -= 1;
-    c->live_bytes -= static_cast<int64_t>(r->bytes);
     ++n;
     bytes += static_cast<int64_t>(r->bytes);
     if (c->live <= 0) {
