@@ -60,6 +60,9 @@ Status CheckServerTls(const TlsServerOptions& o) {
 }
 
 Status CheckClientTls(const TlsClientOptions& o) {
+  if (o.ca_file.empty() && o.cert_file.empty() && o.key_file.empty()) {
+    return Status::Ok();  // nothing to load (and no OpenSSL context built for it)
+  }
   try {
     boost::asio::ssl::context ctx(boost::asio::ssl::context::tls_client);
     ConfigureClientTls(o, ctx);
