@@ -24,11 +24,10 @@ Status ApplyTlsFlags(const CliArgs& args, TlsClientOptions* tls) {
   if (args.Has("ca-file")) tls->ca_file = args.Get("ca-file");
   if (args.Has("cert")) tls->cert_file = args.Get("cert");
   if (args.Has("key")) tls->key_file = args.Get("key");
-  if (tls->cert_file.empty() != tls->key_file.empty()) {
-    return Status::InvalidArgument("--cert and --key go together");
-  }
   return CheckClientTls(*tls);
 }
+
+Result<BrokerTarget> ResolveUrl(const CliArgs& args);
 
 }  // namespace
 
@@ -50,6 +49,8 @@ Result<BrokerTarget> ResolveBroker(const CliArgs& args) {
   return t;
 }
 
+namespace {
+// The URL and, from a config, its forward.tls.* (the flags are applied after).
 Result<BrokerTarget> ResolveUrl(const CliArgs& args) {
   const bool has_broker = args.Has("broker");
   const bool has_config = !args.config_path.empty() || !args.overrides.empty();
@@ -104,5 +105,7 @@ Result<BrokerTarget> ResolveUrl(const CliArgs& args) {
     return Status::InvalidArgument(e.what());
   }
 }
+
+}  // namespace
 
 }  // namespace sluice::cli

@@ -28,7 +28,5 @@ std::vector<CliFlag> BrokerTargetFlags();
 // kInvalidArgument (a usage error: exit 2) when neither or both ways are given, the config
 // cannot be loaded, or no region matches.
 Result<BrokerTarget> ResolveBroker(const CliArgs& args);
-// ResolveBroker without the TLS flags (the URL and a config's forward.tls.*).
-Result<BrokerTarget> ResolveUrl(const CliArgs& args);
 
 }  // namespace sluice::cli

@@ -265,7 +265,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
 
 // cpprestsdk reports a refused client certificate as a failed status line and a refused server
 // certificate as a handshake error; say what that usually means.
-std::string TlsHint(const std::string& what, const std::string& error) {
+static std::string TlsHint(const std::string& what, const std::string& error) {
   if (what.find("https://") == std::string::npos) return "";
   if (error.find("handshake") != std::string::npos) {
     return " (TLS handshake failed: is the server's certificate signed by the CA given, for this "

@@ -41,8 +41,13 @@ void ConfigureClientTls(const TlsClientOptions& o, boost::asio::ssl::context& ct
 }
 
 Status CheckServerTls(const TlsServerOptions& o) {
+  if (o.cert_file.empty() != o.key_file.empty()) {
+    return Status::InvalidArgument("cert_file and key_file go together");
+  }
   if (!o.enabled()) {
-    return Status::Ok();
+    return o.client_ca_file.empty()
+               ? Status::Ok()
+               : Status::InvalidArgument("client_ca_file needs cert_file and key_file (TLS) too");
   }
   try {
     boost::asio::ssl::context ctx(boost::asio::ssl::context::tls_server);
@@ -60,7 +65,10 @@ Status CheckServerTls(const TlsServerOptions& o) {
 }
 
 Status CheckClientTls(const TlsClientOptions& o) {
-  if (o.ca_file.empty() && o.cert_file.empty() && o.key_file.empty()) {
+  if (o.cert_file.empty() != o.key_file.empty()) {
+    return Status::InvalidArgument("cert_file and key_file go together");
+  }
+  if (o.ca_file.empty() && o.cert_file.empty()) {
     return Status::Ok();  // nothing to load (and no OpenSSL context built for it)
   }
   try {
@@ -109,16 +117,9 @@ void RequireTlsOffLoopback(const Config& cfg, const std::string& key, const std:
 }
 
 TlsServerOptions TlsServerFromConfig(const Config& cfg, const std::string& prefix) {
-  TlsServerOptions o;
-  o.cert_file = cfg.GetString(prefix + ".cert_file", "");
-  o.key_file = cfg.GetString(prefix + ".key_file", "");
-  o.client_ca_file = cfg.GetString(prefix + ".client_ca_file", "");
-  if (o.cert_file.empty() != o.key_file.empty()) {
-    cfg.Fail(prefix, "cert_file and key_file go together");
-  }
-  if (!o.enabled() && !o.client_ca_file.empty()) {
-    cfg.Fail(prefix + ".client_ca_file", "needs cert_file and key_file (TLS) too");
-  }
+  TlsServerOptions o{cfg.GetString(prefix + ".cert_file", ""),
+                     cfg.GetString(prefix + ".key_file", ""),
+                     cfg.GetString(prefix + ".client_ca_file", "")};
   Status st = CheckServerTls(o);
   if (!st.ok()) {
     cfg.Fail(prefix, st.message());
@@ -127,13 +128,9 @@ TlsServerOptions TlsServerFromConfig(const Config& cfg, const std::string& prefi
 }
 
 TlsClientOptions TlsClientFromConfig(const Config& cfg, const std::string& prefix) {
-  TlsClientOptions o;
-  o.ca_file = cfg.GetString(prefix + ".ca_file", "");
-  o.cert_file = cfg.GetString(prefix + ".cert_file", "");
-  o.key_file = cfg.GetString(prefix + ".key_file", "");
-  if (o.cert_file.empty() != o.key_file.empty()) {
-    cfg.Fail(prefix, "cert_file and key_file go together");
-  }
+  TlsClientOptions o{cfg.GetString(prefix + ".ca_file", ""),
+                     cfg.GetString(prefix + ".cert_file", ""),
+                     cfg.GetString(prefix + ".key_file", "")};
   Status st = CheckClientTls(o);
   if (!st.ok()) {
     cfg.Fail(prefix, st.message());

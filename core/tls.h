@@ -43,7 +43,8 @@ void ConfigureServerTls(const TlsServerOptions& options, boost::asio::ssl::conte
 void ConfigureClientTls(const TlsClientOptions& options, boost::asio::ssl::context& ctx);
 
 // Loads the files into a scratch context now, so a wrong path or a key that does not match its
-// certificate fails at start-up with the file named, not at the first connection.
+// certificate fails at start-up with the file named, not at the first connection. Also refuses
+// a certificate without its key (or the reverse), and a server client CA without TLS.
 Status CheckServerTls(const TlsServerOptions& options);
 Status CheckClientTls(const TlsClientOptions& options);
 
@@ -58,8 +59,7 @@ void RequireTlsOffLoopback(const Config& cfg, const std::string& key, const std:
                            bool tls, const std::string& insecure_key);
 
 // Reads `<prefix>.cert_file`, `.key_file`, `.client_ca_file` (server) or `.ca_file`,
-// `.cert_file`, `.key_file` (client) and checks them (Config::Fail on a missing pair or an
-// unreadable file).
+// `.cert_file`, `.key_file` (client) and checks them (Config::Fail with Check*Tls's reason).
 TlsServerOptions TlsServerFromConfig(const Config& cfg, const std::string& prefix);
 TlsClientOptions TlsClientFromConfig(const Config& cfg, const std::string& prefix);
 

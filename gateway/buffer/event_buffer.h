@@ -145,6 +145,9 @@ class EventBuffer {
   // yet), or nullptr when no chunk holds it; *key_seq gets the chunk's key.
   OpenChunk* FindChunkLocked(const std::string& region, RegionStats& rs, uint64_t seq,
                              uint64_t* key_seq);
+  // evict_mu_ held. MarkDoneLocked, then one (unsynced) write and the counters.
+  Status RemoveLocked(const std::string& region, RegionStats& rs,
+                      const std::vector<const BufferedRecord*>& live);
   // evict_mu_ held. Marks the records done in their chunks, adding the deletes of chunks left
   // empty to `batch`; returns how many were live (not done before) and their bytes.
   std::pair<int64_t, int64_t> MarkDoneLocked(const std::string& region, RegionStats& rs,

@@ -277,8 +277,13 @@ std::pair<int64_t, int64_t> EventBuffer::MarkDoneLocked(
 Status EventBuffer::Remove(const RegionId& region, const std::vector<BufferedRecord>& records) {
   std::lock_guard<std::mutex> lock(evict_mu_);
   RegionStats& rs = Stats(region.value());
+  return RemoveLocked(region.value(), rs, LiveLocked(rs, records));
+}
+
+Status EventBuffer::RemoveLocked(const std::string& region, RegionStats& rs,
+                                 const std::vector<const BufferedRecord*>& live) {
   leveldb::WriteBatch batch;
-  auto [n, bytes] = MarkDoneLocked(region.value(), rs, LiveLocked(rs, records), &batch);
+  auto [n, bytes] = MarkDoneLocked(region, rs, live, &batch);
   // Not synced: if a removal is lost in a crash, the records are sent again and the broker
   // skips them (idempotent producer).
   leveldb::Status s = db_->Write(leveldb::WriteOptions(), &batch);
@@ -302,20 +307,15 @@ Status EventBuffer::DeadLetter(const RegionId& region,
     EncodeEntry(r->event, &value);
     batch.Put(QueueKey('d', region.value(), r->seq), value);
   }
-  // Marked done only once the write succeeded: on failure the caller keeps the batch.
-  leveldb::WriteBatch deletes;
-  std::map<uint64_t, OpenChunk> before = rs.open_chunks;
-  auto [n, bytes] = MarkDoneLocked(region.value(), rs, live, &deletes);
-  batch.Append(deletes);
   leveldb::WriteOptions wo;
-  wo.sync = true;  // a dead letter is the only copy left
+  wo.sync = true;  // a dead letter is the only copy left: durable before it leaves the queue
   leveldb::Status s = db_->Write(wo, &batch);
   if (!s.ok()) {
-    rs.open_chunks = std::move(before);
     return Status::IOError("buffer dead-letter failed: " + s.ToString());
   }
-  Adjust(rs, -n, -bytes);
-  return Status::Ok();
+  // Then out of the queue as a removal: rewriting the same "d/" keys is harmless if a crash
+  // comes in between and they are refused again.
+  return RemoveLocked(region.value(), rs, live);
 }
 
 std::vector<uint64_t> EventBuffer::ListKeys(char space, const RegionId& region) {
