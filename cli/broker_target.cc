@@ -24,7 +24,9 @@ Status ApplyTlsFlags(const CliArgs& args, TlsClientOptions* tls) {
   if (args.Has("ca-file")) tls->ca_file = args.Get("ca-file");
   if (args.Has("cert")) tls->cert_file = args.Get("cert");
   if (args.Has("key")) tls->key_file = args.Get("key");
-  return CheckClientTls(*tls);
+  Status st = CheckClientTls(*tls);
+  if (!st.ok()) return Status::InvalidArgument("--ca-file/--cert/--key: " + st.message());
+  return st;
 }
 
 Result<BrokerTarget> ResolveUrl(const CliArgs& args);
