@@ -1,6 +1,7 @@
 // sluice-gateway: the edge gateway. Thin: parse flags, load and validate the config, run
-// GatewayApp until SIGTERM/SIGINT. `--check-buffer` prints the buffer report (CheckBuffer) of
-// <gateway.data_dir>/buffer and exits 0, or 1 if the DB cannot be opened.
+// GatewayApp until SIGTERM/SIGINT (exit 0) or until a buffer write fails (exit 75).
+// `--check-buffer` prints the buffer report (CheckBuffer) of <gateway.data_dir>/buffer and
+// exits 0, or 1 if the DB cannot be opened.
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -65,10 +66,23 @@ int main(int argc, char** argv) {
     app.Stop();
     return 1;
   }
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
-  LogInfo("gateway", std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
-                         ", shutting down");
+  while (true) {
+    const timespec poll{0, 200'000'000};
+    const int sig = sigtimedwait(&stop_signals, nullptr, &poll);
+    if (sig > 0) {
+      LogInfo("gateway", std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
+                             ", shutting down");
+      break;
+    }
+    const Status failed = app.buffer()->write_failure();
+    if (!failed.ok()) {
+      // Fail-stop (gateway/README.md, "Disk full and write errors"): a restart reopens the
+      // buffer, which recovers everything acknowledged; a supervisor restarts on exit code 75.
+      LogError("gateway", failed.message() + "; exiting with code 75");
+      app.Stop();
+      return 75;  // EX_TEMPFAIL
+    }
+  }
   app.Stop();
   return 0;
 }

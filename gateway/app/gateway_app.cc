@@ -40,6 +40,7 @@ Status GatewayApp::Start() {
   bo.overflow = config_.buffer_overflow_http;
   bo.write_buffer_bytes = static_cast<size_t>(config_.buffer_write_buffer_bytes);
   bo.unacknowledged_commit_delay_ms = config_.buffer_qos0_commit_delay_ms;
+  bo.min_free_bytes = config_.buffer_min_free_bytes;
   bo.metrics = &metrics_;
   Result<std::unique_ptr<EventBuffer>> buf = EventBuffer::Open(bo);
   if (!buf.ok()) {

@@ -143,6 +143,7 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
     // LevelDB would clamp silently; say so at start-up instead.
     cfg.Fail("buffer.write_buffer_bytes", "must be in 64KiB..1GiB");
   }
+  g.buffer_min_free_bytes = cfg.GetBytes("buffer.min_free_bytes", g.buffer_min_free_bytes);
 
   g.forward_topic = cfg.GetString("forward.topic", "sensors");
   if (!IsName(g.forward_topic)) {

@@ -47,6 +47,7 @@ struct GatewayConfig {
   int64_t buffer_qos0_max_pending = 10000;  // QoS 0 messages accepted but not yet committed
   int64_t buffer_qos0_commit_delay_ms = 5;  // how long QoS 0 messages may wait for their commit
   int64_t buffer_write_buffer_bytes = int64_t{16} << 20;  // LevelDB memtable (memory vs speed)
+  int64_t buffer_min_free_bytes = int64_t{100} << 20;     // disk space every commit leaves free
 
   std::string forward_topic = "sensors";
   int64_t forward_batch_max_records = 1000;

@@ -58,6 +58,11 @@ struct BufferOptions {
   // unacknowledged_commit_events are queued (config buffer.qos0_commit_delay_ms). 0: at once.
   int64_t unacknowledged_commit_delay_ms = 5;
   size_t unacknowledged_commit_events = 4096;
+  // Free space (statvfs f_bavail of the filesystem holding `path`) every commit leaves behind:
+  // a commit that would leave less fails with a "disk full" kResourceExhausted (IsDiskFull()),
+  // nothing stored, before LevelDB ever sees ENOSPC. Headroom for memtable flushes, compactions
+  // and the removals of delivered records (config buffer.min_free_bytes). 0: no check.
+  int64_t min_free_bytes = 0;
   leveldb::Env* env = nullptr;         // nullptr: leveldb's default Env (tests: NewMemEnv)
   MetricsRegistry* metrics = nullptr;  // optional: quarantined_total, dropped_total{buffer}
 };
@@ -86,5 +91,7 @@ struct ReadBatchResult {
 
 // True for the status of an Append refused because the buffer holds max_bytes (kReject).
 bool IsBufferFull(const Status& st);
+// True for the status of an Append refused because the disk is (nearly) full (min_free_bytes).
+bool IsDiskFull(const Status& st);
 
 }  // namespace sluice::gateway

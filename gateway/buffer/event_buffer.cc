@@ -4,6 +4,7 @@
 #include <leveldb/iterator.h>
 #include <leveldb/write_batch.h>
 #include <malloc.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <chrono>
@@ -91,7 +92,9 @@ Status EventBuffer::Init() {
     PutBigEndian64(&v, next);
     leveldb::WriteOptions wo;
     wo.sync = true;
-    leveldb::Status ws = db_->Put(wo, kNextSeqKey, v);
+    leveldb::WriteBatch meta;
+    meta.Put(kNextSeqKey, v);
+    Status ws = Write(wo, &meta);
     if (!ws.ok()) {
       return Status::IOError("buffer meta write failed: " + ws.ToString());
     }
@@ -131,6 +134,8 @@ void EventBuffer::Append(std::vector<PendingEvent> events, AppendCallback done,
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
       refused = Status::Unavailable("buffer is shutting down");
+    } else if (write_failed_.load()) {
+      refused = write_failure();
     } else if (queued_events_ + n > options_.max_queued_events && queued_events_ > 0) {
       // Over the limit: refuse (unless the queue is empty, so one huge request still fits).
       refused = Status::ResourceExhausted("buffer commit queue is full");
@@ -228,9 +233,11 @@ void EventBuffer::CommitLoop() {
       PutBigEndian64(&v, next_seq_.load());
       leveldb::WriteOptions wo;
       wo.sync = true;
-      leveldb::Status s = db_->Put(wo, kNextSeqKey, v);
-      if (!s.ok()) {
-        LogError(kLog, "periodic sync failed: " + s.ToString());
+      leveldb::WriteBatch meta;
+      meta.Put(kNextSeqKey, v);
+      Status st = Write(wo, &meta);
+      if (!st.ok()) {
+        LogError(kLog, "periodic sync failed: " + st.ToString());
       }
       last_sync = Clock::now();
       lock.lock();
@@ -256,12 +263,18 @@ void EventBuffer::CommitLoop() {
     int64_t batch_bytes = queued_bytes_;
     queued_bytes_ = 0;
     lock.unlock();
-    if (options_.max_bytes > 0 && total_bytes_.load() + batch_bytes > options_.max_bytes) {
-      MakeRoom(total_bytes_.load() + batch_bytes - options_.max_bytes);
+    const Status space = CheckFreeSpace(batch_bytes);
+    if (!space.ok()) {
+      // Refused whole, before LevelDB could meet ENOSPC half-way through its log record.
+      for (Request& r : reqs) {
+        r.done(space, 0);
+      }
+    } else {
+      if (options_.max_bytes > 0 && total_bytes_.load() + batch_bytes > options_.max_bytes) {
+        MakeRoom(total_bytes_.load() + batch_bytes - options_.max_bytes);
+      }
+      CommitRequests(reqs);
     }
-    lock.lock();
-    lock.unlock();
-    CommitRequests(reqs);
     lock.lock();
     if (options_.sync == SyncMode::kInterval) {
       dirty_ = true;
@@ -329,13 +342,11 @@ void EventBuffer::CommitRequests(std::vector<Request>& reqs) {
   // Sequences are consumed even if the write fails: a failed write may still reach the log, so
   // reusing them could give two events one identity.
   next_seq_ = seq;
-  Status st = FromLevelDb(db_->Write(wo, &batch));
+  Status st = Write(wo, &batch);
   if (st.ok()) {
     for (const auto& [region, a] : added) {
       Adjust(Stats(region), a.first, a.second);
     }
-  } else {
-    LogError(kLog, "commit failed: " + st.ToString());
   }
   for (size_t i = 0; i < reqs.size(); ++i) {
     if (reqs[i].done) {
@@ -368,6 +379,58 @@ void EventBuffer::Adjust(RegionStats& rs, int64_t records, int64_t bytes) {
   rs.bytes += bytes;
   total_bytes_ += bytes;
   churn_bytes_ += bytes < 0 ? -bytes : bytes;
+}
+
+Status EventBuffer::Write(const leveldb::WriteOptions& options, leveldb::WriteBatch* batch) {
+  if (write_failed_.load()) {
+    return write_failure();
+  }
+  const leveldb::Status s = db_->Write(options, batch);
+  if (s.ok()) {
+    return Status::Ok();
+  }
+  const Status st = FromLevelDb(s);
+  bool first = false;
+  {
+    std::lock_guard<std::mutex> lock(failure_mu_);
+    if (!write_failed_.load()) {
+      first = true;
+      write_failure_ = Status::Unavailable("buffer stopped after a failed write (" + st.ToString() +
+                                           "); restart the gateway to recover it");
+      write_failed_ = true;
+    }
+  }
+  if (first) {
+    LogError(kLog, "write failed, refusing every further write: " + st.ToString());
+  }
+  return st;
+}
+
+Status EventBuffer::write_failure() const {
+  std::lock_guard<std::mutex> lock(failure_mu_);
+  return write_failure_;
+}
+
+Status EventBuffer::CheckFreeSpace(int64_t bytes) const {
+  if (options_.min_free_bytes <= 0) {
+    return Status::Ok();
+  }
+  struct statvfs fs {};
+  if (::statvfs(options_.path.c_str(), &fs) != 0) {
+    return Status::Ok();  // cannot tell (e.g. a test's in-memory Env): LevelDB reports errors
+  }
+  const int64_t free_bytes = static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
+  if (free_bytes - bytes >= options_.min_free_bytes) {
+    return Status::Ok();
+  }
+  return Status::ResourceExhausted(
+      "disk full: " + std::to_string(free_bytes) + " bytes free on the buffer's filesystem (" +
+      options_.path + "), " + std::to_string(bytes) + " to write, buffer.min_free_bytes is " +
+      std::to_string(options_.min_free_bytes));
+}
+
+bool IsDiskFull(const Status& st) {
+  return st.code() == StatusCode::kResourceExhausted && st.message().rfind("disk full", 0) == 0;
 }
 
 bool IsBufferFull(const Status& st) {

@@ -52,6 +52,7 @@
 namespace leveldb {
 class DB;
 class WriteBatch;
+struct WriteOptions;
 }  // namespace leveldb
 
 namespace sluice::gateway {
@@ -100,6 +101,11 @@ class EventBuffer {
   uint64_t dropped_oldest() const { return dropped_oldest_.load(); }
   uint64_t expired() const { return expired_.load(); }
   uint64_t next_seq() const { return next_seq_.load(); }
+  // Not OK once a LevelDB write failed; from then on every write is refused (kUnavailable).
+  // LevelDB keeps appending to its log after a failed, possibly partial record, and a record
+  // acknowledged after that can be lost at the next open: only reopening the buffer (a
+  // restart) is safe, and it recovers everything acknowledged before the failure.
+  Status write_failure() const;
 
  private:
   struct Request {
@@ -129,6 +135,10 @@ class EventBuffer {
   Status Init();
   void CommitLoop();
   void CommitRequests(std::vector<Request>& reqs);
+  // Every LevelDB write goes through here: refused once one failed (see write_failure()).
+  Status Write(const leveldb::WriteOptions& options, leveldb::WriteBatch* batch);
+  // kResourceExhausted "disk full" if writing `bytes` would leave less than min_free_bytes.
+  Status CheckFreeSpace(int64_t bytes) const;
   RegionStats& Stats(const std::string& region) const;
   void Adjust(RegionStats& rs, int64_t records, int64_t bytes);
   // evict_mu_ held. Deletes the live prefix of `region` while the records are older than
@@ -177,6 +187,9 @@ class EventBuffer {
   std::atomic<int64_t> churn_bytes_{0};
   std::mutex evict_mu_;  // serialises evictions with Remove/DeadLetter/Quarantine
   std::atomic<uint64_t> next_seq_{0};
+  std::atomic<bool> write_failed_{false};
+  mutable std::mutex failure_mu_;
+  Status write_failure_;  // failure_mu_
 
   mutable std::mutex stats_mu_;
   mutable std::map<std::string, std::unique_ptr<RegionStats>> stats_;

@@ -188,7 +188,7 @@ uint64_t EventBuffer::EvictPrefixLocked(const std::string& region, int64_t goal_
     if (ops == 0) {
       break;
     }
-    leveldb::Status s = db_->Write(leveldb::WriteOptions(), &batch);
+    Status s = Write(leveldb::WriteOptions(), &batch);
     if (!s.ok()) {
       LogError(kLog, "eviction write failed: " + s.ToString());
       break;

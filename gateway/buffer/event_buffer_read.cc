@@ -115,7 +115,7 @@ Result<ReadBatchResult> EventBuffer::ReadBatch(const RegionId& region, uint64_t 
             // What is left was delivered already: the chunk is done.
             leveldb::WriteBatch done;
             done.Delete(k);
-            leveldb::Status ds = db_->Write(leveldb::WriteOptions(), &done);
+            Status ds = Write(leveldb::WriteOptions(), &done);
             if (!ds.ok()) {
               LogError("buffer", "delete of a delivered chunk failed: " + ds.ToString());
             }
@@ -190,7 +190,7 @@ int64_t EventBuffer::QuarantineChunk(const std::string& region, uint64_t key_seq
   } else {
     batch.Put(key, *kept);  // same key: still above every sequence it holds
   }
-  leveldb::Status s = db_->Write(leveldb::WriteOptions(), &batch);
+  Status s = Write(leveldb::WriteOptions(), &batch);
   if (!s.ok()) {
     // The reader moves past them anyway; they are met again after a restart.
     LogError("buffer", "quarantine write failed: " + s.ToString());
@@ -286,7 +286,7 @@ Status EventBuffer::RemoveLocked(const std::string& region, RegionStats& rs,
   auto [n, bytes] = MarkDoneLocked(region, rs, live, &batch);
   // Not synced: if a removal is lost in a crash, the records are sent again and the broker
   // skips them (idempotent producer).
-  leveldb::Status s = db_->Write(leveldb::WriteOptions(), &batch);
+  Status s = Write(leveldb::WriteOptions(), &batch);
   if (!s.ok()) {
     return Status::IOError("buffer remove failed: " + s.ToString());
   }
@@ -309,7 +309,7 @@ Status EventBuffer::DeadLetter(const RegionId& region,
   }
   leveldb::WriteOptions wo;
   wo.sync = true;  // a dead letter is the only copy left: durable before it leaves the queue
-  leveldb::Status s = db_->Write(wo, &batch);
+  Status s = Write(wo, &batch);
   if (!s.ok()) {
     return Status::IOError("buffer dead-letter failed: " + s.ToString());
   }

@@ -92,12 +92,14 @@ void HttpIngest::PostEvents(HttpRequest&& request, HttpResponder respond) {
       respond(HttpResponse::Json(202, "{\"accepted\":" + std::to_string(n) + "}"));
       return;
     }
-    const bool full = IsBufferFull(st);
-    HttpResponse r = HttpResponse::Error(503, full ? "buffer_full" : "unavailable",
-                                         "buffer: " + st.message());
+    const char* code = IsBufferFull(st) ? "buffer_full"
+                       : IsDiskFull(st)   ? "disk_full"
+                                          : "unavailable";
+    HttpResponse r = HttpResponse::Error(503, code, "buffer: " + st.message());
     r.headers.clear();  // Error() set a default Retry-After; ours is the configured one
     r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
-    Refuse(respond, std::move(r), full ? "buffer_full" : "buffer_unavailable");
+    Refuse(respond, std::move(r),
+           std::string(code) == "unavailable" ? "buffer_unavailable" : std::string(code));
   }, options_.overflow);
 }
 

@@ -188,7 +188,8 @@ void MqttSource::OnMessage(const std::string& topic, std::string payload, int qo
       if (st.ok()) {
         received_.Inc();
       } else {
-        Drop(IsBufferFull(st) ? "buffer_full" : "buffer_unavailable", st.ToString());
+        Drop(IsBufferFull(st) ? "buffer_full" : IsDiskFull(st) ? "disk_full" : "buffer_unavailable",
+             st.ToString());
       }
       pending->fetch_sub(1);
     }, options_.overflow, AppendWait::kUnacknowledged);
@@ -209,8 +210,9 @@ void MqttSource::OnMessage(const std::string& topic, std::string payload, int qo
       received_.Inc();
       return;
     }
-    if (IsBufferFull(st)) {
-      Drop("buffer_full", st.ToString());  // buffer.overflow.mqtt: reject
+    if (IsBufferFull(st) || IsDiskFull(st)) {
+      // buffer.overflow.mqtt: reject, or the disk's free-space floor (buffer.min_free_bytes)
+      Drop(IsBufferFull(st) ? "buffer_full" : "disk_full", st.ToString());
       return;
     }
     std::unique_lock<std::mutex> lock(mu_);

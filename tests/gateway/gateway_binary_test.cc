@@ -99,6 +99,12 @@ TEST_F(GatewayBinaryTest, WriteBufferBytesOutOfRangeExits2) {
   EXPECT_NE(out.find("buffer.write_buffer_bytes"), std::string::npos) << out;
 }
 
+TEST_F(GatewayBinaryTest, MinFreeBytesMustBeASizeExits2) {
+  std::string out;
+  EXPECT_EQ(RunWith(kGoodConfig, {"--set", "buffer.min_free_bytes=-1"}, &out), 2) << out;
+  EXPECT_NE(out.find("buffer.min_free_bytes: expected a size"), std::string::npos) << out;
+}
+
 TEST_F(GatewayBinaryTest, HelpExits0) {
   std::string log = dir_.Sub("help.log");
   EXPECT_EQ(RunCommand({BinPath("sluice-gateway"), "--help"}, log, 10000), 0);

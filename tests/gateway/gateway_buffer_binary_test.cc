@@ -1,7 +1,8 @@
 // The real sluice-gateway binary under buffer bounds and damage: a full buffer under `reject`
 // (HTTP 503 + Retry-After, counted) and `drop_oldest` (evicted, counted, bytes stay bounded), TTL
-// expiry, and a buffer entry corrupted on disk while the gateway is stopped (quarantined at start,
-// the rest delivered to a real sluice-broker, shown by --check-buffer).
+// expiry, a buffer entry corrupted on disk while the gateway is stopped (quarantined at start,
+// the rest delivered to a real sluice-broker, shown by --check-buffer), and a full disk (503
+// disk_full at the free-space floor, accepted again once space returns, all delivered once).
 #include <arpa/inet.h>
 #include <leveldb/db.h>
 #include <netinet/in.h>
@@ -11,8 +12,11 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "gateway/buffer/event_codec.h"
 #include "tests/common/buffer_corruption.h"
+#include "tests/common/small_disk.h"
 #include "tests/common/test_env.h"
 
 namespace sluice::testing {
@@ -59,9 +63,10 @@ std::string Event(const std::string& device) {
 class GatewayBufferBinaryTest : public ::testing::Test {
  protected:
   std::unique_ptr<ChildProcess> StartGateway(const std::string& buffer, const std::string& eu_url,
-                                             int port) {
+                                             int port, const std::string& data_dir = "") {
     std::string cfg = dir_.Sub("gw.yaml");
-    EXPECT_TRUE(WriteFile(cfg, Config(dir_.Sub("data"), port, eu_url, buffer)));
+    EXPECT_TRUE(WriteFile(
+        cfg, Config(data_dir.empty() ? dir_.Sub("data") : data_dir, port, eu_url, buffer)));
     auto p = ChildProcess::Start({BinPath("sluice-gateway"), "--config", cfg},
                                  dir_.Sub("gw-" + std::to_string(++runs_) + ".log"));
     EXPECT_TRUE(p && WaitHttpOk(port, "/healthz", 15000)) << (p ? p->ReadLog() : "");
@@ -216,6 +221,123 @@ TEST_F(GatewayBufferBinaryTest, CorruptEntryIsQuarantinedAndTheRestDelivered) {
                        log, 20000),
             1)
       << ReadFileOrEmpty(log);
+}
+
+TEST_F(GatewayBufferBinaryTest, FullDiskAnswers503DiskFullThenRecoversAndDeliversAllOnce) {
+  std::string why;
+  auto disk = SmallDisk::Mount(dir_.Sub("disk"), int64_t{12} << 20, &why);
+  if (disk == nullptr) {
+    GTEST_SKIP() << why;
+  }
+  // Another program's files leave about 3 MiB; the gateway keeps 2 MiB free.
+  ASSERT_TRUE(disk->Fill("other-app.log", disk->FreeBytes() - (int64_t{3} << 20)));
+  int port = FreePort();
+  int broker_port = FreePort();
+  const std::string eu = "http://127.0.0.1:" + std::to_string(broker_port);  // not up yet
+  auto gw = StartGateway("  min_free_bytes: 2MiB\n  write_buffer_bytes: 256KiB\n", eu, port,
+                         disk->Sub("data"));
+  ASSERT_NE(gw, nullptr);
+  std::string resp;
+  int accepted = 0;
+  for (int i = 0; i < 10000; ++i) {
+    std::string body;  // 20 events per request
+    for (int j = 0; j < 20; ++j) {
+      body += Event("df-" + std::to_string(i * 20 + j)) + "\n";
+    }
+    resp = RawPost(port, "/v1/events", body);
+    if (resp.rfind("HTTP/1.1 202", 0) != 0) {
+      break;
+    }
+    accepted += 20;
+  }
+  ASSERT_EQ(resp.rfind("HTTP/1.1 503", 0), 0u) << resp;
+  EXPECT_NE(resp.find("Retry-After: 1"), std::string::npos) << resp;
+  EXPECT_NE(resp.find("\"error\":\"disk_full\""), std::string::npos) << resp;
+  EXPECT_NE(resp.find("buffer.min_free_bytes is 2097152"), std::string::npos) << resp;
+  EXPECT_GT(accepted, 1000);
+  EXPECT_EQ(Metric(port, "sluice_gateway_dropped_total", "reason=\"disk_full\",source=\"http\""),
+            1.0);
+  EXPECT_EQ(Metric(port, "sluice_gateway_buffered_records"), accepted);
+  EXPECT_TRUE(gw->Running()) << gw->ReadLog();
+
+  // Space comes back: accepted again by the same process.
+  std::filesystem::remove(disk->Sub("other-app.log"));
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(RawPost(port, "/v1/events", Event("after-" + std::to_string(i))).rfind("HTTP/1.1 202", 0),
+              0u);
+  }
+  accepted += 10;
+  auto broker = ChildProcess::Start(
+      {BinPath("sluice-broker"), "--config", SourcePath("config/broker-eu-central.yaml"), "--set",
+       "http.port=" + std::to_string(broker_port), "--set",
+       "broker.data_dir=" + dir_.Sub("broker")},
+      dir_.Sub("broker.log"));
+  ASSERT_TRUE(broker && WaitHttpOk(broker_port, "/healthz", 15000))
+      << (broker ? broker->ReadLog() : "");
+  ASSERT_TRUE(WaitFor([&] { return Metric(port, "sluice_gateway_buffered_records") == 0.0; },
+                      30000))
+      << gw->ReadLog();
+  std::string body;
+  ASSERT_EQ(HttpGet(broker_port, "/v1/query?topic=sensors&limit=1", &body), 200) << body;
+  EXPECT_NE(body.find("\"matched\":" + std::to_string(accepted) + ","), std::string::npos)
+      << accepted << " " << body.substr(0, 300);
+  EXPECT_EQ(WEXITSTATUS(gw->Stop(SIGTERM, 15000)), 0);
+}
+
+TEST_F(GatewayBufferBinaryTest, WriteErrorExits75AndARestartDeliversEverythingAcknowledged) {
+  std::string why;
+  auto disk = SmallDisk::Mount(dir_.Sub("disk"), int64_t{12} << 20, &why);
+  if (disk == nullptr) {
+    GTEST_SKIP() << why;
+  }
+  ASSERT_TRUE(disk->Fill("other-app.log", disk->FreeBytes() - (int64_t{3} << 20)));
+  int port = FreePort();
+  int broker_port = FreePort();
+  const std::string eu = "http://127.0.0.1:" + std::to_string(broker_port);  // not up yet
+  // No free-space floor: LevelDB itself meets ENOSPC.
+  const std::string buffer = "  min_free_bytes: 0\n  write_buffer_bytes: 256KiB\n";
+  auto gw = StartGateway(buffer, eu, port, disk->Sub("data"));
+  ASSERT_NE(gw, nullptr);
+  std::string resp;
+  int accepted = 0;
+  for (int i = 0; i < 10000; ++i) {
+    std::string body;
+    for (int j = 0; j < 20; ++j) {
+      body += Event("we-" + std::to_string(i * 20 + j)) + "\n";
+    }
+    resp = RawPost(port, "/v1/events", body);
+    if (resp.rfind("HTTP/1.1 202", 0) != 0) {
+      break;
+    }
+    accepted += 20;
+  }
+  ASSERT_EQ(resp.rfind("HTTP/1.1 503", 0), 0u) << resp;
+  EXPECT_NE(resp.find("No space left on device"), std::string::npos) << resp;
+  EXPECT_GT(accepted, 0);
+  // Fail-stop: the gateway exits for its supervisor to restart it.
+  EXPECT_EQ(gw->WaitExit(10000), 75) << gw->ReadLog();
+  EXPECT_NE(gw->ReadLog().find("restart the gateway to recover it; exiting with code 75"),
+            std::string::npos)
+      << gw->ReadLog();
+
+  std::filesystem::remove(disk->Sub("other-app.log"));
+  auto broker = ChildProcess::Start(
+      {BinPath("sluice-broker"), "--config", SourcePath("config/broker-eu-central.yaml"), "--set",
+       "http.port=" + std::to_string(broker_port), "--set",
+       "broker.data_dir=" + dir_.Sub("broker")},
+      dir_.Sub("broker.log"));
+  ASSERT_TRUE(broker && WaitHttpOk(broker_port, "/healthz", 15000))
+      << (broker ? broker->ReadLog() : "");
+  gw = StartGateway(buffer, eu, port, disk->Sub("data"));
+  ASSERT_NE(gw, nullptr);
+  ASSERT_TRUE(WaitFor([&] { return Metric(port, "sluice_gateway_buffered_records") == 0.0; },
+                      30000))
+      << gw->ReadLog();
+  std::string body;
+  ASSERT_EQ(HttpGet(broker_port, "/v1/query?topic=sensors&limit=1", &body), 200) << body;
+  EXPECT_NE(body.find("\"matched\":" + std::to_string(accepted) + ","), std::string::npos)
+      << accepted << " " << body.substr(0, 300);
+  EXPECT_EQ(WEXITSTATUS(gw->Stop(SIGTERM, 15000)), 0);
 }
 
 }  // namespace
