@@ -2,9 +2,12 @@
 // regions unreachable so nothing is forwarded) beside a bare core HttpServer answering 204, both
 // driven by the same 8 client threads (core HttpClient, one request at a time each) in the same
 // run. Rows: single-event requests (req/s vs the bare listener, alternating rounds) and
-// 1,000-event NDJSON bodies (durable events/s).
+// 1,000-event NDJSON bodies (durable events/s); first, the fdatasync latency of this disk idle
+// and under the bare run's load, and the bound it puts on closed-loop single-event clients.
 // Usage: sluice-bench-gateway-http [data dir] [client threads, default 8] [rounds, default 5]
+// SLUICE_BENCH_HTTP_SERVE=<seconds>: only serve both listeners (ports printed) for that long.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -70,6 +73,55 @@ double Drive(int port, const std::string& body, const std::string& ctype, int th
   return static_cast<double>(ok.load()) / el;
 }
 
+// Samples the latency of a 300-byte append + fdatasync (what one group commit of a single-event
+// request costs at least) every 2 ms while it lives; Median() in microseconds. It explains the
+// single-event row: every 202 waits for one such fsync, and the disk is slower under load.
+class FsyncProbe {
+ public:
+  explicit FsyncProbe(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
+    thread_ = std::thread([this] {
+      const std::string rec(300, 'r');
+      while (!stop_.load() && fd_ >= 0) {
+        const auto t0 = std::chrono::steady_clock::now();
+        if (::write(fd_, rec.data(), rec.size()) != static_cast<ssize_t>(rec.size()) ||
+            ::fdatasync(fd_) != 0) {
+          break;
+        }
+        samples_.push_back(
+            std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                .count());
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    });
+  }
+  ~FsyncProbe() { Stop(); }
+  double Median() {
+    Stop();
+    if (samples_.empty()) {
+      return 0;
+    }
+    std::sort(samples_.begin(), samples_.end());
+    return samples_[samples_.size() / 2];
+  }
+
+ private:
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+    if (fd_ >= 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::vector<double> samples_;
+  std::thread thread_;
+};
+
 std::string Event(int i) {
   return "{\"device_id\":\"dev-" + std::to_string(i % 1000) +
          "\",\"sensor\":\"temp\",\"ts\":1700000000000,\"value\":21.5,\"pad\":\"" +
@@ -125,6 +177,34 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "gateway: %s\n", st.ToString().c_str());
       return 1;
     }
+    if (const char* serve = std::getenv("SLUICE_BENCH_HTTP_SERVE")) {
+      // For an external load generator (docs/BENCHMARKS.md: wrk): both listeners, N seconds.
+      std::printf("bare port %d gateway port %d\n", so.port, cfg.http_port);
+      std::fflush(stdout);
+      std::this_thread::sleep_for(std::chrono::seconds(std::atoi(serve)));
+      return 0;
+    }
+    double fsync_idle_us = 0;
+    double fsync_loaded_us = 0;
+    double bare_probed = 0;
+    {
+      FsyncProbe idle(dir + "/fsync-probe");
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      fsync_idle_us = idle.Median();
+      FsyncProbe loaded(dir + "/fsync-probe");
+      bare_probed = Drive(so.port, single, "application/json", kThreads, kSecs);
+      fsync_loaded_us = loaded.Median();
+    }
+    std::printf("http: fdatasync of a 300 B append: median %.0f us idle, %.0f us while %d clients "
+                "drive the bare listener (%.0f req/s)\n",
+                fsync_idle_us, fsync_loaded_us, kThreads, bare_probed);
+    // Closed-loop clients each wait for their own commit: with the bare round trip R = clients /
+    // bare rate and at least one loaded fsync F per request, at most clients / (R + F).
+    const double rtt_us = 1e6 * kThreads / bare_probed;
+    std::printf("http: fsync bound for %d closed-loop clients: %.0f req/s = %.1f %% of bare "
+                "(R %.0f us + F %.0f us; CPU-bound loads fall below it)\n",
+                kThreads, 1e6 * kThreads / (rtt_us + fsync_loaded_us),
+                100 * rtt_us / (rtt_us + fsync_loaded_us), rtt_us, fsync_loaded_us);
     for (int r = 0; r < kRounds; ++r) {
       const double bare = Drive(so.port, single, "application/json", kThreads, kSecs);
       const double gw = Drive(cfg.http_port, single, "application/json", kThreads, kSecs);
