@@ -79,7 +79,10 @@ class EventBuffer {
   // Deletes the given records in one WriteBatch (after the broker acknowledged them).
   Status Remove(const RegionId& region, const std::vector<BufferedRecord>& records);
   // Moves the given records to "d/<region>/<seq>" in one WriteBatch.
-  Status DeadLetter(const RegionId& region, const std::vector<BufferedRecord>& records);
+  // *newly (if given) gets how many were not dead-lettered already: a chunk partly done before a
+  // restart is read whole again, and its refused records are refused again.
+  Status DeadLetter(const RegionId& region, const std::vector<BufferedRecord>& records,
+                    size_t* newly = nullptr);
   // Sequences of the entries in key space `space` ('q', 'd' or 'x') of `region`. Test/ops aid.
   std::vector<uint64_t> ListKeys(char space, const RegionId& region);
 

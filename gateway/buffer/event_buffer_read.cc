@@ -295,23 +295,34 @@ Status EventBuffer::RemoveLocked(const std::string& region, RegionStats& rs,
   return Status::Ok();
 }
 
-Status EventBuffer::DeadLetter(const RegionId& region,
-                               const std::vector<BufferedRecord>& records) {
+Status EventBuffer::DeadLetter(const RegionId& region, const std::vector<BufferedRecord>& records,
+                               size_t* newly) {
   std::lock_guard<std::mutex> lock(evict_mu_);
   RegionStats& rs = Stats(region.value());
   std::vector<const BufferedRecord*> live = LiveLocked(rs, records);
   leveldb::WriteBatch batch;
   std::string value;
+  size_t fresh = 0;
   for (const BufferedRecord* r : live) {
+    const std::string key = QueueKey('d', region.value(), r->seq);
+    if (db_->Get(leveldb::ReadOptions(), key, &value).ok()) {
+      continue;  // dead-lettered before a restart, in a chunk whose other records were pending
+    }
     value.clear();
     EncodeEntry(r->event, &value);
-    batch.Put(QueueKey('d', region.value(), r->seq), value);
+    batch.Put(key, value);
+    ++fresh;
   }
-  leveldb::WriteOptions wo;
-  wo.sync = true;  // a dead letter is the only copy left: durable before it leaves the queue
-  Status s = Write(wo, &batch);
-  if (!s.ok()) {
-    return Status::IOError("buffer dead-letter failed: " + s.ToString());
+  if (fresh > 0) {
+    leveldb::WriteOptions wo;
+    wo.sync = true;  // a dead letter is the only copy left: durable before it leaves the queue
+    Status s = Write(wo, &batch);
+    if (!s.ok()) {
+      return Status::IOError("buffer dead-letter failed: " + s.ToString());
+    }
+  }
+  if (newly != nullptr) {
+    *newly = fresh;
   }
   // Then out of the queue as a removal: rewriting the same "d/" keys is harmless if a crash
   // comes in between and they are refused again.

@@ -90,7 +90,8 @@ Forwarder::StepResult Forwarder::Permanent(const UplinkResponse& resp, int64_t n
     dead = std::move(head.records);
     head.records.clear();
   }
-  Status st = buffer_.DeadLetter(options_.region, dead);
+  size_t fresh = 0;
+  Status st = buffer_.DeadLetter(options_.region, dead, &fresh);
   if (!st.ok()) {
     // Cannot move them: keep the batch and retry later rather than lose it.
     if (head.records.empty()) {
@@ -100,9 +101,9 @@ Forwarder::StepResult Forwarder::Permanent(const UplinkResponse& resp, int64_t n
     }
     return Retry("dead_letter_write", now_us);
   }
-  dead_lettered_ += dead.size();
+  dead_lettered_ += fresh;  // not those dead-lettered once already, before a restart
   if (dead_metric_ != nullptr) {
-    dead_metric_->Inc(dead.size());
+    dead_metric_->Inc(fresh);
   }
   RefusalLog().Log(LogLevel::kError, kLog, "dead-" + options_.region.value(),
                    "region " + options_.region.value() + ": " + std::to_string(dead.size()) +

@@ -378,6 +378,30 @@ TEST_F(EventBufferTest, DeadLetterMovesRecords) {
   EXPECT_EQ(buf->buffered_records(eu_), 1u);
 }
 
+TEST_F(EventBufferTest, DeadLetterAfterARestartIsNotCountedTwice) {
+  {
+    auto buf = Open();
+    ASSERT_TRUE(buf->Append(Events("eu-central", 3)).get().ok());  // one chunk
+    Result<ReadBatchResult> r = buf->ReadBatch(eu_, 0, 3, 1 << 20);
+    ASSERT_EQ(r->records.size(), 3u);
+    size_t newly = 99;
+    ASSERT_TRUE(buf->DeadLetter(eu_, {r->records[1]}, &newly).ok());
+    EXPECT_EQ(newly, 1u);
+  }
+  // Restarted with the chunk still holding records 0 and 2: it is read whole again, and the
+  // broker refuses record 1 again.
+  auto buf = Open();
+  Result<ReadBatchResult> r = buf->ReadBatch(eu_, 0, 3, 1 << 20);
+  ASSERT_EQ(r->records.size(), 3u);
+  size_t newly = 99;
+  ASSERT_TRUE(buf->DeadLetter(eu_, {r->records[1]}, &newly).ok());
+  EXPECT_EQ(newly, 0u);
+  EXPECT_EQ(buf->ListKeys('d', eu_), (std::vector<uint64_t>{1}));
+  ASSERT_TRUE(buf->Remove(eu_, {r->records[0], r->records[2]}).ok());
+  EXPECT_EQ(buf->buffered_records(eu_), 0u);
+  EXPECT_TRUE(buf->ListKeys('q', eu_).empty());
+}
+
 TEST_F(EventBufferTest, IntervalSyncModeAcknowledgesAndPersists) {
   uint64_t handed_out = 0;
   {
