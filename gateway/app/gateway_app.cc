@@ -51,6 +51,12 @@ Status GatewayApp::Start() {
 
   live_buffer_ = std::make_shared<std::atomic<EventBuffer*>>(buffer_.get());
   auto live = live_buffer_;  // gauges read nothing once the buffer is closed
+  metrics_.AddGaugeFn("sluice_gateway_buffer_disk_free_bytes",
+                      "Free bytes on the buffer's filesystem (commits keep buffer.min_free_bytes)",
+                      {}, [live] {
+                        EventBuffer* b = live->load();
+                        return b ? static_cast<double>(b->DiskFreeBytes()) : 0.0;
+                      });
   for (const RegionConfig& rc : router_.regions()) {
     RegionId region = rc.name;
     MetricLabels l{{"region", region.value()}};

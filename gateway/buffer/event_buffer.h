@@ -109,6 +109,8 @@ class EventBuffer {
   // acknowledged after that can be lost at the next open: only reopening the buffer (a
   // restart) is safe, and it recovers everything acknowledged before the failure.
   Status write_failure() const;
+  // Bytes an unprivileged writer may still use on the buffer's filesystem; -1 if unknown.
+  int64_t DiskFreeBytes() const;
 
  private:
   struct Request {

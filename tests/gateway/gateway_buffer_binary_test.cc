@@ -258,6 +258,9 @@ TEST_F(GatewayBufferBinaryTest, FullDiskAnswers503DiskFullThenRecoversAndDeliver
   EXPECT_EQ(Metric(port, "sluice_gateway_dropped_total", "reason=\"disk_full\",source=\"http\""),
             1.0);
   EXPECT_EQ(Metric(port, "sluice_gateway_buffered_records"), accepted);
+  const double free_bytes = Metric(port, "sluice_gateway_buffer_disk_free_bytes");
+  EXPECT_GT(free_bytes, 0.0);
+  EXPECT_LT(free_bytes, 3.0 * (1 << 20));  // what the floor kept, give or take a commit
   EXPECT_TRUE(gw->Running()) << gw->ReadLog();
 
   // Space comes back: accepted again by the same process.
