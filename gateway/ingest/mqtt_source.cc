@@ -36,7 +36,9 @@ MqttSource::MqttSource(EventBuffer& buffer, const RegionRouter& router, Clock& c
     : buffer_(buffer), router_(router), clock_(clock), options_(std::move(options)),
       metrics_(metrics),
       received_(metrics.GetCounter("sluice_gateway_received_total",
-                                   "Events accepted into the buffer", {{"source", "mqtt"}})) {}
+                                   "Events accepted into the buffer", {{"source", "mqtt"}})),
+      held_(metrics.GetCounter("sluice_gateway_mqtt_held_total",
+                               "QoS 1 messages held unacknowledged while the disk is full")) {}
 
 MqttSource::~MqttSource() { Stop(); }
 
@@ -197,6 +199,7 @@ void MqttSource::OnMessage(const std::string& topic, std::string payload, int qo
   }
   // QoS >= 1: Paho acknowledges when this callback returns, so persist first.
   Backoff backoff(50, 2000);
+  bool held = false;
   while (true) {
     std::vector<PendingEvent> one;
     one.push_back(pe);
@@ -210,10 +213,14 @@ void MqttSource::OnMessage(const std::string& topic, std::string payload, int qo
       received_.Inc();
       return;
     }
-    if (IsBufferFull(st) || IsDiskFull(st)) {
-      // buffer.overflow.mqtt: reject, or the disk's free-space floor (buffer.min_free_bytes)
-      Drop(IsBufferFull(st) ? "buffer_full" : "disk_full", st.ToString());
+    if (IsBufferFull(st)) {
+      Drop("buffer_full", st.ToString());  // buffer.overflow.mqtt: reject
       return;
+    }
+    if (IsDiskFull(st) && !held) {
+      // Not acknowledged until it is stored: Mosquitto keeps it (and what follows) meanwhile.
+      held = true;
+      held_.Inc();
     }
     std::unique_lock<std::mutex> lock(mu_);
     if (stop_ || st.code() == StatusCode::kUnavailable) {

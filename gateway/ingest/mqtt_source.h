@@ -83,6 +83,7 @@ class MqttSource {
   MqttSourceOptions options_;
   MetricsRegistry& metrics_;
   Counter& received_;
+  Counter& held_;  // QoS 1 messages held back (not acknowledged) while the disk is full
   RateLimitedLog log_;
   std::unique_ptr<mqtt::iaction_listener> sub_listener_;
   std::unique_ptr<mqtt::async_client> client_;

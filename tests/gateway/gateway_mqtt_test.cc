@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <filesystem>
 
 #include "gateway/app/gateway_app.h"
+#include "tests/common/small_disk.h"
 #include "tests/common/test_env.h"
 
 namespace sluice::gateway {
@@ -91,6 +93,62 @@ TEST_F(GatewayMqttTest, InvalidMessagesAreDroppedAndCounted) {
   EXPECT_NE(m.find("reason=\"no_region\""), std::string::npos) << m;
   EXPECT_NE(m.find("reason=\"invalid_ts\""), std::string::npos) << m;
   EXPECT_NE(m.find("reason=\"too_large\""), std::string::npos) << m;
+}
+
+// A full disk (below buffer.min_free_bytes) holds QoS 1 messages back unacknowledged instead of
+// acknowledging and dropping them: Mosquitto keeps them, and they are all stored once space
+// returns.
+TEST(GatewayMqttDiskFullTest, QoS1IsHeldUnacknowledgedUntilSpaceReturns) {
+  testing::TempDir dir;
+  std::string why;
+  auto disk = testing::SmallDisk::Mount(dir.Sub("disk"), int64_t{12} << 20, &why);
+  if (disk == nullptr) {
+    GTEST_SKIP() << why;
+  }
+  auto mosquitto = testing::Mosquitto::Start(dir);
+  ASSERT_NE(mosquitto, nullptr) << "cannot start mosquitto";
+  GatewayConfig c;
+  c.gateway_id = GatewayId("gw-mqtt-full");
+  c.country = CountryCode("DE");
+  c.data_dir = disk->Sub("data");
+  c.http_enabled = false;
+  c.mqtt_uri = mosquitto->uri();
+  c.mqtt_client_id = "gw-mqtt-full";
+  c.mqtt_topics = {"site/sensors/+/+"};
+  c.mqtt_qos = 1;
+  c.buffer_min_free_bytes = int64_t{2} << 20;
+  c.buffer_write_buffer_bytes = int64_t{256} << 10;
+  c.forward_backoff_initial_ms = 60000;
+  c.forward_backoff_max_ms = 60000;
+  c.regions = {RegionConfig{RegionId("eu-central"), "http://127.0.0.1:1", {CountryCode("DE")}}};
+  GatewayApp app(c);
+  app.SetUplinkFactory([](const RegionConfig&) { return std::make_unique<Refusing>(); });
+  ASSERT_TRUE(app.Start().ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return app.mqtt()->subscribed(); }, 15000));
+
+  // Another program takes the disk down to 1 MiB free, half the gateway's floor.
+  EventBuffer* buf = app.buffer();
+  ASSERT_TRUE(disk->Fill("other-app-2.log", disk->FreeBytes() - (int64_t{1} << 20)));
+  const uint64_t before = buf->total_buffered_records();
+
+  ASSERT_EQ(testing::RunCommand({"/usr/bin/mosquitto_pub", "-h", "127.0.0.1", "-p",
+                                 std::to_string(mosquitto->port()), "-q", "1", "-t",
+                                 "site/sensors/dev-9/temp", "-m", "{\"v\":1}", "--repeat", "30"},
+                                dir.Sub("pub.log"), 20000),
+            0)
+      << testing::ReadFileOrEmpty(dir.Sub("pub.log"));
+  Counter& held = app.metrics().GetCounter("sluice_gateway_mqtt_held_total",
+                                           "QoS 1 messages held unacknowledged while the disk is full");
+  ASSERT_TRUE(testing::WaitFor([&] { return held.Value() >= 1; }, 10000))
+      << buf->total_buffered_records() - before;
+  EXPECT_EQ(buf->total_buffered_records(), before);
+  const std::string m = app.metrics().RenderPrometheus();
+  EXPECT_EQ(m.find("reason=\"disk_full\",source=\"mqtt\""), std::string::npos) << m;
+
+  std::filesystem::remove(disk->Sub("other-app-2.log"));
+  ASSERT_TRUE(testing::WaitFor([&] { return buf->total_buffered_records() == before + 30; }, 20000))
+      << buf->total_buffered_records() - before;
+  app.Stop();
 }
 
 // Broker restart: Paho reconnects automatically and the connected handler resubscribes (clean
