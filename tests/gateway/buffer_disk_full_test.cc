@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "gateway/buffer/event_buffer.h"
+#include "tests/gateway/sample_events.h"
 #include "tests/common/small_disk.h"
 #include "tests/common/test_env.h"
 
@@ -14,20 +15,7 @@ namespace sluice::gateway {
 namespace {
 
 std::vector<PendingEvent> Events(int n, int start) {
-  std::vector<PendingEvent> v;
-  for (int i = start; i < start + n; ++i) {
-    SensorEvent e;
-    e.device_id = DeviceId("dev-" + std::to_string(i % 100));
-    e.sensor = "temp";
-    e.country = CountryCode("DE");
-    e.ts_ms = 1'700'000'000'000 + i;
-    e.ingest_ms = e.ts_ms;
-    e.gateway_id = GatewayId("gw-1");
-    e.source = "http";
-    e.payload = "{\"i\":" + std::to_string(i) + ",\"pad\":\"" + std::string(200, 'p') + "\"}";
-    v.push_back(PendingEvent{RegionId("eu-central"), std::move(e)});
-  }
-  return v;
+  return SampleEvents(RegionId("eu-central"), n, start, 200);
 }
 
 class BufferDiskFullTest : public ::testing::Test {

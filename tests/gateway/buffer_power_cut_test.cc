@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "gateway/buffer/event_buffer.h"
+#include "tests/gateway/sample_events.h"
 #include "tests/common/power_cut_env.h"
 #include "tests/common/test_env.h"
 
@@ -25,20 +26,7 @@ namespace {
 const RegionId kEu("eu-central");
 
 std::vector<PendingEvent> Events(int n, int64_t first_id) {
-  std::vector<PendingEvent> v;
-  for (int64_t i = first_id; i < first_id + n; ++i) {
-    SensorEvent e;
-    e.device_id = DeviceId("dev-" + std::to_string(i));
-    e.sensor = "temp";
-    e.country = CountryCode("DE");
-    e.ts_ms = 1'700'000'000'000 + i;
-    e.ingest_ms = e.ts_ms;
-    e.gateway_id = GatewayId("gw-1");
-    e.source = "http";
-    e.payload = "{\"id\":" + std::to_string(i) + ",\"pad\":\"" + std::string(120, 'p') + "\"}";
-    v.push_back(PendingEvent{kEu, std::move(e)});
-  }
-  return v;
+  return SampleEvents(kEu, n, first_id);
 }
 
 class BufferPowerCutTest : public ::testing::Test {

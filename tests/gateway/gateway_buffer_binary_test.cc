@@ -83,6 +83,52 @@ class GatewayBufferBinaryTest : public ::testing::Test {
     size_t pos = text.find(name + "{" + labels + "} ");
     return pos == std::string::npos ? 0 : std::stod(text.substr(text.find("} ", pos) + 2));
   }
+  // A 12 MiB tmpfs where "other-app.log" leaves about 3 MiB free; nullptr (and *why) if it
+  // cannot be mounted.
+  std::unique_ptr<SmallDisk> NearlyFullDisk(std::string* why) {
+    auto disk = SmallDisk::Mount(dir_.Sub("disk"), int64_t{12} << 20, why);
+    if (disk != nullptr) {
+      EXPECT_TRUE(disk->Fill("other-app.log", disk->FreeBytes() - (int64_t{3} << 20)));
+    }
+    return disk;
+  }
+  std::unique_ptr<ChildProcess> StartBroker(int port) {
+    auto p = ChildProcess::Start(
+        {BinPath("sluice-broker"), "--config", SourcePath("config/broker-eu-central.yaml"),
+         "--set", "http.port=" + std::to_string(port), "--set",
+         "broker.data_dir=" + dir_.Sub("broker")},
+        dir_.Sub("broker.log"));
+    EXPECT_TRUE(p && WaitHttpOk(port, "/healthz", 15000)) << (p ? p->ReadLog() : "");
+    return p && p->Running() ? std::move(p) : nullptr;
+  }
+  // Posts 20-event NDJSON bodies until one is not answered 202; returns the events accepted
+  // and the refusing response in *refusal.
+  int PostUntilRefused(int port, const std::string& device_prefix, std::string* refusal) {
+    int accepted = 0;
+    for (int i = 0; i < 10000; ++i) {
+      std::string body;
+      for (int j = 0; j < 20; ++j) {
+        body += Event(device_prefix + std::to_string(i * 20 + j)) + "\n";
+      }
+      *refusal = RawPost(port, "/v1/events", body);
+      if (refusal->rfind("HTTP/1.1 202", 0) != 0) {
+        break;
+      }
+      accepted += 20;
+    }
+    return accepted;
+  }
+  // Waits until the gateway holds nothing more, then expects the broker to hold exactly
+  // `accepted` records.
+  void ExpectAllDeliveredOnce(int port, int broker_port, int accepted, ChildProcess& gw) {
+    ASSERT_TRUE(WaitFor([&] { return Metric(port, "sluice_gateway_buffered_records") == 0.0; },
+                        30000))
+        << gw.ReadLog();
+    std::string body;
+    ASSERT_EQ(HttpGet(broker_port, "/v1/query?topic=sensors&limit=1", &body), 200) << body;
+    EXPECT_NE(body.find("\"matched\":" + std::to_string(accepted) + ","), std::string::npos)
+        << accepted << " " << body.substr(0, 300);
+  }
   int CheckBuffer(std::string* out) {
     std::string log = dir_.Sub("check-" + std::to_string(++runs_) + ".log");
     int code = RunCommand(
@@ -190,13 +236,8 @@ TEST_F(GatewayBufferBinaryTest, CorruptEntryIsQuarantinedAndTheRestDelivered) {
       << out;
   EXPECT_NE(out.find("region eu-central: queued 9 records"), std::string::npos) << out;
 
-  auto broker = ChildProcess::Start(
-      {BinPath("sluice-broker"), "--config", SourcePath("config/broker-eu-central.yaml"), "--set",
-       "http.port=" + std::to_string(broker_port), "--set",
-       "broker.data_dir=" + dir_.Sub("broker")},
-      dir_.Sub("broker.log"));
-  ASSERT_TRUE(broker && WaitHttpOk(broker_port, "/healthz", 15000))
-      << (broker ? broker->ReadLog() : "");
+  auto broker = StartBroker(broker_port);
+  ASSERT_NE(broker, nullptr);
   auto gw = StartGateway("  sync: always\n", eu, port);
   ASSERT_NE(gw, nullptr);
   EXPECT_EQ(Metric(port, "sluice_gateway_quarantined_total"), 1.0);
@@ -225,31 +266,19 @@ TEST_F(GatewayBufferBinaryTest, CorruptEntryIsQuarantinedAndTheRestDelivered) {
 
 TEST_F(GatewayBufferBinaryTest, FullDiskAnswers503DiskFullThenRecoversAndDeliversAllOnce) {
   std::string why;
-  auto disk = SmallDisk::Mount(dir_.Sub("disk"), int64_t{12} << 20, &why);
+  auto disk = NearlyFullDisk(&why);  // another program's file leaves about 3 MiB
   if (disk == nullptr) {
     GTEST_SKIP() << why;
   }
-  // Another program's files leave about 3 MiB; the gateway keeps 2 MiB free.
-  ASSERT_TRUE(disk->Fill("other-app.log", disk->FreeBytes() - (int64_t{3} << 20)));
   int port = FreePort();
   int broker_port = FreePort();
   const std::string eu = "http://127.0.0.1:" + std::to_string(broker_port);  // not up yet
+  // The gateway keeps 2 MiB free.
   auto gw = StartGateway("  min_free_bytes: 2MiB\n  write_buffer_bytes: 256KiB\n", eu, port,
                          disk->Sub("data"));
   ASSERT_NE(gw, nullptr);
   std::string resp;
-  int accepted = 0;
-  for (int i = 0; i < 10000; ++i) {
-    std::string body;  // 20 events per request
-    for (int j = 0; j < 20; ++j) {
-      body += Event("df-" + std::to_string(i * 20 + j)) + "\n";
-    }
-    resp = RawPost(port, "/v1/events", body);
-    if (resp.rfind("HTTP/1.1 202", 0) != 0) {
-      break;
-    }
-    accepted += 20;
-  }
+  int accepted = PostUntilRefused(port, "df-", &resp);
   ASSERT_EQ(resp.rfind("HTTP/1.1 503", 0), 0u) << resp;
   EXPECT_NE(resp.find("Retry-After: 1"), std::string::npos) << resp;
   EXPECT_NE(resp.find("\"error\":\"disk_full\""), std::string::npos) << resp;
@@ -270,30 +299,18 @@ TEST_F(GatewayBufferBinaryTest, FullDiskAnswers503DiskFullThenRecoversAndDeliver
               0u);
   }
   accepted += 10;
-  auto broker = ChildProcess::Start(
-      {BinPath("sluice-broker"), "--config", SourcePath("config/broker-eu-central.yaml"), "--set",
-       "http.port=" + std::to_string(broker_port), "--set",
-       "broker.data_dir=" + dir_.Sub("broker")},
-      dir_.Sub("broker.log"));
-  ASSERT_TRUE(broker && WaitHttpOk(broker_port, "/healthz", 15000))
-      << (broker ? broker->ReadLog() : "");
-  ASSERT_TRUE(WaitFor([&] { return Metric(port, "sluice_gateway_buffered_records") == 0.0; },
-                      30000))
-      << gw->ReadLog();
-  std::string body;
-  ASSERT_EQ(HttpGet(broker_port, "/v1/query?topic=sensors&limit=1", &body), 200) << body;
-  EXPECT_NE(body.find("\"matched\":" + std::to_string(accepted) + ","), std::string::npos)
-      << accepted << " " << body.substr(0, 300);
+  auto broker = StartBroker(broker_port);
+  ASSERT_NE(broker, nullptr);
+  ExpectAllDeliveredOnce(port, broker_port, accepted, *gw);
   EXPECT_EQ(WEXITSTATUS(gw->Stop(SIGTERM, 15000)), 0);
 }
 
 TEST_F(GatewayBufferBinaryTest, WriteErrorExits75AndARestartDeliversEverythingAcknowledged) {
   std::string why;
-  auto disk = SmallDisk::Mount(dir_.Sub("disk"), int64_t{12} << 20, &why);
+  auto disk = NearlyFullDisk(&why);  // another program's file leaves about 3 MiB
   if (disk == nullptr) {
     GTEST_SKIP() << why;
   }
-  ASSERT_TRUE(disk->Fill("other-app.log", disk->FreeBytes() - (int64_t{3} << 20)));
   int port = FreePort();
   int broker_port = FreePort();
   const std::string eu = "http://127.0.0.1:" + std::to_string(broker_port);  // not up yet
@@ -302,18 +319,7 @@ TEST_F(GatewayBufferBinaryTest, WriteErrorExits75AndARestartDeliversEverythingAc
   auto gw = StartGateway(buffer, eu, port, disk->Sub("data"));
   ASSERT_NE(gw, nullptr);
   std::string resp;
-  int accepted = 0;
-  for (int i = 0; i < 10000; ++i) {
-    std::string body;
-    for (int j = 0; j < 20; ++j) {
-      body += Event("we-" + std::to_string(i * 20 + j)) + "\n";
-    }
-    resp = RawPost(port, "/v1/events", body);
-    if (resp.rfind("HTTP/1.1 202", 0) != 0) {
-      break;
-    }
-    accepted += 20;
-  }
+  const int accepted = PostUntilRefused(port, "we-", &resp);
   ASSERT_EQ(resp.rfind("HTTP/1.1 503", 0), 0u) << resp;
   EXPECT_NE(resp.find("No space left on device"), std::string::npos) << resp;
   EXPECT_GT(accepted, 0);
@@ -324,22 +330,11 @@ TEST_F(GatewayBufferBinaryTest, WriteErrorExits75AndARestartDeliversEverythingAc
       << gw->ReadLog();
 
   std::filesystem::remove(disk->Sub("other-app.log"));
-  auto broker = ChildProcess::Start(
-      {BinPath("sluice-broker"), "--config", SourcePath("config/broker-eu-central.yaml"), "--set",
-       "http.port=" + std::to_string(broker_port), "--set",
-       "broker.data_dir=" + dir_.Sub("broker")},
-      dir_.Sub("broker.log"));
-  ASSERT_TRUE(broker && WaitHttpOk(broker_port, "/healthz", 15000))
-      << (broker ? broker->ReadLog() : "");
+  auto broker = StartBroker(broker_port);
+  ASSERT_NE(broker, nullptr);
   gw = StartGateway(buffer, eu, port, disk->Sub("data"));
   ASSERT_NE(gw, nullptr);
-  ASSERT_TRUE(WaitFor([&] { return Metric(port, "sluice_gateway_buffered_records") == 0.0; },
-                      30000))
-      << gw->ReadLog();
-  std::string body;
-  ASSERT_EQ(HttpGet(broker_port, "/v1/query?topic=sensors&limit=1", &body), 200) << body;
-  EXPECT_NE(body.find("\"matched\":" + std::to_string(accepted) + ","), std::string::npos)
-      << accepted << " " << body.substr(0, 300);
+  ExpectAllDeliveredOnce(port, broker_port, accepted, *gw);
   EXPECT_EQ(WEXITSTATUS(gw->Stop(SIGTERM, 15000)), 0);
 }
 
