@@ -406,6 +406,13 @@ Status EventBuffer::Write(const leveldb::WriteOptions& options, leveldb::WriteBa
   return st;
 }
 
+Status EventBuffer::Writable() const {
+  if (write_failed_.load()) {
+    return write_failure();
+  }
+  return CheckFreeSpace(0);
+}
+
 Status EventBuffer::write_failure() const {
   std::lock_guard<std::mutex> lock(failure_mu_);
   return write_failure_;

@@ -19,10 +19,18 @@ void HttpIngest::Handle(HttpRequest&& request, HttpResponder respond) {
     }
     PostEvents(std::move(request), std::move(respond));
   } else if (request.path == "/healthz" && request.method == "GET") {
-    respond(HttpResponse::Json(
-        200, "{\"status\":\"ok\",\"gateway_id\":\"" + options_.gateway_id.value() +
-                 "\",\"buffered_records\":" + std::to_string(buffer_.total_buffered_records()) +
-                 "}"));
+    // Always 200 while the process serves (liveness); "degraded" says why ingest is refused.
+    const Status writable = buffer_.Writable();
+    std::string body = "{\"status\":\"" + std::string(writable.ok() ? "ok" : "degraded") +
+                       "\",\"gateway_id\":\"" + options_.gateway_id.value() +
+                       "\",\"buffered_records\":" +
+                       std::to_string(buffer_.total_buffered_records()) +
+                       ",\"disk_free_bytes\":" + std::to_string(buffer_.DiskFreeBytes());
+    if (!writable.ok()) {
+      body += ",\"reason\":\"" + std::string(IsDiskFull(writable) ? "disk_full" : "write_failed") +
+              "\"";
+    }
+    respond(HttpResponse::Json(200, body + "}"));
   } else if (request.path == "/metrics" && request.method == "GET") {
     HttpResponse r;
     r.content_type = "text/plain; version=0.0.4";

@@ -291,9 +291,15 @@ TEST_F(GatewayBufferBinaryTest, FullDiskAnswers503DiskFullThenRecoversAndDeliver
   EXPECT_GT(free_bytes, 0.0);
   EXPECT_LT(free_bytes, 3.0 * (1 << 20));  // what the floor kept, give or take a commit
   EXPECT_TRUE(gw->Running()) << gw->ReadLog();
+  std::string health;
+  EXPECT_EQ(HttpGet(port, "/healthz", &health), 200);
+  EXPECT_NE(health.find("\"status\":\"degraded\""), std::string::npos) << health;
+  EXPECT_NE(health.find("\"reason\":\"disk_full\""), std::string::npos) << health;
 
   // Space comes back: accepted again by the same process.
   std::filesystem::remove(disk->Sub("other-app.log"));
+  EXPECT_EQ(HttpGet(port, "/healthz", &health), 200);
+  EXPECT_NE(health.find("\"status\":\"ok\""), std::string::npos) << health;
   for (int i = 0; i < 10; ++i) {
     ASSERT_EQ(RawPost(port, "/v1/events", Event("after-" + std::to_string(i))).rfind("HTTP/1.1 202", 0),
               0u);
