@@ -24,6 +24,8 @@ constexpr uint64_t kIntervalSeqJump = uint64_t{1} << 32;
 // removals, if at least kTrimAfterBytes were appended or removed since it last did.
 constexpr auto kIdleBeforeTrim = std::chrono::seconds(1);
 constexpr int64_t kTrimAfterBytes = int64_t{1} << 20;
+// How stale the commit thread's free-space figure may get (CheckFreeSpaceForCommit).
+constexpr auto kFreeSpaceRecheck = std::chrono::milliseconds(100);
 
 Status FromLevelDb(const leveldb::Status& s) {
   if (s.ok()) {
@@ -263,7 +265,7 @@ void EventBuffer::CommitLoop() {
     int64_t batch_bytes = queued_bytes_;
     queued_bytes_ = 0;
     lock.unlock();
-    const Status space = CheckFreeSpace(batch_bytes);
+    const Status space = CheckFreeSpaceForCommit(batch_bytes);
     if (!space.ok()) {
       // Refused whole, before LevelDB could meet ENOSPC half-way through its log record.
       for (Request& r : reqs) {
@@ -410,7 +412,7 @@ Status EventBuffer::Writable() const {
   if (write_failed_.load()) {
     return write_failure();
   }
-  return CheckFreeSpace(0);
+  return FreeSpaceStatus(DiskFreeBytes(), 0);
 }
 
 Status EventBuffer::write_failure() const {
@@ -426,12 +428,28 @@ int64_t EventBuffer::DiskFreeBytes() const {
   return static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
 }
 
-Status EventBuffer::CheckFreeSpace(int64_t bytes) const {
+Status EventBuffer::CheckFreeSpaceForCommit(int64_t bytes) {
   if (options_.min_free_bytes <= 0) {
     return Status::Ok();
   }
-  const int64_t free_bytes = DiskFreeBytes();
-  if (free_bytes < 0 || free_bytes - bytes >= options_.min_free_bytes) {
+  // statfs at most every kFreeSpaceRecheck, counting down what commits wrote meanwhile, and at
+  // once when that estimate says no: the floor is never crossed by our own writes, and lifts as
+  // soon as space returns.
+  const auto now = std::chrono::steady_clock::now();
+  int64_t free_bytes = free_estimate_;
+  if (now - free_checked_at_ >= kFreeSpaceRecheck || free_bytes < 0 ||
+      free_bytes - bytes < options_.min_free_bytes) {
+    free_bytes = DiskFreeBytes();
+    free_checked_at_ = now;
+  }
+  const Status st = FreeSpaceStatus(free_bytes, bytes);
+  free_estimate_ = st.ok() && free_bytes >= 0 ? free_bytes - bytes : -1;
+  return st;
+}
+
+Status EventBuffer::FreeSpaceStatus(int64_t free_bytes, int64_t bytes) const {
+  if (options_.min_free_bytes <= 0 || free_bytes < 0 ||
+      free_bytes - bytes >= options_.min_free_bytes) {
     // (Unknown, e.g. a test's in-memory Env: LevelDB itself reports a full disk.)
     return Status::Ok();
   }

@@ -144,8 +144,11 @@ class EventBuffer {
   void CommitRequests(std::vector<Request>& reqs);
   // Every LevelDB write goes through here: refused once one failed (see write_failure()).
   Status Write(const leveldb::WriteOptions& options, leveldb::WriteBatch* batch);
-  // kResourceExhausted "disk full" if writing `bytes` would leave less than min_free_bytes.
-  Status CheckFreeSpace(int64_t bytes) const;
+  // Commit thread: kResourceExhausted "disk full" if writing `bytes` would leave less than
+  // min_free_bytes on the buffer's filesystem.
+  Status CheckFreeSpaceForCommit(int64_t bytes);
+  // The same for a given free-space figure (-1: unknown, never refused).
+  Status FreeSpaceStatus(int64_t free_bytes, int64_t bytes) const;
   RegionStats& Stats(const std::string& region) const;
   void Adjust(RegionStats& rs, int64_t records, int64_t bytes);
   // evict_mu_ held. Deletes the live prefix of `region` while the records are older than
@@ -194,6 +197,9 @@ class EventBuffer {
   std::atomic<int64_t> churn_bytes_{0};
   std::mutex evict_mu_;  // serialises evictions with Remove/DeadLetter/Quarantine
   std::atomic<uint64_t> next_seq_{0};
+  // Commit thread only: free bytes at the last statfs minus what commits wrote since (-1: ask).
+  int64_t free_estimate_ = -1;
+  std::chrono::steady_clock::time_point free_checked_at_;
   std::atomic<bool> write_failed_{false};
   mutable std::mutex failure_mu_;
   Status write_failure_;  // failure_mu_
