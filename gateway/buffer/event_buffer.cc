@@ -412,7 +412,8 @@ Status EventBuffer::Writable() const {
   if (write_failed_.load()) {
     return write_failure();
   }
-  return FreeSpaceStatus(DiskFreeBytes(), 0);
+  // Room for one more chunk: at the floor itself any append is refused.
+  return FreeSpaceStatus(DiskFreeBytes(), static_cast<int64_t>(kChunkMaxBytes));
 }
 
 Status EventBuffer::write_failure() const {

@@ -111,7 +111,8 @@ class EventBuffer {
   Status write_failure() const;
   // Bytes an unprivileged writer may still use on the buffer's filesystem; -1 if unknown.
   int64_t DiskFreeBytes() const;
-  // OK if a small append would be taken now; else why not (write_failure(), or "disk full").
+  // OK if an append of up to one chunk (64 KiB) would be taken now; else why not
+  // (write_failure(), or "disk full").
   Status Writable() const;
 
  private:
