@@ -93,5 +93,8 @@ struct ReadBatchResult {
 bool IsBufferFull(const Status& st);
 // True for the status of an Append refused because the disk is (nearly) full (min_free_bytes).
 bool IsDiskFull(const Status& st);
+// The reason label a refused Append is counted under (sluice_gateway_dropped_total{reason}):
+// "buffer_full", "disk_full" or "buffer_unavailable".
+const char* AppendRefusalReason(const Status& st);
 
 }  // namespace sluice::gateway

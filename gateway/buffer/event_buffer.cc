@@ -408,12 +408,12 @@ Status EventBuffer::Write(const leveldb::WriteOptions& options, leveldb::WriteBa
   return st;
 }
 
-Status EventBuffer::Writable() const {
+Status EventBuffer::Writable(int64_t disk_free_bytes) const {
   if (write_failed_.load()) {
     return write_failure();
   }
   // Room for one more chunk: at the floor itself any append is refused.
-  return FreeSpaceStatus(DiskFreeBytes(), static_cast<int64_t>(kChunkMaxBytes));
+  return FreeSpaceStatus(disk_free_bytes, static_cast<int64_t>(kChunkMaxBytes));
 }
 
 Status EventBuffer::write_failure() const {
@@ -433,7 +433,7 @@ Status EventBuffer::CheckFreeSpaceForCommit(int64_t bytes) {
   if (options_.min_free_bytes <= 0) {
     return Status::Ok();
   }
-  // statfs at most every kFreeSpaceRecheck, counting down what commits wrote meanwhile, and at
+  // statvfs at most every kFreeSpaceRecheck, counting down what commits wrote meanwhile, and at
   // once when that estimate says no: the floor is never crossed by our own writes, and lifts as
   // soon as space returns.
   const auto now = std::chrono::steady_clock::now();
@@ -458,6 +458,10 @@ Status EventBuffer::FreeSpaceStatus(int64_t free_bytes, int64_t bytes) const {
       "disk full: " + std::to_string(free_bytes) + " bytes free on the buffer's filesystem (" +
       options_.path + "), " + std::to_string(bytes) + " to write, buffer.min_free_bytes is " +
       std::to_string(options_.min_free_bytes));
+}
+
+const char* AppendRefusalReason(const Status& st) {
+  return IsBufferFull(st) ? "buffer_full" : IsDiskFull(st) ? "disk_full" : "buffer_unavailable";
 }
 
 bool IsDiskFull(const Status& st) {

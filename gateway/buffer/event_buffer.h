@@ -111,9 +111,9 @@ class EventBuffer {
   Status write_failure() const;
   // Bytes an unprivileged writer may still use on the buffer's filesystem; -1 if unknown.
   int64_t DiskFreeBytes() const;
-  // OK if an append of up to one chunk (64 KiB) would be taken now; else why not
-  // (write_failure(), or "disk full").
-  Status Writable() const;
+  // OK if an append of up to one chunk (64 KiB) would be taken with `disk_free_bytes`
+  // (DiskFreeBytes()) free; else why not (write_failure(), or "disk full").
+  Status Writable(int64_t disk_free_bytes) const;
 
  private:
   struct Request {

@@ -20,12 +20,13 @@ void HttpIngest::Handle(HttpRequest&& request, HttpResponder respond) {
     PostEvents(std::move(request), std::move(respond));
   } else if (request.path == "/healthz" && request.method == "GET") {
     // Always 200 while the process serves (liveness); "degraded" says why ingest is refused.
-    const Status writable = buffer_.Writable();
+    const int64_t free_bytes = buffer_.DiskFreeBytes();
+    const Status writable = buffer_.Writable(free_bytes);
     std::string body = "{\"status\":\"" + std::string(writable.ok() ? "ok" : "degraded") +
                        "\",\"gateway_id\":\"" + options_.gateway_id.value() +
                        "\",\"buffered_records\":" +
                        std::to_string(buffer_.total_buffered_records()) +
-                       ",\"disk_free_bytes\":" + std::to_string(buffer_.DiskFreeBytes());
+                       ",\"disk_free_bytes\":" + std::to_string(free_bytes);
     if (!writable.ok()) {
       body += ",\"reason\":\"" + std::string(IsDiskFull(writable) ? "disk_full" : "write_failed") +
               "\"";
@@ -100,14 +101,12 @@ void HttpIngest::PostEvents(HttpRequest&& request, HttpResponder respond) {
       respond(HttpResponse::Json(202, "{\"accepted\":" + std::to_string(n) + "}"));
       return;
     }
-    const char* code = IsBufferFull(st) ? "buffer_full"
-                       : IsDiskFull(st)   ? "disk_full"
-                                          : "unavailable";
-    HttpResponse r = HttpResponse::Error(503, code, "buffer: " + st.message());
+    const std::string reason = AppendRefusalReason(st);
+    HttpResponse r = HttpResponse::Error(
+        503, reason == "buffer_unavailable" ? "unavailable" : reason, "buffer: " + st.message());
     r.headers.clear();  // Error() set a default Retry-After; ours is the configured one
     r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_s));
-    Refuse(respond, std::move(r),
-           std::string(code) == "unavailable" ? "buffer_unavailable" : std::string(code));
+    Refuse(respond, std::move(r), reason);
   }, options_.overflow);
 }
 

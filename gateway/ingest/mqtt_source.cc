@@ -190,8 +190,7 @@ void MqttSource::OnMessage(const std::string& topic, std::string payload, int qo
       if (st.ok()) {
         received_.Inc();
       } else {
-        Drop(IsBufferFull(st) ? "buffer_full" : IsDiskFull(st) ? "disk_full" : "buffer_unavailable",
-             st.ToString());
+        Drop(AppendRefusalReason(st), st.ToString());
       }
       pending->fetch_sub(1);
     }, options_.overflow, AppendWait::kUnacknowledged);
