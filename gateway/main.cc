@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
     }
     const Status failed = app.buffer()->write_failure();
     if (!failed.ok()) {
-      // Fail-stop (gateway/README.md, "Disk full and write errors"): a restart reopens the
+      // Fail-stop (gateway/README.md, "Guarantees"): a restart reopens the
       // buffer, which recovers everything acknowledged; a supervisor restarts on exit code 75.
       LogError("gateway", failed.message() + "; exiting with code 75");
       app.Stop();
