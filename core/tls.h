@@ -4,7 +4,8 @@
 // client to present a certificate signed by that CA (mutual TLS), which is how producers
 // (gateways) and consumers authenticate to a broker. A client verifies the server's certificate
 // and host name against `ca_file` (or the system's CAs when empty) and presents its own
-// certificate when one is set. TLS 1.2 is the oldest version either side accepts.
+// certificate when one is set. TLS 1.2 is the oldest version either side accepts, and with it
+// only forward-secret AEAD suites (no CBC).
 //
 // Plaintext is refused where traffic leaves the machine: a server bound to an address other
 // than loopback, or a client URL to such a host, needs TLS unless the configuration says
@@ -19,6 +20,7 @@
 namespace boost::asio::ssl {
 class context;
 }  // namespace boost::asio::ssl
+struct ssl_st;  // OpenSSL's SSL
 
 namespace sluice {
 
@@ -47,6 +49,11 @@ void ConfigureClientTls(const TlsClientOptions& options, boost::asio::ssl::conte
 // a certificate without its key (or the reverse), and a server client CA without TLS.
 Status CheckServerTls(const TlsServerOptions& options);
 Status CheckClientTls(const TlsClientOptions& options);
+
+// The authenticated identity of a TLS peer: its verified certificate's subject CN, or when it has
+// none its first DNS or URI subject alternative name. "" when the peer sent no certificate or
+// the name holds a control byte. Call only after a handshake that verified the certificate.
+std::string PeerPrincipal(ssl_st* ssl);
 
 // True for "127.0.0.1", "::1", "localhost" and other 127/8 addresses.
 bool IsLoopbackHost(const std::string& host);

@@ -106,7 +106,8 @@ Status GatewayApp::Start() {
     ho.max_events_per_request = static_cast<size_t>(config_.http_max_events_per_request);
     ho.overflow = config_.buffer_overflow_http;
     http_ingest_ = std::make_unique<HttpIngest>(*buffer_, router_, clock_, ho, metrics_);
-    HttpServerOptions so;
+    HttpServerOptions so = config_.http_limits;
+    so.threads = config_.http_threads;
     so.host = config_.http_host;
     so.port = config_.http_port;
     so.max_body_bytes = config_.http_max_body_bytes;

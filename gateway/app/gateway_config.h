@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/logging.h"
 #include "core/strong_types.h"
+#include "core/http.h"
 #include "core/tls.h"
 #include "gateway/buffer/event_buffer.h"
 #include "gateway/routing/region_router.h"
@@ -37,6 +38,9 @@ struct GatewayConfig {
   int64_t http_max_body_bytes = 4 << 20;
   int64_t http_max_events_per_request = 10000;
   int http_threads = 4;
+  // http.max_header_bytes, .max_header_fields, .header_timeout, .body_timeout, .idle_timeout,
+  // .max_connections (core/http_config.h).
+  HttpServerOptions http_limits;
 
   SyncMode buffer_sync = SyncMode::kAlways;
   int64_t buffer_sync_interval_ms = 1000;
