@@ -102,9 +102,27 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   svc.producers = b->producers_.get();
   svc.fetch_waiter = b->fetch_waiter_.get();  // storage: long-poll fetch
   svc.pipeline_pool = b->pipeline_pool_.get();
+  // --- authentication, ACLs, producer-id ownership (cloud-broker/auth) ---
+  if (options.auth.required) {
+    Result<std::unique_ptr<Authorizer>> auth =
+        Authorizer::Create(options.auth, SystemClock::Instance());
+    if (!auth.ok()) {
+      return auth.status();
+    }
+    b->auth_ = std::move(auth).value();
+    Result<std::unique_ptr<ProducerOwners>> owners =
+        ProducerOwners::Open(options.data_dir, options.max_ids_per_principal);
+    if (!owners.ok()) {
+      return owners.status();
+    }
+    b->producer_owners_ = std::move(owners).value();
+    svc.auth = b->auth_.get();
+    svc.producer_owners = b->producer_owners_.get();
+  }
   b->service_ = std::make_unique<BrokerService>(svc, *b->store_, *b->policy_, *b->metrics_);
 
-  HttpServerOptions ho;
+  HttpServerOptions ho = options.http_limits;
+  ho.threads = options.http_threads;
   ho.host = options.http_host;
   ho.port = options.http_port;
   ho.max_body_bytes = options.max_body_bytes;

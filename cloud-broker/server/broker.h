@@ -8,6 +8,8 @@
 
 #include <memory>
 
+#include "cloud-broker/auth/authorizer.h"
+#include "cloud-broker/auth/producer_owners.h"
 #include "cloud-broker/groups/group_coordinator.h"
 #include "cloud-broker/groups/offset_store.h"
 #include "cloud-broker/log/topic_store.h"
@@ -61,6 +63,8 @@ class Broker {
   std::unique_ptr<OffsetStore> group_offsets_;
   std::unique_ptr<GroupCoordinator> groups_;
   std::unique_ptr<GroupRoutes> group_routes_;
+  std::unique_ptr<Authorizer> auth_;
+  std::unique_ptr<ProducerOwners> producer_owners_;
   std::unique_ptr<BrokerService> service_;
   std::unique_ptr<HttpServer> server_;
   bool stopped_ = false;
