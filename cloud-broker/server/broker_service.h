@@ -28,6 +28,7 @@ HttpResponse OffsetOutOfRange(const PartitionLog& log, int64_t offset);
 // --- end storage ---
 
 class PipelinePool;
+class AppendPool;  // cloud-broker/produce/append_pool.h
 
 struct ServiceOptions {
   std::string broker_id;
@@ -41,6 +42,8 @@ struct ServiceOptions {
   FetchWaiter* fetch_waiter = nullptr;
   // Runs produce requests carrying Sluice-After-Seq off the HTTP threads; nullptr: inline.
   PipelinePool* pipeline_pool = nullptr;
+  // Appends the partitions of one produce request in parallel; nullptr: one after another.
+  AppendPool* append_pool = nullptr;
 };
 
 class BrokerService {
