@@ -56,6 +56,13 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   if (options.max_waiting_produce > 0) {
     b->pipeline_pool_ = std::make_unique<PipelinePool>(static_cast<int>(options.max_waiting_produce));
   }
+  if (options.append_threads > 0) {
+    Result<std::unique_ptr<AppendPool>> pool = AppendPool::Create(options.append_threads);
+    if (!pool.ok()) {
+      return Status(pool.status().code(), "produce.append_threads: " + pool.status().message());
+    }
+    b->append_pool_ = std::move(pool).value();
+  }
   std::string why_not;
   Result<bool> loaded =
       b->producers_->LoadSnapshot(*b->store_, b->ProducerSnapshotPath(), &why_not);
@@ -102,6 +109,7 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   svc.producers = b->producers_.get();
   svc.fetch_waiter = b->fetch_waiter_.get();  // storage: long-poll fetch
   svc.pipeline_pool = b->pipeline_pool_.get();
+  svc.append_pool = b->append_pool_.get();
   // --- authentication, ACLs, producer-id ownership (cloud-broker/auth) ---
   if (options.auth.required) {
     Result<std::unique_ptr<Authorizer>> auth =
@@ -162,6 +170,9 @@ void Broker::Stop() {
   }
   if (pipeline_pool_) {
     pipeline_pool_->Stop();  // pipelined produce requests still waiting finish (and answer)
+  }
+  if (append_pool_) {
+    append_pool_->Stop();  // no produce runs any more: the server and the waiters are stopped
   }
   if (groups_) {
     groups_->StopReaper();  // consumer groups

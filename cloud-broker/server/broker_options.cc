@@ -133,6 +133,11 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
     c.Fail("producers.max_waiting",
            "must be 0..1024, got " + std::to_string(o.max_waiting_produce));
   }
+  const int64_t append_threads = c.GetInt("produce.append_threads", o.append_threads);
+  if (append_threads < 0 || append_threads > 256) {
+    c.Fail("produce.append_threads", "must be 0..256, got " + std::to_string(append_threads));
+  }
+  o.append_threads = static_cast<int>(append_threads);
   if (o.max_producer_ids < 1 || o.max_producer_ids > 10000000) {
     c.Fail("producers.max_ids", "must be 1..10000000, got " + std::to_string(o.max_producer_ids));
   }

@@ -57,6 +57,9 @@ struct BrokerOptions {
   // follow (server/pipeline_pool.h), so waiting never holds an HTTP thread; 0: they wait on the
   // HTTP threads as before (at most http.threads - 1 at once, the rest refused with 409).
   int64_t max_waiting_produce = 16;
+  // produce.append_threads: fixed threads that append the partitions of one produce request in
+  // parallel (cloud-broker/produce/append_pool.h); 0: appended one after another.
+  int append_threads = 4;
   std::string log_level = "info";
 };
 

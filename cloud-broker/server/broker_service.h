@@ -30,6 +30,7 @@ HttpResponse OffsetOutOfRange(const PartitionLog& log, int64_t offset);
 class PipelinePool;
 class Authorizer;      // cloud-broker/auth/authorizer.h
 class ProducerOwners;  // cloud-broker/auth/producer_owners.h
+class AppendPool;  // cloud-broker/produce/append_pool.h
 
 struct ServiceOptions {
   std::string broker_id;
@@ -47,6 +48,8 @@ struct ServiceOptions {
   Authorizer* auth = nullptr;
   // Binds producer ids to principals; nullptr (auth off): any client may use any producer id.
   ProducerOwners* producer_owners = nullptr;
+  // Appends the partitions of one produce request in parallel; nullptr: one after another.
+  AppendPool* append_pool = nullptr;
 };
 
 class BrokerService {

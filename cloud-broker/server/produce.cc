@@ -4,11 +4,10 @@
 #include <charconv>
 #include <map>
 #include <optional>
-#include <thread>
 
 #include "cloud-broker/auth/producer_owners.h"
+#include "cloud-broker/produce/append_pool.h"
 #include "cloud-broker/producers/producer_table.h"
-
 #include "cloud-broker/server/broker_service.h"
 #include "core/partitioner.h"
 #include "core/record_batch.h"
@@ -294,19 +293,18 @@ HttpResponse BrokerService::ProduceBatch(const std::string& topic, const std::st
   // --- end exactly-once ---
   // The partitions are appended in parallel: with log.flush: always every append is an fsync of
   // its own file, and overlapping them cut a gateway's drain time severalfold (fsync dominated
-  // it; docs/BENCHMARKS.md, "Drain"). Each batch stays atomic in its partition.
-  {
-    std::vector<std::thread> workers;
-    for (size_t i = 1; i < appends.size(); ++i) {
-      workers.emplace_back([&tp, &a = appends[i]] {
-        a.base = tp->partition(a.p)->Append(std::move(a.encoded));
-      });
-    }
-    if (!appends.empty()) {
-      appends[0].base = tp->partition(appends[0].p)->Append(std::move(appends[0].encoded));
-    }
-    for (std::thread& t : workers) {
-      t.join();
+  // it; docs/BENCHMARKS.md, "Drain"). Each batch stays atomic in its partition. The pool's
+  // threads are fixed (produce.append_threads) and this thread takes part, so no thread is
+  // created here and a busy pool only makes the appends less parallel.
+  auto append_one = [&tp, &appends](size_t i) {
+    Append& a = appends[i];
+    a.base = tp->partition(a.p)->Append(std::move(a.encoded));
+  };
+  if (options_.append_pool != nullptr) {
+    options_.append_pool->RunAll(appends.size(), append_one);
+  } else {
+    for (size_t i = 0; i < appends.size(); ++i) {
+      append_one(i);
     }
   }
   const Append* failed = nullptr;

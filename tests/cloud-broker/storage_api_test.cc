@@ -165,14 +165,18 @@ TEST_F(StorageApiTest, LongPollFetchIsWokenByAnAppend) {
   HttpResponse empty = Send("GET", "/v1/topics/lp/partitions/0/records?offset=3&wait_ms=50");
   ASSERT_EQ(empty.status, 200);
   EXPECT_EQ(Json(empty)["records"].Size(), 0u);
-  // A long one parks (no pool thread held) and is answered by the next append, well before
-  // its 30 s deadline; had the wake-up failed it would answer empty.
+  // A long one parks (no pool thread held) and is answered by the next append. Its 30 s
+  // deadline would answer it too, with the same records (a completed long-poll is an ordinary
+  // fetch): only an answer far before the deadline shows the append woke it. 5 s is 6x below
+  // the deadline and ~1000x above a wake-up.
   auto fetch = std::async(std::launch::async, [this] {
     return Send("GET", "/v1/topics/lp/partitions/0/records?offset=3&wait_ms=30000");
   });
   ASSERT_TRUE(sluice::testing::WaitFor([&] { return broker_->fetch_waiter().parked() == 1; },
                                        10000));
   ASSERT_EQ(Produce("lp", 3, 2).status, 200);
+  ASSERT_EQ(fetch.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+      << "the append did not wake the parked fetch (it would answer at its 30 s deadline)";
   HttpResponse r = fetch.get();
   ASSERT_EQ(r.status, 200) << r.body;
   auto doc = Json(r);
