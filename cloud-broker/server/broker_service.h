@@ -12,6 +12,7 @@
 #include "cloud-broker/residency/residency_policy.h"
 #include "cloud-broker/server/broker_metrics.h"
 #include "cloud-broker/server/record_json.h"
+#include "core/clock.h"
 #include "core/http.h"
 #include "core/logging.h"
 
@@ -41,6 +42,10 @@ struct ServiceOptions {
   FetchWaiter* fetch_waiter = nullptr;
   // Runs produce requests carrying Sluice-After-Seq off the HTTP threads; nullptr: inline.
   PipelinePool* pipeline_pool = nullptr;
+  // produce.max_future: records timestamped further ahead of clock->NowMs() are refused (400);
+  // < 0: no bound.
+  int64_t max_future_ms = 24LL * 3600 * 1000;
+  const Clock* clock = &SystemClock::Instance();
 };
 
 class BrokerService {

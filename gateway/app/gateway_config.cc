@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "core/record_batch.h"
 #include "gateway/ingest/event_parser.h"
 
 namespace sluice::gateway {
@@ -151,6 +152,11 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
   }
   g.forward_batch_max_records = Positive(cfg, "forward.batch_max_records",
                                          cfg.GetInt("forward.batch_max_records", 1000));
+  if (g.forward_batch_max_records > static_cast<int64_t>(kMaxRecordsPerBatch)) {
+    // A broker refuses larger batches for good (400): they would be dead-lettered.
+    cfg.Fail("forward.batch_max_records",
+             "must be at most " + std::to_string(kMaxRecordsPerBatch) + " (the broker's bound)");
+  }
   g.forward_batch_max_bytes = Positive(cfg, "forward.batch_max_bytes",
                                        cfg.GetBytes("forward.batch_max_bytes", 1 << 20));
   g.forward_linger_ms = cfg.GetDurationMs("forward.linger", 20);
