@@ -108,10 +108,7 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
   }
   // --- end storage ---
 
-  o.max_future_ms = c.GetDurationMs("produce.max_future", o.max_future_ms);
-  if (o.max_future_ms < -1) {
-    c.Fail("produce.max_future", "must be a duration >= 0, or -1 (no bound)");
-  }
+  o.max_future_ms = c.GetDurationMsOrOff("produce.max_future", o.max_future_ms);
 
   o.query_default_limit = c.GetInt("query.default_limit", o.query_default_limit);
   o.query_max_limit = c.GetInt("query.max_limit", o.query_max_limit);

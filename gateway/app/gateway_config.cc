@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "core/json_check.h"
 #include "core/record_batch.h"
 #include "gateway/ingest/event_parser.h"
 
@@ -106,6 +107,14 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
       Positive(cfg, "http.max_body_bytes", cfg.GetBytes("http.max_body_bytes", 4 << 20));
   g.http_max_events_per_request = Positive(
       cfg, "http.max_events_per_request", cfg.GetInt("http.max_events_per_request", 10000));
+  g.ingest.max_json_depth = static_cast<int>(
+      cfg.GetInt("ingest.max_json_depth", g.ingest.max_json_depth));
+  if (g.ingest.max_json_depth < 1 || g.ingest.max_json_depth > kMaxJsonDepthLimit) {
+    cfg.Fail("ingest.max_json_depth",
+             "must be 1.." + std::to_string(kMaxJsonDepthLimit) + " (brokers render payloads "
+             "up to that depth as JSON)");
+  }
+  g.ingest.max_future_ms = cfg.GetDurationMsOrOff("ingest.max_future", g.ingest.max_future_ms);
   int64_t threads = cfg.GetInt("http.threads", 4);
   if (threads < 1 || threads > 256) {
     cfg.Fail("http.threads", "must be in 1..256");

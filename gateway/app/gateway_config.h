@@ -14,6 +14,7 @@
 #include "core/strong_types.h"
 #include "core/tls.h"
 #include "gateway/buffer/event_buffer.h"
+#include "gateway/ingest/event_parser.h"
 #include "gateway/routing/region_router.h"
 
 namespace sluice::gateway {
@@ -37,6 +38,7 @@ struct GatewayConfig {
   int64_t http_max_body_bytes = 4 << 20;
   int64_t http_max_events_per_request = 10000;
   int http_threads = 4;
+  IngestLimits ingest;  // ingest.max_json_depth, ingest.max_future (HTTP and MQTT)
 
   SyncMode buffer_sync = SyncMode::kAlways;
   int64_t buffer_sync_interval_ms = 1000;
