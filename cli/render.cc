@@ -6,6 +6,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "cli/record_spans.h"
+#include "core/json_check.h"
 #include "core/time_util.h"
 
 namespace sluice::cli {
@@ -13,9 +15,19 @@ namespace {
 
 using rapidjson::Value;
 
+// Deeper answers are refused before the DOM (whose Accept recurses) sees them: the broker
+// nests payloads at most kMaxJsonDepthLimit deep inside a few levels of its own.
+constexpr int kMaxAnswerDepth = kMaxJsonDepthLimit + 8;
+
 Result<rapidjson::Document> ParseObject(const std::string& json) {
+  Status checked = CheckJson(json, kMaxAnswerDepth);
+  if (!checked.ok()) {
+    return Status::InvalidArgument("the broker's answer is not JSON nested at most " +
+                                   std::to_string(kMaxAnswerDepth) + " deep: " +
+                                   checked.message());
+  }
   rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
   if (doc.HasParseError() || !doc.IsObject()) {
     return Status::InvalidArgument("the broker's answer is not a JSON object: " +
                                    Truncate(json, 120));
@@ -56,12 +68,13 @@ std::string TsText(const Value& rec, const char* key) {
   return Text(rec, key);
 }
 
-std::string PayloadText(const Value& rec) {
+// `raw`: the payload's text in the answer (record_spans.h), shown as sent, not re-serialised.
+std::string PayloadText(const Value& rec, std::string_view raw) {
   auto it = rec.FindMember("payload");
   if (it == rec.MemberEnd()) return "-";
   std::string text = it->value.IsString()
                          ? std::string(it->value.GetString(), it->value.GetStringLength())
-                         : Compact(it->value);
+                         : CompactJsonText(raw);
   if (it->value.IsString() && Text(rec, "payload_encoding", "") == "base64") {
     text = "base64:" + text;
   }
@@ -130,14 +143,19 @@ Status RenderQuery(const std::string& json, std::ostream& out) {
   out << FormatTable(counts, {false, true});
 
   if (shown == 0) return Status::Ok();
+  auto spans = FindRecordSpans(json);
+  if (!spans.ok() || spans->size() != shown) {
+    return Status::InvalidArgument("query answer: cannot locate its records");
+  }
   std::vector<std::vector<std::string>> rows = {
       {"DEVICE", "SENSOR", "COUNTRY", "TS", "GATEWAY", "SEQ", "TOPIC/PART/OFFSET", "PAYLOAD"}};
-  for (const Value& r : recs->value.GetArray()) {
+  for (size_t i = 0; i < shown; ++i) {
+    const Value& r = recs->value[static_cast<rapidjson::SizeType>(i)];
     if (!r.IsObject()) continue;
     rows.push_back({Text(r, "device_id"), Text(r, "sensor"), Text(r, "country"), TsText(r, "ts"),
                     Text(r, "gateway_id"), Text(r, "gateway_seq"),
                     Text(r, "topic") + "/" + Text(r, "partition") + "/" + Text(r, "offset"),
-                    PayloadText(r)});
+                    PayloadText(r, (*spans)[i].payload)});
   }
   out << "\n" << FormatTable(rows, {false, false, false, false, false, true, false, false});
   return Status::Ok();
@@ -184,7 +202,12 @@ Result<FetchPage> ParseFetchPage(const std::string& json) {
   if (!Int64(d, "next_offset", &page.next_offset) || !Int64(d, "end_offset", &page.end_offset)) {
     return Status::InvalidArgument("fetch answer lacks integer 'next_offset'/'end_offset'");
   }
-  for (const Value& r : recs->value.GetArray()) page.records.push_back(Compact(r));
+  auto spans = FindRecordSpans(json);
+  if (!spans.ok() || spans->size() != recs->value.Size()) {
+    return Status::InvalidArgument("fetch answer: cannot locate its records");
+  }
+  // Each record's text as sent (numbers exact), on one line.
+  for (const RecordSpan& r : *spans) page.records.push_back(CompactJsonText(r.record));
   return page;
 }
 

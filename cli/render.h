@@ -23,8 +23,8 @@ Status RenderQuery(const std::string& json, std::ostream& out);
 // region, then one row per topic partition: start/end offsets, records, size in bytes.
 Status RenderTopics(const std::string& json, std::ostream& out);
 
-// One page of GET /v1/topics/{t}/partitions/{p}/records: each record re-serialised as one
-// compact JSON line, and the offsets to continue from.
+// One page of GET /v1/topics/{t}/partitions/{p}/records: each record's text as the broker sent
+// it (values byte-exact) on one line, and the offsets to continue from.
 struct FetchPage {
   std::vector<std::string> records;
   int64_t next_offset = 0;

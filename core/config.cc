@@ -352,6 +352,13 @@ int64_t Config::GetDurationMs(const std::string& key, int64_t def_ms) const {
   return ms;
 }
 
+int64_t Config::GetDurationMsOrOff(const std::string& key, int64_t def_ms) const {
+  if (Has(key) && GetString(key, "") == "-1") {
+    return -1;
+  }
+  return GetDurationMs(key, def_ms);
+}
+
 int64_t Config::GetBytes(const std::string& key, int64_t def) const {
   impl_->accessed.insert(prefix_ + key);
   auto v = ScalarAt(*this, *impl_, prefix_ + key, key);

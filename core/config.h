@@ -44,6 +44,8 @@ class Config {
   bool GetBool(const std::string& key, bool def) const;
   // Durations: "250ms", "5s", "2m", "1h", or a bare number of milliseconds. Returns ms.
   int64_t GetDurationMs(const std::string& key, int64_t def_ms) const;
+  // The same, or -1 when the value is "-1" (a bound turned off).
+  int64_t GetDurationMsOrOff(const std::string& key, int64_t def_ms) const;
   // Sizes: "512", "64KiB", "16MiB", "1GiB", "10KB", "5MB". Returns bytes.
   int64_t GetBytes(const std::string& key, int64_t def) const;
   // A sequence of scalars, or a single scalar taken as a one-element list.

@@ -4,7 +4,7 @@
 // device id) and a `country` header shaped like an ISO 3166-1 alpha-2 code. The other Sluice
 // headers are optional, so records produced by plain Kafka clients are accepted; when present,
 // gateway_seq and ingest_ts must be decimal integers. A null value maps to an empty payload.
-// When a header repeats, the first occurrence wins.
+// A Sluice header that repeats is refused (RepeatedSluiceHeader).
 #include "core/record.h"
 
 #include <charconv>
@@ -38,6 +38,18 @@ const std::string* Record::FindHeader(const std::string& name) const {
   for (const RecordHeader& h : headers) {
     if (h.key == name) {
       return &h.value;
+    }
+  }
+  return nullptr;
+}
+
+const char* RepeatedSluiceHeader(const Record& r) {
+  for (const char* name : kSluiceHeaders) {
+    int seen = 0;
+    for (const RecordHeader& h : r.headers) {
+      if (h.key == name && ++seen > 1) {
+        return name;
+      }
     }
   }
   return nullptr;
@@ -84,6 +96,9 @@ Result<SensorEvent> FromRecord(const Record& r) {
   }
   if (r.key->empty()) {
     return Status::InvalidArgument("empty key (device id)");
+  }
+  if (const char* repeated = RepeatedSluiceHeader(r)) {
+    return Status::InvalidArgument(std::string("header ") + repeated + " appears more than once");
   }
   SensorEvent e;
   e.device_id = DeviceId(*r.key);

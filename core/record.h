@@ -54,6 +54,13 @@ inline constexpr const char* kHeaderGatewaySeq = "gateway_seq";  // decimal text
 inline constexpr const char* kHeaderIngestTs = "ingest_ts";      // gateway receive time, epoch ms
 inline constexpr const char* kHeaderSource = "source";           // "mqtt" or "http"
 
+// The Sluice headers above, each of which a record may carry at most once: a reader taking the
+// first (FindHeader) and one taking the last (Kafka's lastHeader) must not see different values.
+inline constexpr const char* kSluiceHeaders[] = {kHeaderSensor,   kHeaderCountry, kHeaderGatewayId,
+                                                 kHeaderGatewaySeq, kHeaderIngestTs, kHeaderSource};
+// The first Sluice header that `r` carries more than once, or nullptr.
+const char* RepeatedSluiceHeader(const Record& r);
+
 // A sensor event as it travels from gateway to broker.
 struct SensorEvent {
   DeviceId device_id;
@@ -80,7 +87,7 @@ struct EventRecordScratch {
   char ingest_ts[24];
 };
 RecordView ViewEventRecord(const SensorEvent& e, EventRecordScratch& scratch);
-// The inverse; fails with kInvalidArgument naming the missing or malformed header.
+// The inverse; fails with kInvalidArgument naming the missing, malformed or repeated header.
 Result<SensorEvent> FromRecord(const Record& r);
 
 }  // namespace sluice

@@ -11,12 +11,15 @@
 //
 // Decoding trusts nothing: every length is checked against the bytes left in its enclosing frame
 // (batch, then record) before it is used, so malformed input yields kCorruption and never reads
-// out of bounds or allocates in proportion to an untrusted count. Each key, value and header is
+// out of bounds or allocates in proportion to an untrusted count; with DecodeLimits (produce) a
+// count or size over its bound is refused before anything is allocated for it (a 16 MiB record
+// of 8 M empty headers once cost ~840 MB). Each key, value and header is
 // copied exactly once, from the input buffer into the Record.
 // A null header value (length -1, allowed by Kafka) decodes as an empty string.
 #include "core/record_batch.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -43,7 +46,7 @@ constexpr int32_t kMinBatchLength = static_cast<int32_t>(kBatchHeaderSize - kBat
 // length(1) + attributes(1) + timestampDelta(1) + offsetDelta(1) + keyLength(1) +
 // valueLength(1) + headerCount(1).
 constexpr int32_t kMinRecordSize = 7;
-constexpr int16_t kCompressionMask = 0x7;
+constexpr int16_t kCompressionMask = kAttrCompressionMask;
 constexpr int64_t kNoTimestamp = -1;
 
 inline size_t NullableSize(const std::optional<std::string_view>& s) {
@@ -104,7 +107,18 @@ bool ReadField(Reader& r, bool nullable, std::optional<std::string_view>* out) {
   return true;
 }
 
-Status DecodeRecord(Reader& batch, size_t index, int64_t base_timestamp, Record* out) {
+// A record over one of `limits`: kInvalidArgument, and *violation names it.
+Status OverLimit(size_t index, const char* field, const std::string& what,
+                 DecodeViolation* violation) {
+  if (violation != nullptr) {
+    violation->index = static_cast<int64_t>(index);
+    violation->field = field;
+  }
+  return Status::InvalidArgument("record " + std::to_string(index) + ": " + what);
+}
+
+Status DecodeRecord(Reader& batch, size_t index, int64_t base_timestamp,
+                    const DecodeLimits& limits, DecodeViolation* violation, Record* out) {
   int32_t length = 0;
   if (!batch.ReadVarint(&length)) {
     return RecordError(index, "truncated or invalid length (record count mismatch?)");
@@ -128,11 +142,24 @@ Status DecodeRecord(Reader& batch, size_t index, int64_t base_timestamp, Record*
   if (!ReadField(r, true, &value)) {
     return RecordError(index, "invalid value length");
   }
+  if (key && key->size() > limits.max_key_bytes) {
+    return OverLimit(index, "key",
+                     "key of " + std::to_string(key->size()) + " bytes, more than " +
+                         std::to_string(limits.max_key_bytes),
+                     violation);
+  }
   int32_t header_count = 0;
-  // Each header takes at least 2 bytes, which bounds the allocation below.
+  // Each header takes at least 2 bytes, which bounds the allocation below by the input size;
+  // limits.max_headers bounds it by a constant, checked before anything is allocated.
   if (!r.ReadVarint(&header_count) || header_count < 0 ||
       static_cast<size_t>(header_count) > r.remaining() / 2) {
     return RecordError(index, "invalid header count");
+  }
+  if (static_cast<size_t>(header_count) > limits.max_headers) {
+    return OverLimit(index, "headers",
+                     std::to_string(header_count) + " headers, more than " +
+                         std::to_string(limits.max_headers),
+                     violation);
   }
   out->offset_delta = offset_delta;
   out->timestamp_ms = WrapAdd(base_timestamp, timestamp_delta);
@@ -148,6 +175,14 @@ Status DecodeRecord(Reader& batch, size_t index, int64_t base_timestamp, Record*
     std::optional<std::string_view> hv;
     if (!ReadField(r, false, &hk) || !ReadField(r, true, &hv)) {
       return RecordError(index, "invalid header");
+    }
+    if (hk->size() > limits.max_header_key_bytes ||
+        (hv && hv->size() > limits.max_header_value_bytes)) {
+      return OverLimit(index, "headers",
+                       "a header key over " + std::to_string(limits.max_header_key_bytes) +
+                           " bytes or value over " +
+                           std::to_string(limits.max_header_value_bytes) + " bytes",
+                       violation);
     }
     h.key.assign(*hk);
     if (hv) {
@@ -296,13 +331,17 @@ Result<BatchHeader> ParseBatchHeader(std::string_view bytes, bool verify_crc) {
   return h;
 }
 
-Result<RecordBatch> DecodeBatch(std::string_view bytes, size_t* consumed) {
+Result<RecordBatch> DecodeBatch(std::string_view bytes, size_t* consumed, const DecodeLimits* limits,
+                                DecodeViolation* violation) {
   Result<BatchHeader> parsed = ParseBatchHeader(bytes, /*verify_crc=*/true);
   if (!parsed.ok()) {
     return parsed.status();
   }
   const BatchHeader& h = *parsed;
   if ((h.attributes & kCompressionMask) != 0) {
+    if (violation != nullptr) {
+      violation->field = "attributes";
+    }
     return Status::InvalidArgument("compressed batches are not supported");
   }
   const size_t records_size = h.total_size() - kBatchHeaderSize;
@@ -313,6 +352,17 @@ Result<RecordBatch> DecodeBatch(std::string_view bytes, size_t* consumed) {
   }
   if (h.record_count > 0 && h.last_offset_delta < h.record_count - 1) {
     return Status::Corruption("record batch: lastOffsetDelta smaller than record count");
+  }
+  // Without limits, stored data: bounded by the framing only.
+  static const DecodeLimits kUnbounded{SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
+  const DecodeLimits& bounds = limits != nullptr ? *limits : kUnbounded;
+  if (static_cast<size_t>(h.record_count) > bounds.max_records) {
+    if (violation != nullptr) {
+      violation->index = -1;
+      violation->field = "records";
+    }
+    return Status::InvalidArgument("record batch: " + std::to_string(h.record_count) +
+                                   " records, more than " + std::to_string(bounds.max_records));
   }
 
   RecordBatch batch;
@@ -331,7 +381,7 @@ Result<RecordBatch> DecodeBatch(std::string_view bytes, size_t* consumed) {
   int64_t prev_offset_delta = -1;
   for (size_t i = 0; i < batch.records.size(); ++i) {
     Record& r = batch.records[i];
-    SLUICE_RETURN_IF_ERROR(DecodeRecord(reader, i, h.base_timestamp, &r));
+    SLUICE_RETURN_IF_ERROR(DecodeRecord(reader, i, h.base_timestamp, bounds, violation, &r));
     // Offsets must increase and stay within the batch (compaction may leave gaps, as in Kafka).
     if (r.offset_delta <= prev_offset_delta || r.offset_delta > h.last_offset_delta) {
       return RecordError(i, "offset delta out of order or past lastOffsetDelta");

@@ -27,6 +27,35 @@ namespace sluice {
 inline constexpr size_t kBatchHeaderSize = 61;  // bytes before the first record
 inline constexpr size_t kBatchLogOverhead = 12;  // baseOffset + batchLength
 
+// Batch attribute bits (Kafka's DefaultRecordBatch).
+inline constexpr int16_t kAttrCompressionMask = 0x7;
+inline constexpr int16_t kAttrTimestampType = 0x8;  // LogAppendTime
+inline constexpr int16_t kAttrTransactional = 0x10;
+inline constexpr int16_t kAttrControl = 0x20;
+
+// What a producer may send (the broker's produce path; docs/API.md "Produce"). A Sluice gateway's
+// records are far below: a key of at most 128 bytes, six headers.
+inline constexpr size_t kMaxRecordsPerBatch = 100'000;
+inline constexpr size_t kMaxHeadersPerRecord = 64;
+inline constexpr size_t kMaxRecordKeyBytes = 1024;
+inline constexpr size_t kMaxHeaderKeyBytes = 256;
+inline constexpr size_t kMaxHeaderValueBytes = 4096;
+
+// Bounds DecodeBatch checks while decoding, before it allocates for what they bound.
+struct DecodeLimits {
+  size_t max_records = kMaxRecordsPerBatch;
+  size_t max_headers = kMaxHeadersPerRecord;
+  size_t max_key_bytes = kMaxRecordKeyBytes;
+  size_t max_header_key_bytes = kMaxHeaderKeyBytes;
+  size_t max_header_value_bytes = kMaxHeaderValueBytes;
+};
+
+// Which record and field broke a DecodeLimits bound (field "records", "key" or "headers").
+struct DecodeViolation {
+  int64_t index = -1;  // the record, or -1 for the batch
+  std::string field;
+};
+
 struct RecordBatch {
   int64_t base_offset = 0;
   int32_t partition_leader_epoch = -1;
@@ -69,8 +98,13 @@ std::string EncodeBatch(const RecordBatch& batch, std::span<const RecordView> re
 Result<BatchHeader> ParseBatchHeader(std::string_view bytes, bool verify_crc = true);
 
 // Decodes one whole batch (header + records), verifying the CRC and every record's framing.
-// `consumed`, if given, receives the batch's total size.
-Result<RecordBatch> DecodeBatch(std::string_view bytes, size_t* consumed = nullptr);
+// `consumed`, if given, receives the batch's total size. Errors: kCorruption (CRC, framing),
+// kInvalidArgument for a compressed batch, and, with `limits`, kInvalidArgument for a record
+// over a bound (then *violation, if given, names it). Without `limits` (stored data, read
+// back) only the framing bounds sizes.
+Result<RecordBatch> DecodeBatch(std::string_view bytes, size_t* consumed = nullptr,
+                                const DecodeLimits* limits = nullptr,
+                                DecodeViolation* violation = nullptr);
 
 // Overwrites baseOffset in an encoded batch. baseOffset is outside the CRC, as in Kafka, so the
 // broker can assign offsets without re-encoding.

@@ -105,6 +105,7 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   svc.broker_id = options.broker_id;
   svc.query_default_limit = options.query_default_limit;
   svc.query_max_limit = options.query_max_limit;
+  svc.max_future_ms = options.max_future_ms;
   svc.groups = b->group_routes_.get();  // consumer groups
   svc.producers = b->producers_.get();
   svc.fetch_waiter = b->fetch_waiter_.get();  // storage: long-poll fetch

@@ -111,6 +111,8 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
   }
   // --- end storage ---
 
+  o.max_future_ms = c.GetDurationMsOrOff("produce.max_future", o.max_future_ms);
+
   o.query_default_limit = c.GetInt("query.default_limit", o.query_default_limit);
   o.query_max_limit = c.GetInt("query.max_limit", o.query_max_limit);
   if (o.query_max_limit < 1) {

@@ -50,6 +50,9 @@ struct BrokerOptions {
   int64_t retention_check_interval_ms = 300000;      // log.retention_check_interval
   FileOps* file_ops = nullptr;  // test seam (fault injection); nullptr: the real file system
   // --- end storage ---
+  // produce.max_future: refuse records timestamped more than this after the broker's clock
+  // (Kafka's message.timestamp.after.max.ms); -1: no bound.
+  int64_t max_future_ms = 24LL * 3600 * 1000;
   int64_t query_default_limit = 100;
   int64_t query_max_limit = 100000;
   int64_t max_producer_ids = 10000;  // producers.max_ids: idempotent-producer state cap (LRU)

@@ -12,6 +12,7 @@
 #include "cloud-broker/residency/residency_policy.h"
 #include "cloud-broker/server/broker_metrics.h"
 #include "cloud-broker/server/record_json.h"
+#include "core/clock.h"
 #include "core/http.h"
 #include "core/logging.h"
 
@@ -50,6 +51,10 @@ struct ServiceOptions {
   ProducerOwners* producer_owners = nullptr;
   // Appends the partitions of one produce request in parallel; nullptr: one after another.
   AppendPool* append_pool = nullptr;
+  // produce.max_future: records timestamped further ahead of clock->NowMs() are refused (400);
+  // < 0: no bound.
+  int64_t max_future_ms = 24LL * 3600 * 1000;
+  const Clock* clock = &SystemClock::Instance();
 };
 
 class BrokerService {

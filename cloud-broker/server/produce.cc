@@ -9,6 +9,7 @@
 #include "cloud-broker/produce/append_pool.h"
 #include "cloud-broker/producers/producer_table.h"
 #include "cloud-broker/server/broker_service.h"
+#include "cloud-broker/server/produce_checks.h"
 #include "core/partitioner.h"
 #include "core/record_batch.h"
 
@@ -125,10 +126,12 @@ HttpResponse BrokerService::ProduceBatch(const std::string& topic, const std::st
                   topic, "invalid_topic", 0);
   }
   size_t consumed = 0;
-  Result<RecordBatch> batch = DecodeBatch(body, &consumed);
+  const DecodeLimits limits;  // core/record_batch.h: bounded before anything is allocated
+  DecodeViolation violation;
+  Result<RecordBatch> batch = DecodeBatch(body, &consumed, &limits, &violation);
   if (!batch.ok()) {
-    return Refuse(HttpResponse::Error(400, "corrupt_batch", batch.status().message()),
-                  topic, "corrupt_batch", 0);
+    ProduceRefusal refusal = DecodeRefusal(batch.status(), violation);
+    return Refuse(std::move(refusal.response), topic, refusal.reason, 0);
   }
   std::vector<Record>& records = batch->records;  // moved into per-partition batches below
   *producer_id = batch->producer_id;
@@ -149,26 +152,9 @@ HttpResponse BrokerService::ProduceBatch(const std::string& topic, const std::st
     return Refuse(HttpResponse::Error(400, "corrupt_batch", "the record batch holds no records"),
                   topic, "corrupt_batch", 0);
   }
-  for (size_t i = 0; i < records.size(); ++i) {
-    const Record& r = records[i];
-    if (!r.key.has_value() || r.key->empty()) {
-      return Refuse(HttpResponse::Error(400, "invalid_record",
-                                        "record " + std::to_string(i) +
-                                            " has no key (the device id)",
-                                        "key", static_cast<int64_t>(i)),
-                    topic, "invalid_record", records.size());
-    }
-    const std::string* country = r.FindHeader(kHeaderCountry);
-    if (country == nullptr || !IsCountryCodeShape(*country)) {
-      std::string why = country == nullptr ? "has no country header"
-                                           : "has country \"" + *country +
-                                                 "\", not an ISO 3166-1 alpha-2 code";
-      return Refuse(HttpResponse::Error(400, "invalid_record",
-                                        "record " + std::to_string(i) + " (device " + *r.key +
-                                            ") " + why,
-                                        "headers.country", static_cast<int64_t>(i)),
-                    topic, "invalid_record", records.size());
-    }
+  if (std::optional<ProduceRefusal> refusal =
+          CheckProducedBatch(*batch, options_.clock->NowMs(), options_.max_future_ms)) {
+    return Refuse(std::move(refusal->response), topic, refusal->reason, records.size());
   }
   for (size_t i = 0; i < records.size(); ++i) {
     Status st = policy_.Check(records[i], i);

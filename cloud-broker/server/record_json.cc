@@ -3,47 +3,11 @@
 #include <cerrno>
 #include <cstdlib>
 
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
+#include "core/json_check.h"
+#include "core/utf8.h"
 
 namespace sluice::broker {
 namespace {
-
-// Length of the valid UTF-8 sequence at s[i], or 0 if it is not valid.
-size_t Utf8SeqLen(std::string_view s, size_t i) {
-  auto b = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
-  uint8_t c = b(i);
-  size_t n;
-  uint32_t cp;
-  if (c < 0x80) {
-    return 1;
-  } else if ((c & 0xE0) == 0xC0) {
-    n = 2;
-    cp = c & 0x1F;
-  } else if ((c & 0xF0) == 0xE0) {
-    n = 3;
-    cp = c & 0x0F;
-  } else if ((c & 0xF8) == 0xF0) {
-    n = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) {
-    return 0;
-  }
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xC0) != 0x80) {
-      return 0;
-    }
-    cp = (cp << 6) | (b(i + k) & 0x3F);
-  }
-  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-    return 0;
-  }
-  return n;
-}
 
 void WriteHeaderString(JsonWriter& w, const Record& r, const char* name) {
   const std::string* v = r.FindHeader(name);
@@ -169,10 +133,10 @@ void WriteRecordJson(JsonWriter& w, const std::string& topic, int32_t partition,
   if (!r.value.has_value()) {
     w.Null();
   } else {
-    rapidjson::Document doc;
-    doc.Parse<rapidjson::kParseValidateEncodingFlag>(r.value->data(), r.value->size());
-    if (!doc.HasParseError()) {
-      doc.Accept(w);
+    // Verbatim, never re-serialised: a DOM round trip altered numbers, and parsing recursed
+    // once per nesting level (core/json_check.h validates iteratively, depth-bounded).
+    if (CheckJson(*r.value, kMaxJsonDepthLimit).ok()) {
+      w.RawValue(r.value->data(), r.value->size(), rapidjson::kObjectType);
     } else {
       std::string b64 = Base64Encode(*r.value);
       w.String(b64.data(), static_cast<rapidjson::SizeType>(b64.size()));

@@ -1,7 +1,8 @@
 // Record JSON for fetch and query answers (docs/API.md):
 //   {"topic","partition","offset","device_id","sensor","country","ts","ingest_ts","gateway_id",
 //    "gateway_seq","source","payload"[,"payload_encoding":"base64"]}
-// `payload` is the JSON value itself when the record value parses as JSON, else base64 text.
+// `payload` is the record value's bytes verbatim when they are one JSON value nested at most
+// kMaxJsonDepthLimit deep (core/json_check.h), else base64 text with "payload_encoding".
 // Missing headers are written as null. Thread-safety: pure functions.
 #pragma once
 

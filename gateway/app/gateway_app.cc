@@ -104,6 +104,7 @@ Status GatewayApp::Start() {
     ho.gateway_id = config_.gateway_id;
     ho.country = config_.country;
     ho.max_events_per_request = static_cast<size_t>(config_.http_max_events_per_request);
+    ho.limits = config_.ingest;
     ho.overflow = config_.buffer_overflow_http;
     http_ingest_ = std::make_unique<HttpIngest>(*buffer_, router_, clock_, ho, metrics_);
     HttpServerOptions so = config_.http_limits;
@@ -135,6 +136,7 @@ Status GatewayApp::Start() {
     mo.overflow = config_.buffer_overflow_mqtt;
     mo.qos0_max_pending = config_.buffer_qos0_max_pending;
     mo.max_payload_bytes = config_.mqtt_max_payload_bytes;
+    mo.limits = config_.ingest;
     mqtt_ = std::make_unique<MqttSource>(*buffer_, router_, clock_, mo, metrics_);
     SLUICE_RETURN_IF_ERROR(mqtt_->Start());
   }

@@ -4,6 +4,8 @@
 
 #include <map>
 
+#include "core/json_check.h"
+#include "core/record_batch.h"
 #include "gateway/ingest/event_parser.h"
 
 namespace sluice::gateway {
@@ -108,6 +110,14 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
       Positive(cfg, "http.max_body_bytes", cfg.GetBytes("http.max_body_bytes", 4 << 20));
   g.http_max_events_per_request = Positive(
       cfg, "http.max_events_per_request", cfg.GetInt("http.max_events_per_request", 10000));
+  g.ingest.max_json_depth = static_cast<int>(
+      cfg.GetInt("ingest.max_json_depth", g.ingest.max_json_depth));
+  if (g.ingest.max_json_depth < 1 || g.ingest.max_json_depth > kMaxJsonDepthLimit) {
+    cfg.Fail("ingest.max_json_depth",
+             "must be 1.." + std::to_string(kMaxJsonDepthLimit) + " (brokers render payloads "
+             "up to that depth as JSON)");
+  }
+  g.ingest.max_future_ms = cfg.GetDurationMsOrOff("ingest.max_future", g.ingest.max_future_ms);
   int64_t threads = cfg.GetInt("http.threads", 4);
   if (threads < 1 || threads > 256) {
     cfg.Fail("http.threads", "must be in 1..256");
@@ -154,6 +164,11 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
   }
   g.forward_batch_max_records = Positive(cfg, "forward.batch_max_records",
                                          cfg.GetInt("forward.batch_max_records", 1000));
+  if (g.forward_batch_max_records > static_cast<int64_t>(kMaxRecordsPerBatch)) {
+    // A broker refuses larger batches for good (400): they would be dead-lettered.
+    cfg.Fail("forward.batch_max_records",
+             "must be at most " + std::to_string(kMaxRecordsPerBatch) + " (the broker's bound)");
+  }
   g.forward_batch_max_bytes = Positive(cfg, "forward.batch_max_bytes",
                                        cfg.GetBytes("forward.batch_max_bytes", 1 << 20));
   g.forward_linger_ms = cfg.GetDurationMs("forward.linger", 20);

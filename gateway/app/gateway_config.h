@@ -15,6 +15,7 @@
 #include "core/http.h"
 #include "core/tls.h"
 #include "gateway/buffer/event_buffer.h"
+#include "gateway/ingest/event_parser.h"
 #include "gateway/routing/region_router.h"
 
 namespace sluice::gateway {
@@ -41,6 +42,7 @@ struct GatewayConfig {
   // http.max_header_bytes, .max_header_fields, .header_timeout, .body_timeout, .idle_timeout,
   // .max_connections (core/http_config.h).
   HttpServerOptions http_limits;
+  IngestLimits ingest;  // ingest.max_json_depth, ingest.max_future (HTTP and MQTT)
 
   SyncMode buffer_sync = SyncMode::kAlways;
   int64_t buffer_sync_interval_ms = 1000;

@@ -4,16 +4,26 @@
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "core/time_util.h"
+#include "core/utf8.h"
 
 namespace sluice::gateway {
 namespace {
 
-constexpr unsigned kFlags = rapidjson::kParseIterativeFlag;
+// Iterative: hostile nesting cannot overflow the stack. Validating the encoding: invalid UTF-8
+// would be stored, then served back altered (U+FFFD) or as base64.
+constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
 
 enum class Field { kNone, kDeviceId, kSensor, kTs, kCountry, kOther };
+
+// A member name as an error's `field`: untrusted, so bounded.
+std::string FieldText(std::string_view key) {
+  constexpr size_t kMax = 64;
+  return std::string(key.substr(0, kMax));
+}
 
 // SAX handler: tracks container depth, captures the fields of each event object at
 // `event_depth` and its byte range in the input (for the verbatim payload).
@@ -35,15 +45,17 @@ class EventHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Even
       start_ = ObjectStart();
       cur_ = ParsedEvent();
       has_device_ = has_ts_ = has_country_ = false;
+      seen_ = 0;
+      member_.clear();
     } else if (depth_ == event_depth_ + 1 && !TypeErrorForContainer()) {
       return false;
     }
-    ++depth_;
-    return true;
+    return Deeper();
   }
   bool Key(const char* s, rapidjson::SizeType n, bool) {
     if (depth_ == event_depth_ + 1) {
       std::string_view k(s, n);
+      member_ = FieldText(k);
       key_ = k == "device_id" ? Field::kDeviceId
              : k == "sensor"  ? Field::kSensor
              : k == "ts"      ? Field::kTs
@@ -51,6 +63,15 @@ class EventHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Even
                               : Field::kOther;
       if (payload_mode_ && (key_ == Field::kDeviceId || key_ == Field::kSensor)) {
         key_ = Field::kOther;  // MQTT: the topic names the device and sensor
+      }
+      if (key_ != Field::kOther) {
+        // Routing by one occurrence while a reader of the payload takes another would send the
+        // event where its payload says it may not go.
+        const unsigned bit = 1u << static_cast<unsigned>(key_);
+        if ((seen_ & bit) != 0) {
+          return Invalid(FieldName(key_), "appears more than once in the event");
+        }
+        seen_ |= bit;
       }
     }
     return true;
@@ -60,6 +81,7 @@ class EventHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Even
     if (depth_ == event_depth_) {
       return FinishEvent();
     }
+    MemberDone();
     return true;
   }
   bool StartArray() {
@@ -69,15 +91,16 @@ class EventHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Even
     if (depth_ == event_depth_ + 1 && !TypeErrorForContainer()) {
       return false;
     }
-    ++depth_;
-    return true;
+    return Deeper();
   }
   bool EndArray(rapidjson::SizeType) {
     --depth_;
+    MemberDone();
     return true;
   }
   bool String(const char* s, rapidjson::SizeType n, bool) {
     if (!AtField()) {
+      MemberDone();
       return depth_ != event_depth_ || NotAnObject();
     }
     std::string_view v(s, n);
@@ -94,6 +117,9 @@ class EventHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Even
       case Field::kSensor:
         if (n == 0 || n > kMaxSensorBytes) {
           return Invalid("sensor", "must be 1..128 bytes");
+        }
+        if (!IsValidSensor(v)) {
+          return Invalid("sensor", "must not contain control characters");
         }
         cur_.sensor.assign(s, n);
         return true;
@@ -132,6 +158,8 @@ class EventHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Even
 
   const std::optional<EventError>& error() const { return error_; }
   int64_t index() const { return index_; }
+  // The member of the current event whose value is being parsed ("" between members).
+  const std::string& member() const { return member_; }
 
  private:
   // The iterative reader calls the handler before taking the brace; allow for either order.
@@ -144,6 +172,22 @@ class EventHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Even
     return pos < input_.size() && input_[pos] == '}' ? pos + 1 : pos;
   }
   bool AtField() const { return depth_ == event_depth_ + 1 && key_ != Field::kOther; }
+  // Enters a container, within ingest.max_json_depth (the event object is depth 1).
+  bool Deeper() {
+    if (depth_ + 1 - event_depth_ > defaults_.limits.max_json_depth) {
+      return Invalid(member_, "nested deeper than " +
+                                  std::to_string(defaults_.limits.max_json_depth) +
+                                  " levels (ingest.max_json_depth)");
+    }
+    ++depth_;
+    return true;
+  }
+  // A value of the event's member ended (a scalar at member level, or its container closed).
+  void MemberDone() {
+    if (depth_ == event_depth_ + 1) {
+      member_.clear();
+    }
+  }
   bool Fail(StatusCode code, const std::string& field, const std::string& reason) {
     error_ = EventError{code, index_, field, reason};
     return false;
@@ -175,6 +219,7 @@ class EventHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Even
       return NotAnObject();
     }
     if (!AtField()) {
+      MemberDone();
       return true;
     }
     if (key_ == Field::kTs) {
@@ -189,6 +234,7 @@ class EventHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Even
       return NotAnObject();
     }
     if (!AtField()) {
+      MemberDone();
       return true;
     }
     if (key_ != Field::kTs) {
@@ -200,6 +246,17 @@ class EventHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Even
     return SetTs(v);
   }
   bool SetTs(int64_t ms) {
+    if (ms < 0) {
+      return Invalid("ts", "before 1970 (epoch ms must be >= 0)");
+    }
+    const int64_t max_future = defaults_.limits.max_future_ms;
+    // Kafka's message.timestamp.after.max.ms: a timestamp far ahead would stop the broker's
+    // time retention of its partition.
+    if (max_future >= 0 && ms > defaults_.now_ms && ms - defaults_.now_ms > max_future) {
+      return Invalid("ts", "epoch ms " + std::to_string(ms) + " is more than " +
+                               std::to_string(max_future) +
+                               " ms after the gateway's clock (ingest.max_future)");
+    }
     cur_.ts_ms = ms;
     has_ts_ = true;
     return true;
@@ -242,6 +299,8 @@ class EventHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Even
   bool has_device_ = false;
   bool has_ts_ = false;
   bool has_country_ = false;
+  unsigned seen_ = 0;   // bit per Field read so far in this event
+  std::string member_;  // see member()
   std::optional<EventError> error_;
 
  public:
@@ -261,6 +320,13 @@ bool ParseValue(std::string_view text, int event_depth, int64_t first_index,
     return false;
   }
   if (r.IsError()) {
+    if (r.Code() == rapidjson::kParseErrorStringInvalidEncoding) {
+      out->error = EventError{StatusCode::kInvalidArgument, h.index(), h.member(),
+                              "invalid UTF-8 in a string" +
+                                  std::string(h.member().empty() ? " (a member name)" : "") +
+                                  " at offset " + std::to_string(r.Offset())};
+      return false;
+    }
     out->error = EventError{StatusCode::kInvalidArgument, h.index(), "",
                             std::string("invalid JSON: ") + rapidjson::GetParseError_En(r.Code()) +
                                 " at offset " + std::to_string(r.Offset())};
@@ -308,9 +374,34 @@ bool IsValidDeviceId(std::string_view id) {
   return true;
 }
 
+bool IsValidSensor(std::string_view sensor) {
+  for (char c : sensor) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return false;
+    }
+  }
+  return IsValidUtf8(sensor);
+}
+
 ParseOutcome ParseEvents(std::string_view body, std::string_view content_type,
                          const ParseDefaults& defaults) {
   ParseOutcome out;
+  // RapidJSON reads a NUL as the end of its input: what follows one would be dropped silently.
+  const size_t nul = body.find('\0');
+  if (nul != std::string_view::npos) {
+    // The event it is in: the first one the text before it does not complete. A bad field
+    // before it is the first error of the body.
+    ParseOutcome before = ParseEvents(body.substr(0, nul), content_type, defaults);
+    if (!before.ok() && (!before.error->field.empty() ||
+                         before.error->code != StatusCode::kInvalidArgument)) {
+      return before;
+    }
+    const int64_t index =
+        before.ok() ? static_cast<int64_t>(before.events.size()) : before.error->index;
+    out.error = EventError{StatusCode::kInvalidArgument, std::max<int64_t>(index, 0), "",
+                           "NUL byte at offset " + std::to_string(nul)};
+    return out;
+  }
   bool ndjson = content_type.find("ndjson") != std::string_view::npos ||
                 content_type.find("jsonl") != std::string_view::npos;
   size_t first = SkipSpace(body, 0);
@@ -343,14 +434,19 @@ ParseOutcome ParseEvents(std::string_view body, std::string_view content_type,
   return out;
 }
 
-bool ExtractPayloadFields(std::string_view payload, PayloadFields* out, std::string* field,
-                          std::string* reason) {
+bool ExtractPayloadFields(std::string_view payload, int64_t now_ms, const IngestLimits& limits,
+                          PayloadFields* out, std::string* field, std::string* reason) {
   size_t first = SkipSpace(payload, 0);
   if (first == payload.size() || payload[first] != '{') {
     return true;  // not a JSON object: opaque bytes
   }
+  if (payload.find('\0') != std::string_view::npos) {
+    return true;  // not JSON (RapidJSON would stop at the NUL): opaque bytes
+  }
   ParseOutcome o;
   ParseDefaults d;
+  d.now_ms = now_ms;
+  d.limits = limits;
   rapidjson::MemoryStream ms(payload.data(), payload.size());
   EventHandler h(&ms, payload, 0, /*payload_mode=*/true, 0, d, &o.events);
   rapidjson::Reader reader;

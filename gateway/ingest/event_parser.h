@@ -31,10 +31,20 @@ struct ParsedEvent {
   std::string payload;  // the object's exact JSON text
 };
 
+// What the gateway accepts from a device (config: ingest.*).
+struct IngestLimits {
+  // ingest.max_json_depth: deepest nesting of an event object, itself counted (1..256,
+  // kMaxJsonDepthLimit in core/json_check.h, which brokers render as JSON).
+  int max_json_depth = 64;
+  // ingest.max_future: ts more than this after the gateway's clock is refused; < 0: no bound.
+  int64_t max_future_ms = 24LL * 3600 * 1000;
+};
+
 struct ParseDefaults {
   CountryCode country;     // used when an event names none
-  int64_t now_ms = 0;      // used when an event has no ts
+  int64_t now_ms = 0;      // used when an event has no ts; the clock ts is checked against
   size_t max_events = 0;   // more events than this -> kTooLarge; 0 = unlimited
+  IngestLimits limits;
 };
 
 // The first bad event: code kInvalidArgument (-> 400) or kTooLarge (-> 413).
@@ -56,6 +66,8 @@ ParseOutcome ParseEvents(std::string_view body, std::string_view content_type,
 
 // 1..128 bytes of [A-Za-z0-9._:-].
 bool IsValidDeviceId(std::string_view id);
+// Valid UTF-8 without control characters (the length is checked apart: kMaxSensorBytes).
+bool IsValidSensor(std::string_view sensor);
 
 // For MQTT: when `payload` is a JSON object, the ts and country it names (validated as for
 // HTTP). A payload that is not a JSON object is opaque bytes: ok, nothing set. A JSON object with
@@ -64,7 +76,7 @@ struct PayloadFields {
   std::optional<int64_t> ts_ms;
   std::optional<CountryCode> country;
 };
-bool ExtractPayloadFields(std::string_view payload, PayloadFields* out, std::string* field,
-                          std::string* reason);
+bool ExtractPayloadFields(std::string_view payload, int64_t now_ms, const IngestLimits& limits,
+                          PayloadFields* out, std::string* field, std::string* reason);
 
 }  // namespace sluice::gateway

@@ -56,7 +56,8 @@ void HttpIngest::Refuse(const HttpResponder& respond, HttpResponse response,
 
 void HttpIngest::PostEvents(HttpRequest&& request, HttpResponder respond) {
   const int64_t now = clock_.NowMs();
-  ParseDefaults defaults{options_.country, now, options_.max_events_per_request};
+  ParseDefaults defaults{options_.country, now, options_.max_events_per_request,
+                         options_.limits};
   ParseOutcome parsed = ParseEvents(request.body, request.Header("content-type"), defaults);
   if (!parsed.ok()) {
     const EventError& e = *parsed.error;

@@ -18,6 +18,7 @@
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "gateway/buffer/event_buffer.h"
+#include "gateway/ingest/event_parser.h"
 #include "gateway/routing/region_router.h"
 
 namespace sluice::gateway {
@@ -26,6 +27,7 @@ struct HttpIngestOptions {
   GatewayId gateway_id;
   CountryCode country;  // default for events that name none
   size_t max_events_per_request = 10000;
+  IngestLimits limits;  // ingest.*
   int retry_after_s = 1;
   OverflowPolicy overflow = OverflowPolicy::kReject;  // buffer.overflow.http
 };

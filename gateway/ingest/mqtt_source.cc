@@ -169,14 +169,15 @@ void MqttSource::OnMessage(const std::string& topic, std::string payload, int qo
     Drop("invalid_device_id", "topic " + topic);
     return;
   }
-  if (sensor.empty() || sensor.size() > kMaxSensorBytes) {
+  if (sensor.empty() || sensor.size() > kMaxSensorBytes || !IsValidSensor(sensor)) {
     Drop("invalid_sensor", "topic " + topic);
     return;
   }
   PayloadFields fields;
   std::string field;
   std::string reason;
-  if (!ExtractPayloadFields(payload, &fields, &field, &reason)) {
+  if (!ExtractPayloadFields(payload, clock_.NowMs(), options_.limits, &fields, &field,
+                            &reason)) {
     Drop("invalid_" + field, "topic " + topic + ": " + field + " " + reason);
     return;
   }

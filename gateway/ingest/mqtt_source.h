@@ -50,6 +50,7 @@
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "gateway/buffer/event_buffer.h"
+#include "gateway/ingest/event_parser.h"
 #include "gateway/routing/region_router.h"
 
 namespace mqtt {
@@ -69,6 +70,7 @@ struct MqttSourceOptions {
   OverflowPolicy overflow = OverflowPolicy::kDropOldest;  // buffer.overflow.mqtt
   int64_t qos0_max_pending = 10000;                       // buffer.qos0_max_pending
   int64_t max_payload_bytes = 256 * 1024;                 // mqtt.max_payload_bytes
+  IngestLimits limits;                                    // ingest.*, for JSON payloads
 };
 
 class MqttSource {

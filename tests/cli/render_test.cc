@@ -81,5 +81,37 @@ TEST(RenderTest, FetchPageAndHelpers) {
   EXPECT_EQ(FormatTable({{"A", "BB"}, {"ccc", "1"}}, {false, true}), "A    BB\nccc   1\n");
 }
 
+// Payloads are shown as the broker sent them: re-serialising a DOM changed numbers
+// (0.49528059050664996 -> 0.4952805905066499, a 30-digit integer -> 1.2345678901234566e29).
+// Whitespace outside strings is dropped so each record stays one line.
+TEST(RenderTest, PayloadNumbersAreShownExactly) {
+  const std::string payload = "{\"v\":0.49528059050664996,\n \"n\":123456789012345678901234567890}";
+  const std::string compact = "{\"v\":0.49528059050664996,\"n\":123456789012345678901234567890}";
+  auto page = ParseFetchPage(R"({"records":[{"offset":5,"payload":)" + payload +
+                             R"(,"s":"a b\" c"}],"next_offset":6,"end_offset":6})");
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->records.size(), 1u);
+  EXPECT_EQ(page->records[0], R"({"offset":5,"payload":)" + compact + R"(,"s":"a b\" c"})");
+
+  std::ostringstream out;
+  ASSERT_TRUE(RenderQuery(R"({"region":"x","matched":1,"counts_by_country":{"DE":1},
+      "records":[{"device_id":"d","payload":123456789012345678901234567890}]})",
+                          out)
+                  .ok());
+  EXPECT_NE(out.str().find("123456789012345678901234567890"), std::string::npos) << out.str();
+}
+
+// A hostile answer nested a million deep is refused, not a stack overflow in the CLI.
+TEST(RenderTest, DeepAnswerDoesNotRecurse) {
+  const std::string deep = std::string(1'000'000, '[') + std::string(1'000'000, ']');
+  EXPECT_FALSE(ParseFetchPage(R"({"records":[{"payload":)" + deep +
+                              R"(}],"next_offset":1,"end_offset":1})")
+                   .ok());
+  std::ostringstream out;
+  EXPECT_FALSE(RenderQuery(R"({"region":"x","matched":1,"records":[{"payload":)" + deep + "}]}",
+                           out)
+                   .ok());
+}
+
 }  // namespace
 }  // namespace sluice::cli

@@ -26,6 +26,14 @@ TEST(ConfigTest, TypedGettersReadValues) {
   EXPECT_EQ(c.Sub("http").GetInt("port", 0), 9101);
 }
 
+TEST(ConfigTest, DurationOrOff) {
+  Config c = Config::Parse("a: -1\nb: 24h\nc: -5\n", "t.yaml");
+  EXPECT_EQ(c.GetDurationMsOrOff("a", 7), -1);
+  EXPECT_EQ(c.GetDurationMsOrOff("b", 7), 24 * 3600 * 1000);
+  EXPECT_EQ(c.GetDurationMsOrOff("absent", 7), 7);
+  EXPECT_THROW(c.GetDurationMsOrOff("c", 7), ConfigError);
+}
+
 TEST(ConfigTest, WrongTypeNamesFileLineKeyAndReason) {
   Config c = Config::Parse("http:\n  port: abc\n", "gw.yaml");
   try {

@@ -272,3 +272,61 @@ TEST(RecordBatchCorruptionTest, RandomMutationsNeverCrash) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+// DecodeLimits (produce): counts and sizes over a bound are kInvalidArgument naming the record
+// and field; the header count is checked before the headers are allocated.
+TEST(RecordBatchLimitsTest, BoundsNameTheRecordAndField) {
+  DecodeLimits limits;
+  limits.max_records = 2;
+  limits.max_headers = 2;
+  limits.max_key_bytes = 4;
+  auto decode = [&](const RecordBatch& b, DecodeViolation* v) {
+    return DecodeBatch(EncodeBatch(b), nullptr, &limits, v);
+  };
+  RecordBatch b = SmallBatch();  // two records, two headers each, keys of 4 bytes
+  DecodeViolation v;
+  ASSERT_TRUE(decode(b, &v).ok());
+  EXPECT_TRUE(DecodeBatch(EncodeBatch(b)).ok());
+
+  b.records.push_back(b.records[0]);
+  Result<RecordBatch> d = decode(b, &v);
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(StatusCode::kInvalidArgument, d.status().code());
+  EXPECT_EQ("records", v.field);
+  EXPECT_EQ(-1, v.index);
+  EXPECT_TRUE(DecodeBatch(EncodeBatch(b)).ok()) << "no limits: stored data reads back";
+
+  b = SmallBatch();
+  b.records[1].headers.push_back({"x", ""});
+  d = decode(b, &v);
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ("headers", v.field);
+  EXPECT_EQ(1, v.index);
+  EXPECT_NE(d.status().message().find("3 headers, more than 2"), std::string::npos);
+
+  b = SmallBatch();
+  b.records[0].key = "12345";
+  d = decode(b, &v);
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ("key", v.field);
+  EXPECT_EQ(0, v.index);
+}
+
+// 8 M empty headers in one 16 MiB record: refused by the count, before ~840 MB of allocations.
+TEST(RecordBatchLimitsTest, HugeHeaderCountIsRefusedCheaply) {
+  RecordBatch b = SmallBatch();
+  b.records[0].headers.resize(8'000'000);
+  const std::string encoded = EncodeBatch(b);
+  ASSERT_GT(encoded.size(), 16'000'000u);
+  DecodeLimits limits;
+  DecodeViolation v;
+  Result<RecordBatch> d = DecodeBatch(encoded, nullptr, &limits, &v);
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ("headers", v.field);
+}
+
+}  // namespace
+}  // namespace sluice

@@ -130,3 +130,25 @@ TEST(StrongTypesTest, CountryCodeShape) {
 
 }  // namespace
 }  // namespace sluice
+
+namespace sluice {
+namespace {
+
+// A reader taking the first header (FindHeader) and one taking the last (Kafka's lastHeader)
+// must not disagree: a repeated Sluice header is refused.
+TEST(RecordTest, RepeatedSluiceHeaderIsRefused) {
+  Record r = ToRecord(SampleEvent());
+  EXPECT_EQ(nullptr, RepeatedSluiceHeader(r));
+  r.headers.push_back({"trace", "1"});
+  r.headers.push_back({"trace", "2"});
+  EXPECT_EQ(nullptr, RepeatedSluiceHeader(r)) << "other headers may repeat";
+  r.headers.push_back({kHeaderCountry, "US"});
+  ASSERT_NE(nullptr, RepeatedSluiceHeader(r));
+  EXPECT_STREQ(kHeaderCountry, RepeatedSluiceHeader(r));
+  Result<SensorEvent> e = FromRecord(r);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("country"), std::string::npos) << e.status().ToString();
+}
+
+}  // namespace
+}  // namespace sluice

@@ -28,7 +28,9 @@ TEST(EventParserTest, ArrayOfObjects) {
       R"([{"device_id":"a","sensor":"t","ts":1700000000123,"country":"FR"},)"
       "\n"
       R"( {"device_id":"b","ts":"2024-05-01T12:00:00.5Z"}])";
-  ParseOutcome o = ParseEvents(body, "application/json", Defaults());
+  ParseDefaults d = Defaults();
+  d.now_ms = 1'800'000'000'000;  // after the events (ts more than a day ahead is refused)
+  ParseOutcome o = ParseEvents(body, "application/json", d);
   ASSERT_TRUE(o.ok()) << o.error->reason;
   ASSERT_EQ(o.events.size(), 2u);
   EXPECT_EQ(o.events[0].sensor, "t");
@@ -105,15 +107,153 @@ TEST(EventParserTest, EmptyBodyAndTooManyEvents) {
 TEST(EventParserTest, PayloadFieldsForMqtt) {
   PayloadFields f;
   std::string field, reason;
-  ASSERT_TRUE(ExtractPayloadFields("not json", &f, &field, &reason));
+  const int64_t now = Defaults().now_ms;
+  ASSERT_TRUE(ExtractPayloadFields("not json", now, IngestLimits{}, &f, &field, &reason));
   EXPECT_FALSE(f.ts_ms || f.country);
-  ASSERT_TRUE(ExtractPayloadFields(R"({"ts":42,"country":"US","device_id":"x y"})", &f, &field,
-                                   &reason));
+  ASSERT_TRUE(ExtractPayloadFields(R"({"ts":42,"country":"US","device_id":"x y"})", now,
+                                   IngestLimits{}, &f, &field, &reason));
   EXPECT_EQ(*f.ts_ms, 42);
   EXPECT_EQ(f.country->value(), "US");
   PayloadFields g;
-  EXPECT_FALSE(ExtractPayloadFields(R"({"country":"usa"})", &g, &field, &reason));
+  EXPECT_FALSE(
+      ExtractPayloadFields(R"({"country":"usa"})", now, IngestLimits{}, &g, &field, &reason));
   EXPECT_EQ(field, "country");
+}
+
+// A second "country" key (or of any field the gateway reads) routed the event by the last one,
+// while a reader of the payload taking the first saw another: refused.
+TEST(EventParserTest, DuplicateKeysOfFieldsTheGatewayReads) {
+  for (const char* f : {"device_id", "sensor", "ts", "country"}) {
+    const std::string v = std::string(f) == "ts" ? "5" : std::string(f) == "country" ? "\"US\""
+                                                                                     : "\"x\"";
+    const std::string body = R"([{"device_id":"a"},{"device_id":"b","sensor":"s","ts":4,)"
+                             R"("country":"DE",")" + std::string(f) + "\":" + v + "}]";
+    ParseOutcome o = ParseEvents(body, "application/json", Defaults());
+    ASSERT_FALSE(o.ok()) << body;
+    EXPECT_EQ(o.error->index, 1) << body;
+    EXPECT_EQ(o.error->field, f) << body;
+    EXPECT_NE(o.error->reason.find("more than once"), std::string::npos) << o.error->reason;
+  }
+  // Keys the gateway does not read may repeat (the payload is kept as sent), also nested.
+  EXPECT_TRUE(ParseEvents(R"({"device_id":"a","v":1,"v":2,"n":{"country":"x","country":"y"}})",
+                          "application/json", Defaults())
+                  .ok());
+}
+
+std::string Nested(size_t depth) {
+  return R"({"device_id":"a","deep":)" + std::string(depth, '[') + std::string(depth, ']') + "}";
+}
+
+// A payload nested 70,000 deep was accepted (and crashed the broker that served it back).
+TEST(EventParserTest, JsonDepthIsBounded) {
+  EXPECT_TRUE(ParseEvents(Nested(63), "application/json", Defaults()).ok()) << "64 with the event";
+  for (size_t depth : {64, 70'000}) {
+    ParseOutcome o = ParseEvents("[" + Nested(1) + "," + Nested(depth) + "]", "application/json",
+                                 Defaults());
+    ASSERT_FALSE(o.ok()) << depth;
+    EXPECT_EQ(o.error->index, 1);
+    EXPECT_EQ(o.error->field, "deep");
+    EXPECT_NE(o.error->reason.find("nested deeper than 64"), std::string::npos)
+        << o.error->reason;
+  }
+  ParseDefaults d = Defaults();
+  d.limits.max_json_depth = 3;
+  EXPECT_FALSE(ParseEvents(Nested(3), "application/json", d).ok());
+  EXPECT_TRUE(ParseEvents(Nested(2), "application/json", d).ok());
+}
+
+// `{"device_id":"a"}\0{"device_id":"b"}` answered 202 {"accepted":1}: b was dropped silently.
+TEST(EventParserTest, NulByteAnywhereIsRefused) {
+  const std::string two("{\"device_id\":\"a\"}\0{\"device_id\":\"b\"}", 35);
+  struct Case {
+    std::string body;
+    int64_t index;
+    std::vector<const char*> content_types = {"application/json", "application/x-ndjson"};
+  };
+  for (const Case& c : {Case{two, 1},
+                        Case{std::string("[{\"device_id\":\"a\"}]\0", 20), 1, {"application/json"}},
+                        Case{std::string("{\"device_id\":\"a\0\"}", 18), 0},
+                        Case{std::string("{\"device_id\":\"a\"}\n\0\n", 20), 1}}) {
+    for (const char* ct : c.content_types) {
+      ParseOutcome o = ParseEvents(c.body, ct, Defaults());
+      ASSERT_FALSE(o.ok()) << ct << " " << c.body;
+      EXPECT_EQ(o.error->index, c.index) << ct << " " << c.body;
+      EXPECT_NE(o.error->reason.find("NUL byte at offset"), std::string::npos) << o.error->reason;
+      EXPECT_TRUE(o.events.empty());
+    }
+  }
+}
+
+// Invalid UTF-8 was accepted and served back altered ("\xc3\x28" -> "\ufffd(").
+TEST(EventParserTest, InvalidUtf8AndControlCharactersAreRefused) {
+  struct Case {
+    std::string body;
+    std::string field;
+  };
+  for (const Case& c : {Case{"{\"device_id\":\"a\",\"sensor\":\"\xc3\x28\"}", "sensor"},
+                        Case{"{\"device_id\":\"a\",\"note\":\"ok \xc3\x28\"}", "note"},
+                        Case{"{\"device_id\":\"a\",\"n\":{\"x\":[\"\xff\"]}}", "n"},
+                        Case{"{\"device_id\":\"a\xc3\x28\"}", "device_id"},
+                        Case{"{\"device_id\":\"a\",\"sensor\":\"t\\u0000x\"}", "sensor"},
+                        Case{"{\"device_id\":\"a\",\"sensor\":\"t\\u001f\"}", "sensor"}}) {
+    ParseOutcome o = ParseEvents("[{\"device_id\":\"z\"}," + c.body + "]", "", Defaults());
+    ASSERT_FALSE(o.ok()) << c.body;
+    EXPECT_EQ(o.error->index, 1) << c.body;
+    EXPECT_EQ(o.error->field, c.field) << c.body << " -> " << o.error->reason;
+  }
+  EXPECT_TRUE(ParseEvents("{\"device_id\":\"a\",\"sensor\":\"t\xc3\xa9\"}", "", Defaults()).ok());
+}
+
+// ts = INT64_MAX was accepted and stopped the broker's time retention of its partition.
+TEST(EventParserTest, TimestampsFarInTheFutureOrBefore1970AreRefused) {
+  const int64_t now = Defaults().now_ms;
+  for (const std::string& ts :
+       {std::to_string(now + 24 * 3600 * 1000 + 1), std::string("9223372036854775807"),
+        std::string("\"2999-01-01T00:00:00Z\""), std::string("\"1969-12-31T23:59:59Z\"")}) {
+    ParseOutcome o = ParseEvents(R"({"device_id":"a","ts":)" + ts + "}", "", Defaults());
+    ASSERT_FALSE(o.ok()) << ts;
+    EXPECT_EQ(o.error->field, "ts") << ts;
+    EXPECT_EQ(o.error->index, 0) << ts;
+  }
+  EXPECT_TRUE(ParseEvents(R"({"device_id":"a","ts":)" + std::to_string(now + 24 * 3600 * 1000) +
+                              "}",
+                          "", Defaults())
+                  .ok());
+  ParseDefaults off = Defaults();
+  off.limits.max_future_ms = -1;
+  EXPECT_TRUE(ParseEvents(R"({"device_id":"a","ts":9223372036854775807})", "", off).ok());
+}
+
+TEST(EventParserTest, MqttPayloadFieldsFollowTheSameRules) {
+  const IngestLimits limits;
+  const int64_t now = Defaults().now_ms;
+  PayloadFields f;
+  std::string field, reason;
+  EXPECT_FALSE(ExtractPayloadFields(R"({"country":"DE","country":"US"})", now, limits, &f, &field,
+                                    &reason));
+  EXPECT_EQ(field, "country");
+  EXPECT_FALSE(ExtractPayloadFields(R"({"ts":9223372036854775807})", now, limits, &f, &field,
+                                    &reason));
+  EXPECT_EQ(field, "ts");
+  EXPECT_FALSE(ExtractPayloadFields("{\"v\":" + std::string(100, '[') + std::string(100, ']') + "}",
+                                    now, limits, &f, &field, &reason));
+  EXPECT_EQ(field, "v");
+  // Not JSON (a NUL, invalid UTF-8): opaque bytes, no field taken from a prefix of it.
+  PayloadFields g;
+  EXPECT_TRUE(ExtractPayloadFields(std::string("{\"ts\":5}\0{\"ts\":6}", 17), now, limits, &g,
+                                   &field, &reason));
+  EXPECT_FALSE(g.ts_ms.has_value());
+  EXPECT_TRUE(ExtractPayloadFields("{\"ts\":5,\"x\":\"\xc3\x28\"}", now, limits, &g, &field,
+                                   &reason));
+  EXPECT_FALSE(g.ts_ms.has_value());
+}
+
+// The MQTT path checks the sensor from the topic with the same rule.
+TEST(EventParserTest, SensorIsUtf8WithoutControlCharacters) {
+  EXPECT_TRUE(IsValidSensor("temp \xc3\xa9"));
+  EXPECT_FALSE(IsValidSensor("\xc3\x28"));
+  EXPECT_FALSE(IsValidSensor(std::string("a\0b", 3)));
+  EXPECT_FALSE(IsValidSensor("a\x7f"));
 }
 
 TEST(EventParserTest, DeviceIdAlphabet) {

@@ -117,6 +117,34 @@ TEST_F(GatewayHttpTest, BadEventAtIndex3Is400AndStoresNothing) {
   EXPECT_EQ(Buffered(), 2u);
 }
 
+// Hostile or careless clients (issue 10): each answer is 400 naming index and field, and
+// nothing of the request is buffered. Before, a NUL ended the body early (202 {"accepted":1},
+// the second event dropped), a second "country" routed the event, ts = INT64_MAX and a payload
+// nested 30,000 deep were stored.
+TEST_F(GatewayHttpTest, HostileBodiesAre400AndStoreNothing) {
+  struct Case {
+    std::string body;
+    int64_t index;
+    std::string field;
+  };
+  const std::string deep = std::string(30'000, '[') + std::string(30'000, ']');
+  for (const Case& c :
+       {Case{std::string("{\"device_id\":\"a\"}\0{\"device_id\":\"b\"}", 35), 1, ""},
+        Case{R"([{"device_id":"a"},{"device_id":"b","country":"DE","country":"US"}])", 1,
+             "country"},
+        Case{R"({"device_id":"a","ts":9223372036854775807})", 0, "ts"},
+        Case{R"({"device_id":"a","v":)" + deep + "}", 0, "v"},
+        Case{"{\"device_id\":\"a\",\"sensor\":\"\xc3\x28\"}", 0, "sensor"}}) {
+    HttpResponse r = Post(c.body, "application/json");
+    ASSERT_EQ(r.status, 400) << r.body;
+    rapidjson::Document d = Json(r.body);
+    ASSERT_TRUE(d.IsObject()) << r.body;
+    EXPECT_EQ(d["index"].GetInt(), c.index) << r.body;
+    EXPECT_EQ(std::string(d.HasMember("field") ? d["field"].GetString() : ""), c.field) << r.body;
+  }
+  EXPECT_EQ(Buffered(), 0u);
+}
+
 TEST_F(GatewayHttpTest, TooManyEventsAndTooLargeBodyAre413) {
   HttpResponse r = Post(Ndjson(11));
   EXPECT_EQ(r.status, 413) << r.body;

@@ -1,0 +1,83 @@
+#include "cloud-broker/server/produce_checks.h"
+
+#include "core/strong_types.h"
+
+namespace sluice::broker {
+namespace {
+
+ProduceRefusal InvalidRecord(size_t index, const std::string& reason, const std::string& field) {
+  return {HttpResponse::Error(400, "invalid_record",
+                              "record " + std::to_string(index) + " " + reason, field,
+                              static_cast<int64_t>(index)),
+          "invalid_record"};
+}
+
+std::string Quoted(const std::string& s) {
+  constexpr size_t kMax = 32;  // untrusted: keep the answer short
+  return "\"" + (s.size() > kMax ? s.substr(0, kMax) + "..." : s) + "\"";
+}
+
+}  // namespace
+
+std::optional<ProduceRefusal> CheckProducedBatch(const RecordBatch& batch, int64_t now_ms,
+                                                 int64_t max_future_ms) {
+  // Sluice has no transactions: a transactional or control (commit/abort marker) batch would be
+  // stored as sent and mislead Kafka readers.
+  if ((batch.attributes & (kAttrTransactional | kAttrControl)) != 0) {
+    return ProduceRefusal{
+        HttpResponse::Error(400, "invalid_batch",
+                            "transactional and control batches are not supported (attributes " +
+                                std::to_string(batch.attributes) + ")",
+                            "attributes"),
+        "invalid_batch"};
+  }
+  const int64_t latest =
+      max_future_ms < 0 || now_ms > INT64_MAX - max_future_ms ? INT64_MAX : now_ms + max_future_ms;
+  for (size_t i = 0; i < batch.records.size(); ++i) {
+    const Record& r = batch.records[i];
+    if (!r.key.has_value() || r.key->empty()) {
+      return InvalidRecord(i, "has no key (the device id)", "key");
+    }
+    if (const char* repeated = RepeatedSluiceHeader(r)) {
+      return InvalidRecord(i, std::string("carries header ") + repeated + " more than once",
+                           std::string("headers.") + repeated);
+    }
+    const std::string* country = r.FindHeader(kHeaderCountry);
+    if (country == nullptr) {
+      return InvalidRecord(i, "has no country header", "headers.country");
+    }
+    if (!IsCountryCodeShape(*country)) {
+      return InvalidRecord(i, "has country " + Quoted(*country) +
+                                  ", not an ISO 3166-1 alpha-2 code",
+                           "headers.country");
+    }
+    if (r.timestamp_ms < 0) {
+      return InvalidRecord(i, "has timestamp " + std::to_string(r.timestamp_ms) +
+                                  ", before 1970",
+                           "timestamp");
+    }
+    if (r.timestamp_ms > latest) {
+      return InvalidRecord(i, "has timestamp " + std::to_string(r.timestamp_ms) + ", more than " +
+                                  std::to_string(max_future_ms) +
+                                  " ms after the broker's clock (" + std::to_string(now_ms) +
+                                  "; produce.max_future)",
+                           "timestamp");
+    }
+  }
+  return std::nullopt;
+}
+
+ProduceRefusal DecodeRefusal(const Status& status, const DecodeViolation& violation) {
+  if (status.code() != StatusCode::kInvalidArgument || violation.field.empty()) {
+    return {HttpResponse::Error(400, "corrupt_batch", status.message()), "corrupt_batch"};
+  }
+  if (violation.index < 0) {
+    return {HttpResponse::Error(400, "invalid_batch", status.message(), violation.field),
+            "invalid_batch"};
+  }
+  return {HttpResponse::Error(400, "invalid_record", status.message(), violation.field,
+                              violation.index),
+          "invalid_record"};
+}
+
+}  // namespace sluice::broker

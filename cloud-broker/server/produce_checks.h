@@ -1,0 +1,32 @@
+// The record checks of a produce request (docs/API.md, "Produce"), run on the decoded batch
+// before residency and before anything is stored: batch attributes, then per record its key,
+// its Sluice headers (country present, well-formed and once; no other Sluice header twice) and
+// its timestamp (not before 1970, not more than produce.max_future ahead of the broker's clock,
+// Kafka's message.timestamp.after.max.ms). The decoder (DecodeLimits) has already bounded
+// counts and sizes. Thread-safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/http.h"
+#include "core/record_batch.h"
+
+namespace sluice::broker {
+
+// A refused batch: the 400 answer and the metric/log reason ("invalid_record", ...).
+struct ProduceRefusal {
+  HttpResponse response;
+  std::string reason;
+};
+
+// max_future_ms < 0 turns the future bound off.
+std::optional<ProduceRefusal> CheckProducedBatch(const RecordBatch& batch, int64_t now_ms,
+                                                 int64_t max_future_ms);
+
+// The 400 for a batch DecodeBatch refused: corrupt_batch (framing, CRC), invalid_batch
+// (field "attributes" or "records") or invalid_record (with index and field "key"/"headers").
+ProduceRefusal DecodeRefusal(const Status& status, const DecodeViolation& violation);
+
+}  // namespace sluice::broker
