@@ -110,12 +110,14 @@ static std::string TlsHint(const std::string& what, const std::string& error) {
 
 struct HttpClient::Impl {
   std::string base_url;
+  std::string bearer_token;
   std::unique_ptr<http::client::http_client> client;
 };
 
 HttpClient::HttpClient(const std::string& base_url, HttpClientOptions options)
     : impl_(std::make_unique<Impl>()) {
   impl_->base_url = base_url;
+  impl_->bearer_token = options.tls.bearer_token;
   try {
     http::client::http_client_config cfg;
     cfg.set_timeout(std::chrono::milliseconds(options.timeout_ms));
@@ -156,6 +158,9 @@ void HttpClient::SendAsync(const std::string& method, const std::string& path_an
     http::http_request req(method);
     req.set_request_uri(path_and_query);
     for (const auto& [k, v] : headers) req.headers().add(k, v);
+    if (!impl_->bearer_token.empty() && headers.count("Authorization") == 0) {
+      req.headers().add("Authorization", "Bearer " + impl_->bearer_token);
+    }
     if (!body.empty() || method == "POST" || method == "PUT") {
       req.set_body(std::move(body), content_type);
     }

@@ -186,7 +186,11 @@ TlsServerOptions TlsServerFromConfig(const Config& cfg, const std::string& prefi
 TlsClientOptions TlsClientFromConfig(const Config& cfg, const std::string& prefix) {
   TlsClientOptions o{cfg.GetString(prefix + ".ca_file", ""),
                      cfg.GetString(prefix + ".cert_file", ""),
-                     cfg.GetString(prefix + ".key_file", "")};
+                     cfg.GetString(prefix + ".key_file", ""),
+                     cfg.GetString(prefix + ".bearer_token", "")};
+  if (o.bearer_token.find_first_of("\r\n") != std::string::npos) {
+    cfg.Fail(prefix + ".bearer_token", "must be one line");
+  }
   Status st = CheckClientTls(o);
   if (!st.ok()) {
     cfg.Fail(prefix, st.message());

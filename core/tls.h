@@ -33,10 +33,14 @@ struct TlsServerOptions {
   bool enabled() const { return !cert_file.empty(); }
 };
 
+// A client's TLS settings and the credentials it presents: a certificate (mutual TLS) and/or
+// an API key sent as `Authorization: Bearer <token>` on every request (for brokers whose TLS
+// ends at a proxy; cloud-broker/auth).
 struct TlsClientOptions {
   std::string ca_file;    // PEM CA bundle to verify servers with; empty: the system's CAs
   std::string cert_file;  // PEM certificate chain presented to servers (mutual TLS); optional
   std::string key_file;   // its private key
+  std::string bearer_token;  // optional API key
 };
 
 // Configures an OpenSSL context for a server or a client. Throws on an unreadable or invalid
@@ -66,7 +70,7 @@ void RequireTlsOffLoopback(const Config& cfg, const std::string& key, const std:
                            bool tls, const std::string& insecure_key);
 
 // Reads `<prefix>.cert_file`, `.key_file`, `.client_ca_file` (server) or `.ca_file`,
-// `.cert_file`, `.key_file` (client) and checks them (Config::Fail with Check*Tls's reason).
+// `.cert_file`, `.key_file`, `.bearer_token` (client) and checks them (Config::Fail with Check*Tls's reason).
 TlsServerOptions TlsServerFromConfig(const Config& cfg, const std::string& prefix);
 TlsClientOptions TlsClientFromConfig(const Config& cfg, const std::string& prefix);
 

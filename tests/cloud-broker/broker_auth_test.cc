@@ -253,6 +253,26 @@ TEST_F(BrokerAuthTest, ApiKeysAuthenticateWhereTlsEndsElsewhere) {
                       {{"Authorization", "Bearer " + token}});
   ASSERT_TRUE(right.ok());
   EXPECT_EQ(right->status, 200) << right->body;
+  // A client configured with the key (forward.tls.bearer_token, the CLI's --token) sends it on
+  // every request.
+  HttpClientOptions keyed = o;
+  keyed.tls.bearer_token = token;
+  HttpClient k("https://127.0.0.1:" + std::to_string(port_), keyed);
+  auto by_option = k.Get("/v1/query");
+  ASSERT_TRUE(by_option.ok());
+  EXPECT_EQ(by_option->status, 200) << by_option->body;
+  const std::string url = "https://127.0.0.1:" + std::to_string(port_);
+  EXPECT_EQ(testing::RunCommand({BinPath("sluice"), "query", "--broker", url, "--ca-file", pki_.ca,
+                                 "--token", token},
+                                dir_.Sub("cli.log"), 20000),
+            0)
+      << testing::ReadFileOrEmpty(dir_.Sub("cli.log"));
+  EXPECT_EQ(testing::RunCommand({BinPath("sluice"), "query", "--broker", url, "--ca-file", pki_.ca,
+                                 "--token", "wrong"},
+                                dir_.Sub("cli2.log"), 20000),
+            1);
+  EXPECT_NE(testing::ReadFileOrEmpty(dir_.Sub("cli2.log")).find("401"), std::string::npos)
+      << testing::ReadFileOrEmpty(dir_.Sub("cli2.log"));
   auto produce = c.Send("POST", "/v1/topics/sensors/records", Batch(-1, 1, 1, "d"),
                         "application/vnd.kafka.record-batch.v2",
                         {{"Authorization", "Bearer " + token}});

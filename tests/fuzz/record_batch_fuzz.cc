@@ -1,5 +1,5 @@
 // libFuzzer target: the Kafka RecordBatch v2 decoder (core/record_batch.h), which reads every
-// produce body a client sends. A batch that decodes must encode again and decode to the same
+// produce body a client sends, with the broker's bounds. A batch that decodes must encode again and decode to the same
 // records.
 #include <cstddef>
 #include <cstdint>
@@ -11,7 +11,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
   size_t consumed = 0;
-  sluice::Result<sluice::RecordBatch> batch = sluice::DecodeBatch(bytes, &consumed);
+  const sluice::DecodeLimits limits;  // the broker's bounds: no input may cost more than they allow
+  sluice::Result<sluice::RecordBatch> batch = sluice::DecodeBatch(bytes, &consumed, &limits);
   if (!batch.ok()) {
     return 0;
   }
