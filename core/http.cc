@@ -63,6 +63,9 @@ HttpResponse HttpResponse::Json(int status, std::string body) {
 struct HttpResponder::State {
   std::function<void(HttpResponse)> fn;
   std::atomic<bool> done{false};
+  std::mutex mu;  // guards gone and on_gone
+  bool gone = false;
+  std::function<void()> on_gone;
 };
 
 HttpResponder::HttpResponder(std::function<void(HttpResponse)> fn)
@@ -72,7 +75,37 @@ HttpResponder::HttpResponder(std::function<void(HttpResponse)> fn)
 
 void HttpResponder::operator()(HttpResponse response) const {
   if (state_->done.exchange(true)) return;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->on_gone = nullptr;  // answered: the hook must not run any more
+  }
   state_->fn(std::move(response));
+}
+
+void HttpResponder::OnClientGone(std::function<void()> fn) const {
+  std::unique_lock<std::mutex> lock(state_->mu);
+  if (state_->done.load()) {
+    return;
+  }
+  if (state_->gone) {
+    lock.unlock();
+    fn();
+    return;
+  }
+  state_->on_gone = std::move(fn);
+}
+
+void HttpResponder::ClientGone() const {
+  std::function<void()> fn;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->gone = true;
+    fn = std::move(state_->on_gone);
+    state_->on_gone = nullptr;
+  }
+  if (fn && !state_->done.load()) {
+    fn();
+  }
 }
 
 namespace {

@@ -63,6 +63,13 @@ class HttpResponder {
   explicit HttpResponder(std::function<void(HttpResponse)> fn);
   void operator()(HttpResponse response) const;
 
+  // A handler that holds a request for later (a long-poll) registers `fn` to release what it
+  // holds if the client goes away first. `fn` runs at most once, on a server thread, and never
+  // after the answer; it runs at once if the client is already gone.
+  void OnClientGone(std::function<void()> fn) const;
+  // The server's side: the connection closed before the answer.
+  void ClientGone() const;
+
  private:
   struct State;
   std::shared_ptr<State> state_;

@@ -128,6 +128,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   // Posts the answer to the strand; dropped once the server stopped.
   void Answer(HttpResponse resp) {
+    answer_posted_.store(true);
     std::lock_guard<std::mutex> lock(core_->mu);
     if (core_->stopped) {
       return;
@@ -283,16 +284,62 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     Lowest().expires_never();
     std::shared_ptr<Session> self = this->shared_from_this();
     HttpResponder responder([self](HttpResponse resp) { self->Answer(std::move(resp)); });
+    answered_ = false;
+    answer_posted_.store(false);
+    pending_ = responder;
     try {
       core_->handler(std::move(r), responder);
     } catch (const std::exception& e) {
       LogError(kComponent, std::string("handler threw: ") + e.what());
       responder(HttpResponse::Error(500, "internal", e.what()));
     }
-    std::lock_guard<std::mutex> lock(core_->mu);
-    if (--core_->running == 0) {
-      core_->idle.notify_all();
+    {
+      std::lock_guard<std::mutex> lock(core_->mu);
+      if (--core_->running == 0) {
+        core_->idle.notify_all();
+      }
     }
+    if (!answer_posted_.load()) {
+      Watch();  // held for later (long-poll, a commit): notice a client that goes away
+    }
+  }
+
+  // While a handler holds the request, reads on, so that a client that goes away is noticed
+  // (HttpResponder::ClientGone: a parked long-poll frees its slot at once, not at its deadline).
+  // Bytes that arrive meanwhile (a pipelined request) are kept for the next ReadHeader. At most
+  // one read is ever outstanding: once the answer is written the connection waits for this read
+  // instead of starting another (resume_).
+  void Watch() {
+    if (answered_ || watching_ || closing_) {
+      return;
+    }
+    watching_ = true;
+    // Bounds the hold (a handler that never answers) and, through WaitIdle, the idle time after
+    // the answer; the read's own timer is set here because a pending read keeps it.
+    Lowest().expires_after(Ms(core_->options.body_timeout_ms + core_->options.idle_timeout_ms));
+    stream_.async_read_some(buffer_.prepare(4096), [self = this->shared_from_this()](
+                                                       beast::error_code ec, size_t n) {
+      self->watching_ = false;
+      if (self->idle_timer_) {
+        self->idle_timer_->cancel();
+      }
+      if (ec) {
+        if (!self->answered_ && self->pending_) {
+          self->pending_->ClientGone();
+        }
+        if (!self->writing_) {
+          self->Shut();
+        } else {
+          self->shut_after_write_ = true;
+        }
+        return;
+      }
+      self->buffer_.commit(n);
+      if (self->resume_) {
+        self->resume_ = false;
+        self->ReadHeader();
+      }
+    });
   }
 
   // Answers a request the server refuses before any handler sees it, then closes.
@@ -331,12 +378,23 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (closing_) {
       return;
     }
+    answered_ = true;
+    pending_.reset();
+    writing_ = true;
     auto out = std::make_shared<bhttp::response<bhttp::string_body>>(
         ToBeast(std::move(resp), keep_alive));
     Lowest().expires_after(Ms(core_->options.body_timeout_ms));
     bhttp::async_write(stream_, *out,
                        [self = this->shared_from_this(), out, keep_alive](beast::error_code ec,
                                                                           size_t) {
+                         self->writing_ = false;
+                         if (self->shut_after_write_) {
+                           return self->Shut();
+                         }
+                         if (!ec && keep_alive && self->watching_) {
+                           self->resume_ = true;  // the watch read continues the connection
+                           return self->WaitIdle();
+                         }
                          if (!ec && !keep_alive && self->linger_) {
                            return self->Linger();
                          }
@@ -347,9 +405,26 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
                        });
   }
 
+  // The answer is out and the watch read (Watch) still waits: close the connection if no
+  // request starts within the idle timeout.
+  void WaitIdle() {
+    if (!idle_timer_) {
+      idle_timer_.emplace(stream_.get_executor());
+    }
+    idle_timer_->expires_after(Ms(core_->options.idle_timeout_ms));
+    idle_timer_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (!ec && self->resume_) {
+        self->Shut();  // the pending watch read then ends with an error
+      }
+    });
+  }
+
   void Shut() {
     if (closing_) {
       return;
+    }
+    if (idle_timer_) {
+      idle_timer_->cancel();
     }
     closing_ = true;
     beast::error_code ignored;
@@ -367,6 +442,15 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   bool keep_alive_ = true;
   bool closing_ = false;
   bool linger_ = false;  // the request was refused unread: Linger() before closing
+  // Client-gone detection while a handler holds the request (Watch): all on the strand.
+  std::optional<HttpResponder> pending_;  // the unanswered request's responder
+  bool answered_ = true;
+  std::atomic<bool> answer_posted_{false};  // set by Answer, from any thread
+  bool watching_ = false;
+  bool writing_ = false;
+  bool resume_ = false;
+  bool shut_after_write_ = false;
+  std::optional<net::steady_timer> idle_timer_;
   size_t lingered_ = 0;
 };
 

@@ -218,9 +218,15 @@ bool BrokerService::MaybeParkFetch(const HttpRequest& req, const HttpResponder& 
     return false;  // records (or a 416) to answer now
   }
   auto shared = std::make_shared<HttpRequest>(req);
-  return options_.fetch_waiter->Park(log, offset, wait_ms, [this, shared, respond] {
-    respond(Route(*shared));
-  });
+  uint64_t id = 0;
+  FetchWaiter* waiter = options_.fetch_waiter;
+  if (!waiter->Park(
+          log, offset, wait_ms, [this, shared, respond] { respond(Route(*shared)); }, &id)) {
+    return false;
+  }
+  // A consumer that disconnects frees its slot now, not at its deadline (kMaxParked are shared).
+  respond.OnClientGone([waiter, id] { waiter->Cancel(id); });
+  return true;
 }
 
 }  // namespace sluice::broker

@@ -212,3 +212,25 @@ TEST_F(StorageApiTest, DiskFullIs507RetryableAndRecovers) {
 
 }  // namespace
 }  // namespace sluice::broker
+
+namespace sluice::broker {
+namespace {
+
+// Issue 10 item 12: a long-poll whose consumer disconnected kept its slot (of kMaxParked) until
+// its deadline; now the server reports the disconnect and the slot is freed at once.
+TEST_F(StorageApiTest, DisconnectedLongPollFreesItsSlot) {
+  ASSERT_EQ(Produce("gone", 0, 1).status, 200);
+  for (int i = 0; i < 3; ++i) {
+    HttpClientOptions co;
+    co.timeout_ms = 300;  // the client gives up (and closes) long before the 30 s deadline
+    HttpClient impatient("http://127.0.0.1:" + std::to_string(broker_->port()), co);
+    auto r = impatient.Get("/v1/topics/gone/partitions/0/records?offset=1&wait_ms=30000");
+    EXPECT_FALSE(r.ok());
+  }
+  EXPECT_TRUE(
+      sluice::testing::WaitFor([&] { return broker_->fetch_waiter().parked() == 0; }, 10000))
+      << broker_->fetch_waiter().parked() << " long-polls of gone clients still parked";
+}
+
+}  // namespace
+}  // namespace sluice::broker

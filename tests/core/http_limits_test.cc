@@ -10,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
+#include <vector>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -313,6 +315,76 @@ TEST(HttpTargetTest, DecodesPathAndQuery) {
   EXPECT_FALSE(ParseRequestTarget("/a%2", &path, &q).ok());
   EXPECT_FALSE(ParseRequestTarget("/a%g0", &path, &q).ok());
   EXPECT_FALSE(ParseRequestTarget("http://h/a", &path, &q).ok());
+}
+
+}  // namespace
+}  // namespace sluice
+
+namespace sluice {
+namespace {
+
+// A handler that holds every request until the test answers it (as a long-poll does).
+struct Held {
+  std::mutex mu;
+  std::vector<HttpResponder> waiting;
+  std::atomic<int> gone{0};
+};
+
+std::unique_ptr<HttpServer> ServeHeld(std::shared_ptr<Held> held, HttpServerOptions o = {}) {
+  auto r = HttpServer::Start(o, [held](HttpRequest&&, HttpResponder respond) {
+    respond.OnClientGone([held] { held->gone.fetch_add(1); });
+    std::lock_guard<std::mutex> lock(held->mu);
+    held->waiting.push_back(respond);
+  });
+  EXPECT_TRUE(r.ok());
+  return r.ok() ? std::move(r.value()) : nullptr;
+}
+
+TEST(HttpClientGoneTest, AClientThatLeavesAHeldRequestIsReported) {
+  auto held = std::make_shared<Held>();
+  auto server = ServeHeld(held);
+  ASSERT_NE(server, nullptr);
+  {
+    RawConn c(server->port());
+    c.Send("GET /v1/topics/t/partitions/0/records?wait_ms=30000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_TRUE(testing::WaitFor(
+        [&] {
+          std::lock_guard<std::mutex> lock(held->mu);
+          return held->waiting.size() == 1;
+        },
+        5000));
+  }  // the client closes its connection
+  // Reported long before any 30 s deadline (the old server never reported it).
+  EXPECT_TRUE(testing::WaitFor([&] { return held->gone.load() == 1; }, 5000));
+}
+
+TEST(HttpClientGoneTest, AHeldRequestIsAnsweredAndTheConnectionGoesOn) {
+  auto held = std::make_shared<Held>();
+  HttpServerOptions o;
+  o.idle_timeout_ms = 500;
+  auto server = ServeHeld(held, o);
+  ASSERT_NE(server, nullptr);
+  RawConn c(server->port());
+  for (int round = 1; round <= 2; ++round) {
+    c.Send("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    ASSERT_TRUE(testing::WaitFor(
+        [&] {
+          std::lock_guard<std::mutex> lock(held->mu);
+          return static_cast<int>(held->waiting.size()) == round;
+        },
+        5000));
+    {
+      std::lock_guard<std::mutex> lock(held->mu);
+      held->waiting.back()(HttpResponse::Json(200, "{\"round\":" + std::to_string(round) + "}"));
+    }
+    EXPECT_NE(c.ReadResponse(5000).find("{\"round\":" + std::to_string(round) + "}"),
+              std::string::npos);
+  }
+  EXPECT_EQ(held->gone.load(), 0);  // answered: never reported gone
+  // Idle after a held answer: closed after the idle timeout like any other connection.
+  bool closed = false;
+  c.ReadAll(20000, &closed);
+  EXPECT_TRUE(closed);
 }
 
 }  // namespace
