@@ -374,14 +374,7 @@ bool IsValidDeviceId(std::string_view id) {
   return true;
 }
 
-bool IsValidSensor(std::string_view sensor) {
-  for (char c : sensor) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      return false;
-    }
-  }
-  return IsValidUtf8(sensor);
-}
+bool IsValidSensor(std::string_view sensor) { return IsPrintableUtf8(sensor); }
 
 ParseOutcome ParseEvents(std::string_view body, std::string_view content_type,
                          const ParseDefaults& defaults) {
