@@ -52,15 +52,23 @@ std::string Quoted(const std::string& s) {
 
 std::optional<ProduceRefusal> CheckProducedBatch(const RecordBatch& batch, int64_t now_ms,
                                                  int64_t max_future_ms) {
-  // Sluice has no transactions: a transactional or control (commit/abort marker) batch would be
-  // stored as sent and mislead Kafka readers.
-  if ((batch.attributes & (kAttrTransactional | kAttrControl)) != 0) {
-    return ProduceRefusal{
-        HttpResponse::Error(400, "invalid_batch",
-                            "transactional and control batches are not supported (attributes " +
-                                std::to_string(batch.attributes) + ")",
-                            "attributes"),
-        "invalid_batch"};
+  // Every attribute bit is refused (compression already by the decoder): Sluice has no
+  // transactions, so a transactional or control (commit/abort marker) batch would be stored as
+  // sent and mislead Kafka readers; with LogAppendTime they would read the batch's max timestamp
+  // as every record's while Sluice serves each record's own; the other bits are the broker's.
+  if (batch.attributes != 0) {
+    const char* what = (batch.attributes & (kAttrTransactional | kAttrControl)) != 0
+                           ? "transactional and control batches are not supported"
+                       : (batch.attributes & kAttrTimestampType) != 0
+                           ? "LogAppendTime batches are not supported (the broker keeps each "
+                             "record's timestamp)"
+                           : "unknown attribute bits";
+    return ProduceRefusal{HttpResponse::Error(400, "invalid_batch",
+                                              std::string(what) + " (attributes " +
+                                                  std::to_string(batch.attributes) +
+                                                  "; send 0)",
+                                              "attributes"),
+                          "invalid_batch"};
   }
   const int64_t latest =
       max_future_ms < 0 || now_ms > INT64_MAX - max_future_ms ? INT64_MAX : now_ms + max_future_ms;

@@ -150,13 +150,18 @@ std::string WithAttributes(std::string batch, uint16_t attributes) {
   return batch;
 }
 
-// Transactional and control batches were stored as sent; compressed ones were "corrupt".
+// Transactional and control batches were stored as sent (so were the timestamp-type and other
+// bits); compressed ones were "corrupt".
 TEST_F(ProduceValidationTest, TransactionalControlAndCompressedBatchesAreRefused) {
   const std::string batch = EncodeRecords(Two());
   ExpectRefused(WithAttributes(batch, 0x10), "invalid_batch", "attributes", -1);
   ExpectRefused(WithAttributes(batch, 0x20), "invalid_batch", "attributes", -1);
   ExpectRefused(WithAttributes(batch, 0x01), "invalid_batch", "attributes", -1);  // gzip
-  EXPECT_EQ(Post(WithAttributes(batch, 0x08)).status, 200);  // LogAppendTime type: allowed
+  // LogAppendTime: Kafka readers would take the batch's max timestamp for every record while
+  // Sluice serves each record's own; bit 6 (Kafka's delete horizon) is the broker's to set.
+  ExpectRefused(WithAttributes(batch, 0x08), "invalid_batch", "attributes", -1);
+  ExpectRefused(WithAttributes(batch, 0x40), "invalid_batch", "attributes", -1);
+  EXPECT_EQ(Post(batch).status, 200);
 }
 
 // One record with 8 M empty headers (16 MiB) cost ~840 MB to store; the decoder now refuses a
