@@ -25,7 +25,7 @@ int64_t MsSince(Clock::time_point t) {
 // "rebalance_in_progress", "illegal_generation", ... from an error answer; "" if none.
 std::string ErrorCode(const HttpResponse& r) {
   rapidjson::Document d;
-  d.Parse(r.body.c_str());
+  d.Parse<rapidjson::kParseIterativeFlag>(r.body.c_str());
   if (d.HasParseError() || !d.IsObject() || !d.HasMember("error") || !d["error"].IsString()) {
     return "";
   }
@@ -68,7 +68,7 @@ bool ConsumeSession::Join() {
       continue;
     }
     rapidjson::Document d;
-    d.Parse(r.body.c_str());
+    d.Parse<rapidjson::kParseIterativeFlag>(r.body.c_str());
     if (r.status != 200 || d.HasParseError() || !d.IsObject() || !d.HasMember("member_id") ||
         !d["member_id"].IsString() || !d.HasMember("generation") || !d["generation"].IsInt64() ||
         !d.HasMember("assignment") || !d["assignment"].IsArray()) {
@@ -100,7 +100,7 @@ bool ConsumeSession::LoadPositions() {
   HttpResponse r;
   if (!Call("GET", path, "", &r)) return false;
   rapidjson::Document d;
-  d.Parse(r.body.c_str());
+  d.Parse<rapidjson::kParseIterativeFlag>(r.body.c_str());
   if (r.status != 200 || d.HasParseError() || !d.IsObject() || !d.HasMember("offsets") ||
       !d["offsets"].IsArray()) {
     Fail(path, r);

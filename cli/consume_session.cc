@@ -50,7 +50,7 @@ bool ConsumeSession::InitialOffset(int32_t p, int64_t* offset) {
     const std::string path =
         Partitions() + std::to_string(p) + "/offset?timestamp=" + std::to_string(o_.from_value);
     if (!Call("GET", path, "", &r)) return false;
-    d.Parse(r.body.c_str());
+    d.Parse<rapidjson::kParseIterativeFlag>(r.body.c_str());
     if (r.status != 200 || d.HasParseError() || !d.IsObject() || !d.HasMember("offset") ||
         !d["offset"].IsInt64()) {
       Fail(path, r);
@@ -60,7 +60,7 @@ bool ConsumeSession::InitialOffset(int32_t p, int64_t* offset) {
     return true;
   }
   if (!Call("GET", "/v1/topics", "", &r)) return false;
-  d.Parse(r.body.c_str());
+  d.Parse<rapidjson::kParseIterativeFlag>(r.body.c_str());
   if (r.status == 200 && !d.HasParseError() && d.IsObject() && d.HasMember("topics") &&
       d["topics"].IsArray()) {
     for (const auto& t : d["topics"].GetArray()) {

@@ -67,7 +67,7 @@ int Send(const BrokerTarget& target, const std::string& method, const std::strin
 // Prints a describe answer as a config line and a partition table.
 void Render(const std::string& json, std::ostream& out) {
   rapidjson::Document d;
-  d.Parse(json.c_str());
+  d.Parse<rapidjson::kParseIterativeFlag>(json.c_str());
   if (d.HasParseError() || !d.IsObject() || !d.HasMember("partitions")) {
     out << json << "\n";
     return;

@@ -30,7 +30,8 @@ struct CliArgs {
 std::optional<CliArgs> ParseCliArgs(int argc, char** argv, const std::vector<CliFlag>& extra,
                                     std::string* error);
 
-// The usage text: `usage_line`, then --config/--set/--help and every extra flag.
+// The usage text: "usage: " + `usage_line` (which starts with the binary's name, not "usage:"),
+// then --config/--set/--help and every extra flag.
 std::string CliUsage(const std::string& usage_line, const std::vector<CliFlag>& extra);
 
 }  // namespace sluice

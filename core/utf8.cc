@@ -55,4 +55,13 @@ bool IsValidUtf8(std::string_view s) {
   return true;
 }
 
+bool IsPrintableUtf8(std::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return false;
+    }
+  }
+  return IsValidUtf8(s);
+}
+
 }  // namespace sluice

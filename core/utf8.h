@@ -15,4 +15,8 @@ size_t Utf8SeqLen(std::string_view s, size_t i);
 // True if all of `s` is valid UTF-8.
 bool IsValidUtf8(std::string_view s);
 
+// Valid UTF-8 without control characters (U+0000..U+001F, U+007F): text that is safe to route,
+// log and serve back as a JSON string unchanged (sensor names, gateway ids).
+bool IsPrintableUtf8(std::string_view s);
+
 }  // namespace sluice

@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   const std::string usage =
-      "usage: sluice-gateway --config FILE [--set key.path=value]... [--check-buffer]";
+      "sluice-gateway --config FILE [--set key.path=value]... [--check-buffer]";
   const std::vector<CliFlag> flags = {
       {"check-buffer", false,
        "print per-region counts/bytes, quarantined entries and dead letters of the buffer, "

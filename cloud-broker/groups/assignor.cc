@@ -21,6 +21,18 @@ const char* AssignStrategyName(AssignStrategy s) {
   return s == AssignStrategy::kRange ? "range" : "roundrobin";
 }
 
+bool IsValidMemberId(const std::string& id) {
+  if (id.empty() || id.size() > kMaxMemberIdBytes) {
+    return false;
+  }
+  for (char c : id) {
+    if (c < '!' || c > '~') {
+      return false;
+    }
+  }
+  return true;
+}
+
 bool IsValidGroupId(const std::string& id) {
   if (id.empty() || id.size() > 200 || id == "." || id == "..") {
     return false;

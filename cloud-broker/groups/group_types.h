@@ -36,6 +36,10 @@ const char* AssignStrategyName(AssignStrategy s);
 // Group ids name files under <data_dir>/groups/, so they are restricted to 1..200 characters of
 // [A-Za-z0-9._-], and neither "." nor "..".
 bool IsValidGroupId(const std::string& id);
+// Member ids (chosen by the broker, or by a client re-joining): 1..kMaxMemberIdBytes bytes of
+// printable ASCII without spaces, so they are bounded and safe to log.
+inline constexpr size_t kMaxMemberIdBytes = 256;
+bool IsValidMemberId(const std::string& id);
 
 enum class GroupErrc {
   kOk = 0,

@@ -107,6 +107,7 @@ Result<int64_t> PartitionLog::Append(std::string encoded_batch) {
     if (seg->first_append_ms < 0) {
       seg->first_append_ms = now_ms;
     }
+    seg->last_append_wall_ms = options_.clock->NowMs();
     const int64_t last = base + frame.last_offset_delta;
     IndexBatch(*seg, base, last, frame.max_timestamp, position, encoded_batch.size());
     next_offset_ = last + 1;
@@ -222,6 +223,10 @@ size_t PartitionLog::ApplyRetention() {
     while (segments_.size() > 1) {
       const Segment& s = *segments_.front();
       int64_t max_ts = std::max(s.max_timestamp, s.index().last_timestamp());
+      if (s.last_append_wall_ms >= 0) {
+        // No timestamp from the future, and a segment without timestamps ages by its writes.
+        max_ts = max_ts < 0 ? s.last_append_wall_ms : std::min(max_ts, s.last_append_wall_ms);
+      }
       bool too_old = options_.retention_ms >= 0 && max_ts >= 0 &&
                      now_ms - max_ts > options_.retention_ms;
       bool too_big = options_.retention_bytes >= 0 &&

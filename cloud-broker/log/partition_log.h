@@ -93,7 +93,8 @@ class PartitionLog {
   // First offset whose record timestamp is >= timestamp; end_offset() if none.
   Result<int64_t> OffsetForTimestamp(int64_t timestamp) const;
 
-  // Deletes old segments past retention (never the active one). Returns how many.
+  // Deletes old segments past retention (never the active one), oldest first: by size, and by
+  // age of min(largest record timestamp, time of the segment's last append). Returns how many.
   size_t ApplyRetention();
   // kInterval: fsyncs if unflushed data is older than flush_ms.
   Status MaybeFlush();

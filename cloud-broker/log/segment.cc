@@ -76,6 +76,10 @@ Result<std::unique_ptr<Segment>> Segment::Open(const std::string& dir, int64_t b
   }
   std::unique_ptr<Segment> seg(
       new Segment(fd, dir, base_offset, static_cast<uint64_t>(st.st_size), ops));
+  if (st.st_size > 0) {
+    seg->last_append_wall_ms = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 +
+                               st.st_mtim.tv_nsec / 1'000'000;
+  }
   SLUICE_RETURN_IF_ERROR(seg->index_.Open());
   return seg;
 }

@@ -53,6 +53,10 @@ class Segment {
   int64_t offset_of_max_timestamp = -1;
   // Monotonic ms when the first batch went in (segment_ms rolling); -1 when empty.
   int64_t first_append_ms = -1;
+  // Wall-clock ms of the last append (after a restart: the file's modification time); -1 when
+  // empty. Time retention ages a segment from min(max_timestamp, this), so a record timestamped
+  // far in the future cannot keep its segment, and every later one, forever.
+  int64_t last_append_wall_ms = -1;
   // Bytes appended since the last offset-index entry.
   uint64_t bytes_since_index = 0;
 

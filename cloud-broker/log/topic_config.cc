@@ -52,7 +52,7 @@ const char* FlushPolicyName(FlushPolicy p) {
 Result<TopicConfig> ParseTopicConfigJson(const std::string& json, std::string* name,
                                          std::string* field) {
   rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
   *field = "";
   if (doc.HasParseError() || !doc.IsObject()) {
     return Status::InvalidArgument("body must be a JSON object");
@@ -63,11 +63,12 @@ Result<TopicConfig> ParseTopicConfigJson(const std::string& json, std::string* n
     return Status::InvalidArgument(std::string(f) + " " + why);
   };
   for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
-    const std::string key = it->name.GetString();
+    // With their lengths: a "\u0000" in a name must not cut it short ("a\u0000b" was "a").
+    const std::string key(it->name.GetString(), it->name.GetStringLength());
     const rapidjson::Value& v = it->value;
     if (key == "name") {
       if (!v.IsString()) return bad("name", "must be a string");
-      *name = v.GetString();
+      name->assign(v.GetString(), v.GetStringLength());
     } else if (key == "partitions") {
       if (!v.IsInt() || v.GetInt() < 1 || v.GetInt() > 1024) {
         return bad("partitions", "must be an integer 1..1024");
@@ -75,7 +76,7 @@ Result<TopicConfig> ParseTopicConfigJson(const std::string& json, std::string* n
       c.partitions = v.GetInt();
     } else if (key == "flush") {
       FlushPolicy p;
-      if (!v.IsString() || !ParseFlushPolicy(v.GetString(), &p)) {
+      if (!v.IsString() || !ParseFlushPolicy(std::string(v.GetString(), v.GetStringLength()), &p)) {
         return bad("flush", "must be \"always\", \"interval\" or \"never\"");
       }
       c.flush = p;

@@ -23,8 +23,11 @@ std::string LogsDir(const std::string& data_dir) { return data_dir + "/logs"; }
 }  // namespace
 
 Status TopicStore::ValidateTopicName(const std::string& name) {
-  if (name.empty() || name.size() > 249) {
-    return Status::InvalidArgument("topic name must be 1..249 characters");
+  static_assert(kMaxTopicNameLength + sizeof("-1023") - 1 <= 255);
+  if (name.empty() || name.size() > kMaxTopicNameLength) {
+    return Status::InvalidArgument("topic name must be 1.." + std::to_string(kMaxTopicNameLength) +
+                                   " characters (the broker's file names derived from it must "
+                                   "fit 255 bytes)");
   }
   if (name == "." || name == "..") {
     return Status::InvalidArgument("topic name may not be \".\" or \"..\"");

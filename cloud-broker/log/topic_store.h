@@ -26,6 +26,10 @@
 namespace sluice::broker {
 
 inline constexpr int32_t kMaxPartitions = 1024;
+// Every file name the broker derives from a topic name must fit NAME_MAX (255 bytes): the longest
+// is "topics/<name>.json.tmp" (9 bytes more than the name; a partition directory
+// "<name>-1023" adds 5). Kafka allows 249 characters, which could never be created here.
+inline constexpr size_t kMaxTopicNameLength = 255 - (sizeof(".json.tmp") - 1);
 
 struct TopicStoreOptions {
   std::string data_dir;
@@ -77,7 +81,8 @@ class TopicStore {
   uint64_t recovery_truncated_bytes() const { return truncated_bytes_; }
   const TopicStoreOptions& options() const { return options_; }
 
-  // Kafka's rule: 1..249 characters of [A-Za-z0-9._-], not "." or "..".
+  // Kafka's rule, with the length the broker's file names allow: 1..kMaxTopicNameLength (246)
+  // characters of [A-Za-z0-9._-], not "." or "..".
   static Status ValidateTopicName(const std::string& name);
 
  private:

@@ -2,6 +2,7 @@
 
 #include <rapidjson/document.h>
 
+#include "cloud-broker/log/topic_store.h"
 #include "cloud-broker/server/record_json.h"
 
 namespace sluice::broker {
@@ -17,9 +18,10 @@ HttpResponse Invalid(const std::string& reason, const std::string& field) {
   return HttpResponse::Error(400, "invalid_request", reason, field);
 }
 
-// Parses the body as a JSON object; false (and *err set) otherwise.
+// Parses the body as a JSON object; false (and *err set) otherwise. Iterative: a hostile body
+// nested a million deep overflowed the stack of the recursive parser.
 bool ParseObject(const std::string& body, rapidjson::Document* d, HttpResponse* err) {
-  d->Parse(body.c_str(), body.size());
+  d->Parse<rapidjson::kParseIterativeFlag>(body.c_str(), body.size());
   if (d->HasParseError() || !d->IsObject()) {
     *err = Invalid("body must be a JSON object", "");
     return false;
@@ -33,6 +35,21 @@ bool GetString(const rapidjson::Document& d, const char* key, std::string* out) 
     return false;
   }
   *out = std::string(it->value.GetString(), it->value.GetStringLength());
+  return true;
+}
+
+// The body's member_id: a string satisfying IsValidMemberId; else false with *err set.
+bool GetMemberId(const rapidjson::Document& d, std::string* out, HttpResponse* err) {
+  if (!GetString(d, "member_id", out)) {
+    *err = Invalid("member_id is required", "member_id");
+    return false;
+  }
+  if (!IsValidMemberId(*out)) {
+    *err = Invalid("member_id must be 1.." + std::to_string(kMaxMemberIdBytes) +
+                       " bytes of printable ASCII without spaces",
+                   "member_id");
+    return false;
+  }
   return true;
 }
 
@@ -96,14 +113,18 @@ HttpResponse GroupRoutes::Join(const GroupId& group, const std::string& body) {
   std::string s;
   if (d.HasMember("member_id")) {
     if (!GetString(d, "member_id", &s)) return Invalid("member_id must be a string", "member_id");
-    if (!s.empty()) jr.member_id = MemberId(s);
+    if (!s.empty()) {  // empty: a new member, as without one
+      if (!GetMemberId(d, &s, &err)) return err;
+      jr.member_id = MemberId(s);
+    }
   }
   auto topics = d.FindMember("topics");
   if (topics == d.MemberEnd() || !topics->value.IsArray() || topics->value.Empty()) {
     return Invalid("topics must be a non-empty array of topic names", "topics");
   }
   for (const auto& t : topics->value.GetArray()) {
-    if (!t.IsString() || t.GetStringLength() == 0) {
+    if (!t.IsString() ||
+        !TopicStore::ValidateTopicName(std::string(t.GetString(), t.GetStringLength())).ok()) {
       return Invalid("topics must be a non-empty array of topic names", "topics");
     }
     jr.topics.emplace_back(std::string(t.GetString(), t.GetStringLength()));
@@ -139,7 +160,7 @@ HttpResponse GroupRoutes::Heartbeat(const GroupId& group, const std::string& bod
   if (!ParseObject(body, &d, &err)) return err;
   std::string member;
   int64_t generation = 0;
-  if (!GetString(d, "member_id", &member)) return Invalid("member_id is required", "member_id");
+  if (!GetMemberId(d, &member, &err)) return err;
   if (!GetInt(d, "generation", &generation)) return Invalid("generation is required", "generation");
   GroupStatus st = coordinator_.Heartbeat(group, MemberId(member), generation);
   if (!st.ok()) return ErrorOf(st);
@@ -151,7 +172,7 @@ HttpResponse GroupRoutes::Leave(const GroupId& group, const std::string& body) {
   HttpResponse err;
   if (!ParseObject(body, &d, &err)) return err;
   std::string member;
-  if (!GetString(d, "member_id", &member)) return Invalid("member_id is required", "member_id");
+  if (!GetMemberId(d, &member, &err)) return err;
   GroupStatus st = coordinator_.Leave(group, MemberId(member));
   if (!st.ok()) return ErrorOf(st);
   return HttpResponse::Json(200, "{}");
@@ -163,7 +184,7 @@ HttpResponse GroupRoutes::Commit(const GroupId& group, const std::string& body) 
   if (!ParseObject(body, &d, &err)) return err;
   std::string member;
   int64_t generation = 0;
-  if (!GetString(d, "member_id", &member)) return Invalid("member_id is required", "member_id");
+  if (!GetMemberId(d, &member, &err)) return err;
   if (!GetInt(d, "generation", &generation)) return Invalid("generation is required", "generation");
   auto offsets = d.FindMember("offsets");
   if (offsets == d.MemberEnd() || !offsets->value.IsArray()) {
@@ -176,7 +197,12 @@ HttpResponse GroupRoutes::Commit(const GroupId& group, const std::string& body) 
         !o["offset"].IsInt64()) {
       return Invalid("offsets must be an array of {topic,partition,offset}", "offsets");
     }
-    list.push_back({{TopicName(o["topic"].GetString()), PartitionId(o["partition"].GetInt())},
+    // With its length: "t\u0000x" must not name topic "t" (nor reach the log).
+    std::string topic(o["topic"].GetString(), o["topic"].GetStringLength());
+    if (!TopicStore::ValidateTopicName(topic).ok()) {
+      return Invalid("offsets: \"topic\" must be a topic name", "offsets");
+    }
+    list.push_back({{TopicName(std::move(topic)), PartitionId(o["partition"].GetInt())},
                     Offset(o["offset"].GetInt64())});
   }
   GroupStatus st = coordinator_.Commit(group, MemberId(member), generation, list);

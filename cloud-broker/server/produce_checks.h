@@ -1,6 +1,7 @@
 // The record checks of a produce request (docs/API.md, "Produce"), run on the decoded batch
-// before residency and before anything is stored: batch attributes, then per record its key,
-// its Sluice headers (country present, well-formed and once; no other Sluice header twice) and
+// before residency and before anything is stored: batch attributes (all 0), then per record its key
+// (printable UTF-8), its Sluice headers (country present, well-formed and once; no other Sluice
+// header twice; sensor, gateway_id, source printable UTF-8; gateway_seq, ingest_ts decimal) and
 // its timestamp (not before 1970, not more than produce.max_future ahead of the broker's clock,
 // Kafka's message.timestamp.after.max.ms). The decoder (DecodeLimits) has already bounded
 // counts and sizes. Thread-safety: pure functions.

@@ -20,7 +20,7 @@ void ParseRefusal(const std::string& body, std::string* reason, int64_t* index) 
   *index = -1;
   *reason = body.substr(0, 200);
   rapidjson::Document d;
-  d.Parse(body.data(), body.size());
+  d.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());  // no recursion on input
   if (d.HasParseError() || !d.IsObject()) {
     return;
   }

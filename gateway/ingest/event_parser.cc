@@ -103,6 +103,40 @@ class EventHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Even
       MemberDone();
       return depth_ != event_depth_ || NotAnObject();
     }
+    const bool ok = FieldString(s, n);
+    MemberDone();
+    return ok;
+  }
+  bool Int64(int64_t v) { return Integer(v, true); }
+  bool Uint64(uint64_t v) {
+    return Integer(v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+                       ? -1
+                       : static_cast<int64_t>(v),
+                   v <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
+  }
+  bool Int(int v) { return Integer(v, true); }
+  bool Uint(unsigned v) { return Integer(v, true); }
+  bool Double(double) { return OtherScalar("ts must be an integer (epoch ms) or RFC 3339 string"); }
+  bool Null() { return OtherScalar("must not be null"); }
+  bool Bool(bool) { return OtherScalar("has the wrong type"); }
+
+  const std::optional<EventError>& error() const { return error_; }
+  int64_t index() const { return index_; }
+  // The member of the current event whose value is being parsed ("" between members).
+  const std::string& member() const { return member_; }
+
+ private:
+  // The iterative reader calls the handler before taking the brace; allow for either order.
+  size_t ObjectStart() const {
+    size_t pos = stream_->Tell();
+    return pos < input_.size() && input_[pos] == '{' ? pos : pos - 1;
+  }
+  size_t ObjectEnd() const {
+    size_t pos = stream_->Tell();
+    return pos < input_.size() && input_[pos] == '}' ? pos + 1 : pos;
+  }
+  // The value of a member the gateway reads (device_id, sensor, ts, country) as a string.
+  bool FieldString(const char* s, rapidjson::SizeType n) {
     std::string_view v(s, n);
     switch (key_) {
       case Field::kDeviceId:
@@ -142,34 +176,6 @@ class EventHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Even
       default:
         return true;
     }
-  }
-  bool Int64(int64_t v) { return Integer(v, true); }
-  bool Uint64(uint64_t v) {
-    return Integer(v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
-                       ? -1
-                       : static_cast<int64_t>(v),
-                   v <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
-  }
-  bool Int(int v) { return Integer(v, true); }
-  bool Uint(unsigned v) { return Integer(v, true); }
-  bool Double(double) { return OtherScalar("ts must be an integer (epoch ms) or RFC 3339 string"); }
-  bool Null() { return OtherScalar("must not be null"); }
-  bool Bool(bool) { return OtherScalar("has the wrong type"); }
-
-  const std::optional<EventError>& error() const { return error_; }
-  int64_t index() const { return index_; }
-  // The member of the current event whose value is being parsed ("" between members).
-  const std::string& member() const { return member_; }
-
- private:
-  // The iterative reader calls the handler before taking the brace; allow for either order.
-  size_t ObjectStart() const {
-    size_t pos = stream_->Tell();
-    return pos < input_.size() && input_[pos] == '{' ? pos : pos - 1;
-  }
-  size_t ObjectEnd() const {
-    size_t pos = stream_->Tell();
-    return pos < input_.size() && input_[pos] == '}' ? pos + 1 : pos;
   }
   bool AtField() const { return depth_ == event_depth_ + 1 && key_ != Field::kOther; }
   // Enters a container, within ingest.max_json_depth (the event object is depth 1).
@@ -243,7 +249,9 @@ class EventHandler : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Even
     if (!in_range || v < 0) {
       return Invalid("ts", "epoch ms out of range");
     }
-    return SetTs(v);
+    const bool ok = SetTs(v);
+    MemberDone();
+    return ok;
   }
   bool SetTs(int64_t ms) {
     if (ms < 0) {
@@ -374,14 +382,7 @@ bool IsValidDeviceId(std::string_view id) {
   return true;
 }
 
-bool IsValidSensor(std::string_view sensor) {
-  for (char c : sensor) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      return false;
-    }
-  }
-  return IsValidUtf8(sensor);
-}
+bool IsValidSensor(std::string_view sensor) { return IsPrintableUtf8(sensor); }
 
 ParseOutcome ParseEvents(std::string_view body, std::string_view content_type,
                          const ParseDefaults& defaults) {

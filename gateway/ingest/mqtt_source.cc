@@ -178,7 +178,10 @@ void MqttSource::OnMessage(const std::string& topic, std::string payload, int qo
   std::string reason;
   if (!ExtractPayloadFields(payload, clock_.NowMs(), options_.limits, &fields, &field,
                             &reason)) {
-    Drop("invalid_" + field, "topic " + topic + ": " + field + " " + reason);
+    // The metric label comes from a fixed set: `field` may name any member of the payload.
+    const std::string label = field == "ts" || field == "country" ? field : "payload";
+    Drop("invalid_" + label, "topic " + topic + ": " + (field.empty() ? "payload" : field) + " " +
+                                 reason);
     return;
   }
   const int64_t now = clock_.NowMs();

@@ -198,9 +198,11 @@ TEST(CliBinaryTest, BadArgumentsExitTwoAndHelpExitsZero) {
   EXPECT_EQ(RunSluice(dir, {"query", "--broker", "ftp://x"}, &out), 2);
   EXPECT_EQ(RunSluice(dir, {"--help"}, &out), 0);
   EXPECT_NE(out.find("query"), std::string::npos);
-  for (const char* cmd : {"query", "topics", "fetch"}) {
+  EXPECT_EQ(out.rfind("usage: sluice COMMAND", 0), 0u) << out;
+  for (const char* cmd : {"query", "topics", "fetch", "consume"}) {
     EXPECT_EQ(RunSluice(dir, {cmd, "--help"}, &out), 0) << cmd;
     EXPECT_NE(out.find("--broker"), std::string::npos) << out;
+    EXPECT_EQ(out.rfind(std::string("usage: sluice ") + cmd, 0), 0u) << out;
   }
 }
 

@@ -70,6 +70,14 @@ TEST(BrokerProcessTest, BadCountryCodeExits2NamingFileKeyAndReason) {
       << r.output;
 }
 
+TEST(BrokerProcessTest, HelpExits0WithOneUsageLine) {
+  TempDir dir;
+  BrokerRun r = RunBroker(dir, {"--help"});
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("usage: sluice-broker --config"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("usage: usage:"), std::string::npos) << r.output;
+}
+
 // The storage keys (log.*) are validated at start-up like every other key.
 TEST(BrokerProcessTest, BadLogKeysExit2NamingKeyAndReason) {
   TempDir dir;

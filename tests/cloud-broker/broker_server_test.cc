@@ -139,6 +139,29 @@ TEST_F(BrokerServerTest, NonJsonPayloadIsBase64) {
   EXPECT_STREQ(d["records"][0]["payload_encoding"].GetString(), "base64");
 }
 
+// Over HTTP, fetch and query: a JSON payload comes back as the bytes stored (numbers were
+// re-serialised through doubles), and a payload nested 30,000 deep is served as base64 (any
+// fetch or query that reached one crashed the broker: recursive parse).
+TEST_F(BrokerServerTest, PayloadsComeBackByteExactAndDeepOnesDoNotCrash) {
+  const std::string exact = R"({"v":0.49528059050664996,"n":123456789012345678901234567890})";
+  const std::string deep = std::string(30'000, '[') + std::string(30'000, ']');
+  ASSERT_EQ(Post("exact", EncodeRecords({MakeRecord("dev-e", "DE", 5, exact)})).status, 200);
+  ASSERT_EQ(Post("exact", EncodeRecords({MakeRecord("dev-d", "DE", 6, deep)})).status, 200);
+  HttpResponse q = Get("/v1/query?topic=exact&device_id=dev-e");
+  ASSERT_EQ(q.status, 200) << q.body;
+  EXPECT_NE(q.body.find("\"payload\":" + exact + "}"), std::string::npos) << q.body;
+  HttpResponse all = Get("/v1/query?topic=exact");
+  ASSERT_EQ(all.status, 200);
+  EXPECT_NE(all.body.find("\"payload_encoding\":\"base64\""), std::string::npos);
+  for (int p = 0; p < 3; ++p) {
+    HttpResponse f = Get("/v1/topics/exact/partitions/" + std::to_string(p) + "/records");
+    ASSERT_EQ(f.status, 200) << f.body.substr(0, 200);
+    if (f.body.find("dev-e") != std::string::npos) {
+      EXPECT_NE(f.body.find("\"payload\":" + exact + "}"), std::string::npos) << f.body;
+    }
+  }
+}
+
 TEST_F(BrokerServerTest, CorruptBatchIsRefusedAndNothingStored) {
   ASSERT_EQ(Post("readings", EncodeRecords(Mixed(3))).status, 200);
   std::string bad = EncodeRecords(Mixed(3));

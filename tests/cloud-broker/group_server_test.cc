@@ -6,6 +6,7 @@
 
 #include <set>
 
+#include "cloud-broker/groups/group_types.h"
 #include "cloud-broker/server/broker.h"
 #include "core/http.h"
 #include "tests/common/test_env.h"
@@ -136,6 +137,42 @@ TEST_F(GroupServerTest, SilentMemberExpiresAndOtherGetsAllPartitions) {
   EXPECT_EQ(Error(hb), "unknown_member_id");
   std::string metrics = Send("GET", "/metrics").body;
   EXPECT_GE(sluice::testing::MetricSum(metrics, "sluice_broker_group_members_expired_total"), 1);
+}
+
+// A member_id had no length limit (and was logged whole); a body nested a million deep was
+// parsed recursively (a stack overflow in the broker); "t\u0000x" in a commit named topic "t".
+TEST_F(GroupServerTest, HostileRequestsAre400) {
+  struct Bad {
+    std::string op;
+    std::string body;
+    const char* field;
+  };
+  const std::string huge(kMaxMemberIdBytes + 1, 'm');
+  const std::string deep = std::string(1'000'000, '[') + std::string(1'000'000, ']');
+  for (const Bad& b :
+       {Bad{"join", R"({"topics":["t"],"member_id":")" + huge + R"("})", "member_id"},
+        Bad{"join", R"({"topics":["t"],"member_id":"a\nb"})", "member_id"},
+        Bad{"heartbeat", R"({"member_id":")" + huge + R"(","generation":1})", "member_id"},
+        Bad{"leave", R"({"member_id":"a b"})", "member_id"},
+        Bad{"commit", R"({"member_id":")" + huge + R"(","generation":1,"offsets":[]})",
+            "member_id"},
+        Bad{"join", R"({"topics":)" + deep + "}", ""}}) {
+    HttpResponse r = Send("POST", "/v1/groups/g/" + b.op, b.body);
+    EXPECT_EQ(r.status, 400) << b.op << ": " << r.body.substr(0, 200);
+    if (r.status == 400 && *b.field != '\0') {
+      EXPECT_STREQ(Json(r)["field"].GetString(), b.field) << r.body.substr(0, 200);
+    }
+  }
+  Member a = Join(std::string(kMaxMemberIdBytes, 'm'), 10000);  // at the limit
+  EXPECT_EQ(a.id, std::string(kMaxMemberIdBytes, 'm'));
+  HttpResponse nul = Send("POST", "/v1/groups/g/commit",
+                          "{\"member_id\":\"" + a.id + "\",\"generation\":" +
+                              std::to_string(a.generation) +
+                              ",\"offsets\":[{\"topic\":\"t\\u0000x\",\"partition\":0,"
+                              "\"offset\":5}]}");
+  EXPECT_EQ(nul.status, 400) << nul.body;
+  HttpResponse offsets = Send("GET", "/v1/groups/g/offsets");
+  EXPECT_EQ(offsets.body.find("\"offset\":5"), std::string::npos) << offsets.body;
 }
 
 TEST_F(GroupServerTest, CommitChecksAndOffsetsSurviveRestart) {

@@ -466,6 +466,43 @@ TEST(LogStorageTest, CorruptBatchInAnOldSegmentIsSkippedAndCounted) {
   EXPECT_EQ(*ts, 15);
 }
 
+// A record timestamped INT64_MAX (stored before produce refused such timestamps, or written by
+// a producer with a broken clock) made its segment's largest timestamp never age, and since
+// retention deletes from the oldest segment on, stopped time retention of the whole partition.
+// A segment's age now counts from its last append at the latest (after a restart: the file's
+// modification time), as Kafka's segment.ms bounds how long a segment stays active.
+TEST(LogStorageTest, OneFutureTimestampDoesNotStopTimeRetention) {
+  const int64_t kWeekMs = 7LL * 24 * 3600 * 1000;
+  for (bool restart : {false, true}) {
+    sluice::testing::TempDir dir;
+    ManualClock clock(kT0);
+    LogOptions o = Small();
+    o.clock = &clock;
+    o.retention_ms = 60'000;
+    auto log = PartitionLog::Open(dir.Sub("t-0"), o);
+    ASSERT_TRUE(log.ok());
+    ASSERT_TRUE((*log)->Append(EncodeRecords({MakeRecord("dev-1", "DE",
+                                                         std::numeric_limits<int64_t>::max(),
+                                                         "{}")}))
+                    .ok());
+    Fill(**log, 40, 5);
+    const size_t segs = (*log)->segment_count();
+    ASSERT_GT(segs, 2u);
+    clock.AdvanceMs(kWeekMs);
+    if (restart) {
+      log->reset();
+      for (const std::string& f : Files(dir.Sub("t-0"), ".log")) {
+        fs::last_write_time(f, fs::file_time_type::clock::now() -
+                                   std::chrono::hours(24 * 365 * 10));  // long ago
+      }
+      log = PartitionLog::Open(dir.Sub("t-0"), o);
+      ASSERT_TRUE(log.ok());
+    }
+    EXPECT_EQ((*log)->ApplyRetention(), segs - 1) << (restart ? "after a restart" : "");
+    EXPECT_EQ((*log)->segment_count(), 1u);
+  }
+}
+
 // The store's maintenance thread applies each topic's own retention, every
 // retention_check_interval_ms, and the topic's config survives a reopen.
 TEST(LogStorageTest, MaintenanceThreadAppliesPerTopicRetention) {

@@ -102,6 +102,31 @@ TEST_F(ProduceValidationTest, SluiceHeadersMustNotRepeat) {
   EXPECT_EQ(Post(EncodeRecords(ok)).status, 200);
 }
 
+// The key and the text headers Sluice serves back (sensor, gateway_id, source) were stored with
+// invalid UTF-8 and served altered (U+FFFD); a malformed gateway_seq turned exactly-once off
+// for the record and ingest_ts came back null.
+TEST_F(ProduceValidationTest, SluiceHeadersMustBeWellFormed) {
+  struct Case {
+    std::string header;
+    std::string value;
+  };
+  for (const Case& c : {Case{kHeaderSensor, "\xc3\x28"}, Case{kHeaderGatewayId, "gw\xff"},
+                        Case{kHeaderSource, std::string("a\0b", 3)},
+                        Case{kHeaderGatewaySeq, "12x"}, Case{kHeaderGatewaySeq, "-1"},
+                        Case{kHeaderIngestTs, "soon"}}) {
+    std::vector<Record> recs = Two();
+    for (RecordHeader& h : recs[1].headers) {
+      if (h.key == c.header) {
+        h.value = c.value;
+      }
+    }
+    ExpectRefused(EncodeRecords(recs), "invalid_record", "headers." + c.header, 1);
+  }
+  std::vector<Record> recs = Two();
+  recs[0].key = "dev\xc3\x28";
+  ExpectRefused(EncodeRecords(recs), "invalid_record", "key", 0);
+}
+
 // ts = INT64_MAX was stored and stopped time retention of its partition for good.
 TEST_F(ProduceValidationTest, TimestampsFarInTheFutureOrBefore1970AreRefused) {
   std::vector<Record> recs = Two();
@@ -125,13 +150,18 @@ std::string WithAttributes(std::string batch, uint16_t attributes) {
   return batch;
 }
 
-// Transactional and control batches were stored as sent; compressed ones were "corrupt".
+// Transactional and control batches were stored as sent (so were the timestamp-type and other
+// bits); compressed ones were "corrupt".
 TEST_F(ProduceValidationTest, TransactionalControlAndCompressedBatchesAreRefused) {
   const std::string batch = EncodeRecords(Two());
   ExpectRefused(WithAttributes(batch, 0x10), "invalid_batch", "attributes", -1);
   ExpectRefused(WithAttributes(batch, 0x20), "invalid_batch", "attributes", -1);
   ExpectRefused(WithAttributes(batch, 0x01), "invalid_batch", "attributes", -1);  // gzip
-  EXPECT_EQ(Post(WithAttributes(batch, 0x08)).status, 200);  // LogAppendTime type: allowed
+  // LogAppendTime: Kafka readers would take the batch's max timestamp for every record while
+  // Sluice serves each record's own; bit 6 (Kafka's delete horizon) is the broker's to set.
+  ExpectRefused(WithAttributes(batch, 0x08), "invalid_batch", "attributes", -1);
+  ExpectRefused(WithAttributes(batch, 0x40), "invalid_batch", "attributes", -1);
+  EXPECT_EQ(Post(batch).status, 200);
 }
 
 // One record with 8 M empty headers (16 MiB) cost ~840 MB to store; the decoder now refuses a

@@ -117,6 +117,34 @@ TEST_F(StorageApiTest, CreatesDescribesAndPersistsTopicConfig) {
   }
 }
 
+// {"name":"a\u0000b"} created topic "a" (the name was read up to the NUL), and names of
+// 247..249 characters passed validation but could not be stored ("<name>.json.tmp" is over 255
+// bytes): a retryable 503 that never succeeds. Both are 400 now, and nothing is created.
+TEST_F(StorageApiTest, TopicNamesThatCannotBeCreatedAre400) {
+  struct Bad {
+    std::string body;
+    const char* field;
+  };
+  const std::string n247(247, 'n');
+  for (const Bad& b : {Bad{R"({"name":"a\u0000b"})", "name"},
+                       Bad{R"({"name":"a","flush":"never\u0000x"})", "flush"},
+                       Bad{R"({"name":")" + n247 + R"("})", "name"},
+                       Bad{R"({"name":")" + std::string(249, 'n') + R"("})", "name"}}) {
+    HttpResponse bad = Send("POST", "/v1/topics", b.body);
+    EXPECT_EQ(bad.status, 400) << b.body << " -> " << bad.body;
+    if (bad.status == 400) {
+      EXPECT_STREQ(Json(bad)["field"].GetString(), b.field) << bad.body;
+    }
+  }
+  EXPECT_EQ(Send("GET", "/v1/topics/a").status, 404);
+  HttpResponse produced = Produce(n247, 0, 1);
+  EXPECT_EQ(produced.status, 400) << produced.body;
+  const std::string n246(246, 'n');
+  EXPECT_EQ(Send("POST", "/v1/topics", R"({"name":")" + n246 + R"(","partitions":2})").status,
+            201);
+  EXPECT_EQ(Produce(n246, 0, 1).status, 200);
+}
+
 TEST_F(StorageApiTest, FetchBelowStartOffsetIs416WithTheValidRange) {
   ASSERT_EQ(Send("POST", "/v1/topics", R"({"name":"r","partitions":1,"retention_bytes":8192})")
                 .status,

@@ -18,93 +18,13 @@
 
 #include "core/http.h"
 #include "core/http_target.h"
+#include "tests/common/raw_conn.h"
 #include "tests/common/test_env.h"
 
 namespace sluice {
 namespace {
 
-class RawConn {
- public:
-  explicit RawConn(int port) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok_ = connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-  }
-  ~RawConn() { close(fd_); }
-  bool ok() const { return ok_; }
-
-  // Sends all of s unless the peer closes; returns the bytes the kernel took.
-  size_t Send(const std::string& s) {
-    size_t off = 0;
-    while (off < s.size()) {
-      pollfd p{fd_, POLLOUT, 0};
-      if (poll(&p, 1, 2000) <= 0) {
-        break;  // the server stopped reading
-      }
-      const ssize_t n = send(fd_, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) {
-        break;
-      }
-      off += static_cast<size_t>(n);
-    }
-    return off;
-  }
-
-  // Reads until the peer closes or `timeout_ms` passes; *closed tells which.
-  std::string ReadAll(int64_t timeout_ms, bool* closed) {
-    std::string out;
-    *closed = false;
-    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    char buf[65536];
-    while (std::chrono::steady_clock::now() < end) {
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, 50) <= 0) {
-        continue;
-      }
-      const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) {
-        *closed = true;
-        break;
-      }
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-  }
-
-  // Reads one answer (up to its body's declared length) within timeout_ms.
-  std::string ReadResponse(int64_t timeout_ms) {
-    std::string out;
-    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    char buf[4096];
-    while (std::chrono::steady_clock::now() < end) {
-      const size_t hdr = out.find("\r\n\r\n");
-      if (hdr != std::string::npos) {
-        const size_t cl = out.find("Content-Length: ");
-        const size_t len = cl == std::string::npos ? 0 : std::stoul(out.substr(cl + 16));
-        if (out.size() >= hdr + 4 + len) {
-          return out;
-        }
-      }
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, 50) <= 0) {
-        continue;
-      }
-      const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) {
-        break;
-      }
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-  }
-
- private:
-  int fd_ = -1;
-  bool ok_ = false;
-};
+using testing::RawConn;
 
 struct Served {
   std::unique_ptr<HttpServer> server;

@@ -35,6 +35,7 @@ TEST(SimBinaryTest, HelpExitsZero) {
   std::string out;
   EXPECT_EQ(RunSim(dir, {"--help"}, &out), 0);
   EXPECT_NE(out.find("--config"), std::string::npos) << out;
+  EXPECT_EQ(out.rfind("usage: sluice-sim", 0), 0u) << out;
   EXPECT_NE(out.find("--set"), std::string::npos) << out;
 }
 

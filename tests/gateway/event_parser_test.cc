@@ -194,6 +194,8 @@ TEST(EventParserTest, InvalidUtf8AndControlCharactersAreRefused) {
                         Case{"{\"device_id\":\"a\",\"note\":\"ok \xc3\x28\"}", "note"},
                         Case{"{\"device_id\":\"a\",\"n\":{\"x\":[\"\xff\"]}}", "n"},
                         Case{"{\"device_id\":\"a\xc3\x28\"}", "device_id"},
+                        Case{"{\"device_id\":\"a\",\"k\xc3\x28\":1}", ""},  // a member name
+                        Case{"{\"ts\":5,\"k\xc3\x28\":1}", ""},  // not "ts", read before it
                         Case{"{\"device_id\":\"a\",\"sensor\":\"t\\u0000x\"}", "sensor"},
                         Case{"{\"device_id\":\"a\",\"sensor\":\"t\\u001f\"}", "sensor"}}) {
     ParseOutcome o = ParseEvents("[{\"device_id\":\"z\"}," + c.body + "]", "", Defaults());

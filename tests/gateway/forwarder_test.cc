@@ -241,6 +241,17 @@ TEST_F(ForwarderTest, RefusalNamingAnIndexDeadLettersOnlyThatRecord) {
   EXPECT_EQ(buffer_->buffered_records(region_), 0u);
 }
 
+// The refusal body was parsed recursively: an answer nested a million deep (a broken or hostile
+// broker, a proxy) overflowed the forwarder thread's stack.
+TEST_F(ForwarderTest, DeeplyNestedRefusalBodyIsHandled) {
+  Add(2);
+  auto f = Make(2);
+  uplink_.script.push_back(
+      UplinkResponse{400, std::string(1'000'000, '[') + std::string(1'000'000, ']')});
+  EXPECT_EQ(f->Step().state, Forwarder::State::kDeadLettered);
+  EXPECT_EQ(f->dead_lettered(), 2u);
+}
+
 TEST_F(ForwarderTest, Status413HalvesTheBatch) {
   Add(4);
   auto f = Make(4);

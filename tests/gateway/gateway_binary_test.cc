@@ -108,7 +108,9 @@ TEST_F(GatewayBinaryTest, MinFreeBytesMustBeASizeExits2) {
 TEST_F(GatewayBinaryTest, HelpExits0) {
   std::string log = dir_.Sub("help.log");
   EXPECT_EQ(RunCommand({BinPath("sluice-gateway"), "--help"}, log, 10000), 0);
-  EXPECT_NE(ReadFileOrEmpty(log).find("--config"), std::string::npos);
+  const std::string out = ReadFileOrEmpty(log);
+  EXPECT_NE(out.find("--config"), std::string::npos);
+  EXPECT_EQ(out.rfind("usage: sluice-gateway --config", 0), 0u) << "was 'usage: usage:'\n" << out;
 }
 
 TEST_F(GatewayBinaryTest, ShippedConfigRunsAndStopsCleanly) {

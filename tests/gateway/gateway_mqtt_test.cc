@@ -34,6 +34,7 @@ class GatewayMqttTest : public ::testing::Test {
     c.mqtt_topics = {"site/sensors/+/+"};
     c.mqtt_qos = 1;
     c.mqtt_max_payload_bytes = 64;
+    c.ingest.max_json_depth = 3;
     c.forward_backoff_initial_ms = 60000;
     c.forward_backoff_max_ms = 60000;
     c.regions = {RegionConfig{RegionId("eu-central"), "http://127.0.0.1:1", {CountryCode("DE")}},
@@ -85,6 +86,8 @@ TEST_F(GatewayMqttTest, InvalidMessagesAreDroppedAndCounted) {
   Publish("site/sensors/dev-3/temp", "{\"country\":\"JP\"}", 1);
   Publish("site/sensors/dev-4/temp", "{\"ts\":\"soon\"}", 1);
   Publish("site/sensors/dev-6/temp", std::string(65, 'x'), 1);  // over mqtt.max_payload_bytes
+  Publish("site/sensors/dev-7/temp", "{\"any_member\":[[[1]]]}", 1);  // over max_json_depth 3
+  Publish("site/sensors/dev-8/temp", "{\"country\":\"DE\",\"country\":\"US\"}", 1);
   Publish("site/sensors/dev-5/temp", "ok", 1);  // a valid one after the bad ones
   EventBuffer* buf = app_->buffer();
   ASSERT_TRUE(testing::WaitFor([&] { return buf->total_buffered_records() == 1; }, 10000));
@@ -93,6 +96,10 @@ TEST_F(GatewayMqttTest, InvalidMessagesAreDroppedAndCounted) {
   EXPECT_NE(m.find("reason=\"no_region\""), std::string::npos) << m;
   EXPECT_NE(m.find("reason=\"invalid_ts\""), std::string::npos) << m;
   EXPECT_NE(m.find("reason=\"too_large\""), std::string::npos) << m;
+  // Labels from a fixed set, whatever member of the payload broke a rule.
+  EXPECT_NE(m.find("reason=\"invalid_payload\""), std::string::npos) << m;
+  EXPECT_NE(m.find("reason=\"invalid_country\""), std::string::npos) << m;
+  EXPECT_EQ(m.find("any_member"), std::string::npos) << m;
 }
 
 // A full disk (below buffer.min_free_bytes) holds QoS 1 messages back unacknowledged instead of
