@@ -1,5 +1,7 @@
 #include "cli/broker_target.h"
 
+#include <cstdlib>
+
 #include <algorithm>
 #include <cctype>
 #include <vector>
@@ -24,6 +26,11 @@ Status ApplyTlsFlags(const CliArgs& args, TlsClientOptions* tls) {
   if (args.Has("ca-file")) tls->ca_file = args.Get("ca-file");
   if (args.Has("cert")) tls->cert_file = args.Get("cert");
   if (args.Has("key")) tls->key_file = args.Get("key");
+  if (args.Has("token")) {
+    tls->bearer_token = args.Get("token");
+  } else if (const char* env = std::getenv("SLUICE_TOKEN"); env != nullptr && *env != '\0') {
+    tls->bearer_token = env;
+  }
   Status st = CheckClientTls(*tls);
   if (!st.ok()) return Status::InvalidArgument("--ca-file/--cert/--key: " + st.message());
   return st;
@@ -40,6 +47,7 @@ std::vector<CliFlag> BrokerTargetFlags() {
       {"ca-file", true, "https: PEM CA bundle to verify the broker with (default: system CAs)"},
       {"cert", true, "https: PEM client certificate for brokers that require mutual TLS"},
       {"key", true, "https: the client certificate's PEM private key"},
+      {"token", true, "API key sent as Authorization: Bearer (default: $SLUICE_TOKEN)"},
   };
 }
 
@@ -91,6 +99,7 @@ Result<BrokerTarget> ResolveUrl(const CliArgs& args) {
         tls.ca_file = config.GetString("forward.tls.ca_file", "");
         tls.cert_file = config.GetString("forward.tls.cert_file", "");
         tls.key_file = config.GetString("forward.tls.key_file", "");
+        tls.bearer_token = config.GetString("forward.tls.bearer_token", "");
         return BrokerTarget{TrimSlash(r.RequireString("url")), name, tls};
       }
     }

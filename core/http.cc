@@ -1,15 +1,14 @@
-// cpprestsdk adapter behind core/http.h. Every cpprestsdk exception is caught here.
+// core/http.h: shared types and the cpprestsdk client (every cpprestsdk exception is caught
+// here). The server is core/http_server.cc.
 #include "core/http.h"
 
 #include <cpprest/http_client.h>
-#include <cpprest/http_listener.h>
 #include <pplx/threadpool.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include <atomic>
 #include <cctype>
-#include <condition_variable>
 #include <future>
 #include <mutex>
 
@@ -18,8 +17,6 @@
 namespace sluice {
 
 namespace http = web::http;
-using http::experimental::listener::http_listener;
-using http::experimental::listener::http_listener_config;
 
 std::string HttpRequest::Header(const std::string& lower_name, const std::string& def) const {
   auto it = headers.find(lower_name);
@@ -66,6 +63,9 @@ HttpResponse HttpResponse::Json(int status, std::string body) {
 struct HttpResponder::State {
   std::function<void(HttpResponse)> fn;
   std::atomic<bool> done{false};
+  std::mutex mu;  // guards gone and on_gone
+  bool gone = false;
+  std::function<void()> on_gone;
 };
 
 HttpResponder::HttpResponder(std::function<void(HttpResponse)> fn)
@@ -75,12 +75,47 @@ HttpResponder::HttpResponder(std::function<void(HttpResponse)> fn)
 
 void HttpResponder::operator()(HttpResponse response) const {
   if (state_->done.exchange(true)) return;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->on_gone = nullptr;  // answered: the hook must not run any more
+  }
   state_->fn(std::move(response));
 }
+
+void HttpResponder::OnClientGone(std::function<void()> fn) const {
+  std::unique_lock<std::mutex> lock(state_->mu);
+  if (state_->done.load()) {
+    return;
+  }
+  if (state_->gone) {
+    lock.unlock();
+    fn();
+    return;
+  }
+  state_->on_gone = std::move(fn);
+}
+
+void HttpResponder::ClientGone() const {
+  std::function<void()> fn;
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->gone = true;
+    fn = std::move(state_->on_gone);
+    state_->on_gone = nullptr;
+  }
+  if (fn && !state_->done.load()) {
+    fn();
+  }
+}
+
+namespace {
+std::atomic<int> default_http_threads{4};
+}  // namespace
 
 void InitHttpThreads(int threads) {
   static std::once_flag once;
   std::call_once(once, [threads] {
+    default_http_threads.store(std::max(1, threads));
     try {
       crossplat::threadpool::initialize_with_threads(static_cast<size_t>(std::max(1, threads)));
     } catch (const std::exception& e) {
@@ -89,179 +124,7 @@ void InitHttpThreads(int threads) {
   });
 }
 
-namespace {
-
-void Reply(http::http_request req, HttpResponse resp) {
-  try {
-    http::http_response out(static_cast<http::status_code>(resp.status));
-    for (auto& [k, v] : resp.headers) out.headers().add(k, v);
-    out.set_body(std::move(resp.body), resp.content_type);
-    req.reply(out).then([](pplx::task<void> t) {
-      try {
-        t.get();
-      } catch (const std::exception&) {
-        // The client went away before the reply was sent: nothing to do.
-      }
-    });
-  } catch (const std::exception& e) {
-    LogWarn("http", std::string("reply failed: ") + e.what());
-  }
-}
-
-// What a request in progress needs from its server, shared so that a body read that completes
-// after Stop() (or after the server is gone) finds the gate closed instead of a dead handler.
-struct ServerGate {
-  HttpHandler handler;
-  int64_t max_body_bytes = 0;
-  std::mutex mu;
-  std::condition_variable idle;
-  int running = 0;  // handler calls in progress
-  bool closed = false;
-};
-
-class CppRestServer final : public HttpServer {
- public:
-  CppRestServer(const HttpServerOptions& o, HttpHandler h)
-      : options_(o), gate_(std::make_shared<ServerGate>()) {
-    gate_->handler = std::move(h);
-    gate_->max_body_bytes = o.max_body_bytes;
-  }
-  ~CppRestServer() override { Stop(); }
-
-  Status Open() {
-    try {
-      http_listener_config cfg;
-      cfg.set_timeout(std::chrono::seconds(60));
-      if (options_.tls.enabled()) {
-        const TlsServerOptions tls = options_.tls;
-        cfg.set_ssl_context_callback(
-            [tls](boost::asio::ssl::context& ctx) { ConfigureServerTls(tls, ctx); });
-      }
-      const std::string url = std::string(options_.tls.enabled() ? "https://" : "http://") +
-                              options_.host + ":" + std::to_string(options_.port) + "/";
-      listener_ = std::make_unique<http_listener>(web::uri(url), cfg);
-      listener_->support([this](http::http_request req) { Handle(std::move(req)); });
-      listener_->open().wait();
-      open_ = true;
-      return Status::Ok();
-    } catch (const std::exception& e) {
-      return Status::Unavailable("cannot listen on " + options_.host + ":" +
-                                 std::to_string(options_.port) + ": " + e.what());
-    }
-  }
-
-  // Stops listening, then waits (up to 30 s) for handler calls in progress to return, so the
-  // caller may destroy what the handler uses as soon as Stop() returns.
-  void Stop() override {
-    std::lock_guard<std::mutex> lock(stop_mu_);
-    if (!open_) return;
-    open_ = false;
-    try {
-      listener_->close().wait();
-    } catch (const std::exception& e) {
-      LogWarn("http", std::string("close failed: ") + e.what());
-    }
-    std::unique_lock<std::mutex> gl(gate_->mu);
-    gate_->closed = true;
-    if (!gate_->idle.wait_for(gl, std::chrono::seconds(30), [&] { return gate_->running == 0; })) {
-      LogError("http", "stop: " + std::to_string(gate_->running) +
-                           " handler call(s) still running after 30 s");
-    }
-  }
-
-  int port() const override { return options_.port; }
-
- private:
-  void Handle(http::http_request req) {
-    HttpRequest r;
-    try {
-      r.method = req.method();
-      r.path = web::uri::decode(req.relative_uri().path());
-      if (r.path.empty() || r.path.front() != '/') r.path.insert(r.path.begin(), '/');
-      for (auto& [k, v] : web::uri::split_query(req.relative_uri().query())) {
-        r.query[web::uri::decode(k)] = web::uri::decode(v);
-      }
-      for (const auto& [k, v] : req.headers()) {
-        std::string name = k;
-        for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        r.headers[name] = v;
-      }
-    } catch (const std::exception& e) {
-      Reply(req, HttpResponse::Error(400, "bad_request", std::string("malformed request: ") + e.what()));
-      return;
-    }
-    const uint64_t declared = req.headers().content_length();
-    if (static_cast<int64_t>(declared) > gate_->max_body_bytes) {
-      Reply(req, HttpResponse::Error(413, "too_large",
-                                     "body of " + std::to_string(declared) + " bytes exceeds the limit of " +
-                                         std::to_string(gate_->max_body_bytes) + " bytes"));
-      return;
-    }
-    HttpResponder responder([req](HttpResponse resp) { Reply(req, std::move(resp)); });
-    if (declared == 0 && r.Header("transfer-encoding").empty()) {
-      Dispatch(*gate_, std::move(r), responder);
-      return;
-    }
-    auto shared = std::make_shared<HttpRequest>(std::move(r));
-    // extract_utf8string(true) hands the bytes over as they are (no charset conversion), read once
-    // into the string: extract_vector() plus a copy cost a visible share of produce's CPU.
-    req.extract_utf8string(true).then([gate = gate_, shared, responder](pplx::task<std::string> t) {
-      try {
-        std::string body = t.get();
-        if (static_cast<int64_t>(body.size()) > gate->max_body_bytes) {
-          responder(HttpResponse::Error(413, "too_large",
-                                        "body exceeds the limit of " +
-                                            std::to_string(gate->max_body_bytes) + " bytes"));
-          return;
-        }
-        shared->body = std::move(body);
-      } catch (const std::exception& e) {
-        responder(HttpResponse::Error(400, "bad_request", std::string("cannot read body: ") + e.what()));
-        return;
-      }
-      Dispatch(*gate, std::move(*shared), responder);
-    });
-  }
-
-  static void Dispatch(ServerGate& gate, HttpRequest&& r, const HttpResponder& responder) {
-    {
-      std::lock_guard<std::mutex> lock(gate.mu);
-      if (gate.closed) {
-        responder(HttpResponse::Error(503, "shutting_down", "the server is stopping"));
-        return;
-      }
-      gate.running += 1;
-    }
-    try {
-      gate.handler(std::move(r), responder);
-    } catch (const std::exception& e) {
-      LogError("http", std::string("handler threw: ") + e.what());
-      responder(HttpResponse::Error(500, "internal", e.what()));
-    }
-    std::lock_guard<std::mutex> lock(gate.mu);
-    if (--gate.running == 0) {
-      gate.idle.notify_all();
-    }
-  }
-
-  HttpServerOptions options_;
-  std::shared_ptr<ServerGate> gate_;
-  std::unique_ptr<http_listener> listener_;
-  std::mutex stop_mu_;
-  bool open_ = false;
-};
-
-}  // namespace
-
-Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options,
-                                                      HttpHandler handler) {
-  Status tls = CheckServerTls(options.tls);
-  if (!tls.ok()) return tls;
-  auto server = std::make_unique<CppRestServer>(options, std::move(handler));
-  Status st = server->Open();
-  if (!st.ok()) return st;
-  return std::unique_ptr<HttpServer>(std::move(server));
-}
+int DefaultHttpThreads() { return default_http_threads.load(); }
 
 // cpprestsdk reports a refused client certificate as a failed status line and a refused server
 // certificate as a handshake error; say what that usually means.
@@ -280,12 +143,14 @@ static std::string TlsHint(const std::string& what, const std::string& error) {
 
 struct HttpClient::Impl {
   std::string base_url;
+  std::string bearer_token;
   std::unique_ptr<http::client::http_client> client;
 };
 
 HttpClient::HttpClient(const std::string& base_url, HttpClientOptions options)
     : impl_(std::make_unique<Impl>()) {
   impl_->base_url = base_url;
+  impl_->bearer_token = options.tls.bearer_token;
   try {
     http::client::http_client_config cfg;
     cfg.set_timeout(std::chrono::milliseconds(options.timeout_ms));
@@ -326,6 +191,9 @@ void HttpClient::SendAsync(const std::string& method, const std::string& path_an
     http::http_request req(method);
     req.set_request_uri(path_and_query);
     for (const auto& [k, v] : headers) req.headers().add(k, v);
+    if (!impl_->bearer_token.empty() && headers.count("Authorization") == 0) {
+      req.headers().add("Authorization", "Bearer " + impl_->bearer_token);
+    }
     if (!body.empty() || method == "POST" || method == "PUT") {
       req.set_body(std::move(body), content_type);
     }

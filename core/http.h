@@ -2,10 +2,15 @@
 // cpprestsdk behind plain structs, so no cpprestsdk header leaks into callers and no cpprestsdk
 // exception crosses this interface.
 //
-// Server: one handler receives every request; it answers through the HttpResponder, either
-// before returning or later from another thread (the gateway answers 202 from its commit thread
-// once events are durable, without holding a server thread). The server enforces the body size
-// limit (413) before reading the body.
+// Server (Boost.Beast, core/http_server.cc): one handler receives every request; it answers
+// through the HttpResponder, either before returning or later from another thread (the gateway
+// answers 202 from its commit thread once events are durable, without holding a server thread).
+// The server bounds everything a client controls before the handler sees it: the body (413,
+// enforced while reading, chunked too), the header block's size and field count (431), the time
+// a request's header and body may take to arrive, the idle time of a kept-alive connection and
+// the number of open connections; under mutual TLS it hands the handler the client's
+// authenticated identity (HttpRequest::tls_principal).
+// Client: cpprestsdk.
 // Thread-safety: HttpServer and HttpClient are thread-safe; a responder must be called once.
 #pragma once
 
@@ -28,6 +33,13 @@ struct HttpRequest {
   std::map<std::string, std::string> query;    // decoded query parameters
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
+  // Identity from the client's verified TLS certificate (core/tls.h PeerPrincipal); "" without
+  // mutual TLS. Set by the server only: no header can forge it.
+  std::string tls_principal;
+  std::string peer_address;  // "ip:port" of the client
+  // Who the application authenticated the request as (the broker's cloud-broker/auth); set by
+  // the handler, never by the server or a header. "" until then.
+  std::string principal;
 
   std::string Header(const std::string& lower_name, const std::string& def = "") const;
   std::string Query(const std::string& name, const std::string& def = "") const;
@@ -51,6 +63,13 @@ class HttpResponder {
   explicit HttpResponder(std::function<void(HttpResponse)> fn);
   void operator()(HttpResponse response) const;
 
+  // A handler that holds a request for later (a long-poll) registers `fn` to release what it
+  // holds if the client goes away first. `fn` runs at most once, on a server thread, and never
+  // after the answer; it runs at once if the client is already gone.
+  void OnClientGone(std::function<void()> fn) const;
+  // The server's side: the connection closed before the answer.
+  void ClientGone() const;
+
  private:
   struct State;
   std::shared_ptr<State> state_;
@@ -60,9 +79,19 @@ using HttpHandler = std::function<void(HttpRequest&&, HttpResponder)>;
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
-  int port = 0;                             // must be set; tests pick a free port
-  int64_t max_body_bytes = 8 * 1024 * 1024;  // larger bodies get 413 unread
+  int port = 0;                              // 0: the kernel picks one (HttpServer::port())
+  int64_t max_body_bytes = 8 * 1024 * 1024;  // 413 once a body (declared or read) passes it
   TlsServerOptions tls;                      // enabled: https:// (core/tls.h)
+  int threads = 0;                   // I/O and handler threads; 0: InitHttpThreads' count
+  int64_t max_header_bytes = 16 * 1024;  // request line + header fields; past it 431
+  int max_header_fields = 100;           // past it 431
+  int64_t header_timeout_ms = 10000;  // a request's line and header fields (and a TLS
+                                      // handshake) must arrive within this, or the connection
+                                      // is closed: no slow-header (slowloris) connection lasts
+  int64_t body_timeout_ms = 60000;    // the body, and writing the answer, within this
+  int64_t idle_timeout_ms = 60000;    // a kept-alive connection with no request is closed
+  int max_connections = 0;  // open connections at most (more are closed at accept); 0: half of
+                            // the process's open-file limit, at most 10,000
 };
 
 class HttpServer {
@@ -76,9 +105,11 @@ class HttpServer {
   virtual int port() const = 0;
 };
 
-// Sets the size of cpprestsdk's shared thread pool. Must run before any server or client is
-// created; later calls have no effect. STYLE.md: a small pool (about 4) keeps tail latency low.
+// Sets the size of cpprestsdk's shared thread pool (the client's) and the default thread count
+// of servers. Must run before any server or client is created; later calls have no effect.
+// STYLE.md: a small pool (about 4) keeps tail latency low.
 void InitHttpThreads(int threads);
+int DefaultHttpThreads();
 
 struct HttpClientOptions {
   int64_t timeout_ms = 10000;

@@ -2,6 +2,10 @@
 
 #include <arpa/inet.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
 #include <boost/asio/ssl.hpp>
 
 #include "core/config.h"
@@ -9,11 +13,24 @@
 namespace sluice {
 namespace {
 
+// TLS 1.2 suites: forward-secret AEAD only (Mozilla's "intermediate" list); CBC suites are
+// refused. TLS 1.3 suites are all AEAD and stay OpenSSL's defaults.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
 void CommonOptions(boost::asio::ssl::context& ctx) {
   ctx.set_options(boost::asio::ssl::context::default_workarounds |
                   boost::asio::ssl::context::no_sslv2 | boost::asio::ssl::context::no_sslv3 |
                   boost::asio::ssl::context::no_tlsv1 | boost::asio::ssl::context::no_tlsv1_1 |
                   boost::asio::ssl::context::single_dh_use);
+  if (SSL_CTX_set_cipher_list(ctx.native_handle(), kTls12Ciphers) != 1) {
+    throw boost::system::system_error(
+        boost::system::error_code(static_cast<int>(ERR_get_error()),
+                                  boost::asio::error::get_ssl_category()),
+        "cannot set the TLS 1.2 cipher list");
+  }
 }
 
 }  // namespace
@@ -85,6 +102,45 @@ Status CheckClientTls(const TlsClientOptions& o) {
   return Status::Ok();
 }
 
+std::string PeerPrincipal(ssl_st* ssl) {
+  if (ssl == nullptr) {
+    return "";
+  }
+  X509* cert = SSL_get_peer_certificate(ssl);  // counted reference: freed below
+  if (cert == nullptr) {
+    return "";
+  }
+  std::string principal;
+  char cn[256];
+  const int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn,
+                                          sizeof(cn));
+  if (n > 0 && static_cast<size_t>(n) < sizeof(cn)) {
+    principal.assign(cn, static_cast<size_t>(n));
+  }
+  if (principal.empty()) {
+    auto* names = static_cast<GENERAL_NAMES*>(
+        X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+    for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names) && principal.empty();
+         ++i) {
+      const GENERAL_NAME* g = sk_GENERAL_NAME_value(names, i);
+      if (g->type == GEN_DNS || g->type == GEN_URI) {
+        const ASN1_IA5STRING* v = g->type == GEN_DNS ? g->d.dNSName : g->d.uniformResourceIdentifier;
+        principal.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(v)),
+                         static_cast<size_t>(ASN1_STRING_length(v)));
+      }
+    }
+    GENERAL_NAMES_free(names);
+  }
+  X509_free(cert);
+  // A name with a NUL or control byte cannot be matched against an ACL safely.
+  for (char c : principal) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return "";
+    }
+  }
+  return principal;
+}
+
 bool IsLoopbackHost(const std::string& host) {
   if (host == "localhost" || host == "::1" || host == "[::1]") {
     return true;
@@ -130,7 +186,11 @@ TlsServerOptions TlsServerFromConfig(const Config& cfg, const std::string& prefi
 TlsClientOptions TlsClientFromConfig(const Config& cfg, const std::string& prefix) {
   TlsClientOptions o{cfg.GetString(prefix + ".ca_file", ""),
                      cfg.GetString(prefix + ".cert_file", ""),
-                     cfg.GetString(prefix + ".key_file", "")};
+                     cfg.GetString(prefix + ".key_file", ""),
+                     cfg.GetString(prefix + ".bearer_token", "")};
+  if (o.bearer_token.find_first_of("\r\n") != std::string::npos) {
+    cfg.Fail(prefix + ".bearer_token", "must be one line");
+  }
   Status st = CheckClientTls(o);
   if (!st.ok()) {
     cfg.Fail(prefix, st.message());

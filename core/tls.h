@@ -4,7 +4,8 @@
 // client to present a certificate signed by that CA (mutual TLS), which is how producers
 // (gateways) and consumers authenticate to a broker. A client verifies the server's certificate
 // and host name against `ca_file` (or the system's CAs when empty) and presents its own
-// certificate when one is set. TLS 1.2 is the oldest version either side accepts.
+// certificate when one is set. TLS 1.2 is the oldest version either side accepts, and with it
+// only forward-secret AEAD suites (no CBC).
 //
 // Plaintext is refused where traffic leaves the machine: a server bound to an address other
 // than loopback, or a client URL to such a host, needs TLS unless the configuration says
@@ -19,6 +20,7 @@
 namespace boost::asio::ssl {
 class context;
 }  // namespace boost::asio::ssl
+struct ssl_st;  // OpenSSL's SSL
 
 namespace sluice {
 
@@ -31,10 +33,14 @@ struct TlsServerOptions {
   bool enabled() const { return !cert_file.empty(); }
 };
 
+// A client's TLS settings and the credentials it presents: a certificate (mutual TLS) and/or
+// an API key sent as `Authorization: Bearer <token>` on every request (for brokers whose TLS
+// ends at a proxy; cloud-broker/auth).
 struct TlsClientOptions {
   std::string ca_file;    // PEM CA bundle to verify servers with; empty: the system's CAs
   std::string cert_file;  // PEM certificate chain presented to servers (mutual TLS); optional
   std::string key_file;   // its private key
+  std::string bearer_token;  // optional API key
 };
 
 // Configures an OpenSSL context for a server or a client. Throws on an unreadable or invalid
@@ -48,6 +54,11 @@ void ConfigureClientTls(const TlsClientOptions& options, boost::asio::ssl::conte
 Status CheckServerTls(const TlsServerOptions& options);
 Status CheckClientTls(const TlsClientOptions& options);
 
+// The authenticated identity of a TLS peer: its verified certificate's subject CN, or when it has
+// none its first DNS or URI subject alternative name. "" when the peer sent no certificate or
+// the name holds a control byte. Call only after a handshake that verified the certificate.
+std::string PeerPrincipal(ssl_st* ssl);
+
 // True for "127.0.0.1", "::1", "localhost" and other 127/8 addresses.
 bool IsLoopbackHost(const std::string& host);
 // The host of "http://host:port/..." or "https://[v6]:port".
@@ -59,7 +70,7 @@ void RequireTlsOffLoopback(const Config& cfg, const std::string& key, const std:
                            bool tls, const std::string& insecure_key);
 
 // Reads `<prefix>.cert_file`, `.key_file`, `.client_ca_file` (server) or `.ca_file`,
-// `.cert_file`, `.key_file` (client) and checks them (Config::Fail with Check*Tls's reason).
+// `.cert_file`, `.key_file`, `.bearer_token` (client) and checks them (Config::Fail with Check*Tls's reason).
 TlsServerOptions TlsServerFromConfig(const Config& cfg, const std::string& prefix);
 TlsClientOptions TlsClientFromConfig(const Config& cfg, const std::string& prefix);
 

@@ -56,6 +56,13 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   if (options.max_waiting_produce > 0) {
     b->pipeline_pool_ = std::make_unique<PipelinePool>(static_cast<int>(options.max_waiting_produce));
   }
+  if (options.append_threads > 0) {
+    Result<std::unique_ptr<AppendPool>> pool = AppendPool::Create(options.append_threads);
+    if (!pool.ok()) {
+      return Status(pool.status().code(), "produce.append_threads: " + pool.status().message());
+    }
+    b->append_pool_ = std::move(pool).value();
+  }
   std::string why_not;
   Result<bool> loaded =
       b->producers_->LoadSnapshot(*b->store_, b->ProducerSnapshotPath(), &why_not);
@@ -103,9 +110,28 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   svc.producers = b->producers_.get();
   svc.fetch_waiter = b->fetch_waiter_.get();  // storage: long-poll fetch
   svc.pipeline_pool = b->pipeline_pool_.get();
+  svc.append_pool = b->append_pool_.get();
+  // --- authentication, ACLs, producer-id ownership (cloud-broker/auth) ---
+  if (options.auth.required) {
+    Result<std::unique_ptr<Authorizer>> auth =
+        Authorizer::Create(options.auth, SystemClock::Instance());
+    if (!auth.ok()) {
+      return auth.status();
+    }
+    b->auth_ = std::move(auth).value();
+    Result<std::unique_ptr<ProducerOwners>> owners =
+        ProducerOwners::Open(options.data_dir, options.max_ids_per_principal);
+    if (!owners.ok()) {
+      return owners.status();
+    }
+    b->producer_owners_ = std::move(owners).value();
+    svc.auth = b->auth_.get();
+    svc.producer_owners = b->producer_owners_.get();
+  }
   b->service_ = std::make_unique<BrokerService>(svc, *b->store_, *b->policy_, *b->metrics_);
 
-  HttpServerOptions ho;
+  HttpServerOptions ho = options.http_limits;
+  ho.threads = options.http_threads;
   ho.host = options.http_host;
   ho.port = options.http_port;
   ho.max_body_bytes = options.max_body_bytes;
@@ -145,6 +171,9 @@ void Broker::Stop() {
   }
   if (pipeline_pool_) {
     pipeline_pool_->Stop();  // pipelined produce requests still waiting finish (and answer)
+  }
+  if (append_pool_) {
+    append_pool_->Stop();  // no produce runs any more: the server and the waiters are stopped
   }
   if (groups_) {
     groups_->StopReaper();  // consumer groups

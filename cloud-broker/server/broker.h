@@ -8,9 +8,12 @@
 
 #include <memory>
 
+#include "cloud-broker/auth/authorizer.h"
+#include "cloud-broker/auth/producer_owners.h"
 #include "cloud-broker/groups/group_coordinator.h"
 #include "cloud-broker/groups/offset_store.h"
 #include "cloud-broker/log/topic_store.h"
+#include "cloud-broker/produce/append_pool.h"
 #include "cloud-broker/producers/producer_table.h"
 #include "cloud-broker/residency/residency_policy.h"
 #include "cloud-broker/server/broker_metrics.h"
@@ -56,11 +59,14 @@ class Broker {
   std::unique_ptr<TopicStore> store_;
   std::unique_ptr<ProducerTable> producers_;  // exactly-once produce state
   std::unique_ptr<PipelinePool> pipeline_pool_;  // pipelined produce requests that wait
+  std::unique_ptr<AppendPool> append_pool_;      // produce.append_threads
   std::unique_ptr<ResidencyPolicy> policy_;
   // Consumer groups: offsets under <data_dir>/groups, coordinator (with its reaper thread).
   std::unique_ptr<OffsetStore> group_offsets_;
   std::unique_ptr<GroupCoordinator> groups_;
   std::unique_ptr<GroupRoutes> group_routes_;
+  std::unique_ptr<Authorizer> auth_;
+  std::unique_ptr<ProducerOwners> producer_owners_;
   std::unique_ptr<BrokerService> service_;
   std::unique_ptr<HttpServer> server_;
   bool stopped_ = false;

@@ -37,6 +37,14 @@ void BrokerMetrics::Refused(const std::string& reason, uint64_t records) {
       .Inc(records);
 }
 
+void BrokerMetrics::AuthRefusal(const std::string& reason) {
+  registry_
+      .GetCounter("sluice_broker_auth_refusals_total",
+                  "Requests refused by authentication (401) or the ACLs (403), by reason",
+                  {{"reason", reason}})
+      .Inc();
+}
+
 void BrokerMetrics::ResidencyRefusal(const std::string& country) {
   registry_
       .GetCounter("sluice_broker_residency_refusals_total",

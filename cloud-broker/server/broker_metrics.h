@@ -23,6 +23,8 @@ class BrokerMetrics {
   void Appended(const std::string& topic, uint64_t records, uint64_t bytes);
   // sluice_broker_records_refused_total{reason}: records of refused produce requests.
   void Refused(const std::string& reason, uint64_t records);
+  // sluice_broker_auth_refusals_total{reason="unauthenticated"|"forbidden"}
+  void AuthRefusal(const std::string& reason);
   // sluice_broker_residency_refusals_total{country}: requests refused for residency.
   void ResidencyRefusal(const std::string& country);
   // sluice_broker_recovery_truncated_bytes_total

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "cloud-broker/log/topic_config.h"
+#include "core/http_config.h"
 #include "cloud-broker/log/topic_store.h"
 #include "core/logging.h"
 #include "core/record_batch.h"
@@ -47,6 +48,8 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
   }
   o.http_port = static_cast<int>(port);
   o.tls = TlsServerFromConfig(c, "http.tls");
+  LoadHttpLimits(c, "http", &o.http_limits);
+  o.auth = LoadAuthOptions(c, !o.tls.client_ca_file.empty());
   RequireTlsOffLoopback(c, "http.host", o.http_host, o.tls.enabled(), "http.insecure_plaintext");
   o.max_body_bytes = c.GetBytes("http.max_body_bytes", o.max_body_bytes);
   if (o.max_body_bytes < static_cast<int64_t>(kBatchHeaderSize)) {
@@ -122,10 +125,21 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
 
   o.max_producer_ids = c.GetInt("producers.max_ids", o.max_producer_ids);
   o.max_waiting_produce = c.GetInt("producers.max_waiting", o.max_waiting_produce);
+  o.max_ids_per_principal =
+      c.GetInt("producers.max_ids_per_principal", o.max_ids_per_principal);
+  if (o.max_ids_per_principal < 1 || o.max_ids_per_principal > 100000) {
+    c.Fail("producers.max_ids_per_principal",
+           "must be 1..100000, got " + std::to_string(o.max_ids_per_principal));
+  }
   if (o.max_waiting_produce < 0 || o.max_waiting_produce > 1024) {
     c.Fail("producers.max_waiting",
            "must be 0..1024, got " + std::to_string(o.max_waiting_produce));
   }
+  const int64_t append_threads = c.GetInt("produce.append_threads", o.append_threads);
+  if (append_threads < 0 || append_threads > 256) {
+    c.Fail("produce.append_threads", "must be 0..256, got " + std::to_string(append_threads));
+  }
+  o.append_threads = static_cast<int>(append_threads);
   if (o.max_producer_ids < 1 || o.max_producer_ids > 10000000) {
     c.Fail("producers.max_ids", "must be 1..10000000, got " + std::to_string(o.max_producer_ids));
   }

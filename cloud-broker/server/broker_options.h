@@ -8,8 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "cloud-broker/auth/authorizer.h"
 #include "cloud-broker/log/partition_log.h"
 #include "core/config.h"
+#include "core/http.h"
 #include "core/strong_types.h"
 #include "core/tls.h"
 
@@ -28,6 +30,12 @@ struct BrokerOptions {
   TlsServerOptions tls;
   int64_t max_body_bytes = 16LL * 1024 * 1024;
   int http_threads = 4;
+  // http.max_header_bytes, .max_header_fields, .header_timeout, .body_timeout, .idle_timeout,
+  // .max_connections (core/http.h HttpServerOptions; max_body_bytes above).
+  HttpServerOptions http_limits;
+  // auth.*: principals, API keys, ACLs (cloud-broker/auth/authorizer.h).
+  AuthOptions auth;
+  int64_t max_ids_per_principal = 64;  // producers.max_ids_per_principal (auth on)
   bool auto_create_topics = true;
   int32_t default_partitions = 4;
   int64_t segment_bytes = 128LL * 1024 * 1024;
@@ -52,6 +60,9 @@ struct BrokerOptions {
   // follow (server/pipeline_pool.h), so waiting never holds an HTTP thread; 0: they wait on the
   // HTTP threads as before (at most http.threads - 1 at once, the rest refused with 409).
   int64_t max_waiting_produce = 16;
+  // produce.append_threads: fixed threads that append the partitions of one produce request in
+  // parallel (cloud-broker/produce/append_pool.h); 0: appended one after another.
+  int append_threads = 4;
   std::string log_level = "info";
 };
 

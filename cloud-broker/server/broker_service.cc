@@ -4,6 +4,7 @@
 #include <climits>
 #include <cstdlib>
 
+#include "cloud-broker/auth/authorizer.h"
 #include "cloud-broker/query/query.h"
 #include "cloud-broker/server/group_routes.h"  // consumer groups
 #include "cloud-broker/server/pipeline_pool.h"
@@ -58,6 +59,9 @@ BrokerService::BrokerService(ServiceOptions options, TopicStore& store,
     : options_(std::move(options)), store_(store), policy_(policy), metrics_(metrics) {}
 
 void BrokerService::Handle(HttpRequest&& request, HttpResponder respond) {
+  if (!Admit(request, respond)) {
+    return;
+  }
   if (MaybeParkFetch(request, respond)) {  // storage: long-poll (wait_ms)
     return;
   }
@@ -103,7 +107,7 @@ HttpResponse BrokerService::Route(const HttpRequest& req) {
     }
     // --- end storage ---
     if (p.size() == 2 && p[1] == "topics") {
-      return method_is("GET") ? ListTopics() : wrong_method("GET, POST");
+      return method_is("GET") ? ListTopics(req.principal) : wrong_method("GET, POST");
     }
     // --- consumer groups (cloud-broker/server/group_routes.cc) ---
     if (p[1] == "groups" && options_.groups != nullptr) {
@@ -114,7 +118,8 @@ HttpResponse BrokerService::Route(const HttpRequest& req) {
       return method_is("GET") ? Query(req) : wrong_method("GET");
     }
     if (p.size() == 4 && p[1] == "topics" && p[3] == "records") {
-      return method_is("POST") ? Produce(p[2], req.body, req.Header("sluice-after-seq"))
+      return method_is("POST") ? Produce(p[2], req.body, req.Header("sluice-after-seq"),
+                                         req.principal)
                                : wrong_method("POST");
     }
     if (p.size() == 6 && p[1] == "topics" && p[3] == "partitions" && p[5] == "records") {
@@ -140,7 +145,7 @@ HttpResponse BrokerService::Health() {
   return HttpResponse::Json(200, Done(sb));
 }
 
-HttpResponse BrokerService::ListTopics() {
+HttpResponse BrokerService::ListTopics(const std::string& principal) {
   rapidjson::StringBuffer sb;
   JsonWriter w(sb);
   w.StartObject();
@@ -149,6 +154,10 @@ HttpResponse BrokerService::ListTopics() {
   w.Key("topics");
   w.StartArray();
   for (const Topic* t : store_.Topics()) {
+    if (options_.auth != nullptr &&
+        !options_.auth->Allows(principal, AclOp::kFetch, t->name().value())) {
+      continue;  // only the topics this principal may read
+    }
     w.StartObject();
     w.Key("name");
     WriteJsonString(w, t->name().value());

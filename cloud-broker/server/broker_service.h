@@ -29,6 +29,9 @@ HttpResponse OffsetOutOfRange(const PartitionLog& log, int64_t offset);
 // --- end storage ---
 
 class PipelinePool;
+class Authorizer;      // cloud-broker/auth/authorizer.h
+class ProducerOwners;  // cloud-broker/auth/producer_owners.h
+class AppendPool;  // cloud-broker/produce/append_pool.h
 
 struct ServiceOptions {
   std::string broker_id;
@@ -42,6 +45,12 @@ struct ServiceOptions {
   FetchWaiter* fetch_waiter = nullptr;
   // Runs produce requests carrying Sluice-After-Seq off the HTTP threads; nullptr: inline.
   PipelinePool* pipeline_pool = nullptr;
+  // Authentication and ACLs (server/access.cc); nullptr: every request is allowed.
+  Authorizer* auth = nullptr;
+  // Binds producer ids to principals; nullptr (auth off): any client may use any producer id.
+  ProducerOwners* producer_owners = nullptr;
+  // Appends the partitions of one produce request in parallel; nullptr: one after another.
+  AppendPool* append_pool = nullptr;
   // produce.max_future: records timestamped further ahead of clock->NowMs() are refused (400);
   // < 0: no bound.
   int64_t max_future_ms = 24LL * 3600 * 1000;
@@ -59,7 +68,7 @@ class BrokerService {
   // POST /v1/topics/{topic}/records (produce.cc). after_seq: the Sluice-After-Seq header
   // (empty: absent), see cloud-broker/producers/producer_table.h "Pipelining".
   HttpResponse Produce(const std::string& topic, const std::string& body,
-                       const std::string& after_seq = "");
+                       const std::string& after_seq = "", const std::string& principal = "");
 
  private:
   // Produce once the header is parsed; sets *producer_id once the batch is decoded.
@@ -74,7 +83,10 @@ class BrokerService {
   // True if it took the request: parked (answered later) or answered a bad wait_ms.
   bool MaybeParkFetch(const HttpRequest& req, const HttpResponder& respond);
   // --- end storage ---
-  HttpResponse ListTopics();
+  HttpResponse ListTopics(const std::string& principal);
+  // Authenticates and authorizes `request` (server/access.cc), setting request.principal;
+  // false after answering 401 or 403.
+  bool Admit(HttpRequest& request, const HttpResponder& respond);
   HttpResponse Fetch(const std::string& topic, const std::string& partition,
                      const HttpRequest& request);
   HttpResponse Query(const HttpRequest& request);

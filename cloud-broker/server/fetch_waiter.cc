@@ -20,13 +20,17 @@ void FetchWaiter::Shutdown() {
 }
 
 bool FetchWaiter::Park(const PartitionLog* log, int64_t offset, int64_t wait_ms,
-                       std::function<void()> complete) {
+                       std::function<void()> complete, uint64_t* id) {
   {
     std::lock_guard lock(mu_);
     if (stop_ || waiters_.size() >= kMaxParked) {
       return false;
     }
-    waiters_.push_back(Waiter{log, offset,
+    const uint64_t my_id = next_id_++;
+    if (id != nullptr) {
+      *id = my_id;
+    }
+    waiters_.push_back(Waiter{my_id, log, offset,
                               std::chrono::steady_clock::now() +
                                   std::chrono::milliseconds(wait_ms),
                               std::move(complete)});
@@ -34,6 +38,18 @@ bool FetchWaiter::Park(const PartitionLog* log, int64_t offset, int64_t wait_ms,
   }
   cv_.notify_all();
   return true;
+}
+
+void FetchWaiter::Cancel(uint64_t id) {
+  std::function<void()> dropped;  // destroyed outside the lock
+  std::lock_guard lock(mu_);
+  for (auto it = waiters_.begin(); it != waiters_.end(); ++it) {
+    if (it->id == id) {
+      dropped = std::move(it->complete);
+      waiters_.erase(it);
+      return;
+    }
+  }
 }
 
 void FetchWaiter::Notify() {

@@ -30,14 +30,19 @@ class FetchWaiter {
 
   // Parks a fetch of `log` at `offset` until log->end_offset() > offset or `wait_ms` passed,
   // then calls `complete` once. False (and nothing parked) when kMaxParked are parked already.
+  // *id (if non-null) names it for Cancel.
   bool Park(const PartitionLog* log, int64_t offset, int64_t wait_ms,
-            std::function<void()> complete);
+            std::function<void()> complete, uint64_t* id = nullptr);
+  // Drops a parked fetch without completing it (its client went away), freeing its slot. No-op
+  // when it already completed.
+  void Cancel(uint64_t id);
   // Some partition has new readable records: re-check the parked fetches.
   void Notify();
   size_t parked() const;
 
  private:
   struct Waiter {
+    uint64_t id;
     const PartitionLog* log;
     int64_t offset;
     std::chrono::steady_clock::time_point deadline;
@@ -49,6 +54,7 @@ class FetchWaiter {
   std::condition_variable cv_;
   std::vector<Waiter> waiters_;
   bool notified_ = false;
+  uint64_t next_id_ = 1;
   bool stop_ = false;
   std::thread thread_;
 };

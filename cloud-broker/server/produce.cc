@@ -4,10 +4,10 @@
 #include <charconv>
 #include <map>
 #include <optional>
-#include <thread>
 
+#include "cloud-broker/auth/producer_owners.h"
+#include "cloud-broker/produce/append_pool.h"
 #include "cloud-broker/producers/producer_table.h"
-
 #include "cloud-broker/server/broker_service.h"
 #include "cloud-broker/server/produce_checks.h"
 #include "core/partitioner.h"
@@ -65,7 +65,8 @@ HttpResponse BrokerService::Refuse(HttpResponse response, const std::string& top
 }
 
 HttpResponse BrokerService::Produce(const std::string& topic, const std::string& body,
-                                    const std::string& after_seq_header) {
+                                    const std::string& after_seq_header,
+                                    const std::string& principal) {
   int64_t after_seq = -1;
   if (!after_seq_header.empty()) {
     auto [ptr, ec] = std::from_chars(after_seq_header.data(),
@@ -83,8 +84,26 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
   // A producer's request counts as running from here, before it is decoded, so a pipelined
   // request that overtook it waits for it instead of being refused.
   std::optional<ProducerTable::Running> running;
+  Result<BatchHeader> header = ParseBatchHeader(body, /*verify_crc=*/false);
+  if (options_.producer_owners != nullptr && header.ok() && header->producer_id >= 0) {
+    // A producer id belongs to the principal that first used it: nobody else may send under it
+    // (their batches would make the owner's real ones look like duplicates).
+    Status owned = options_.producer_owners->Claim(header->producer_id, principal);
+    if (!owned.ok()) {
+      const bool taken = owned.code() == StatusCode::kPermissionDenied;
+      const bool full = owned.code() == StatusCode::kResourceExhausted;
+      LogWarn(kComponent, "principal " + principal + ": " + owned.message());
+      return Refuse(HttpResponse::Error(taken ? 403 : full ? 429 : 503,
+                                        taken  ? "producer_not_owned"
+                                        : full ? "too_many_producer_ids"
+                                               : "storage_unavailable",
+                                        owned.message(), "producer_id"),
+                    topic, taken ? "producer_not_owned" : full ? "too_many_producer_ids"
+                                                             : "storage_unavailable",
+                    0);
+    }
+  }
   if (options_.producers != nullptr) {
-    Result<BatchHeader> header = ParseBatchHeader(body, /*verify_crc=*/false);
     if (header.ok() && header->producer_id >= 0) {
       running.emplace(options_.producers->Enter(header->producer_id));
     }
@@ -260,19 +279,18 @@ HttpResponse BrokerService::ProduceBatch(const std::string& topic, const std::st
   // --- end exactly-once ---
   // The partitions are appended in parallel: with log.flush: always every append is an fsync of
   // its own file, and overlapping them cut a gateway's drain time severalfold (fsync dominated
-  // it; docs/BENCHMARKS.md, "Drain"). Each batch stays atomic in its partition.
-  {
-    std::vector<std::thread> workers;
-    for (size_t i = 1; i < appends.size(); ++i) {
-      workers.emplace_back([&tp, &a = appends[i]] {
-        a.base = tp->partition(a.p)->Append(std::move(a.encoded));
-      });
-    }
-    if (!appends.empty()) {
-      appends[0].base = tp->partition(appends[0].p)->Append(std::move(appends[0].encoded));
-    }
-    for (std::thread& t : workers) {
-      t.join();
+  // it; docs/BENCHMARKS.md, "Drain"). Each batch stays atomic in its partition. The pool's
+  // threads are fixed (produce.append_threads) and this thread takes part, so no thread is
+  // created here and a busy pool only makes the appends less parallel.
+  auto append_one = [&tp, &appends](size_t i) {
+    Append& a = appends[i];
+    a.base = tp->partition(a.p)->Append(std::move(a.encoded));
+  };
+  if (options_.append_pool != nullptr) {
+    options_.append_pool->RunAll(appends.size(), append_one);
+  } else {
+    for (size_t i = 0; i < appends.size(); ++i) {
+      append_one(i);
     }
   }
   const Append* failed = nullptr;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "cloud-broker/auth/authorizer.h"
 #include "cloud-broker/server/broker_service.h"
 #include "cloud-broker/server/fetch_waiter.h"
 
@@ -87,6 +88,11 @@ HttpResponse BrokerService::CreateTopic(const HttpRequest& req) {
   Status name_ok = TopicStore::ValidateTopicName(name);
   if (!name_ok.ok()) {
     return HttpResponse::Error(400, "invalid_topic", name_ok.message(), "name");
+  }
+  if (options_.auth != nullptr && !options_.auth->Allows(req.principal, AclOp::kAdmin, name)) {
+    metrics_.AuthRefusal("forbidden");
+    return HttpResponse::Error(403, "forbidden",
+                               "principal " + req.principal + " may not admin on " + name);
   }
   Result<Topic*> t = store_.Create(TopicName(name), *config);
   if (!t.ok()) {
@@ -212,9 +218,15 @@ bool BrokerService::MaybeParkFetch(const HttpRequest& req, const HttpResponder& 
     return false;  // records (or a 416) to answer now
   }
   auto shared = std::make_shared<HttpRequest>(req);
-  return options_.fetch_waiter->Park(log, offset, wait_ms, [this, shared, respond] {
-    respond(Route(*shared));
-  });
+  uint64_t id = 0;
+  FetchWaiter* waiter = options_.fetch_waiter;
+  if (!waiter->Park(
+          log, offset, wait_ms, [this, shared, respond] { respond(Route(*shared)); }, &id)) {
+    return false;
+  }
+  // A consumer that disconnects frees its slot now, not at its deadline (kMaxParked are shared).
+  respond.OnClientGone([waiter, id] { waiter->Cancel(id); });
+  return true;
 }
 
 }  // namespace sluice::broker

@@ -107,7 +107,8 @@ Status GatewayApp::Start() {
     ho.limits = config_.ingest;
     ho.overflow = config_.buffer_overflow_http;
     http_ingest_ = std::make_unique<HttpIngest>(*buffer_, router_, clock_, ho, metrics_);
-    HttpServerOptions so;
+    HttpServerOptions so = config_.http_limits;
+    so.threads = config_.http_threads;
     so.host = config_.http_host;
     so.port = config_.http_port;
     so.max_body_bytes = config_.http_max_body_bytes;

@@ -1,5 +1,7 @@
 #include "gateway/app/gateway_config.h"
 
+#include "core/http_config.h"
+
 #include <map>
 
 #include "core/json_check.h"
@@ -97,6 +99,7 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
   }
   g.http_port = static_cast<int>(port);
   g.http_tls = TlsServerFromConfig(cfg, "http.tls");
+  LoadHttpLimits(cfg, "http", &g.http_limits);
   if (g.http_enabled) {
     RequireTlsOffLoopback(cfg, "http.host", g.http_host, g.http_tls.enabled(),
                           "http.insecure_plaintext");

@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/logging.h"
 #include "core/strong_types.h"
+#include "core/http.h"
 #include "core/tls.h"
 #include "gateway/buffer/event_buffer.h"
 #include "gateway/ingest/event_parser.h"
@@ -38,6 +39,9 @@ struct GatewayConfig {
   int64_t http_max_body_bytes = 4 << 20;
   int64_t http_max_events_per_request = 10000;
   int http_threads = 4;
+  // http.max_header_bytes, .max_header_fields, .header_timeout, .body_timeout, .idle_timeout,
+  // .max_connections (core/http_config.h).
+  HttpServerOptions http_limits;
   IngestLimits ingest;  // ingest.max_json_depth, ingest.max_future (HTTP and MQTT)
 
   SyncMode buffer_sync = SyncMode::kAlways;

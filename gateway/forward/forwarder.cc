@@ -116,7 +116,8 @@ void Forwarder::Run() {
     auto pred = [&] { return wake_->stop || wake_->pending; };
     if (r.state == State::kIdle || (r.state == State::kInFlight && r.wait_until_us == 0)) {
       // A commit or an answer wakes us; the timeout only guards against a lost notification.
-      wake_->cv.wait_for(lock, std::chrono::seconds(1), pred);
+      idle_waits_.fetch_add(1);
+      wake_->cv.wait_for(lock, std::chrono::milliseconds(options_.idle_poll_ms), pred);
     } else if (r.state == State::kInFlight) {
       int64_t us = r.wait_until_us - clock_.MonotonicUs();
       if (us > 0) {

@@ -77,6 +77,9 @@ struct ForwarderOptions {
   int64_t backoff_max_ms = 30000;
   int64_t probe_interval_ms = 250;  // 0: never probe (wait out the whole backoff)
   size_t max_in_flight = 1;         // batches sent and not yet answered
+  // Idle, the thread waits for a commit (the buffer's commit listener) or an answer; this is
+  // only the fallback against a lost notification. Tests raise it to show the wake-up itself.
+  int64_t idle_poll_ms = 1000;
   uint64_t backoff_seed = std::random_device{}();
 };
 
@@ -103,6 +106,8 @@ class Forwarder {
 
   uint64_t cursor() const { return cursor_.load(); }
   uint64_t forwarded() const { return forwarded_.load(); }
+  // Times the thread went idle (waiting for a commit or an answer); for tests.
+  uint64_t idle_waits() const { return idle_waits_.load(); }
   uint64_t dead_lettered() const { return dead_lettered_.load(); }
   uint64_t failures() const { return failures_.load(); }
   uint64_t probe_cuts() const { return probe_cuts_.load(); }  // backoffs ended by a probe
@@ -157,6 +162,7 @@ class Forwarder {
   MetricsRegistry* metrics_;
   Backoff backoff_;
   int64_t producer_id_;
+  std::atomic<uint64_t> idle_waits_{0};
   std::shared_ptr<Wake> wake_;
   std::thread thread_;
 

@@ -49,17 +49,21 @@ Status MqttSource::Start() {
   } catch (const mqtt::exception& e) {
     return Status::InvalidArgument("mqtt client for " + options_.uri + ": " + e.what());
   }
-  client_->set_connected_handler([this](const std::string&) {
-    connected_once_ = true;
-    LogInfo(kLog, "connected to " + options_.uri);
-    Subscribe();  // clean session: (re)subscribe on every connection
-  });
   client_->set_connection_lost_handler([this](const std::string& cause) {
     subscribed_ = false;
     log_.Log(LogLevel::kWarn, kLog, "lost", "connection lost (" + cause + "), reconnecting");
+    std::lock_guard<std::mutex> lock(mu_);
+    lost_ = true;
+    cv_.notify_all();
   });
   client_->set_message_callback([this](mqtt::const_message_ptr msg) {
     try {
+      if (msg->is_retained() && skip_retained_.load()) {
+        // A replay caused by re-subscribing in a session that already delivered it.
+        Drop("retained_replay", "topic " + msg->get_topic() +
+                                    ": retained message sent again on re-subscribe");
+        return;
+      }
       OnMessage(msg->get_topic(), msg->to_string(), msg->get_qos());
     } catch (const std::exception& e) {
       log_.Log(LogLevel::kError, kLog, "callback", std::string("message handler: ") + e.what());
@@ -74,30 +78,48 @@ Status MqttSource::Start() {
   return Status::Ok();
 }
 
-void MqttSource::Supervise() {
+bool MqttSource::ConnectOnce() {
   auto opts = mqtt::connect_options_builder()
-                  .clean_session(true)
-                  .automatic_reconnect(std::chrono::seconds(1), std::chrono::seconds(30))
+                  .clean_session(false)
                   .keep_alive_interval(std::chrono::seconds(20))
                   .connect_timeout(std::chrono::seconds(5))
                   .finalize();
+  try {
+    mqtt::token_ptr tok = client_->connect(opts);
+    if (!tok->wait_for(std::chrono::seconds(10))) {
+      return false;
+    }
+    const bool resumed = tok->get_connect_response().is_session_present();
+    // Before subscribing: the replays that subscription causes must find the flag set.
+    skip_retained_ = resumed;
+    if (resumed) {
+      sessions_resumed_.fetch_add(1);
+    }
+    LogInfo(kLog, "connected to " + options_.uri + " as " + options_.client_id + " (" +
+                      (resumed ? "session resumed" : "new session") + ")");
+    Subscribe();
+    return true;
+  } catch (const mqtt::exception& e) {
+    log_.Log(LogLevel::kWarn, kLog, "connect",
+             "cannot connect to " + options_.uri + ": " + e.what() + "; retrying");
+    return false;
+  }
+}
+
+void MqttSource::Supervise() {
   Backoff backoff(200, 5000);
   std::unique_lock<std::mutex> lock(mu_);
-  // Paho reconnects automatically only after a first successful connection.
-  while (!stop_ && !connected_once_) {
+  while (!stop_) {
+    lost_ = false;
     lock.unlock();
-    try {
-      mqtt::token_ptr tok = client_->connect(opts);
-      tok->wait_for(std::chrono::seconds(10));
-    } catch (const mqtt::exception& e) {
-      log_.Log(LogLevel::kWarn, kLog, "connect",
-               "cannot connect to " + options_.uri + ": " + e.what() + "; retrying");
-    }
+    const bool up = ConnectOnce();
     lock.lock();
-    if (connected_once_) {
-      break;
+    if (up) {
+      backoff.Reset();
+      cv_.wait(lock, [&] { return stop_ || lost_; });
+    } else {
+      cv_.wait_for(lock, std::chrono::milliseconds(backoff.NextDelayMs()), [&] { return stop_; });
     }
-    cv_.wait_for(lock, std::chrono::milliseconds(backoff.NextDelayMs()), [&] { return stop_; });
   }
 }
 
@@ -250,10 +272,13 @@ void MqttSource::Stop() {
   }
   if (client_) {
     try {
-      client_->disable_callbacks();
+      // Disconnect first: a message Paho delivers meanwhile is stored (the buffer still takes
+      // appends) before its acknowledgement. Paho's disable_callbacks() installs a callback
+      // that acknowledges and discards, so it comes only once nothing can arrive.
       if (client_->is_connected()) {
         client_->disconnect(std::chrono::milliseconds(2000))->wait_for(std::chrono::seconds(5));
       }
+      client_->disable_callbacks();
     } catch (const mqtt::exception& e) {
       log_.Log(LogLevel::kWarn, kLog, "disconnect", std::string("disconnect: ") + e.what());
     }

@@ -12,9 +12,28 @@
 // (the most a crash can lose); past that, messages are dropped (reason "qos0_backlog") rather
 // than blocking Paho. Every drop is counted in sluice_gateway_dropped_total{source="mqtt",
 // reason} and logged (rate-limited).
-// Connection: clean session, automatic reconnect, resubscribe from the connected handler; the
-// first connection is retried by a supervisor thread until it succeeds. No mqtt::exception
-// leaves this class.
+// Connection: a persistent session (clean_session=false) under a stable client id
+// (mqtt.client_id, default the gateway id), so Mosquitto queues QoS 1/2 messages published while
+// the gateway is down or restarting and delivers them, and what it sent unacknowledged, on the
+// next connection (up to its max_queued_messages: config/README.md). The supervisor thread
+// connects, reconnects after a lost connection (backoff 200 ms..5 s) and subscribes after every
+// connection, so a changed mqtt.topics takes effect.
+// Retained messages: a subscription made while the broker still holds our session replaces an
+// identical one and makes the broker send each matching retained message again (MQTT 3.1.1
+// 3.8.4), flagged retain=1; a message on an established subscription always comes with retain=0
+// (3.3.1.3). So when the broker reports the session present, every retain=1 delivery is a
+// replay of what the session already delivered (dup=1 ones too: a replay cut short by a crash is
+// sent again flagged dup): skipped, counted (reason "retained_replay"). A retained message is
+// ingested once per subscription the broker creates (first start, or after Mosquitto lost the
+// session), not once per restart. The price: a retained message first delivered to a new session
+// and lost to a gateway crash before it was stored is not ingested from the redelivery (it
+// stays the topic's retained value in Mosquitto).
+// At-least-once: a crash (SIGKILL) after a QoS 1 message was stored and before Paho's PUBACK
+// left makes Mosquitto deliver it again, stored a second time (at most Mosquitto's
+// max_inflight_messages per crash); a clean stop acknowledges everything it stored.
+// Stop disconnects before the callbacks are detached: Paho acknowledges whatever reaches a
+// detached callback, so a message arriving during the disconnect is stored like any other.
+// No mqtt::exception leaves this class.
 // Threads: Paho's callback thread (message arrival, connected handler) and the supervisor.
 // Thread-safety: Start()/Stop() from one thread; the accessors are thread-safe.
 #pragma once
@@ -73,9 +92,13 @@ class MqttSource {
 
   // Handles one message (topic, payload, qos); public for tests. Blocks for qos >= 1.
   void OnMessage(const std::string& topic, std::string payload, int qos);
+  // Connections the broker answered with its session for us still present (for tests).
+  int64_t sessions_resumed() const { return sessions_resumed_.load(); }
 
  private:
   void Supervise();
+  // Connects once; true when connected (then subscribed, or subscribing).
+  bool ConnectOnce();
   void Subscribe();
   void Drop(const std::string& reason, const std::string& detail);
 
@@ -90,7 +113,9 @@ class MqttSource {
   std::unique_ptr<mqtt::iaction_listener> sub_listener_;
   std::unique_ptr<mqtt::async_client> client_;
   std::atomic<bool> subscribed_{false};
-  std::atomic<bool> connected_once_{false};
+  // The broker had our session at the last connect: retain=1 deliveries are replays.
+  std::atomic<bool> skip_retained_{false};
+  std::atomic<int64_t> sessions_resumed_{0};
   // Shared with in-flight callbacks, which may run after Stop() on the commit thread.
   std::shared_ptr<std::atomic<int64_t>> qos0_pending_ =
       std::make_shared<std::atomic<int64_t>>(0);
@@ -98,6 +123,7 @@ class MqttSource {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  bool lost_ = false;  // the connection dropped: the supervisor reconnects
   std::thread supervisor_;
 };
 

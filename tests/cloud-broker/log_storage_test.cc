@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -264,33 +266,80 @@ class CountingOps final : public FileOps {
   std::atomic<int> syncs{0};
 };
 
+// A FileOps whose fdatasync blocks while its gate is closed (a slow disk), counting calls.
+class GatedSyncOps final : public FileOps {
+ public:
+  ssize_t PWrite(int fd, const void* b, size_t n, off_t o) override {
+    return FileOps::Default().PWrite(fd, b, n, o);
+  }
+  int DataSync(int fd) override {
+    syncs.fetch_add(1);
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return open_; });
+    return FileOps::Default().DataSync(fd);
+  }
+  int Truncate(int fd, off_t s) override { return FileOps::Default().Truncate(fd, s); }
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = false;
+  }
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  std::atomic<int> syncs{0};
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = true;
+};
+
+// flush: always acknowledges no append before an fsync covering it, and appends written while
+// one fsync runs share the next one (as the gateway's GroupCommitTest): 1 + 1 fsyncs for 33
+// appends, not one each.
 TEST(LogStorageTest, FlushAlwaysGroupCommitsConcurrentAppends) {
   sluice::testing::TempDir dir;
-  CountingOps ops;
+  GatedSyncOps ops;
   LogOptions o;
   o.file_ops = &ops;
   auto log = PartitionLog::Open(dir.Sub("t-0"), o);
   ASSERT_TRUE(log.ok());
   const int syncs_at_open = ops.syncs.load();
-  constexpr int kThreads = 8, kPerThread = 40;
+  ops.Close();  // the disk stalls in the first fsync
+  std::atomic<int> acked{0};
   std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
+  threads.emplace_back([&] {
+    EXPECT_TRUE((*log)->Append(Batch(0, 3)).ok());
+    ++acked;
+  });
+  ASSERT_TRUE(sluice::testing::WaitFor([&] { return ops.syncs.load() == syncs_at_open + 1; },
+                                       10000));
+  constexpr int kFollowers = 32;
+  for (int t = 0; t < kFollowers; ++t) {
     threads.emplace_back([&] {
-      for (int i = 0; i < kPerThread; ++i) {
-        ASSERT_TRUE((*log)->Append(Batch(0, 3)).ok());
-      }
+      EXPECT_TRUE((*log)->Append(Batch(0, 3)).ok());
+      ++acked;
     });
   }
+  // Every batch is written (in the file, offsets assigned) and waits for an fsync.
+  const uint64_t batch_bytes = Batch(0, 3).size();
+  ASSERT_TRUE(sluice::testing::WaitFor(
+      [&] { return (*log)->size_bytes() == (1 + kFollowers) * batch_bytes; }, 10000));
+  EXPECT_EQ(acked.load(), 0) << "acknowledged before its fsync";
+  EXPECT_EQ((*log)->end_offset(), 0) << "readable before its fsync";
+  ops.Open();
   for (auto& t : threads) {
     t.join();
   }
-  EXPECT_EQ((*log)->end_offset(), kThreads * kPerThread * 3);
-  const int syncs = ops.syncs.load() - syncs_at_open;
-  EXPECT_GE(syncs, 1);
-  EXPECT_LT(syncs, kThreads * kPerThread) << "each append paid its own fsync: no group commit";
+  EXPECT_EQ(acked.load(), 1 + kFollowers);
+  // The stalled fsync covered the first batch only; the 32 written meanwhile share one.
+  EXPECT_EQ(ops.syncs.load() - syncs_at_open, 2);
+  EXPECT_EQ((*log)->end_offset(), (1 + kFollowers) * 3);
   auto r = (*log)->Read(0, 100000, 64 << 20);
   ASSERT_TRUE(r.ok());
-  ASSERT_EQ(r->records.size(), static_cast<size_t>(kThreads * kPerThread * 3));
+  ASSERT_EQ(r->records.size(), static_cast<size_t>((1 + kFollowers) * 3));
   for (size_t i = 0; i < r->records.size(); ++i) {
     ASSERT_EQ(r->records[i].offset, static_cast<int64_t>(i));
   }

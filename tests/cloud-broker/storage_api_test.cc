@@ -193,14 +193,18 @@ TEST_F(StorageApiTest, LongPollFetchIsWokenByAnAppend) {
   HttpResponse empty = Send("GET", "/v1/topics/lp/partitions/0/records?offset=3&wait_ms=50");
   ASSERT_EQ(empty.status, 200);
   EXPECT_EQ(Json(empty)["records"].Size(), 0u);
-  // A long one parks (no pool thread held) and is answered by the next append, well before
-  // its 30 s deadline; had the wake-up failed it would answer empty.
+  // A long one parks (no pool thread held) and is answered by the next append. Its 30 s
+  // deadline would answer it too, with the same records (a completed long-poll is an ordinary
+  // fetch): only an answer far before the deadline shows the append woke it. 5 s is 6x below
+  // the deadline and ~1000x above a wake-up.
   auto fetch = std::async(std::launch::async, [this] {
     return Send("GET", "/v1/topics/lp/partitions/0/records?offset=3&wait_ms=30000");
   });
   ASSERT_TRUE(sluice::testing::WaitFor([&] { return broker_->fetch_waiter().parked() == 1; },
                                        10000));
   ASSERT_EQ(Produce("lp", 3, 2).status, 200);
+  ASSERT_EQ(fetch.wait_for(std::chrono::seconds(5)), std::future_status::ready)
+      << "the append did not wake the parked fetch (it would answer at its 30 s deadline)";
   HttpResponse r = fetch.get();
   ASSERT_EQ(r.status, 200) << r.body;
   auto doc = Json(r);
@@ -232,6 +236,28 @@ TEST_F(StorageApiTest, DiskFullIs507RetryableAndRecovers) {
   for (rapidjson::SizeType i = 0; i < 10; ++i) {
     EXPECT_EQ(doc["records"][i]["offset"].GetInt64(), static_cast<int64_t>(i));
   }
+}
+
+}  // namespace
+}  // namespace sluice::broker
+
+namespace sluice::broker {
+namespace {
+
+// Issue 10 item 12: a long-poll whose consumer disconnected kept its slot (of kMaxParked) until
+// its deadline; now the server reports the disconnect and the slot is freed at once.
+TEST_F(StorageApiTest, DisconnectedLongPollFreesItsSlot) {
+  ASSERT_EQ(Produce("gone", 0, 1).status, 200);
+  for (int i = 0; i < 3; ++i) {
+    HttpClientOptions co;
+    co.timeout_ms = 300;  // the client gives up (and closes) long before the 30 s deadline
+    HttpClient impatient("http://127.0.0.1:" + std::to_string(broker_->port()), co);
+    auto r = impatient.Get("/v1/topics/gone/partitions/0/records?offset=1&wait_ms=30000");
+    EXPECT_FALSE(r.ok());
+  }
+  EXPECT_TRUE(
+      sluice::testing::WaitFor([&] { return broker_->fetch_waiter().parked() == 0; }, 10000))
+      << broker_->fetch_waiter().parked() << " long-polls of gone clients still parked";
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 // Mosquitto::Start: a private Mosquitto on a free loopback port, configured like
-// config/mosquitto.conf (raised queue limits, no persistence), logging to <dir>/mosquitto.log.
+// config/mosquitto.conf (raised queue limits, persistence under <dir>/mosquitto-data-<port>/),
+// logging to <dir>/mosquitto.log.
 #include <unistd.h>
 
+#include <filesystem>
 #include <iostream>
 
 #include "tests/common/test_env.h"
@@ -16,15 +18,17 @@ const char* const kMosquittoPaths[] = {"/usr/sbin/mosquitto", "/usr/local/sbin/m
 // mosquitto.conf(5): run as root, Mosquitto switches to `user` (default `mosquitto`, else
 // `nobody`) after reading its config; run as anyone else, `user` has no effect. That switch is
 // a credential change, which clears PR_SET_PDEATHSIG, so a root Mosquitto would outlive a
-// crashed test. Run as root we therefore say `user root` (no switch: it stays on loopback, with
-// no persistence, for the test's lifetime only).
-std::string Config(int port) {
+// crashed test. Run as root we therefore say `user root` (no switch: it stays on loopback, in
+// the test's own directory, for the test's lifetime only).
+std::string Config(int port, const std::string& persistence_dir) {
   return std::string(::geteuid() == 0 ? "user root\n" : "") + "listener " + std::to_string(port) +
          " 127.0.0.1\n"
          "allow_anonymous true\n"
          "max_queued_messages 100000\n"
          "max_inflight_messages 1000\n"
-         "persistence false\n"
+         "persistence true\n"
+         "persistence_location " + persistence_dir + "/\n"
+         "autosave_interval 60\n"
          "log_dest stderr\n"
          "log_type error\n"
          "log_type warning\n"
@@ -57,7 +61,10 @@ std::unique_ptr<Mosquitto> Mosquitto::Start(const TempDir& dir) {
     auto m = std::unique_ptr<Mosquitto>(new Mosquitto());
     m->port_ = FreePort();
     const std::string conf = dir.Sub("mosquitto-" + std::to_string(m->port_) + ".conf");
-    if (!WriteFile(conf, Config(m->port_))) {
+    const std::string data = dir.Sub("mosquitto-data-" + std::to_string(m->port_));
+    std::error_code ec;
+    std::filesystem::create_directories(data, ec);
+    if (!WriteFile(conf, Config(m->port_, data))) {
       std::cerr << "Mosquitto::Start: cannot write " << conf << std::endl;
       return nullptr;
     }

@@ -71,4 +71,14 @@ bool MakeTestPki(const std::string& dir, TestPki* out, std::string* error) {
   return true;
 }
 
+bool MakeClientCert(const std::string& dir, const std::string& cn, std::string* cert,
+                    std::string* key, std::string* error) {
+  if (!MakeLeaf(dir, "ca", cn, cn, "", error)) {
+    return false;
+  }
+  *cert = dir + "/" + cn + ".pem";
+  *key = dir + "/" + cn + ".key";
+  return true;
+}
+
 }  // namespace sluice::testing

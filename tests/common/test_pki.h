@@ -18,4 +18,9 @@ struct TestPki {
 // Writes the files under `dir`; false (with the openssl log in *error) if a step failed.
 bool MakeTestPki(const std::string& dir, TestPki* out, std::string* error);
 
+// Another client certificate signed by the PKI's CA (made by MakeTestPki in `dir`), with
+// CN=`cn`: <dir>/<cn>.pem and <dir>/<cn>.key.
+bool MakeClientCert(const std::string& dir, const std::string& cn, std::string* cert,
+                    std::string* key, std::string* error);
+
 }  // namespace sluice::testing

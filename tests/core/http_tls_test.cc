@@ -118,6 +118,46 @@ TEST_F(HttpTlsTest, BadFilesFailAtStartWithTheFileNamed) {
   EXPECT_FALSE(CheckClientTls({dir_.path() + "/nope.pem", "", ""}).ok());
 }
 
+TEST_F(HttpTlsTest, HandlerSeesTheClientCertificatesIdentity) {
+  HttpServerOptions o;
+  o.tls = {pki_.server_cert, pki_.server_key, pki_.ca};
+  auto s = HttpServer::Start(o, [](HttpRequest&& r, HttpResponder respond) {
+    respond(HttpResponse::Json(200, "{\"principal\":\"" + r.tls_principal + "\"}"));
+  });
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  auto r = Get("127.0.0.1", (*s)->port(), {pki_.ca, pki_.client_cert, pki_.client_key});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->body, "{\"principal\":\"gw-test\"}");
+  // A header cannot forge it: the server sets the field, never a header.
+  HttpClientOptions co;
+  co.tls = {pki_.ca, pki_.client_cert, pki_.client_key};
+  HttpClient c("https://127.0.0.1:" + std::to_string((*s)->port()), co);
+  auto forged = c.Send("GET", "/", "", "application/json", {{"X-Principal", "admin"}});
+  ASSERT_TRUE(forged.ok());
+  EXPECT_EQ(forged->body, "{\"principal\":\"gw-test\"}");
+}
+
+TEST_F(HttpTlsTest, Tls12CbcSuitesAreRefused) {
+  auto server = Serve(false);
+  ASSERT_NE(server, nullptr);
+  const std::string addr = "127.0.0.1:" + std::to_string(server->port());
+  // The test certificates are ECDSA. An AEAD suite handshakes; a CBC one does not (s_client exits non-zero on a failed handshake).
+  EXPECT_EQ(testing::RunCommand({"/bin/sh", "-c",
+                                 "openssl s_client -connect " + addr +
+                                     " -tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256 -CAfile " +
+                                     pki_.ca + " </dev/null"},
+                                dir_.Sub("gcm.log"), 10000),
+            0);
+  for (const char* cbc : {"ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES128-SHA256", "ECDHE-ECDSA-AES256-SHA384"}) {
+    EXPECT_NE(testing::RunCommand({"/bin/sh", "-c",
+                                   "openssl s_client -connect " + addr + " -tls1_2 -cipher " +
+                                       cbc + " </dev/null"},
+                                  dir_.Sub("cbc.log"), 10000),
+              0)
+        << cbc << " was accepted";
+  }
+}
+
 TEST(TlsHostTest, LoopbackAndUrlHosts) {
   EXPECT_TRUE(IsLoopbackHost("127.0.0.1"));
   EXPECT_TRUE(IsLoopbackHost("127.3.4.5"));

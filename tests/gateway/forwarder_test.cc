@@ -272,10 +272,16 @@ TEST_F(ForwarderTest, ThreadWakesOnCommit) {
   o.region = region_;
   o.gateway_id = GatewayId("gw");
   o.linger_ms = 0;
+  // The idle fallback poll (1 s by default) would forward the records too: pushed far beyond
+  // the wait below, only the commit's wake-up can forward them in time.
+  o.idle_poll_ms = 600000;
   Forwarder f(*buffer_, uplink_, clock, o, nullptr);
   f.Start();
+  // The thread's first round finds nothing and goes idle (its wait is what the commit wakes).
+  ASSERT_TRUE(testing::WaitFor([&] { return f.idle_waits() >= 1; }, 10000));
   Add(3);
-  EXPECT_TRUE(testing::WaitFor([&] { return buffer_->buffered_records(region_) == 0; }, 10000));
+  EXPECT_TRUE(testing::WaitFor([&] { return buffer_->buffered_records(region_) == 0; }, 30000))
+      << "the commit did not wake the idle forwarder";
   f.Stop();
   EXPECT_EQ(f.forwarded(), 3u);
 }

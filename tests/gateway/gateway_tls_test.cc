@@ -21,12 +21,18 @@ class GatewayTlsTest : public ::testing::Test {
   }
 
   std::unique_ptr<ChildProcess> StartBroker(int port) {
+    // Mutual TLS turns the broker's auth on (deny by default): every certificate the CA signed
+    // may produce and read here; the ACLs themselves are tested in broker_auth_test.cc.
+    const std::string acls = dir_.Sub("acls.yaml");
+    WriteFile(acls,
+              "acls:\n  - principal: \"*\"\n    operations: [produce, fetch, query, admin]\n"
+              "    topics: [\"*\"]\n");
     auto b = ChildProcess::Start(
         {BinPath("sluice-broker"), "--config", SourcePath("config/broker-eu-central.yaml"),
          "--set", "http.port=" + std::to_string(port), "--set",
          "broker.data_dir=" + dir_.Sub("broker"), "--set", "http.tls.cert_file=" + pki_.server_cert,
          "--set", "http.tls.key_file=" + pki_.server_key, "--set",
-         "http.tls.client_ca_file=" + pki_.ca},
+         "http.tls.client_ca_file=" + pki_.ca, "--set", "auth.acl_file=" + acls},
         dir_.Sub("broker.log"));
     return b;
   }

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The front door (issue 10): durable single-event ingest of the real sluice-gateway binary
+# (POST /v1/events, each 202 after its fsync; buffer.sync: always) beside Redis 7 XADD with
+# appendfsync always (each reply after its fsync) at the same client counts, driven by wrk and by
+# redis-benchmark on the same 2 cores; then 1,000-event NDJSON bodies beside XADD pipelined 1,000
+# deep. Both sides fsync every acknowledged write and group-commit across clients.
+# Usage: bench/front_door.sh BIN_DIR [SECONDS]
+# Needs wrk, redis-server and redis-tools (Debian packages; installed here when missing).
+set -euo pipefail
+BIN=$1
+SECS=${2:-10}
+missing=()
+for pkg in wrk redis-server redis-tools curl; do
+  dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -q '^installed$' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y \
+    --no-install-recommends "${missing[@]}" >/dev/null
+  # The package starts a system Redis on 6379; this bench runs its own.
+  systemctl disable --now redis-server >/dev/null 2>&1 || true
+fi
+DIR=$(mktemp -d /tmp/sluice-bench-frontdoor-XXXXXX)
+GW=
+RD=
+cleanup() {
+  set +e
+  [ -n "$GW" ] && kill -KILL "$GW" 2>/dev/null
+  [ -n "$RD" ] && kill -KILL "$RD" 2>/dev/null
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# 200-byte event, and a 1,000-event NDJSON body of them.
+EVENT='{"device_id":"pump-0007","sensor":"temperature","country":"DE","ts":1714564800000,"v":21.5,"unit":"C","fw":"1.4.2","site":"hall-3","pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'
+python3 - "$DIR" "$EVENT" <<'EOF'
+import sys
+d, ev = sys.argv[1], sys.argv[2]
+open(d + "/one.lua", "w").write(
+    'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [[%s]]\n' % ev)
+body = "\n".join([ev] * 1000) + "\n"
+open(d + "/bulk.lua", "w").write(
+    'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/x-ndjson"\nwrk.body = [[%s]]\n' % body)
+EOF
+
+GP=$(port)
+"$BIN/sluice-gateway" --config config/gateway-de.yaml --set gateway.data_dir="$DIR/gw" \
+  --set http.port="$GP" --set mqtt.enabled=false --set regions.0.url=http://127.0.0.1:1 \
+  --set regions.1.url=http://127.0.0.1:1 --set forward.backoff_initial=10m \
+  --set forward.backoff_max=10m --set buffer.min_free_bytes=1MiB >"$DIR/gw.log" 2>&1 &
+GW=$!
+RP=$(port)
+redis-server --port "$RP" --bind 127.0.0.1 --dir "$DIR" --appendonly yes --appendfsync always \
+  --save "" --daemonize no >"$DIR/redis.log" 2>&1 &
+RD=$!
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$GP/healthz" >/dev/null 2>&1 && redis-cli -p "$RP" ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+wrk_rate() {  # wrk_rate CONNECTIONS SCRIPT -> requests/s (non-2xx counted as errors below)
+  local out
+  out=$(wrk -t2 -c"$1" -d"${SECS}s" -s "$DIR/$2" "http://127.0.0.1:$GP/v1/events")
+  if grep -q "Non-2xx" <<<"$out"; then
+    echo "front_door: the gateway refused requests: $(grep Non-2xx <<<"$out")" >&2
+  fi
+  awk '/Requests\/sec/ {printf "%d", $2}' <<<"$out"
+}
+redis_rate() {  # redis_rate CLIENTS PIPELINE REQUESTS -> XADDs/s
+  redis-benchmark -p "$RP" -c "$1" -P "$2" -n "$3" \
+    -q XADD bench '*' v "$EVENT" 2>/dev/null | tr '\r' '\n' | awk '/requests per second/ {
+      for (i = 1; i <= NF; i++) if ($(i+1) ~ /^requests/) { printf "%d", $i; exit } }'
+}
+fsync_probe() {  # the machine's limit: 200-byte append + fdatasync, one writer
+  python3 - "$DIR/probe" <<'EOF'
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+n, t0 = 0, time.time()
+while time.time() - t0 < 2:
+    os.write(fd, b"x" * 200); os.fdatasync(fd); n += 1
+print(int(n / (time.time() - t0)))
+EOF
+}
+
+echo "machine limit: one writer, 200 B append + fdatasync: $(fsync_probe) /s"
+printf '%-44s %12s %14s %7s\n' "durable single-event ingest" "sluice/s" "redis XADD/s" "ratio"
+for c in 8 64; do
+  s=$(wrk_rate "$c" one.lua)
+  r=$(redis_rate "$c" 1 100000)
+  printf '%-44s %12s %14s %6s%%\n' "$c clients, one event per request" "$s" "$r" \
+    "$(( r > 0 ? 100 * s / r : 0 ))"
+done
+s=$(wrk_rate 8 bulk.lua)
+r=$(redis_rate 8 1000 2000000)
+printf '%-44s %12s %14s %6s%%\n' "8 clients, 1,000 events per request" "$(( s * 1000 ))" "$r" \
+  "$(( r > 0 ? 100 * s * 1000 / r : 0 ))"
+echo "(sluice: events/s acknowledged 202 after fsync; redis: XADD replies with appendfsync always;"
+echo " bulk redis row: XADD pipelined 1,000 deep by 8 clients)"
