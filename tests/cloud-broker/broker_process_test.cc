@@ -102,6 +102,14 @@ TEST(BrokerProcessTest, BadPartitionCountFromSetExits2) {
   EXPECT_NE(r.output.find("1..1024"), std::string::npos) << r.output;
 }
 
+TEST(BrokerProcessTest, BadProduceMaxFutureExits2) {
+  TempDir dir;
+  std::string path = WriteConfig(dir, GoodYaml(dir.Sub("data"), 1));
+  BrokerRun r = RunBroker(dir, {"--config", path, "--set", "produce.max_future=tomorrow"});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("produce.max_future"), std::string::npos) << r.output;
+}
+
 TEST(BrokerProcessTest, MissingConfigFileExits2NamingIt) {
   TempDir dir;
   std::string path = dir.Sub("does-not-exist.yaml");

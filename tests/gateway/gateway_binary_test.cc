@@ -88,6 +88,19 @@ TEST_F(GatewayBinaryTest, BadValuesExit2WithKeyAndReason) {
   EXPECT_NE(out.find("1..16"), std::string::npos) << out;
 }
 
+// ingest.* (issue 10): a depth past what brokers render as JSON, a malformed window, and a
+// batch size brokers would refuse for good stop the start with the key named.
+TEST_F(GatewayBinaryTest, IngestLimitsOutOfRangeExit2) {
+  std::string out;
+  EXPECT_EQ(RunWith(kGoodConfig, {"--set", "ingest.max_json_depth=257"}, &out), 2) << out;
+  EXPECT_NE(out.find("ingest.max_json_depth: must be 1..256"), std::string::npos) << out;
+  EXPECT_EQ(RunWith(kGoodConfig, {"--set", "ingest.max_future=-5"}, &out), 2) << out;
+  EXPECT_NE(out.find("ingest.max_future"), std::string::npos) << out;
+  EXPECT_EQ(RunWith(kGoodConfig, {"--set", "forward.batch_max_records=100001"}, &out), 2) << out;
+  EXPECT_NE(out.find("forward.batch_max_records: must be at most 100000"), std::string::npos)
+      << out;
+}
+
 TEST_F(GatewayBinaryTest, WriteBufferBytesOutOfRangeExits2) {
   std::string out;
   EXPECT_EQ(RunWith(kGoodConfig, {"--set", "buffer.write_buffer_bytes=32KiB"}, &out), 2) << out;
