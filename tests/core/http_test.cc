@@ -14,9 +14,16 @@
 namespace sluice {
 namespace {
 
+HttpServerOptions Options(int port, int64_t max_body_bytes) {
+  HttpServerOptions o;
+  o.port = port;
+  o.max_body_bytes = max_body_bytes;
+  return o;
+}
+
 TEST(HttpTest, RoundTripWithQueryHeadersAndBinaryBody) {
   const int port = testing::FreePort();
-  auto server = HttpServer::Start({"127.0.0.1", port, 1024}, [](HttpRequest&& r, HttpResponder respond) {
+  auto server = HttpServer::Start(Options(port, 1024), [](HttpRequest&& r, HttpResponder respond) {
     HttpResponse resp;
     resp.content_type = "text/plain";
     resp.body = r.method + " " + r.path + " q=" + r.Query("q") + " h=" + r.Header("x-test") +
@@ -37,7 +44,7 @@ TEST(HttpTest, EveryByteValueSurvivesTheBody) {
   // Record batches are binary: no charset conversion may touch them on the way in.
   const int port = testing::FreePort();
   std::string received;
-  auto server = HttpServer::Start({"127.0.0.1", port, 1 << 20}, [&](HttpRequest&& r, HttpResponder respond) {
+  auto server = HttpServer::Start(Options(port, 1 << 20), [&](HttpRequest&& r, HttpResponder respond) {
     received = r.body;
     respond(HttpResponse::Json(200, "{}"));
   });
@@ -56,7 +63,7 @@ TEST(HttpTest, EveryByteValueSurvivesTheBody) {
 TEST(HttpTest, OversizeBodyGets413WithoutReachingHandler) {
   const int port = testing::FreePort();
   bool reached = false;
-  auto server = HttpServer::Start({"127.0.0.1", port, 10}, [&](HttpRequest&&, HttpResponder respond) {
+  auto server = HttpServer::Start(Options(port, 10), [&](HttpRequest&&, HttpResponder respond) {
     reached = true;
     respond(HttpResponse::Json(200, "{}"));
   });
@@ -73,7 +80,7 @@ TEST(HttpTest, AsynchronousResponderFromAnotherThread) {
   const int port = testing::FreePort();
   std::vector<std::thread> threads;
   std::mutex mu;
-  auto server = HttpServer::Start({"127.0.0.1", port, 1024}, [&](HttpRequest&&, HttpResponder respond) {
+  auto server = HttpServer::Start(Options(port, 1024), [&](HttpRequest&&, HttpResponder respond) {
     std::lock_guard<std::mutex> lock(mu);
     threads.emplace_back([respond] {
       respond(HttpResponse::Json(202, "{\"accepted\":1}"));
@@ -112,7 +119,7 @@ TEST(HttpTest, PortTakenByAnotherSocketIsUnavailable) {
   ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
   const int port = ntohs(addr.sin_port);
   auto handler = [](HttpRequest&&, HttpResponder r) { r(HttpResponse{}); };
-  auto server = HttpServer::Start({"127.0.0.1", port, 1024}, handler);
+  auto server = HttpServer::Start(Options(port, 1024), handler);
   EXPECT_FALSE(server.ok());
   if (!server.ok()) {
     EXPECT_EQ(server.status().code(), StatusCode::kUnavailable);
