@@ -79,11 +79,11 @@ TEST(OpenFilesTest, ManyMorePartitionsThanOpenFilesAllAppendAndRead) {
   o.data_dir = dir.path();
   o.default_partitions = 1;
   o.max_open_files = 4;
-  o.log.segment_bytes = 1024;  // several segments per partition: old ones are read too
+  o.log.segment_bytes = 1024;  // one batch per segment: old segments are read too
   o.log.flush = FlushPolicy::kInterval;  // unsynced bytes until a roll or an eviction fsyncs
   o.log.flush_ms = -1;
-  constexpr int kTopics = 40;
-  constexpr int kRounds = 12;
+  constexpr int kTopics = 24;
+  constexpr int kRounds = 4;
   for (int pass = 0; pass < 2; ++pass) {  // the second pass recovers every partition
     auto store = TopicStore::Open(o);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
@@ -91,7 +91,7 @@ TEST(OpenFilesTest, ManyMorePartitionsThanOpenFilesAllAppendAndRead) {
       for (int t = 0; t < kTopics; ++t) {
         auto topic = (*store)->GetOrCreate(TopicName("t" + std::to_string(t)));
         ASSERT_TRUE(topic.ok()) << topic.status().ToString();
-        auto base = (*topic)->partition(0)->Append(OneRecord(std::string(200, 'a' + t % 26)));
+        auto base = (*topic)->partition(0)->Append(OneRecord(std::string(600, 'a' + t % 26)));
         ASSERT_TRUE(base.ok()) << base.status().ToString();
         EXPECT_EQ(*base, pass * kRounds / 2 + round);
       }
@@ -101,7 +101,7 @@ TEST(OpenFilesTest, ManyMorePartitionsThanOpenFilesAllAppendAndRead) {
       auto r = log->Read(0, 1000, 1 << 20);
       ASSERT_TRUE(r.ok()) << r.status().ToString();
       ASSERT_EQ(r->records.size(), static_cast<size_t>((pass + 1) * kRounds / 2)) << t;
-      EXPECT_EQ(*r->records.back().record.value, std::string(200, 'a' + t % 26));
+      EXPECT_EQ(*r->records.back().record.value, std::string(600, 'a' + t % 26));
       EXPECT_GT(log->segment_count(), 1u);
     }
     EXPECT_LE((*store)->file_cache().open_files(), 4u);
