@@ -1,5 +1,6 @@
 #include "cloud-broker/log/file_ops.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,6 +9,8 @@
 
 namespace sluice::broker {
 namespace {
+
+std::atomic<uint64_t> g_open_failures{0};
 
 class PosixFileOps final : public FileOps {
  public:
@@ -25,13 +28,37 @@ FileOps& FileOps::Default() {
   return *ops;
 }
 
+int FileOps::Open(const std::string& path, int flags, mode_t mode) {
+  return ::open(path.c_str(), flags, mode);
+}
+
 Status ErrnoStatus(const std::string& what, const std::string& path, int err) {
   std::string msg = what + " " + path + ": " + std::strerror(err);
   if (err == ENOSPC || err == EDQUOT) {
     return Status::ResourceExhausted(msg);
   }
+  if (err == EMFILE || err == ENFILE) {
+    return Status::Unavailable(msg + " (the process is out of file descriptors: raise its "
+                                     "RLIMIT_NOFILE, or lower log.max_open_files or "
+                                     "http.max_connections)");
+  }
+  if (err == ENOENT) {
+    return Status::NotFound(msg);
+  }
   return Status::IOError(msg);
 }
+
+Result<int> OpenFile(FileOps& ops, const std::string& path, int flags, mode_t mode) {
+  int fd = ops.Open(path, flags | O_CLOEXEC, mode);
+  if (fd < 0) {
+    const int err = errno;
+    g_open_failures.fetch_add(1);
+    return ErrnoStatus("open", path, err);
+  }
+  return fd;
+}
+
+uint64_t OpenFailuresTotal() { return g_open_failures.load(); }
 
 Status WriteFully(FileOps& ops, int fd, const void* buf, size_t n, off_t offset,
                   const std::string& path) {
@@ -51,6 +78,21 @@ Status WriteFully(FileOps& ops, int fd, const void* buf, size_t n, off_t offset,
     done += static_cast<size_t>(w);
   }
   return Status::Ok();
+}
+
+int FaultInjectingFileOps::Open(const std::string& path, int flags, mode_t mode) {
+  opens_.fetch_add(1);
+  int64_t left = open_budget_.load();
+  while (left >= 0) {
+    if (left == 0) {
+      errno = EMFILE;
+      return -1;
+    }
+    if (open_budget_.compare_exchange_weak(left, left - 1)) {
+      break;
+    }
+  }
+  return ::open(path.c_str(), flags, mode);
 }
 
 ssize_t FaultInjectingFileOps::PWrite(int fd, const void* buf, size_t n, off_t offset) {

@@ -7,14 +7,12 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 namespace sluice::broker {
 namespace {
 
 Status Errno(const std::string& what, const std::string& path) {
-  return Status::IOError(what + " " + path + ": " + std::strerror(errno));
+  return ErrnoStatus(what, path, errno);
 }
 
 std::string DirName(const std::string& path) {
@@ -31,16 +29,17 @@ Status MakeDirs(const std::string& path) {
   std::error_code ec;
   std::filesystem::create_directories(path, ec);
   if (ec) {
-    return Status::IOError("mkdir " + path + ": " + ec.message());
+    return ErrnoStatus("mkdir", path, ec.value());
   }
   return Status::Ok();
 }
 
-Status FsyncDir(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    return Errno("open dir", path);
+Status FsyncDir(const std::string& path, FileOps& ops) {
+  Result<int> opened = OpenFile(ops, path, O_RDONLY | O_DIRECTORY);
+  if (!opened.ok()) {
+    return opened.status();
   }
+  const int fd = *opened;
   int rc = ::fsync(fd);
   int saved = errno;
   ::close(fd);
@@ -51,12 +50,13 @@ Status FsyncDir(const std::string& path) {
   return Status::Ok();
 }
 
-Status WriteFileAtomic(const std::string& path, const std::string& contents) {
+Status WriteFileAtomic(const std::string& path, const std::string& contents, FileOps& ops) {
   std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return Errno("create", tmp);
+  Result<int> opened = OpenFile(ops, tmp, O_WRONLY | O_CREAT | O_TRUNC);
+  if (!opened.ok()) {
+    return opened.status();
   }
+  const int fd = *opened;
   size_t done = 0;
   while (done < contents.size()) {
     ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
@@ -83,33 +83,59 @@ Status WriteFileAtomic(const std::string& path, const std::string& contents) {
     ::unlink(tmp.c_str());
     return st;
   }
-  return FsyncDir(DirName(path));
+  return FsyncDir(DirName(path), ops);
 }
 
-Result<std::string> ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Status::NotFound("cannot open " + path);
+Result<std::string> ReadWholeFile(const std::string& path, FileOps& ops) {
+  // Not an ifstream: it hides errno, and "cannot open" must not read as "no such topic" when
+  // the real cause is EMFILE.
+  Result<int> opened = OpenFile(ops, path, O_RDONLY);
+  if (!opened.ok()) {
+    return opened.status();
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) {
-    return Status::IOError("read " + path);
+  const int fd = *opened;
+  std::string out;
+  char buf[8192];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      Status st = Errno("read", path);
+      ::close(fd);
+      return st;
+    }
+    if (n == 0) {
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
   }
-  return ss.str();
+  ::close(fd);
+  return out;
+}
+
+Status RemoveAll(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+  if (ec) {
+    return Status::IOError("remove " + path + ": " + ec.message());
+  }
+  return Status::Ok();
 }
 
 Result<std::vector<std::string>> ListDir(const std::string& dir) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) {
-    return Status::NotFound("no directory " + dir);
+    return ec && ec.value() != ENOENT ? ErrnoStatus("stat", dir, ec.value())
+                                      : Status::NotFound("no directory " + dir);
   }
   std::vector<std::string> names;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     names.push_back(entry.path().filename().string());
   }
   if (ec) {
-    return Status::IOError("list " + dir + ": " + ec.message());
+    return ErrnoStatus("list", dir, ec.value());
   }
   std::sort(names.begin(), names.end());
   return names;

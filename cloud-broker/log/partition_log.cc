@@ -16,7 +16,22 @@ std::atomic<uint64_t> g_corrupt_batches{0};
 }  // namespace
 
 PartitionLog::PartitionLog(std::string dir, LogOptions options)
-    : dir_(std::move(dir)), options_(std::move(options)) {}
+    : dir_(std::move(dir)), options_(std::move(options)) {
+  files_.ops = options_.file_ops;
+  files_.cache = options_.file_cache != nullptr ? options_.file_cache : &FileCache::Default();
+  files_.on_close_sync_failure = [this](const Status& st) { RecordSyncFailure(st); };
+}
+
+void PartitionLog::RecordSyncFailure(const Status& st) {
+  std::lock_guard<std::mutex> fl(flush_mu_);
+  if (sync_failure_.empty()) {
+    sync_failure_ = st.message();
+    LogError(kComponent, "partition " + dir_ + ": fsync failed (" + st.message() +
+                             "): no more appends until the broker restarts and recovers it");
+  }
+  sync_failed_ = true;
+  flush_cv_.notify_all();
+}
 
 PartitionLog::~PartitionLog() {
   // A clean close leaves the active segment's indexes matching its log (no rebuild on start).
@@ -68,11 +83,11 @@ Status PartitionLog::Roll() {
   }
   SLUICE_RETURN_IF_ERROR(old.Sync());
   SLUICE_RETURN_IF_ERROR(old.index().Persist());
-  Result<std::unique_ptr<Segment>> seg = Segment::Open(dir_, next_offset_, options_.file_ops);
+  Result<std::unique_ptr<Segment>> seg = Segment::Open(dir_, next_offset_, &files_);
   if (!seg.ok()) {
     return seg.status();
   }
-  SLUICE_RETURN_IF_ERROR(FsyncDir(dir_));
+  SLUICE_RETURN_IF_ERROR(FsyncDir(dir_, *options_.file_ops));
   segments_.push_back(std::move(seg).value());
   return Status::Ok();
 }
@@ -156,6 +171,12 @@ Status PartitionLog::SyncTo(int64_t end) {
     }
     uint64_t covered = unflushed_bytes_.exchange(0);
     Status st = seg->Sync();
+    if (st.ok() && sync_failed_.load()) {
+      // The file cache closed this file meanwhile and its fsync failed (RecordSyncFailure):
+      // this fsync, on a new descriptor, may not have seen that error.
+      std::lock_guard<std::mutex> again(flush_mu_);
+      st = Status::IOError(sync_failure_);
+    }
     last_flush_us_.store(options_.clock->MonotonicUs());
     fl.lock();
     flushing_ = false;
@@ -163,10 +184,12 @@ Status PartitionLog::SyncTo(int64_t end) {
       durable_end_ = std::max(durable_end_, target);
     } else {
       unflushed_bytes_.fetch_add(covered);
-      sync_failure_ = st.message();
+      if (sync_failure_.empty()) {
+        sync_failure_ = st.message();
+        LogError(kComponent, "partition " + dir_ + ": fsync failed (" + st.message() +
+                                 "): no more appends until the broker restarts and recovers it");
+      }
       sync_failed_ = true;
-      LogError(kComponent, "partition " + dir_ + ": fsync failed (" + st.message() +
-                          "): no more appends until the broker restarts and recovers it");
     }
     flush_cv_.notify_all();
     if (!st.ok()) {
@@ -244,7 +267,7 @@ size_t PartitionLog::ApplyRetention() {
     }
   }
   if (!doomed.empty()) {
-    (void)FsyncDir(dir_);
+    (void)FsyncDir(dir_, *options_.file_ops);
   }
   return doomed.size();
 }

@@ -17,6 +17,10 @@
 // missing or damaged. Readers skip a corrupt batch in an old segment (counted, logged once).
 // Retention (ApplyRetention) deletes whole non-active segments by age (largest timestamp) or
 // total size; start_offset() then advances.
+// Open files: none of its own; segment .log files go through the shared FileCache
+// (log.max_open_files), which closes the least recently used (fsyncing written ones first) and
+// reopens them on demand, so any number of partitions fit a bounded number of descriptors. A
+// failed open (EMFILE: kUnavailable) fails the one append or read.
 // Thread-safety: thread-safe. A shared mutex per partition: appends exclude each other and
 // reads; reads run in parallel; fsyncs run outside it; partitions never contend.
 #pragma once
@@ -57,6 +61,7 @@ struct LogOptions {
   int64_t retention_bytes = -1; // -1: no size limit
   Clock* clock = &SystemClock::Instance();
   FileOps* file_ops = &FileOps::Default();
+  FileCache* file_cache = nullptr;  // nullptr: FileCache::Default()
   // Called with no lock held whenever new records become readable (long-poll wake-up).
   std::function<void()> on_visible;
 };
@@ -127,6 +132,8 @@ class PartitionLog {
                   uint64_t size);
   // Group commit: returns once everything up to `end` is fsynced.
   Status SyncTo(int64_t end);
+  // Stops the partition after a failed fsync (see sync_failure_).
+  void RecordSyncFailure(const Status& st);
   void SetVisible(int64_t end);
   size_t SegmentFor(int64_t offset) const;
   void ReportCorrupt(const Segment& seg, uint64_t position, const std::string& why) const;
@@ -138,6 +145,7 @@ class PartitionLog {
   const std::string dir_;
   const LogOptions options_;
   mutable std::shared_mutex mu_;
+  SegmentEnv files_;  // before segments_: they use it until destroyed
   std::vector<std::shared_ptr<Segment>> segments_;  // ascending base offsets; last is active
   int64_t next_offset_ = 0;                          // written end (guarded by mu_)
   std::atomic<int64_t> visible_end_{0};

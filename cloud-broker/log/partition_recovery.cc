@@ -45,13 +45,13 @@ Status PartitionLog::Recover() {
     bases.push_back(0);
   }
   for (int64_t base : bases) {
-    Result<std::unique_ptr<Segment>> seg = Segment::Open(dir_, base, options_.file_ops);
+    Result<std::unique_ptr<Segment>> seg = Segment::Open(dir_, base, &files_);
     if (!seg.ok()) {
       return seg.status();
     }
     segments_.push_back(std::move(seg).value());
   }
-  SLUICE_RETURN_IF_ERROR(FsyncDir(dir_));
+  SLUICE_RETURN_IF_ERROR(FsyncDir(dir_, *options_.file_ops));
   next_offset_ = segments_.front()->base_offset();
   for (size_t i = 0; i < segments_.size(); ++i) {
     Segment& seg = *segments_[i];

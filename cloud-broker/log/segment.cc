@@ -53,29 +53,31 @@ bool Segment::ParseFileName(const std::string& name, int64_t* base_offset) {
   return true;
 }
 
-Segment::Segment(int fd, std::string dir, int64_t base_offset, uint64_t size, FileOps* ops)
-    : fd_(fd),
-      ops_(ops),
+Segment::Segment(std::string dir, int64_t base_offset, uint64_t size, const SegmentEnv* files)
+    : files_(files),
       path_(dir + "/" + FileName(base_offset)),
       base_offset_(base_offset),
       size_(size),
-      index_(Stem(dir, base_offset), base_offset, ops) {}
+      index_(Stem(dir, base_offset), base_offset, files->ops) {}
+
+Result<std::shared_ptr<CachedFile>> Segment::File() const {
+  return files_->cache->Get(path_, files_->ops, files_->on_close_sync_failure);
+}
 
 Result<std::unique_ptr<Segment>> Segment::Open(const std::string& dir, int64_t base_offset,
-                                               FileOps* ops) {
+                                               const SegmentEnv* files) {
   std::string path = dir + "/" + FileName(base_offset);
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return Errno("open", path);
+  Result<std::shared_ptr<CachedFile>> file =
+      files->cache->Get(path, files->ops, files->on_close_sync_failure);
+  if (!file.ok()) {
+    return file.status();
   }
   struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    Status s = Errno("stat", path);
-    ::close(fd);
-    return s;
+  if (::fstat((*file)->fd(), &st) != 0) {
+    return Errno("stat", path);
   }
   std::unique_ptr<Segment> seg(
-      new Segment(fd, dir, base_offset, static_cast<uint64_t>(st.st_size), ops));
+      new Segment(dir, base_offset, static_cast<uint64_t>(st.st_size), files));
   if (st.st_size > 0) {
     seg->last_append_wall_ms = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000 +
                                st.st_mtim.tv_nsec / 1'000'000;
@@ -84,13 +86,20 @@ Result<std::unique_ptr<Segment>> Segment::Open(const std::string& dir, int64_t b
   return seg;
 }
 
-Segment::~Segment() { ::close(fd_); }
+Segment::~Segment() { files_->cache->Erase(path_); }
 
 Status Segment::Append(std::string_view bytes) {
   const uint64_t start = size();
-  Status st = WriteFully(*ops_, fd_, bytes.data(), bytes.size(), static_cast<off_t>(start), path_);
+  Result<std::shared_ptr<CachedFile>> file = File();
+  if (!file.ok()) {
+    return file.status();
+  }
+  const int fd = (*file)->fd();
+  (*file)->MarkDirty();
+  Status st = WriteFully(*files_->ops, fd, bytes.data(), bytes.size(), static_cast<off_t>(start),
+                         path_);
   if (!st.ok()) {
-    (void)ops_->Truncate(fd_, static_cast<off_t>(start));
+    (void)files_->ops->Truncate(fd, static_cast<off_t>(start));
     return st;
   }
   size_.store(start + bytes.size(), std::memory_order_release);
@@ -98,10 +107,15 @@ Status Segment::Append(std::string_view bytes) {
 }
 
 Status Segment::ReadAt(uint64_t position, size_t n, std::string* out) const {
+  Result<std::shared_ptr<CachedFile>> file = File();
+  if (!file.ok()) {
+    return file.status();
+  }
+  const int fd = (*file)->fd();
   out->resize(n);
   size_t done = 0;
   while (done < n) {
-    ssize_t r = ::pread(fd_, out->data() + done, n - done, static_cast<off_t>(position + done));
+    ssize_t r = ::pread(fd, out->data() + done, n - done, static_cast<off_t>(position + done));
     if (r < 0) {
       if (errno == EINTR) {
         continue;
@@ -118,14 +132,20 @@ Status Segment::ReadAt(uint64_t position, size_t n, std::string* out) const {
 }
 
 Status Segment::Sync() {
-  if (ops_->DataSync(fd_) != 0) {
-    return Errno("fsync", path_);
+  Result<std::shared_ptr<CachedFile>> file = File();
+  if (!file.ok()) {
+    return file.status();
   }
-  return Status::Ok();
+  return (*file)->Sync();
 }
 
 Status Segment::Truncate(uint64_t new_size) {
-  if (ops_->Truncate(fd_, static_cast<off_t>(new_size)) != 0) {
+  Result<std::shared_ptr<CachedFile>> file = File();
+  if (!file.ok()) {
+    return file.status();
+  }
+  (*file)->MarkDirty();
+  if (files_->ops->Truncate((*file)->fd(), static_cast<off_t>(new_size)) != 0) {
     return Errno("truncate", path_);
   }
   size_.store(new_size, std::memory_order_release);
@@ -134,6 +154,7 @@ Status Segment::Truncate(uint64_t new_size) {
 
 void Segment::RemoveFiles() {
   ::unlink(path_.c_str());
+  files_->cache->Erase(path_, /*discard=*/true);
   index_.RemoveFiles();
 }
 

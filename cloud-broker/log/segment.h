@@ -5,25 +5,38 @@
 // Thread-safety: ReadAt may run concurrently with itself and with Append (it only reads bytes
 // below the size it was given) and Sync may run concurrently with Append; Append, Truncate and
 // the index mutators need external exclusion (PartitionLog holds its mutex exclusively).
+// Descriptors: the segment holds none of its own. The .log is opened through the shared
+// FileCache for each operation (cached, so usually already open); the indexes are opened only
+// to load or persist them.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "cloud-broker/log/file_cache.h"
 #include "cloud-broker/log/file_ops.h"
 #include "cloud-broker/log/segment_index.h"
 #include "core/status.h"
 
 namespace sluice::broker {
 
+// How a partition's segments reach their files. Owned by the PartitionLog, which outlives them.
+struct SegmentEnv {
+  FileOps* ops = &FileOps::Default();
+  FileCache* cache = &FileCache::Default();
+  // Called if an fsync made when the cache closes a written .log fails (FileCache contract).
+  std::function<void(const Status&)> on_close_sync_failure;
+};
+
 class Segment {
  public:
   // Opens `<dir>/<FileName(base_offset)>` and its indexes, creating empty files if missing.
   static Result<std::unique_ptr<Segment>> Open(const std::string& dir, int64_t base_offset,
-                                               FileOps* ops);
+                                               const SegmentEnv* files);
   ~Segment();
   Segment(const Segment&) = delete;
   Segment& operator=(const Segment&) = delete;
@@ -44,7 +57,7 @@ class Segment {
   Status Sync();
   // Cuts the file to `new_size` bytes (recovery of a torn tail).
   Status Truncate(uint64_t new_size);
-  // Unlinks the .log and index files (retention). The open descriptors stay usable.
+  // Unlinks the .log and index files (retention) and drops the .log from the cache unsynced.
   void RemoveFiles();
 
   // Largest record timestamp in the segment and the offset of its batch's last record, tracked
@@ -66,10 +79,10 @@ class Segment {
   static bool ParseFileName(const std::string& name, int64_t* base_offset);
 
  private:
-  Segment(int fd, std::string dir, int64_t base_offset, uint64_t size, FileOps* ops);
+  Segment(std::string dir, int64_t base_offset, uint64_t size, const SegmentEnv* files);
+  Result<std::shared_ptr<CachedFile>> File() const;
 
-  int fd_;
-  FileOps* ops_;
+  const SegmentEnv* files_;
   std::string path_;
   int64_t base_offset_;
   std::atomic<uint64_t> size_;

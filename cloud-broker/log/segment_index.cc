@@ -26,19 +26,31 @@ uint64_t GetBe(const char* in, size_t n) {
   return v;
 }
 
-Result<int> OpenFile(const std::string& path, uint64_t* size) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return ErrnoStatus("open", path, errno);
+// Reads the whole file at `path`, creating it empty if missing.
+Status LoadFile(FileOps& ops, const std::string& path, std::string* out) {
+  Result<int> fd = OpenFile(ops, path, O_RDWR | O_CREAT);
+  if (!fd.ok()) {
+    return fd.status();
   }
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    Status s = ErrnoStatus("stat", path, errno);
-    ::close(fd);
-    return s;
+  out->clear();
+  char buf[8192];
+  while (true) {
+    ssize_t n = ::pread(*fd, buf, sizeof(buf), static_cast<off_t>(out->size()));
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      Status st = ErrnoStatus("read", path, errno);
+      ::close(*fd);
+      return st;
+    }
+    if (n == 0) {
+      break;
+    }
+    out->append(buf, static_cast<size_t>(n));
   }
-  *size = static_cast<uint64_t>(st.st_size);
-  return fd;
+  ::close(*fd);
+  return Status::Ok();
 }
 
 }  // namespace
@@ -49,46 +61,27 @@ SegmentIndex::SegmentIndex(std::string stem, int64_t base_offset, FileOps* ops)
       index_path_(stem + ".index"),
       time_path_(stem + ".timeindex") {}
 
-SegmentIndex::~SegmentIndex() {
-  if (index_fd_ >= 0) {
-    ::close(index_fd_);
-  }
-  if (time_fd_ >= 0) {
-    ::close(time_fd_);
-  }
-}
+SegmentIndex::~SegmentIndex() = default;
 
 Status SegmentIndex::Open() {
-  Result<int> fd = OpenFile(index_path_, &index_file_size_);
-  if (!fd.ok()) {
-    return fd.status();
-  }
-  index_fd_ = *fd;
-  fd = OpenFile(time_path_, &time_file_size_);
-  if (!fd.ok()) {
-    return fd.status();
-  }
-  time_fd_ = *fd;
-  Result<std::string> bytes = ReadWholeFile(index_path_);
-  if (!bytes.ok()) {
-    return bytes.status();
-  }
-  for (size_t i = 0; i + kOffsetEntrySize <= bytes->size(); i += kOffsetEntrySize) {
-    const char* e = bytes->data() + i;
+  std::string bytes;
+  SLUICE_RETURN_IF_ERROR(LoadFile(*ops_, index_path_, &bytes));
+  index_file_size_ = bytes.size();
+  for (size_t i = 0; i + kOffsetEntrySize <= bytes.size(); i += kOffsetEntrySize) {
+    const char* e = bytes.data() + i;
     offsets_.push_back({base_offset_ + static_cast<int32_t>(GetBe(e, 4)),
                         static_cast<uint32_t>(GetBe(e + 4, 4))});
   }
-  bytes = ReadWholeFile(time_path_);
-  if (!bytes.ok()) {
-    return bytes.status();
-  }
-  for (size_t i = 0; i + kTimeEntrySize <= bytes->size(); i += kTimeEntrySize) {
-    const char* e = bytes->data() + i;
+  SLUICE_RETURN_IF_ERROR(LoadFile(*ops_, time_path_, &bytes));
+  time_file_size_ = bytes.size();
+  for (size_t i = 0; i + kTimeEntrySize <= bytes.size(); i += kTimeEntrySize) {
+    const char* e = bytes.data() + i;
     time_.push_back({static_cast<int64_t>(GetBe(e, 8)),
                      base_offset_ + static_cast<int32_t>(GetBe(e + 8, 4))});
   }
   persisted_offsets_ = offsets_.size();
   persisted_times_ = time_.size();
+  opened_ = true;
   return Status::Ok();
 }
 
@@ -150,17 +143,23 @@ Status SegmentIndex::Reset() {
   time_.clear();
   persisted_offsets_ = 0;
   persisted_times_ = 0;
-  if (index_fd_ < 0) {
+  if (!opened_) {
     return Status::Ok();
   }
-  if (ops_->Truncate(index_fd_, 0) != 0) {
-    return ErrnoStatus("truncate", index_path_, errno);
+  for (const std::string* path : {&index_path_, &time_path_}) {
+    Result<int> fd = OpenFile(*ops_, *path, O_RDWR | O_CREAT);
+    if (!fd.ok()) {
+      return fd.status();
+    }
+    const int rc = ops_->Truncate(*fd, 0);
+    const int err = errno;
+    ::close(*fd);
+    if (rc != 0) {
+      return ErrnoStatus("truncate", *path, err);
+    }
+    unsynced_ = true;
+    (path == &index_path_ ? index_file_size_ : time_file_size_) = 0;
   }
-  if (ops_->Truncate(time_fd_, 0) != 0) {
-    return ErrnoStatus("truncate", time_path_, errno);
-  }
-  index_file_size_ = 0;
-  time_file_size_ = 0;
   return Status::Ok();
 }
 
@@ -171,19 +170,26 @@ Status SegmentIndex::CopyFrom(const SegmentIndex& other) {
   return Persist();
 }
 
-Status SegmentIndex::AppendRaw(int fd, const std::string& path, uint64_t* file_size,
-                               const std::string& bytes) {
-  if (fd < 0 || bytes.empty()) {
-    return Status::Ok();  // a memory-only index (a recovery scan's rebuild), or nothing new
+Status SegmentIndex::AppendSynced(const std::string& path, uint64_t* file_size,
+                                  const std::string& bytes) {
+  Result<int> opened = OpenFile(*ops_, path, O_RDWR | O_CREAT);
+  if (!opened.ok()) {
+    return opened.status();
   }
+  const int fd = *opened;
   Status st = WriteFully(*ops_, fd, bytes.data(), bytes.size(), static_cast<off_t>(*file_size),
                          path);
   if (!st.ok()) {
     (void)ops_->Truncate(fd, static_cast<off_t>(*file_size));
+    ::close(fd);
     return st;
   }
   *file_size += bytes.size();
-  return Status::Ok();
+  if (ops_->DataSync(fd) != 0) {
+    st = ErrnoStatus("fsync", path, errno);
+  }
+  ::close(fd);
+  return st;
 }
 
 void SegmentIndex::AppendOffset(int64_t offset, uint64_t position) {
@@ -197,7 +203,10 @@ void SegmentIndex::MaybeAppendTime(int64_t timestamp, int64_t offset) {
 }
 
 Status SegmentIndex::Persist() {
-  if (index_fd_ < 0) {
+  if (!opened_) {
+    return Status::Ok();  // a memory-only index (a recovery scan's rebuild)
+  }
+  if (!unsynced_ && persisted_offsets_ == offsets_.size() && persisted_times_ == time_.size()) {
     return Status::Ok();
   }
   std::string bytes;
@@ -207,8 +216,15 @@ Status SegmentIndex::Persist() {
     PutBe(e + 4, static_cast<uint32_t>(offsets_[i].position), 4);
     bytes.append(e, sizeof(e));
   }
-  SLUICE_RETURN_IF_ERROR(AppendRaw(index_fd_, index_path_, &index_file_size_, bytes));
-  persisted_offsets_ = offsets_.size();
+  // Entries count as persisted once written (a failed write is cut back and stays pending);
+  // unsynced_ stays set until both files are fsynced, so a failed fsync is retried.
+  unsynced_ = true;
+  uint64_t before = index_file_size_;
+  Status st = AppendSynced(index_path_, &index_file_size_, bytes);
+  if (index_file_size_ != before) {
+    persisted_offsets_ = offsets_.size();
+  }
+  SLUICE_RETURN_IF_ERROR(st);
   bytes.clear();
   for (size_t i = persisted_times_; i < time_.size(); ++i) {
     char e[kTimeEntrySize];
@@ -216,14 +232,13 @@ Status SegmentIndex::Persist() {
     PutBe(e + 8, static_cast<uint32_t>(time_[i].offset - base_offset_), 4);
     bytes.append(e, sizeof(e));
   }
-  SLUICE_RETURN_IF_ERROR(AppendRaw(time_fd_, time_path_, &time_file_size_, bytes));
-  persisted_times_ = time_.size();
-  if (ops_->DataSync(index_fd_) != 0) {
-    return ErrnoStatus("fsync", index_path_, errno);
+  before = time_file_size_;
+  st = AppendSynced(time_path_, &time_file_size_, bytes);
+  if (time_file_size_ != before) {
+    persisted_times_ = time_.size();
   }
-  if (ops_->DataSync(time_fd_) != 0) {
-    return ErrnoStatus("fsync", time_path_, errno);
-  }
+  SLUICE_RETURN_IF_ERROR(st);
+  unsynced_ = false;
   return Status::Ok();
 }
 

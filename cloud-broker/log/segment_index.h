@@ -10,6 +10,8 @@
 // persists an index when it rolls the segment and on Flush (clean stop), not per append: the
 // active segment is rescanned on every start anyway, and keeping index writes out of the append
 // path keeps each fsync'd commit to the one .log file.
+// Descriptors: none held; the files are opened to load them (Open) and to write (Persist,
+// Reset), and closed again, so a broker's open files do not grow with its partitions.
 // Thread-safety: none; the owning PartitionLog serialises mutations and excludes them from reads.
 #pragma once
 
@@ -40,8 +42,8 @@ class SegmentIndex {
   SegmentIndex(const SegmentIndex&) = delete;
   SegmentIndex& operator=(const SegmentIndex&) = delete;
 
-  // Opens (creating) both files and loads their entries as they are. Without Open the index
-  // lives in memory only (a recovery scan builds one to compare with the files).
+  // Loads both files' entries as they are (creating empty files if missing). Without Open the
+  // index lives in memory only (a recovery scan builds one to compare with the files).
   Status Open();
   // Checks the loaded files: size a multiple of the entry size, entries strictly increasing,
   // last entry inside the log (position < log_size, offset < end_offset). *why says what failed.
@@ -57,7 +59,8 @@ class SegmentIndex {
   void AppendOffset(int64_t offset, uint64_t position);
   // Adds an entry only if timestamp exceeds the last entry's.
   void MaybeAppendTime(int64_t timestamp, int64_t offset);
-  // Appends the entries not yet in the files, then fdatasyncs both files.
+  // Appends the entries not yet in the files, then fdatasyncs both files (nothing to do if
+  // nothing changed since the last successful Persist).
   Status Persist();
   // Unlinks both files.
   void RemoveFiles();
@@ -77,14 +80,15 @@ class SegmentIndex {
   const std::string& time_path() const { return time_path_; }
 
  private:
-  Status AppendRaw(int fd, const std::string& path, uint64_t* file_size, const std::string& bytes);
+  // Opens `path`, appends `bytes` at *file_size (cut back on failure) and fdatasyncs it.
+  Status AppendSynced(const std::string& path, uint64_t* file_size, const std::string& bytes);
 
   const int64_t base_offset_;
   FileOps* const ops_;
   const std::string index_path_;
   const std::string time_path_;
-  int index_fd_ = -1;
-  int time_fd_ = -1;
+  bool opened_ = false;  // Open succeeded: the index has files
+  bool unsynced_ = false;  // files truncated (Reset) since the last Persist
   uint64_t index_file_size_ = 0;
   uint64_t time_file_size_ = 0;
   size_t persisted_offsets_ = 0;  // entries already in the files

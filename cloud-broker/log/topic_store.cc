@@ -5,6 +5,8 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <unistd.h>
+
 #include <chrono>
 
 #include "cloud-broker/log/fs_util.h"
@@ -41,6 +43,19 @@ Status TopicStore::ValidateTopicName(const std::string& name) {
   }
   return Status::Ok();
 }
+
+namespace {
+TopicStoreOptions WithCache(TopicStoreOptions options, FileCache* cache) {
+  options.log.file_cache = cache;
+  return options;
+}
+}  // namespace
+
+TopicStore::TopicStore(TopicStoreOptions options)
+    : file_cache_(std::make_unique<FileCache>(options.max_open_files > 0
+                                                  ? options.max_open_files
+                                                  : FileCache::DefaultCapacity())),
+      options_(WithCache(std::move(options), file_cache_.get())) {}
 
 Result<std::unique_ptr<TopicStore>> TopicStore::Open(const TopicStoreOptions& options) {
   if (options.default_partitions < 1 || options.default_partitions > kMaxPartitions) {
@@ -114,7 +129,7 @@ Status TopicStore::Load() {
       continue;  // e.g. a leftover "<name>.json.tmp" from a crash mid-create
     }
     const std::string path = dir + "/" + file;
-    Result<std::string> text = ReadWholeFile(path);
+    Result<std::string> text = ReadWholeFile(path, *options_.log.file_ops);
     if (!text.ok()) {
       return text.status();
     }
@@ -211,14 +226,32 @@ Result<Topic*> TopicStore::CreateLocked(const TopicName& name, TopicConfig confi
   if (partitions < 1 || partitions > kMaxPartitions) {
     return Status::InvalidArgument("partitions must be 1..1024");
   }
+  FileOps& ops = *options_.log.file_ops;
+  const std::string meta = TopicsDir(options_.data_dir) + "/" + name.value() + kJsonSuffix;
   Result<std::unique_ptr<Topic>> topic = OpenTopic(name, config);
-  if (!topic.ok()) {
-    return topic.status();
+  Status st = topic.ok() ? FsyncDir(LogsDir(options_.data_dir), ops) : topic.status();
+  if (st.ok()) {
+    st = WriteFileAtomic(meta, TopicConfigJson(name.value(), config), ops);
   }
-  SLUICE_RETURN_IF_ERROR(FsyncDir(LogsDir(options_.data_dir)));
-  SLUICE_RETURN_IF_ERROR(WriteFileAtomic(TopicsDir(options_.data_dir) + "/" + name.value() +
-                                             kJsonSuffix,
-                                         TopicConfigJson(name.value(), config)));
+  if (!st.ok()) {
+    // Nothing may stay behind: directories without a metadata file are not a topic, and the
+    // next attempt (or a restart) must find a clean slate.
+    topic = Status::Internal("discarded");  // closes every log before its directory goes
+    ::unlink(meta.c_str());
+    ::unlink((meta + ".tmp").c_str());
+    for (int32_t p = 0; p < partitions; ++p) {
+      Status rm = RemoveAll(LogsDir(options_.data_dir) + "/" + name.value() + "-" +
+                            std::to_string(p));
+      if (!rm.ok()) {
+        LogError(kComponent, "cleaning up after a failed create of " + name.value() + ": " +
+                                 rm.ToString());
+      }
+    }
+    LogError(kComponent, "cannot create topic " + name.value() + ": " + st.ToString());
+    // No kNotFound out of here: to a client that reads as "no such topic", not "try again".
+    return Status(st.code() == StatusCode::kNotFound ? StatusCode::kIOError : st.code(),
+                  "cannot create topic " + name.value() + ": " + st.message());
+  }
   LogInfo(kComponent, "created topic " + name.value() + " with " + std::to_string(partitions) +
                           " partitions");
   Topic* raw = topic->get();

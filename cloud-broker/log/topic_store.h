@@ -2,7 +2,10 @@
 //   <data_dir>/topics/<name>.json          {"name", "partitions", overrides} (topic_config.h)
 //   <data_dir>/logs/<name>-<partition>/    PartitionLog segments
 // A topic's metadata file is its commit point: it is written (durably) after its partition
-// directories exist, and on open only topics with a metadata file are loaded.
+// directories exist, and on open only topics with a metadata file are loaded. A create that
+// fails (e.g. EMFILE: kUnavailable) removes what it made, so the next attempt starts clean.
+// Open files: the store's FileCache holds at most max_open_files segment files of all its
+// partitions (file_cache.h).
 // Threads: one maintenance thread: timed fsyncs (flush_ms) every flush_check_interval_ms and
 // retention every retention_check_interval_ms; stopped by the destructor.
 // Thread-safety: thread-safe. Topic and PartitionLog pointers stay valid for the store's life.
@@ -18,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "cloud-broker/log/file_cache.h"
 #include "cloud-broker/log/partition_log.h"
 #include "cloud-broker/log/topic_config.h"
 #include "core/status.h"
@@ -38,6 +42,7 @@ struct TopicStoreOptions {
   int32_t default_partitions = 4;
   int64_t flush_check_interval_ms = 50;
   int64_t retention_check_interval_ms = 300000;  // Kafka's log.retention.check.interval.ms
+  size_t max_open_files = 0;  // log.max_open_files; 0: FileCache::DefaultCapacity()
 };
 
 class Topic {
@@ -77,6 +82,7 @@ class TopicStore {
   size_t RunMaintenance(bool retention);
   // All topics, sorted by name.
   std::vector<Topic*> Topics() const;
+  const FileCache& file_cache() const { return *file_cache_; }
   // Bytes cut from torn log tails while opening.
   uint64_t recovery_truncated_bytes() const { return truncated_bytes_; }
   const TopicStoreOptions& options() const { return options_; }
@@ -86,12 +92,13 @@ class TopicStore {
   static Status ValidateTopicName(const std::string& name);
 
  private:
-  explicit TopicStore(TopicStoreOptions options) : options_(std::move(options)) {}
+  explicit TopicStore(TopicStoreOptions options);
   Result<std::unique_ptr<Topic>> OpenTopic(const TopicName& name, TopicConfig config) const;
   Status Load();
   Result<Topic*> CreateLocked(const TopicName& name, TopicConfig config);
   void MaintenanceLoop();
 
+  std::unique_ptr<FileCache> file_cache_;  // before options_ and topics_: they use it
   const TopicStoreOptions options_;
   mutable std::shared_mutex mu_;
   std::map<std::string, std::unique_ptr<Topic>> topics_;

@@ -27,6 +27,7 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   so.log.retention_ms = options.retention_ms;
   so.log.retention_bytes = options.retention_bytes;
   so.retention_check_interval_ms = options.retention_check_interval_ms;
+  so.max_open_files = static_cast<size_t>(options.max_open_files);
   if (options.file_ops != nullptr) {
     so.log.file_ops = options.file_ops;
   }
@@ -42,6 +43,7 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
                   "cannot open data dir " + options.data_dir + ": " + store.status().message());
   }
   b->store_ = std::move(store).value();
+  b->metrics_->WatchFileCache(b->store_->file_cache());
   b->metrics_->RecoveryTruncated(b->store_->recovery_truncated_bytes());
   for (const Topic* t : b->store_->Topics()) {
     b->metrics_->WatchTopic(*t);

@@ -12,6 +12,20 @@ BrokerMetrics::BrokerMetrics(MetricsRegistry& registry)
   registry.AddGaugeFn("sluice_broker_corrupt_batches_total",
                       "Corrupt batches found in old log segments (skipped by readers)", {},
                       [] { return static_cast<double>(PartitionLog::CorruptBatchesTotal()); });
+  registry.AddGaugeFn("sluice_broker_file_open_failures_total",
+                      "Failed opens of log, index and topic files (EMFILE/ENFILE when the "
+                      "process is out of descriptors); the request answered 503",
+                      {}, [] { return static_cast<double>(OpenFailuresTotal()); });
+}
+
+void BrokerMetrics::WatchFileCache(const FileCache& cache) {
+  registry_.AddGaugeFn("sluice_broker_open_segment_files",
+                       "Segment files the log keeps open now (log.max_open_files caps it)", {},
+                       [&cache] { return static_cast<double>(cache.open_files()); });
+  registry_.AddGaugeFn("sluice_broker_segment_file_evictions_total",
+                       "Segment files closed to stay within log.max_open_files (reopened on "
+                       "demand)",
+                       {}, [&cache] { return static_cast<double>(cache.evictions()); });
 }
 
 void BrokerMetrics::ProduceRequest(int http_status) {

@@ -31,6 +31,8 @@ class BrokerMetrics {
   void RecoveryTruncated(uint64_t bytes);
   // sluice_broker_partition_end_offset{topic,partition} for each partition (once per topic).
   void WatchTopic(const Topic& topic);
+  // Gauges of the log's open segment files and evictions; `cache` must outlive scrapes.
+  void WatchFileCache(const FileCache& cache);
 
   MetricsRegistry& registry() { return registry_; }
 

@@ -109,6 +109,11 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
   if (o.retention_check_interval_ms < 10) {
     c.Fail("log.retention_check_interval", "must be at least 10ms");
   }
+  o.max_open_files = c.GetInt("log.max_open_files", o.max_open_files);
+  if (o.max_open_files != 0 && (o.max_open_files < 4 || o.max_open_files > 1'000'000)) {
+    c.Fail("log.max_open_files", "must be 0 (a quarter of the open-file limit) or 4..1000000, "
+                                 "got " + std::to_string(o.max_open_files));
+  }
   // --- end storage ---
 
   o.max_future_ms = c.GetDurationMsOrOff("produce.max_future", o.max_future_ms);

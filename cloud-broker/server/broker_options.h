@@ -48,6 +48,7 @@ struct BrokerOptions {
   int64_t retention_ms = -1;                         // log.retention_ms
   int64_t retention_bytes = -1;                      // log.retention_bytes
   int64_t retention_check_interval_ms = 300000;      // log.retention_check_interval
+  int64_t max_open_files = 0;  // log.max_open_files; 0: a quarter of RLIMIT_NOFILE (>= 16)
   FileOps* file_ops = nullptr;  // test seam (fault injection); nullptr: the real file system
   // --- end storage ---
   // produce.max_future: refuse records timestamped more than this after the broker's clock

@@ -103,8 +103,13 @@ HttpResponse BrokerService::CreateTopic(const HttpRequest& req) {
         return HttpResponse::Error(400, "invalid_parameter", t.status().message());
       case StatusCode::kResourceExhausted:
         return HttpResponse::Error(507, "insufficient_storage", t.status().message());
-      default:
-        return HttpResponse::Error(503, "storage_unavailable", t.status().message());
+      default: {
+        // EMFILE (kUnavailable) or another I/O error: nothing was left behind, so a retry may
+        // succeed. The store logged it; sluice_broker_file_open_failures_total counts opens.
+        HttpResponse r = HttpResponse::Error(503, "storage_unavailable", t.status().message());
+        r.headers.emplace_back("Retry-After", "1");
+        return r;
+      }
     }
   }
   metrics_.WatchTopic(**t);

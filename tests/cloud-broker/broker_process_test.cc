@@ -90,6 +90,10 @@ TEST(BrokerProcessTest, BadLogKeysExit2NamingKeyAndReason) {
   r = RunBroker(dir, {"--config", path, "--set", "log.retention_check_interval=1ms"});
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("log.retention_check_interval"), std::string::npos) << r.output;
+  r = RunBroker(dir, {"--config", path, "--set", "log.max_open_files=2"});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("log.max_open_files"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("4..1000000"), std::string::npos) << r.output;
 }
 
 // A bad value given with --set is reported against "--set".
