@@ -30,10 +30,14 @@ bool ParseTime(const std::string& s, int64_t* ms) {
 }
 
 Status ScanPartition(const std::string& topic, int32_t p, const PartitionLog& log,
-                     const QueryFilter& filter, QueryResult* out) {
+                     const QueryFilter& filter, const QueryDeadline& deadline, QueryResult* out) {
   int64_t offset = log.start_offset();
   const int64_t end = log.next_offset();
   while (offset < end) {
+    if (deadline.Passed()) {
+      out->timed_out = true;
+      return Status::Ok();
+    }
     Result<LogReadResult> chunk = log.Read(offset, kChunkRecords, kChunkBytes);
     if (!chunk.ok()) {
       return chunk.status();
@@ -42,6 +46,7 @@ Status ScanPartition(const std::string& topic, int32_t p, const PartitionLog& lo
       if (lr.offset >= end) {
         return Status::Ok();
       }
+      ++out->scanned;
       if (!filter.Matches(lr.record)) {
         continue;
       }
@@ -119,7 +124,8 @@ Result<QueryFilter> ParseQueryFilter(const std::map<std::string, std::string>& p
   return f;
 }
 
-Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter) {
+Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
+                             const QueryDeadline& deadline) {
   std::vector<Topic*> topics;
   if (filter.topic.has_value()) {
     Topic* t = store.Find(*filter.topic);
@@ -132,8 +138,9 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter)
   }
   QueryResult out;
   for (Topic* t : topics) {
-    for (int32_t p = 0; p < t->partition_count(); ++p) {
-      SLUICE_RETURN_IF_ERROR(ScanPartition(t->name().value(), p, *t->partition(p), filter, &out));
+    for (int32_t p = 0; p < t->partition_count() && !out.timed_out; ++p) {
+      SLUICE_RETURN_IF_ERROR(
+          ScanPartition(t->name().value(), p, *t->partition(p), filter, deadline, &out));
     }
   }
   out.truncated = out.matched > out.records.size();

@@ -3,6 +3,8 @@
 // matches in (topic, partition, offset) order.
 // The scan is linear but streamed: partitions are read in bounded chunks, so memory stays at
 // one chunk plus the `limit` records kept. (A later issue can add time and key indexes.)
+// A QueryDeadline bounds the time: it is checked before every chunk (and partition), and a query
+// past it stops with timed_out set (query_pool.h runs queries off the HTTP threads).
 // Thread-safety: RunQuery is safe concurrently with appends; it reads each partition up to the
 // end offset it saw when it reached that partition.
 #pragma once
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "cloud-broker/log/topic_store.h"
+#include "core/clock.h"
 #include "core/record.h"
 #include "core/status.h"
 #include "core/strong_types.h"
@@ -38,8 +41,17 @@ struct QueryMatch {
   Record record;
 };
 
+// The time budget of one query.
+struct QueryDeadline {
+  const Clock* clock = nullptr;  // nullptr: no budget
+  int64_t at_us = 0;             // clock->MonotonicUs() from which the query gives up
+  bool Passed() const { return clock != nullptr && clock->MonotonicUs() >= at_us; }
+};
+
 struct QueryResult {
-  uint64_t matched = 0;  // all matches, not only those returned
+  bool timed_out = false;  // stopped at the deadline: the counts cover only what was scanned
+  uint64_t scanned = 0;    // records read
+  uint64_t matched = 0;    // all matches, not only those returned
   bool truncated = false;
   std::map<std::string, uint64_t> counts_by_country;  // over all matches
   std::vector<QueryMatch> records;                     // the first `limit` matches
@@ -53,6 +65,8 @@ Result<QueryFilter> ParseQueryFilter(const std::map<std::string, std::string>& p
                                      std::string* bad_field);
 
 // Runs the query. kNotFound if filter.topic names no topic; kCorruption on an unreadable batch.
-Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter);
+// Past `deadline` it returns what it has with timed_out set.
+Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
+                             const QueryDeadline& deadline = {});
 
 }  // namespace sluice::broker

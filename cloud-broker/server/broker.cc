@@ -65,6 +65,18 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
     }
     b->append_pool_ = std::move(pool).value();
   }
+  Result<std::unique_ptr<QueryPool>> queries =
+      QueryPool::Create(options.query_threads, static_cast<size_t>(options.query_max_waiting));
+  if (!queries.ok()) {
+    return Status(queries.status().code(), "query.threads: " + queries.status().message());
+  }
+  b->query_pool_ = std::move(queries).value();
+  QueryPool* qp = b->query_pool_.get();
+  b->registry_.AddGaugeFn("sluice_broker_queries_running", "Queries running on the query pool",
+                          {}, [qp] { return static_cast<double>(qp->running()); });
+  b->registry_.AddGaugeFn("sluice_broker_queries_waiting",
+                          "Queries waiting for a query thread (at most query.max_waiting)", {},
+                          [qp] { return static_cast<double>(qp->waiting()); });
   std::string why_not;
   Result<bool> loaded =
       b->producers_->LoadSnapshot(*b->store_, b->ProducerSnapshotPath(), &why_not);
@@ -113,6 +125,9 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   svc.fetch_waiter = b->fetch_waiter_.get();  // storage: long-poll fetch
   svc.pipeline_pool = b->pipeline_pool_.get();
   svc.append_pool = b->append_pool_.get();
+  svc.query_pool = b->query_pool_.get();
+  svc.query_timeout_ms = options.query_timeout_ms;
+  svc.on_query_start = options.on_query_start;
   // --- authentication, ACLs, producer-id ownership (cloud-broker/auth) ---
   if (options.auth.required) {
     Result<std::unique_ptr<Authorizer>> auth =
@@ -167,6 +182,11 @@ void Broker::Stop() {
   stopped_ = true;
   if (fetch_waiter_) {
     fetch_waiter_->Shutdown();  // storage: answer parked long-polls while the server runs
+  }
+  if (query_pool_) {
+    // Before the server, which may wait for unanswered requests: waiting queries answer 503
+    // stopping, running ones finish (within query.timeout), later ones get 503 stopping.
+    query_pool_->Stop();
   }
   if (server_) {
     server_->Stop();

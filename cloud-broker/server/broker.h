@@ -14,6 +14,7 @@
 #include "cloud-broker/groups/offset_store.h"
 #include "cloud-broker/log/topic_store.h"
 #include "cloud-broker/produce/append_pool.h"
+#include "cloud-broker/query/query_pool.h"
 #include "cloud-broker/producers/producer_table.h"
 #include "cloud-broker/residency/residency_policy.h"
 #include "cloud-broker/server/broker_metrics.h"
@@ -60,6 +61,7 @@ class Broker {
   std::unique_ptr<ProducerTable> producers_;  // exactly-once produce state
   std::unique_ptr<PipelinePool> pipeline_pool_;  // pipelined produce requests that wait
   std::unique_ptr<AppendPool> append_pool_;      // produce.append_threads
+  std::unique_ptr<QueryPool> query_pool_;        // query.threads: GET /v1/query
   std::unique_ptr<ResidencyPolicy> policy_;
   // Consumer groups: offsets under <data_dir>/groups, coordinator (with its reaper thread).
   std::unique_ptr<OffsetStore> group_offsets_;

@@ -128,6 +128,20 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
                                       std::to_string(o.query_max_limit) + ")");
   }
 
+  const int64_t query_threads = c.GetInt("query.threads", o.query_threads);
+  if (query_threads < 1 || query_threads > 64) {
+    c.Fail("query.threads", "must be 1..64, got " + std::to_string(query_threads));
+  }
+  o.query_threads = static_cast<int>(query_threads);
+  o.query_max_waiting = c.GetInt("query.max_waiting", o.query_max_waiting);
+  if (o.query_max_waiting < 0 || o.query_max_waiting > 4096) {
+    c.Fail("query.max_waiting", "must be 0..4096, got " + std::to_string(o.query_max_waiting));
+  }
+  o.query_timeout_ms = c.GetDurationMs("query.timeout", o.query_timeout_ms);
+  if (o.query_timeout_ms < 1) {
+    c.Fail("query.timeout", "must be at least 1ms");
+  }
+
   o.max_producer_ids = c.GetInt("producers.max_ids", o.max_producer_ids);
   o.max_waiting_produce = c.GetInt("producers.max_waiting", o.max_waiting_produce);
   o.max_ids_per_principal =

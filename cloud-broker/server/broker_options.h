@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,12 @@ struct BrokerOptions {
   int64_t max_future_ms = 24LL * 3600 * 1000;
   int64_t query_default_limit = 100;
   int64_t query_max_limit = 100000;
+  // query.threads, query.max_waiting, query.timeout: GET /v1/query runs on its own pool
+  // (cloud-broker/query/query_pool.h), never on the HTTP threads.
+  int query_threads = 1;
+  int64_t query_max_waiting = 8;
+  int64_t query_timeout_ms = 10000;
+  std::function<void()> on_query_start;  // test seam (ServiceOptions::on_query_start)
   int64_t max_producer_ids = 10000;  // producers.max_ids: idempotent-producer state cap (LRU)
   // producers.max_waiting: threads for pipelined produce requests that wait for the batch they
   // follow (server/pipeline_pool.h), so waiting never holds an HTTP thread; 0: they wait on the

@@ -65,6 +65,9 @@ void BrokerService::Handle(HttpRequest&& request, HttpResponder respond) {
   if (MaybeParkFetch(request, respond)) {  // storage: long-poll (wait_ms)
     return;
   }
+  if (MaybeQueueQuery(request, respond)) {  // queries run on the query pool (query_routes.cc)
+    return;
+  }
   if (options_.pipeline_pool != nullptr && request.method == "POST" &&
       !request.Header("sluice-after-seq").empty()) {
     // A pipelined produce may wait for the batch it follows: not on an HTTP thread, which that
@@ -115,7 +118,7 @@ HttpResponse BrokerService::Route(const HttpRequest& req) {
     }
     // --- end consumer groups ---
     if (p.size() == 2 && p[1] == "query") {
-      return method_is("GET") ? Query(req) : wrong_method("GET");
+      return method_is("GET") ? Query(req, QueryDeadlineFromNow()) : wrong_method("GET");
     }
     if (p.size() == 4 && p[1] == "topics" && p[3] == "records") {
       return method_is("POST") ? Produce(p[2], req.body, req.Header("sluice-after-seq"),
@@ -237,47 +240,6 @@ HttpResponse BrokerService::Fetch(const std::string& topic, const std::string& p
   w.Int64(res->next_offset);
   w.Key("end_offset");
   w.Int64(res->end_offset);
-  w.EndObject();
-  return HttpResponse::Json(200, Done(sb));
-}
-
-HttpResponse BrokerService::Query(const HttpRequest& req) {
-  std::string bad_field;
-  Result<QueryFilter> filter = ParseQueryFilter(req.query, options_.query_default_limit,
-                                                options_.query_max_limit, &bad_field);
-  if (!filter.ok()) {
-    return HttpResponse::Error(400, "invalid_parameter", filter.status().message(), bad_field);
-  }
-  Result<QueryResult> res = RunQuery(store_, *filter);
-  if (!res.ok()) {
-    if (res.status().code() == StatusCode::kNotFound) {
-      return HttpResponse::Error(404, "unknown_topic", res.status().message(), "topic");
-    }
-    LogError("query", res.status().ToString());
-    return HttpResponse::Error(500, "storage_error", res.status().message());
-  }
-  rapidjson::StringBuffer sb;
-  JsonWriter w(sb);
-  w.StartObject();
-  w.Key("region");
-  WriteJsonString(w, policy_.region().value());
-  w.Key("matched");
-  w.Uint64(res->matched);
-  w.Key("truncated");
-  w.Bool(res->truncated);
-  w.Key("counts_by_country");
-  w.StartObject();
-  for (const auto& [country, n] : res->counts_by_country) {
-    WriteJsonString(w, country);
-    w.Uint64(n);
-  }
-  w.EndObject();
-  w.Key("records");
-  w.StartArray();
-  for (const QueryMatch& m : res->records) {
-    WriteRecordJson(w, m.topic, m.partition, m.offset, m.record);
-  }
-  w.EndArray();
   w.EndObject();
   return HttpResponse::Json(200, Done(sb));
 }

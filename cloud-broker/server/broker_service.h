@@ -1,14 +1,17 @@
 // BrokerService: the broker's HTTP API (docs/API.md, "Broker"): produce, list topics, fetch,
 // query, healthz, metrics. It owns no threads: HttpServer calls Handle on its pool threads and
-// every request is answered before Handle returns (produce answers after its fsync).
+// most requests are answered before Handle returns (produce answers after its fsync); queries
+// are handed to the QueryPool and long-poll fetches to the FetchWaiter, which answer later.
 // Thread-safety: thread-safe; everything it touches (TopicStore, PartitionLog, metrics) is.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "cloud-broker/log/topic_store.h"
+#include "cloud-broker/query/query.h"
 #include "cloud-broker/residency/residency_policy.h"
 #include "cloud-broker/server/broker_metrics.h"
 #include "cloud-broker/server/record_json.h"
@@ -32,6 +35,7 @@ class PipelinePool;
 class Authorizer;      // cloud-broker/auth/authorizer.h
 class ProducerOwners;  // cloud-broker/auth/producer_owners.h
 class AppendPool;  // cloud-broker/produce/append_pool.h
+class QueryPool;   // cloud-broker/query/query_pool.h
 
 struct ServiceOptions {
   std::string broker_id;
@@ -54,7 +58,14 @@ struct ServiceOptions {
   // produce.max_future: records timestamped further ahead of clock->NowMs() are refused (400);
   // < 0: no bound.
   int64_t max_future_ms = 24LL * 3600 * 1000;
-  const Clock* clock = &SystemClock::Instance();
+  // Runs GET /v1/query off the HTTP threads (bounded; 503 when full); nullptr: inline.
+  QueryPool* query_pool = nullptr;
+  // query.timeout: a query's time budget from its arrival, including its wait in the pool's
+  // queue; past it the answer is 503 query_timeout. <= 0: none.
+  int64_t query_timeout_ms = 10000;
+  const Clock* clock = &SystemClock::Instance();  // produce.max_future's and the query deadline's
+  // Test seam: runs on the thread that scans, right before the scan of every query.
+  std::function<void()> on_query_start;
 };
 
 class BrokerService {
@@ -89,7 +100,14 @@ class BrokerService {
   bool Admit(HttpRequest& request, const HttpResponder& respond);
   HttpResponse Fetch(const std::string& topic, const std::string& partition,
                      const HttpRequest& request);
-  HttpResponse Query(const HttpRequest& request);
+  // --- queries (query_routes.cc) ---
+  // True if it took the request: queued on the query pool, or answered 400/503 at once.
+  bool MaybeQueueQuery(HttpRequest& req, const HttpResponder& respond);
+  QueryDeadline QueryDeadlineFromNow() const;
+  HttpResponse Query(const HttpRequest& request, const QueryDeadline& deadline);
+  // 503 + Retry-After, counted in sluice_broker_queries_refused_total{reason}.
+  HttpResponse RefuseQuery(const std::string& reason, const std::string& message);
+  // --- end queries ---
   HttpResponse Health();
   // Counts (and logs, rate-limited per reason) a refused produce request; nothing was stored.
   HttpResponse Refuse(HttpResponse response, const std::string& topic,

@@ -1,6 +1,8 @@
 // ResidencyPolicy and the query engine (over a real TopicStore in a temp dir).
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include "cloud-broker/query/query.h"
 #include "cloud-broker/residency/residency_policy.h"
 #include "tests/cloud-broker/test_records.h"
@@ -120,6 +122,48 @@ TEST_F(QueryTest, BadParametersNameTheField) {
   QueryFilter f;
   f.topic = TopicName("nope");
   EXPECT_EQ(RunQuery(*store_, f).status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace sluice::broker
+
+namespace sluice::broker {
+namespace {
+
+// Each MonotonicUs() call returns the time, then advances it 1 ms: one scan step per ms.
+class SteppingClock final : public Clock {
+ public:
+  int64_t NowMs() const override { return 0; }
+  int64_t MonotonicUs() const override { return now_us_.fetch_add(1000); }
+
+ private:
+  mutable std::atomic<int64_t> now_us_{0};
+};
+
+TEST_F(QueryTest, DeadlineIsCheckedInsideTheScan) {
+  std::string field;
+  auto f = ParseQueryFilter({}, 100, 1000, &field);
+  ASSERT_TRUE(f.ok());
+  auto all = RunQuery(*store_, *f);
+  ASSERT_TRUE(all.ok());
+  EXPECT_FALSE(all->timed_out);
+  EXPECT_EQ(all->scanned, 24u);  // 2 topics x 2 partitions x 6 records
+
+  // Checked before each chunk (here: each partition, 6 records): at 0, 1 and 2 ms it scans,
+  // at 3 ms it is past the 2.5 ms budget and stops with what it has.
+  SteppingClock clock;
+  QueryDeadline d{&clock, 2500};
+  auto cut = RunQuery(*store_, *f, d);
+  ASSERT_TRUE(cut.ok());
+  EXPECT_TRUE(cut->timed_out);
+  EXPECT_EQ(cut->scanned, 18u);
+  EXPECT_EQ(cut->matched, 18u);
+
+  SteppingClock late;
+  auto none = RunQuery(*store_, *f, QueryDeadline{&late, 0});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->timed_out);
+  EXPECT_EQ(none->scanned, 0u);
 }
 
 }  // namespace
