@@ -531,6 +531,10 @@ class BeastServer final : public HttpServer {
       t.join();
     }
     threads_.clear();
+    // What the handler captured (and responders it kept, which hold sessions, which hold the
+    // core) must not keep the core alive: no handler is called after this.
+    std::lock_guard<std::mutex> lock(core_->mu);
+    core_->handler = nullptr;
   }
 
   int port() const override { return port_; }

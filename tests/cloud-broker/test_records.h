@@ -19,7 +19,9 @@ inline Record MakeRecord(const std::string& device, const std::string& country, 
   r.value = payload;
   r.headers = {{kHeaderSensor, "temp"},      {kHeaderCountry, country},
                {kHeaderGatewayId, "gw-1"},   {kHeaderGatewaySeq, std::to_string(ts_ms % 1000)},
-               {kHeaderIngestTs, std::to_string(ts_ms + 5)}, {kHeaderSource, "http"}};
+               // Saturating: tests pass INT64_MAX timestamps (issue 10, item 9).
+               {kHeaderIngestTs, std::to_string(ts_ms > INT64_MAX - 5 ? ts_ms : ts_ms + 5)},
+               {kHeaderSource, "http"}};
   return r;
 }
 
