@@ -427,6 +427,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       idle_timer_->cancel();
     }
     closing_ = true;
+    pending_.reset();  // its function holds this session: no cycle outlives the connection
     beast::error_code ignored;
     Lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
     Lowest().close();
