@@ -151,6 +151,37 @@ void CollectLeaves(const YAML::Node& node, const std::string& path, std::vector<
   }
 }
 
+// Every mapping key must be a plain scalar name: YAML allows a map or a list as a key ("? "), which
+// no getter can name and which yaml-cpp cannot convert to a string (found by tests/fuzz/
+// config_fuzz: it threw YAML::TypedBadConversion out of RejectUnknownKeys). Iterative, and nesting
+// is bounded, so no config can exhaust the stack here.
+void CheckPlainKeys(const YAML::Node& root, const std::string& origin) {
+  constexpr size_t kMaxDepth = 64;
+  std::vector<std::pair<YAML::Node, size_t>> todo{{root, 1}};
+  while (!todo.empty()) {
+    auto [node, depth] = todo.back();
+    todo.pop_back();
+    if (!node.IsMap() && !node.IsSequence()) {
+      continue;
+    }
+    if (depth > kMaxDepth) {
+      throw ConfigError(origin + ":" + std::to_string(node.Mark().line + 1) +
+                        ": nested deeper than " + std::to_string(kMaxDepth) + " levels");
+    }
+    for (const auto& item : node) {
+      if (node.IsMap()) {
+        if (!item.first.IsScalar()) {
+          throw ConfigError(origin + ":" + std::to_string(item.first.Mark().line + 1) +
+                            ": a key must be a plain name, not a map or a list");
+        }
+        todo.push_back({item.second, depth + 1});
+      } else {
+        todo.push_back({item, depth + 1});
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Config::Config(std::shared_ptr<Impl> impl, std::string prefix)
@@ -178,6 +209,7 @@ Config Config::Parse(const std::string& yaml_text, const std::string& origin,
   }
   if (!impl->root.IsDefined() || impl->root.IsNull()) impl->root = YAML::Node(YAML::NodeType::Map);
   if (!impl->root.IsMap()) throw ConfigError(origin + ": the top level must be a map of keys");
+  CheckPlainKeys(impl->root, origin);
   for (const auto& ov : overrides) {
     auto eq = ov.find('=');
     if (eq == std::string::npos || eq == 0) {

@@ -107,6 +107,28 @@ TEST(ConfigTest, OverrideErrorNamesTheOverride) {
   }
 }
 
+// Found by tests/fuzz/config_fuzz: a map used as a key ("? ...") made RejectUnknownKeys throw
+// YAML::TypedBadConversion, which no caller catches (the broker died with std::terminate instead
+// of exit 2 naming the file).
+TEST(ConfigTest, NonScalarKeyIsAConfigErrorNotACrash) {
+  for (const std::string text :
+       {std::string("a: 1\n? {x: 1}\n: 2\n"), std::string("region:\n  ? [1, 2]\n  : b\n"),
+        testing::ReadFileOrEmpty(testing::SourcePath("tests/core/testdata/config_fuzz_complex_key.yaml"))}) {
+    try {
+      Config c = Config::Parse(text, "k.yaml");
+      (void)c.GetInt("a", 0);
+      c.RejectUnknownKeys();
+      FAIL() << "accepted: " << text.substr(0, 60);
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("k.yaml"), std::string::npos) << e.what();
+    }
+  }
+  std::string deep = "a: ";
+  for (int i = 0; i < 200; ++i) deep += "[";
+  for (int i = 0; i < 200; ++i) deep += "]";
+  EXPECT_THROW(Config::Parse(deep, "d.yaml"), ConfigError);
+}
+
 TEST(ConfigTest, InvalidYamlAndMissingFile) {
   EXPECT_THROW(Config::Parse("a: [1, 2\n", "f"), ConfigError);
   EXPECT_THROW(Config::Load("/nonexistent/sluice.yaml"), ConfigError);
