@@ -60,13 +60,15 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-wrk_rate() {  # wrk_rate CONNECTIONS SCRIPT -> requests/s (non-2xx counted as errors below)
+wrk_rate() {  # wrk_rate CONNECTIONS SCRIPT [SECONDS] -> 2xx answers/s (refusals do not count)
   local out
-  out=$(wrk -t2 -c"$1" -d"${SECS}s" -s "$DIR/$2" "http://127.0.0.1:$GP/v1/events")
+  out=$(wrk -t2 -c"$1" -d"${3:-$SECS}s" -s "$DIR/$2" "http://127.0.0.1:$GP/v1/events")
   if grep -q "Non-2xx" <<<"$out"; then
     echo "front_door: the gateway refused requests: $(grep Non-2xx <<<"$out")" >&2
   fi
-  awk '/Requests\/sec/ {printf "%d", $2}' <<<"$out"
+  awk '/requests in/ { n = $1; t = $4; sub(/s,?$/, "", t) }
+       /Non-2xx/ { bad = $NF }
+       END { if (t > 0) printf "%d", (n - bad) / t }' <<<"$out"
 }
 redis_rate() {  # redis_rate CLIENTS PIPELINE REQUESTS -> XADDs/s
   redis-benchmark -p "$RP" -c "$1" -P "$2" -n "$3" \
@@ -92,7 +94,9 @@ for c in 8 64; do
   printf '%-44s %12s %14s %6s%%\n' "$c clients, one event per request" "$s" "$r" \
     "$(( r > 0 ? 100 * s / r : 0 ))"
 done
-s=$(wrk_rate 8 bulk.lua)
+# 3 s: at ~1 M events/s a longer run fills the buffer's 1 GiB (buffer.max_bytes) and the rest
+# would be refused (503), which is not what this row measures.
+s=$(wrk_rate 8 bulk.lua 3)
 r=$(redis_rate 8 1000 2000000)
 printf '%-44s %12s %14s %6s%%\n' "8 clients, 1,000 events per request" "$(( s * 1000 ))" "$r" \
   "$(( r > 0 ? 100 * s * 1000 / r : 0 ))"
