@@ -19,7 +19,13 @@ PartitionLog::PartitionLog(std::string dir, LogOptions options)
     : dir_(std::move(dir)), options_(std::move(options)) {
   files_.ops = options_.file_ops;
   files_.cache = options_.file_cache != nullptr ? options_.file_cache : &FileCache::Default();
-  files_.on_close_sync_failure = [this](const Status& st) { RecordSyncFailure(st); };
+  sync_sink_->log = this;
+  files_.on_close_sync_failure = [sink = sync_sink_](const Status& st) {
+    std::lock_guard<std::mutex> lock(sink->mu);
+    if (sink->log != nullptr) {
+      sink->log->RecordSyncFailure(st);
+    }
+  };
 }
 
 void PartitionLog::RecordSyncFailure(const Status& st) {
@@ -41,6 +47,14 @@ PartitionLog::~PartitionLog() {
       LogWarn(kComponent, "closing " + dir_ + ": " + st.ToString() + " (rebuilt on next start)");
     }
   }
+  // Closing the segments may fsync their files and report a failure: detach first, then close
+  // them while every member is still alive (members are destroyed in reverse order, and the
+  // failure state lies after segments_). A failure at close is still logged by the file.
+  {
+    std::lock_guard<std::mutex> lock(sync_sink_->mu);
+    sync_sink_->log = nullptr;
+  }
+  segments_.clear();
 }
 
 uint64_t PartitionLog::CorruptBatchesTotal() { return g_corrupt_batches.load(); }

@@ -145,6 +145,14 @@ class PartitionLog {
   const std::string dir_;
   const LogOptions options_;
   mutable std::shared_mutex mu_;
+  // Where a file the cache closes later reports a failed fsync: this log until its destructor
+  // detaches it (a cached file may be closed, by another partition's eviction, after this log
+  // and its members are gone).
+  struct SyncFailureSink {
+    std::mutex mu;
+    PartitionLog* log = nullptr;  // guarded by mu
+  };
+  std::shared_ptr<SyncFailureSink> sync_sink_ = std::make_shared<SyncFailureSink>();
   SegmentEnv files_;  // before segments_: they use it until destroyed
   std::vector<std::shared_ptr<Segment>> segments_;  // ascending base offsets; last is active
   int64_t next_offset_ = 0;                          // written end (guarded by mu_)
