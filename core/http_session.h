@@ -270,7 +270,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     Lowest().expires_never();
     std::shared_ptr<Session> self = this->shared_from_this();
     HttpResponder responder([self](HttpResponse resp) { self->Answer(std::move(resp)); });
-    answered_ = false;
     answer_posted_.store(false);
     pending_ = responder;
     try {
@@ -296,7 +295,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   // one read is ever outstanding: once the answer is written the connection waits for this read
   // instead of starting another (resume_).
   void Watch() {
-    if (answered_ || watching_ || closing_) {
+    if (!pending_ || watching_ || closing_) {  // answered, or nothing held
       return;
     }
     watching_ = true;
@@ -310,7 +309,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         self->idle_timer_->cancel();
       }
       if (ec) {
-        if (!self->answered_ && self->pending_) {
+        if (self->pending_) {  // still unanswered
           self->pending_->ClientGone();
         }
         if (!self->writing_) {
@@ -364,7 +363,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (closing_) {
       return;
     }
-    answered_ = true;
     pending_.reset();
     writing_ = true;
     auto out = std::make_shared<bhttp::response<bhttp::string_body>>(
@@ -430,8 +428,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   bool closing_ = false;
   bool linger_ = false;  // the request was refused unread: Linger() before closing
   // Client-gone detection while a handler holds the request (Watch): all on the strand.
-  std::optional<HttpResponder> pending_;  // the unanswered request's responder
-  bool answered_ = true;
+  std::optional<HttpResponder> pending_;  // the unanswered request's responder; empty once answered
   std::atomic<bool> answer_posted_{false};  // set by Answer, from any thread
   bool watching_ = false;
   bool writing_ = false;

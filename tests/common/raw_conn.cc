@@ -37,22 +37,26 @@ size_t RawConn::Send(const std::string& s) {
   return off;
 }
 
+int RawConn::RecvSome(std::string* out, int64_t wait_ms) {
+  pollfd p{fd_, POLLIN, 0};
+  if (poll(&p, 1, static_cast<int>(wait_ms)) <= 0) {
+    return 0;
+  }
+  char buf[65536];
+  const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+  if (n <= 0) {
+    return -1;
+  }
+  out->append(buf, static_cast<size_t>(n));
+  return 1;
+}
+
 std::string RawConn::ReadAll(int64_t timeout_ms, bool* closed) {
   std::string out;
   *closed = false;
   const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  char buf[65536];
-  while (std::chrono::steady_clock::now() < end) {
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, 50) <= 0) {
-      continue;
-    }
-    const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-    if (n <= 0) {
-      *closed = true;
-      break;
-    }
-    out.append(buf, static_cast<size_t>(n));
+  while (!*closed && std::chrono::steady_clock::now() < end) {
+    *closed = RecvSome(&out, 50) < 0;
   }
   return out;
 }
@@ -60,7 +64,6 @@ std::string RawConn::ReadAll(int64_t timeout_ms, bool* closed) {
 std::string RawConn::ReadResponse(int64_t timeout_ms) {
   std::string out;
   const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  char buf[4096];
   while (std::chrono::steady_clock::now() < end) {
     const size_t hdr = out.find("\r\n\r\n");
     if (hdr != std::string::npos) {
@@ -70,15 +73,9 @@ std::string RawConn::ReadResponse(int64_t timeout_ms) {
         return out;
       }
     }
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, 50) <= 0) {
-      continue;
-    }
-    const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-    if (n <= 0) {
+    if (RecvSome(&out, 50) < 0) {
       break;
     }
-    out.append(buf, static_cast<size_t>(n));
   }
   return out;
 }

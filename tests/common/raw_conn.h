@@ -26,6 +26,9 @@ class RawConn {
   std::string ReadResponse(int64_t timeout_ms);
 
  private:
+  // Waits up to wait_ms for bytes and appends them: 1 read some, 0 none yet, -1 peer closed.
+  int RecvSome(std::string* out, int64_t wait_ms);
+
   int fd_ = -1;
   bool ok_ = false;
 };
