@@ -124,6 +124,22 @@ Status RemoveAll(const std::string& path) {
   return Status::Ok();
 }
 
+Status RemoveDirOf(const std::string& dir, const std::vector<std::string>& names) {
+  for (const std::string& name : names) {
+    const std::string path = dir + "/" + name;
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return Errno("unlink", path);
+    }
+  }
+  if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) {
+    return Status::Ok();
+  }
+  if (errno != ENOTEMPTY && errno != EEXIST) {
+    return Errno("rmdir", dir);
+  }
+  return RemoveAll(dir);
+}
+
 Result<std::vector<std::string>> ListDir(const std::string& dir) {
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) {

@@ -24,6 +24,10 @@ Status WriteFileAtomic(const std::string& path, const std::string& contents,
 Result<std::string> ReadWholeFile(const std::string& path, FileOps& ops = FileOps::Default());
 // rm -r; ok if it does not exist.
 Status RemoveAll(const std::string& path);
+// Removes `dir` when it holds at most `names` (unlink each, then rmdir), which needs no file
+// descriptor: the clean-up after a create failed with EMFILE must not need one. Anything else in
+// it falls back to RemoveAll. Ok if it does not exist.
+Status RemoveDirOf(const std::string& dir, const std::vector<std::string>& names);
 // Names (not paths) of the entries of `dir`, sorted. kNotFound if dir does not exist.
 Result<std::vector<std::string>> ListDir(const std::string& dir);
 

@@ -34,6 +34,12 @@ std::string Segment::FileName(int64_t base_offset) {
   return std::string(buf) + kSuffix;
 }
 
+std::vector<std::string> Segment::FileNames(int64_t base_offset) {
+  const std::string log = FileName(base_offset);
+  const std::string stem = log.substr(0, kOffsetDigits);
+  return {log, stem + ".index", stem + ".timeindex"};
+}
+
 bool Segment::ParseFileName(const std::string& name, int64_t* base_offset) {
   if (name.size() != kOffsetDigits + 4 || name.compare(kOffsetDigits, 4, kSuffix) != 0) {
     return false;

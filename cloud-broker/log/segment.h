@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cloud-broker/log/file_cache.h"
 #include "cloud-broker/log/file_ops.h"
@@ -75,6 +76,8 @@ class Segment {
 
   // "00000000000000001234.log"
   static std::string FileName(int64_t base_offset);
+  // Every file a segment at `base_offset` may create: the log and its two indexes.
+  static std::vector<std::string> FileNames(int64_t base_offset);
   // Parses a segment file name; false for anything else (indexes, temp files).
   static bool ParseFileName(const std::string& name, int64_t* base_offset);
 

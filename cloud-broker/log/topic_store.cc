@@ -10,6 +10,7 @@
 #include <chrono>
 
 #include "cloud-broker/log/fs_util.h"
+#include "cloud-broker/log/segment.h"
 #include "core/logging.h"
 #include "core/thread_name.h"
 
@@ -240,8 +241,10 @@ Result<Topic*> TopicStore::CreateLocked(const TopicName& name, TopicConfig confi
     ::unlink(meta.c_str());
     ::unlink((meta + ".tmp").c_str());
     for (int32_t p = 0; p < partitions; ++p) {
-      Status rm = RemoveAll(LogsDir(options_.data_dir) + "/" + name.value() + "-" +
-                            std::to_string(p));
+      // A fresh partition holds at most its first segment's files.
+      Status rm = RemoveDirOf(LogsDir(options_.data_dir) + "/" + name.value() + "-" +
+                                  std::to_string(p),
+                              Segment::FileNames(0));
       if (!rm.ok()) {
         LogError(kComponent, "cleaning up after a failed create of " + name.value() + ": " +
                                  rm.ToString());

@@ -1,9 +1,14 @@
 #include "cloud-broker/log/topic_store.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include "tests/cloud-broker/test_records.h"
 #include "tests/common/test_env.h"
@@ -77,6 +82,56 @@ TEST(TopicStoreTest, ValidatesNamesAndPartitionCounts) {
   EXPECT_FALSE((*store)->Create(TopicName("t"), 0).ok());
   EXPECT_FALSE((*store)->Create(TopicName("t"), 1025).ok());
   EXPECT_FALSE((*store)->Create(TopicName("../x"), 1).ok());
+}
+
+// Run in a child process with every descriptor taken but `spare`: a create that fails for want
+// of descriptors must leave no directory behind, and the clean-up itself must not need one
+// (rm -r opens the directory, which fails with EMFILE exactly then). Exit codes name the failure.
+int CreateWithSpareFds(const std::string& dir, int spare) {
+  auto store = TopicStore::Open(Options(dir));
+  if (!store.ok()) {
+    return 10;
+  }
+  std::vector<int> held;
+  for (int fd; (fd = ::dup(STDIN_FILENO)) >= 0;) {
+    held.push_back(fd);
+  }
+  if (errno != EMFILE) {
+    return 11;
+  }
+  for (int i = 0; i < spare && !held.empty(); ++i) {
+    ::close(held.back());
+    held.pop_back();
+  }
+  auto t = (*store)->Create(TopicName("fresh"), 2);
+  struct stat st;
+  const bool left = ::stat((dir + "/logs/fresh-0").c_str(), &st) == 0 ||
+                    ::stat((dir + "/logs/fresh-1").c_str(), &st) == 0 ||
+                    ::stat((dir + "/topics/fresh.json").c_str(), &st) == 0;
+  if (t.ok()) {
+    return left ? 0 : 12;  // enough descriptors after all: a complete topic
+  }
+  if (t.status().code() == StatusCode::kNotFound) {
+    return 13;
+  }
+  return left ? 14 : 0;
+}
+
+TEST(TopicStoreTest, CreateOutOfDescriptorsLeavesNothingBehind) {
+  for (int spare = 0; spare <= 8; ++spare) {
+    sluice::testing::TempDir dir;
+    ::fflush(nullptr);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::_exit(CreateWithSpareFds(dir.path(), spare));
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status)) << "spare=" << spare;
+    EXPECT_EQ(WEXITSTATUS(status), 0)
+        << "spare=" << spare << " (14: a failed create left files behind)";
+  }
 }
 
 }  // namespace
