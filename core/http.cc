@@ -66,6 +66,7 @@ struct HttpResponder::State {
   std::mutex mu;  // guards gone and on_gone
   bool gone = false;
   std::function<void()> on_gone;
+  std::function<void()> on_watch;
 };
 
 HttpResponder::HttpResponder(std::function<void(HttpResponse)> fn)
@@ -78,6 +79,7 @@ void HttpResponder::operator()(HttpResponse response) const {
   {
     std::lock_guard<std::mutex> lock(state_->mu);
     state_->on_gone = nullptr;  // answered: the hook must not run any more
+    state_->on_watch = nullptr;
   }
   state_->fn(std::move(response));
 }
@@ -93,6 +95,17 @@ void HttpResponder::OnClientGone(std::function<void()> fn) const {
     return;
   }
   state_->on_gone = std::move(fn);
+  std::function<void()> watch = std::move(state_->on_watch);
+  state_->on_watch = nullptr;
+  lock.unlock();
+  if (watch) {
+    watch();
+  }
+}
+
+void HttpResponder::OnWatchWanted(std::function<void()> fn) const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->on_watch = std::move(fn);
 }
 
 void HttpResponder::ClientGone() const {

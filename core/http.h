@@ -69,6 +69,10 @@ class HttpResponder {
   void OnClientGone(std::function<void()> fn) const;
   // The server's side: the connection closed before the answer.
   void ClientGone() const;
+  // The server's side: `fn` runs once, when a handler first registers OnClientGone, so the
+  // server watches a connection only for handlers that care (a watch costs every request a read
+  // attempt and a timer; ingest answered after its fsync does not need one).
+  void OnWatchWanted(std::function<void()> fn) const;
 
  private:
   struct State;

@@ -114,7 +114,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   // Posts the answer to the strand; dropped once the server stopped.
   void Answer(HttpResponse resp) {
-    answer_posted_.store(true);
     std::lock_guard<std::mutex> lock(core_->mu);
     if (core_->stopped) {
       return;
@@ -270,7 +269,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     Lowest().expires_never();
     std::shared_ptr<Session> self = this->shared_from_this();
     HttpResponder responder([self](HttpResponse resp) { self->Answer(std::move(resp)); });
-    answer_posted_.store(false);
+    // Held for later (a long-poll) with a hook for a client that goes away: watch the connection.
+    responder.OnWatchWanted([self] {
+      net::post(self->stream_.get_executor(), [self] { self->Watch(); });
+    });
     pending_ = responder;
     try {
       core_->handler(std::move(r), responder);
@@ -283,9 +285,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       if (--core_->running == 0) {
         core_->idle.notify_all();
       }
-    }
-    if (!answer_posted_.load()) {
-      Watch();  // held for later (long-poll, a commit): notice a client that goes away
     }
   }
 
@@ -429,7 +428,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   bool linger_ = false;  // the request was refused unread: Linger() before closing
   // Client-gone detection while a handler holds the request (Watch): all on the strand.
   std::optional<HttpResponder> pending_;  // the unanswered request's responder; empty once answered
-  std::atomic<bool> answer_posted_{false};  // set by Answer, from any thread
   bool watching_ = false;
   bool writing_ = false;
   bool resume_ = false;

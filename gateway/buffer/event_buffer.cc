@@ -190,9 +190,9 @@ void EventBuffer::StopAppends() {
   }
 }
 
-void EventBuffer::AddCommitListener(std::function<void()> fn) {
+void EventBuffer::AddCommitListener(const RegionId& region, std::function<void()> fn) {
   std::lock_guard<std::mutex> lock(mu_);
-  listeners_.push_back(std::move(fn));
+  listeners_.emplace_back(region.value(), std::move(fn));
 }
 
 void EventBuffer::CommitLoop() {
@@ -359,7 +359,11 @@ void EventBuffer::CommitRequests(std::vector<Request>& reqs) {
     std::vector<std::function<void()>> listeners;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      listeners = listeners_;
+      for (const auto& [region, fn] : listeners_) {
+        if (added.count(region) > 0) {
+          listeners.push_back(fn);
+        }
+      }
     }
     for (auto& fn : listeners) {
       fn();

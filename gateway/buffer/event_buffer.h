@@ -93,8 +93,9 @@ class EventBuffer {
   // of delivered records do not slow reads down. Cheap when there is nothing to do.
   void CompactRemoved(uint64_t min_removed = 100000);
 
-  // `fn` runs on the commit thread after every successful commit (forwarders wake on it).
-  void AddCommitListener(std::function<void()> fn);
+  // `fn` runs on the commit thread after each successful commit that added records of `region`
+  // (its forwarder wakes on it); commits of other regions do not call it.
+  void AddCommitListener(const RegionId& region, std::function<void()> fn);
 
   uint64_t buffered_records(const RegionId& region) const;
   uint64_t buffered_bytes(const RegionId& region) const;
@@ -218,7 +219,7 @@ class EventBuffer {
   int64_t queued_bytes_ = 0;  // bytes of queued requests, for the kReject check
   bool stopping_ = false;
   bool dirty_ = false;  // kInterval: unsynced writes since the last sync
-  std::vector<std::function<void()>> listeners_;
+  std::vector<std::pair<std::string, std::function<void()>>> listeners_;  // region, fn
   std::thread commit_thread_;
 };
 

@@ -54,9 +54,13 @@ Forwarder::Forwarder(EventBuffer& buffer, Uplink& uplink, Clock& clock, Forwarde
   }
   // The listener holds the shared wake state, so it stays valid after this forwarder is gone.
   std::shared_ptr<Wake> wake = wake_;
-  buffer_.AddCommitListener([wake] {
+  buffer_.AddCommitListener(options_.region, [wake] {
+    if (!wake->wants_commits.load(std::memory_order_relaxed)) {
+      return;
+    }
     std::lock_guard<std::mutex> lock(wake->mu);
     wake->pending = true;
+    wake->commit_wakeups.fetch_add(1, std::memory_order_relaxed);
     wake->cv.notify_one();
   });
 }
@@ -129,8 +133,10 @@ void Forwarder::Run() {
         if (r.state == State::kLinger) {
           wake_->cv.wait_for(lock, std::chrono::microseconds(us), pred);
         } else {
-          // Backoff: commits must not shorten it; only stop does.
+          // Backoff: commits must not shorten it (nor wake the thread); only stop does.
+          wake_->wants_commits = false;
           wake_->cv.wait_for(lock, std::chrono::microseconds(us), [&] { return wake_->stop; });
+          wake_->wants_commits = true;  // the next round looks at the buffer anyway
         }
       }
     }

@@ -108,6 +108,10 @@ class Forwarder {
   uint64_t forwarded() const { return forwarded_.load(); }
   // Times the thread went idle (waiting for a commit or an answer); for tests.
   uint64_t idle_waits() const { return idle_waits_.load(); }
+  // Commits that woke (notified) the thread; for tests.
+  uint64_t commit_wakeups() const { return wake_->commit_wakeups.load(); }
+  // The thread is waiting out a backoff (deaf to commits); for tests.
+  bool waiting_out_backoff() const { return !wake_->wants_commits.load(); }
   uint64_t dead_lettered() const { return dead_lettered_.load(); }
   uint64_t failures() const { return failures_.load(); }
   uint64_t probe_cuts() const { return probe_cuts_.load(); }  // backoffs ended by a probe
@@ -123,6 +127,10 @@ class Forwarder {
     std::condition_variable cv;
     bool pending = false;
     bool stop = false;
+    // False while backing off: commits cannot shorten a backoff, so they need not wake the
+    // thread (a wake per commit cost two context switches and the committer's lock).
+    std::atomic<bool> wants_commits{true};
+    std::atomic<uint64_t> commit_wakeups{0};
     size_t outstanding = 0;                              // sends not yet answered
     std::map<uint64_t, Result<UplinkResponse>> answers;  // by Batch::id
   };

@@ -419,10 +419,16 @@ TEST_F(EventBufferTest, IntervalSyncModeAcknowledgesAndPersists) {
 TEST_F(EventBufferTest, AppendAfterStopFailsUnavailableAndListenersFire) {
   auto buf = Open();
   std::atomic<int> commits{0};
-  buf->AddCommitListener([&] { commits++; });
+  std::atomic<int> other_region{0};
+  buf->AddCommitListener(RegionId("eu-central"), [&] { commits++; });
+  buf->AddCommitListener(RegionId("us-east"), [&] { other_region++; });
   ASSERT_TRUE(buf->Append(Events("eu-central", 1)).get().ok());
-  // Listeners run right after the callbacks, on the commit thread.
+  // Listeners run right after the callbacks, on the commit thread; only those of a region the
+  // commit added records to.
   EXPECT_TRUE(testing::WaitFor([&] { return commits.load() == 1; }, 5000));
+  ASSERT_TRUE(buf->Append(Events("eu-central", 1)).get().ok());
+  EXPECT_TRUE(testing::WaitFor([&] { return commits.load() == 2; }, 5000));
+  EXPECT_EQ(other_region.load(), 0);
   buf->StopAppends();
   Status st = buf->Append(Events("eu-central", 1)).get();
   EXPECT_EQ(st.code(), StatusCode::kUnavailable);

@@ -286,6 +286,48 @@ TEST_F(ForwarderTest, ThreadWakesOnCommit) {
   EXPECT_EQ(f.forwarded(), 3u);
 }
 
+// A forwarder is woken by commits of its own region only, and not while it backs off (a commit
+// cannot shorten a backoff): each needless wake cost the ingest path two context switches.
+TEST_F(ForwarderTest, CommitsWakeOnlyTheirRegionsForwarderAndNotOneBackingOff) {
+  SystemClock& clock = SystemClock::Instance();
+  ForwarderOptions o;
+  o.region = RegionId("us-east");
+  o.gateway_id = GatewayId("gw");
+  o.idle_poll_ms = 600000;
+  Forwarder other(*buffer_, uplink_, clock, o, nullptr);
+  FakeUplink failing;
+  for (int i = 0; i < 10; ++i) {
+    failing.script.push_back(Status::Unavailable("broker down"));
+  }
+  o.region = region_;
+  o.backoff_initial_ms = 600000;
+  o.backoff_max_ms = 600000;
+  o.probe_interval_ms = 0;
+  Forwarder backing_off(*buffer_, failing, clock, o, nullptr);
+  other.Start();
+  ASSERT_TRUE(testing::WaitFor([&] { return other.idle_waits() >= 1; }, 10000));
+  Add(1);  // the first send fails: a 10-minute backoff
+  backing_off.Start();
+  ASSERT_TRUE(testing::WaitFor([&] { return backing_off.waiting_out_backoff(); }, 10000));
+  EXPECT_EQ(backing_off.failures(), 1u);
+  EXPECT_EQ(other.commit_wakeups(), 0u) << "woken by another region's commit";
+  const uint64_t before = backing_off.commit_wakeups();
+  for (int i = 0; i < 20; ++i) {
+    Add(1);  // 20 commits of region_
+  }
+  // Listeners run on the (one) commit thread right after a commit's callbacks: once a later
+  // commit of another region answered, every earlier listener has run.
+  std::vector<PendingEvent> ap;
+  ap.push_back(PendingEvent{RegionId("ap-south"), SensorEvent{}});
+  ap.back().event.device_id = DeviceId("d");
+  ap.back().event.country = CountryCode("SG");
+  ASSERT_TRUE(buffer_->Append(std::move(ap)).get().ok());
+  EXPECT_EQ(other.commit_wakeups(), 0u) << "woken by another region's commits";
+  EXPECT_EQ(backing_off.commit_wakeups(), before) << "woken by commits while backing off";
+  EXPECT_EQ(buffer_->buffered_records(region_), 21u);
+  other.Stop();
+  backing_off.Stop();
+}
 
 // --- several batches in flight (forward.max_in_flight) ---
 
