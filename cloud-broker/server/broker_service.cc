@@ -56,7 +56,25 @@ std::vector<std::string> SplitPath(const std::string& path) {
 
 BrokerService::BrokerService(ServiceOptions options, TopicStore& store,
                              const ResidencyPolicy& policy, BrokerMetrics& metrics)
-    : options_(std::move(options)), store_(store), policy_(policy), metrics_(metrics) {}
+    : options_(std::move(options)),
+      store_(store),
+      policy_(policy),
+      metrics_(metrics),
+      produce_(
+          [&] {
+            ProduceServiceOptions o;
+            o.producers = options_.producers;
+            o.producer_owners = options_.producer_owners;
+            o.append_pool = options_.append_pool;
+            o.max_future_ms = options_.max_future_ms;
+            o.clock = options_.clock;
+            o.on_topic_created = [&metrics](Topic& t) { metrics.WatchTopic(t); };
+            o.on_appended = [&metrics](const std::string& topic, size_t n, size_t bytes) {
+              metrics.Appended(topic, n, bytes);
+            };
+            return o;
+          }(),
+          store, policy) {}
 
 void BrokerService::Handle(HttpRequest&& request, HttpResponder respond) {
   if (!Admit(request, respond)) {

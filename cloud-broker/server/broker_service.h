@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cloud-broker/log/topic_store.h"
+#include "cloud-broker/produce/produce_service.h"
 #include "cloud-broker/query/query.h"
 #include "cloud-broker/residency/residency_policy.h"
 #include "cloud-broker/server/broker_metrics.h"
@@ -76,15 +77,13 @@ class BrokerService {
   void Handle(HttpRequest&& request, HttpResponder respond);
   HttpResponse Route(const HttpRequest& request);
 
-  // POST /v1/topics/{topic}/records (produce.cc). after_seq: the Sluice-After-Seq header
-  // (empty: absent), see cloud-broker/producers/producer_table.h "Pipelining".
+  // POST /v1/topics/{topic}/records (produce.cc: ProduceService over HTTP). after_seq: the
+  // Sluice-After-Seq header (empty: absent), see cloud-broker/producers/producer_table.h
+  // "Pipelining".
   HttpResponse Produce(const std::string& topic, const std::string& body,
                        const std::string& after_seq = "", const std::string& principal = "");
 
  private:
-  // Produce once the header is parsed; sets *producer_id once the batch is decoded.
-  HttpResponse ProduceBatch(const std::string& topic, const std::string& body, int64_t after_seq,
-                            int64_t* producer_id);
   // --- storage: topic admin, timestamp lookup, long-poll (topic_routes.cc) ---
   HttpResponse StorageRoute(const HttpRequest& req, const std::vector<std::string>& p);
   HttpResponse CreateTopic(const HttpRequest& req);
@@ -118,6 +117,7 @@ class BrokerService {
   const ResidencyPolicy& policy_;
   BrokerMetrics& metrics_;
   RateLimitedLog refusal_log_;
+  ProduceService produce_;  // the produce path itself (cloud-broker/produce)
 };
 
 // Splits "/a/b/c" into {"a","b","c"} (empty segments dropped).

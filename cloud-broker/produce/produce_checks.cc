@@ -1,4 +1,4 @@
-#include "cloud-broker/server/produce_checks.h"
+#include "cloud-broker/produce/produce_checks.h"
 
 #include <charconv>
 
@@ -8,11 +8,13 @@
 namespace sluice::broker {
 namespace {
 
-ProduceRefusal InvalidRecord(size_t index, const std::string& reason, const std::string& field) {
-  return {HttpResponse::Error(400, "invalid_record",
-                              "record " + std::to_string(index) + " " + reason, field,
-                              static_cast<int64_t>(index)),
-          "invalid_record"};
+ProduceError InvalidRecord(size_t index, const std::string& reason, const std::string& field) {
+  ProduceError e;
+  e.code = ProduceErrc::kInvalidRecord;
+  e.message = "record " + std::to_string(index) + " " + reason;
+  e.field = field;
+  e.index = static_cast<int64_t>(index);
+  return e;
 }
 
 template <typename Int>
@@ -50,7 +52,7 @@ std::string Quoted(const std::string& s) {
 
 }  // namespace
 
-std::optional<ProduceRefusal> CheckProducedBatch(const RecordBatch& batch, int64_t now_ms,
+std::optional<ProduceError> CheckProducedBatch(const RecordBatch& batch, int64_t now_ms,
                                                  int64_t max_future_ms) {
   // Every attribute bit is refused (compression already by the decoder): Sluice has no
   // transactions, so a transactional or control (commit/abort marker) batch would be stored as
@@ -63,12 +65,12 @@ std::optional<ProduceRefusal> CheckProducedBatch(const RecordBatch& batch, int64
                            ? "LogAppendTime batches are not supported (the broker keeps each "
                              "record's timestamp)"
                            : "unknown attribute bits";
-    return ProduceRefusal{HttpResponse::Error(400, "invalid_batch",
-                                              std::string(what) + " (attributes " +
-                                                  std::to_string(batch.attributes) +
-                                                  "; send 0)",
-                                              "attributes"),
-                          "invalid_batch"};
+    ProduceError e;
+    e.code = ProduceErrc::kInvalidBatch;
+    e.message = std::string(what) + " (attributes " + std::to_string(batch.attributes) +
+                "; send 0)";
+    e.field = "attributes";
+    return e;
   }
   const int64_t latest =
       max_future_ms < 0 || now_ms > INT64_MAX - max_future_ms ? INT64_MAX : now_ms + max_future_ms;
@@ -116,17 +118,17 @@ std::optional<ProduceRefusal> CheckProducedBatch(const RecordBatch& batch, int64
   return std::nullopt;
 }
 
-ProduceRefusal DecodeRefusal(const Status& status, const DecodeViolation& violation) {
+ProduceError DecodeRefusal(const Status& status, const DecodeViolation& violation) {
+  ProduceError e;
+  e.message = status.message();
   if (status.code() != StatusCode::kInvalidArgument || violation.field.empty()) {
-    return {HttpResponse::Error(400, "corrupt_batch", status.message()), "corrupt_batch"};
+    e.code = ProduceErrc::kCorruptBatch;
+    return e;
   }
-  if (violation.index < 0) {
-    return {HttpResponse::Error(400, "invalid_batch", status.message(), violation.field),
-            "invalid_batch"};
-  }
-  return {HttpResponse::Error(400, "invalid_record", status.message(), violation.field,
-                              violation.index),
-          "invalid_record"};
+  e.code = violation.index < 0 ? ProduceErrc::kInvalidBatch : ProduceErrc::kInvalidRecord;
+  e.field = violation.field;
+  e.index = violation.index;
+  return e;
 }
 
 }  // namespace sluice::broker

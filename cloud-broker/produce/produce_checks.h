@@ -11,23 +11,17 @@
 #include <optional>
 #include <string>
 
-#include "core/http.h"
+#include "cloud-broker/produce/produce_error.h"
 #include "core/record_batch.h"
 
 namespace sluice::broker {
 
-// A refused batch: the 400 answer and the metric/log reason ("invalid_record", ...).
-struct ProduceRefusal {
-  HttpResponse response;
-  std::string reason;
-};
-
 // max_future_ms < 0 turns the future bound off.
-std::optional<ProduceRefusal> CheckProducedBatch(const RecordBatch& batch, int64_t now_ms,
+std::optional<ProduceError> CheckProducedBatch(const RecordBatch& batch, int64_t now_ms,
                                                  int64_t max_future_ms);
 
-// The 400 for a batch DecodeBatch refused: corrupt_batch (framing, CRC), invalid_batch
-// (field "attributes" or "records") or invalid_record (with index and field "key"/"headers").
-ProduceRefusal DecodeRefusal(const Status& status, const DecodeViolation& violation);
+// Why DecodeBatch refused a batch: kCorruptBatch (framing, CRC), kInvalidBatch (field
+// "attributes" or "records") or kInvalidRecord (with index and field "key"/"headers").
+ProduceError DecodeRefusal(const Status& status, const DecodeViolation& violation);
 
 }  // namespace sluice::broker

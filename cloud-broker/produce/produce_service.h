@@ -1,0 +1,92 @@
+// ProduceService: the broker's produce path, independent of any transport. The HTTP API
+// (server/produce.cc) calls it today; the Kafka protocol and replication will call it later.
+// Produce() validates the whole batch, then every record, then residency, and only then splits
+// the records by partition (murmur2 of the key, as Kafka) and appends them; nothing is stored
+// when any check fails. With an idempotent producer (producer_id >= 0) records already stored
+// by an earlier attempt are skipped and counted as duplicates (exactly-once, see
+// cloud-broker/producers/producer_table.h), and a producer id belongs to the principal that
+// first used it (cloud-broker/auth/producer_owners.h).
+// The one partial outcome: if the append to one partition fails after others succeeded, the
+// answer is that partition's storage error while the others keep their records; with a
+// producer id the retry skips them, without one it may store them twice (at-least-once).
+// Thread-safety: thread-safe; concurrent requests of one producer are serialised by its lock in
+// the ProducerTable.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cloud-broker/log/topic_store.h"
+#include "cloud-broker/produce/produce_error.h"
+#include "cloud-broker/residency/residency_policy.h"
+#include "core/clock.h"
+
+namespace sluice::broker {
+
+class AppendPool;      // cloud-broker/produce/append_pool.h
+class ProducerOwners;  // cloud-broker/auth/producer_owners.h
+class ProducerTable;   // cloud-broker/producers/producer_table.h
+
+struct ProduceRequest {
+  std::string topic;
+  std::string batch;       // one RecordBatch v2, exactly as sent
+  int64_t after_seq = -1;  // pipelining: the gateway_seq of the batch this one follows; -1: none
+  std::string principal;   // the authenticated sender; empty with authentication off
+};
+
+struct PartitionAppend {
+  int32_t partition = 0;
+  int64_t base_offset = 0;
+  int64_t last_offset = 0;
+};
+
+struct ProduceResult {
+  size_t records = 0;     // records in the request
+  size_t duplicates = 0;  // of them, stored by an earlier attempt (exactly-once)
+  std::vector<PartitionAppend> partitions;  // ascending partition
+};
+
+// Either a result or an error, never both.
+struct ProduceOutcome {
+  std::optional<ProduceError> error;
+  ProduceResult result;
+  bool ok() const { return !error.has_value(); }
+};
+
+struct ProduceServiceOptions {
+  // Idempotent-producer state; nullptr turns deduplication off.
+  ProducerTable* producers = nullptr;
+  // Binds producer ids to principals; nullptr: any sender may use any producer id.
+  ProducerOwners* producer_owners = nullptr;
+  // Appends the partitions of one request in parallel; nullptr: one after another.
+  AppendPool* append_pool = nullptr;
+  // Records timestamped more than this ahead of clock->NowMs() are refused; < 0: no bound.
+  int64_t max_future_ms = 24LL * 3600 * 1000;
+  const Clock* clock = &SystemClock::Instance();
+  // How long a pipelined request waits for the batch it follows before kOutOfOrderSequence.
+  int64_t after_seq_wait_ms = 1000;
+  // Observers (metrics): a topic created by this produce, records appended to a partition.
+  std::function<void(Topic&)> on_topic_created;
+  std::function<void(const std::string& topic, size_t records, size_t bytes)> on_appended;
+};
+
+class ProduceService {
+ public:
+  ProduceService(ProduceServiceOptions options, TopicStore& store, const ResidencyPolicy& policy);
+
+  ProduceOutcome Produce(const ProduceRequest& request);
+
+ private:
+  // After the producer id's owner check; sets *producer_id once the batch is decoded.
+  ProduceOutcome ProduceBatch(const ProduceRequest& request, int64_t* producer_id);
+
+  const ProduceServiceOptions options_;
+  TopicStore& store_;
+  const ResidencyPolicy& policy_;
+};
+
+}  // namespace sluice::broker
