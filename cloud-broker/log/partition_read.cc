@@ -32,7 +32,7 @@ Result<bool> PartitionLog::FrameAt(const Segment& seg, uint64_t seg_size, uint64
 Result<LogReadResult> PartitionLog::Read(int64_t from, size_t max_records,
                                          size_t max_bytes) const {
   std::shared_lock lock(mu_);
-  const int64_t end = visible_end_.load();
+  const int64_t end = high_watermark_.load();
   LogReadResult out;
   out.end_offset = end;
   out.next_offset = from;
@@ -112,7 +112,7 @@ Result<LogReadResult> PartitionLog::Read(int64_t from, size_t max_records,
 
 Result<int64_t> PartitionLog::OffsetForTimestamp(int64_t timestamp) const {
   std::shared_lock lock(mu_);
-  const int64_t end = visible_end_.load();
+  const int64_t end = high_watermark_.load();
   std::string header;
   std::string batch_bytes;
   for (const auto& sp : segments_) {
