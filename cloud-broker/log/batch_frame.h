@@ -1,6 +1,7 @@
 // Reads the framing fields of an encoded RecordBatch v2 (baseOffset, batchLength,
-// partitionLeaderEpoch, magic, lastOffsetDelta, maxTimestamp) from its first kBatchHeaderSize bytes, without the rest of the
-// batch and without a CRC check: what the log needs to walk a segment and to build its indexes.
+// partitionLeaderEpoch, magic, lastOffsetDelta, maxTimestamp) from its first kBatchHeaderSize
+// bytes, without the rest of the batch and without a CRC check: what the log needs to walk a
+// segment and to build its indexes.
 // Thread-safety: pure functions.
 #pragma once
 

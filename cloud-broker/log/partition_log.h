@@ -16,7 +16,7 @@
 // torn or corrupt batch; an old segment's indexes are validated and rebuilt from the .log when
 // missing or damaged. Readers skip a corrupt batch in an old segment (counted, logged once).
 // Retention (ApplyRetention) deletes whole non-active segments by age (largest timestamp) or
-// total size; start_offset() then advances.
+// total size; start_offset() then advances (and the first leader epoch's start with it).
 //
 // Ends (each <= the next): high_watermark() (== end_offset(): the readable end; Read and
 // OffsetForTimestamp stop there) <= log_end_offset() (written). durable_end_offset() is the
@@ -32,15 +32,17 @@
 //                              rebuilt from the batch headers when missing or unreadable
 //   high-watermark-checkpoint  the high watermark, written by CheckpointHighWatermark
 //   truncation-checkpoint      a TruncateTo in progress (its target); Open completes it
-// A log that never saw an epoch (every batch's partitionLeaderEpoch -1) writes none of them
-// unless CheckpointHighWatermark is called: a single-broker region's directory is unchanged.
+// A single-broker region's segments are unchanged; its only new file is an empty
+// leader-epoch-checkpoint (`0`, `0`), written at the first start of a non-empty log without one
+// so that the header scan is not repeated at every start.
 //
 // Open files: none of its own; segment .log files go through the shared FileCache
 // (log.max_open_files), which closes the least recently used (fsyncing written ones first) and
 // reopens them on demand, so any number of partitions fit a bounded number of descriptors. A
 // failed open (EMFILE: kUnavailable) fails the one append or read.
 // Thread-safety: thread-safe. A shared mutex per partition: appends exclude each other and
-// reads; reads run in parallel; fsyncs run outside it; partitions never contend.
+// reads; reads run in parallel; fsyncs run outside it (except TruncateTo's, which holds it
+// exclusively for the whole cut); partitions never contend.
 #pragma once
 
 #include <condition_variable>
