@@ -110,12 +110,16 @@ Status PartitionLog::Roll() {
 
 Status PartitionLog::SyncTo(int64_t end, uint64_t gen) {
   std::unique_lock fl(flush_mu_);
-  while (durable_end_ < end) {
+  while (true) {
+    // Checked first: after a truncation, durable_end_ may pass `end` with other records.
     if (truncations_.load() != gen) {
-      return Status::FailedPrecondition("partition " + dir_ + ": truncated to " +
+      return Status::FailedPrecondition("partition " + dir_ + ": truncated (to " +
                                         std::to_string(durable_end_) +
-                                        " while waiting for the fsync of offsets up to " +
+                                        ") while waiting for the fsync of offsets up to " +
                                         std::to_string(end));
+    }
+    if (durable_end_ >= end) {
+      break;
     }
     if (!sync_failure_.empty()) {
       return Status::Unavailable("partition " + dir_ + " stopped after a failed fsync (" +

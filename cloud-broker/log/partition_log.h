@@ -95,8 +95,8 @@ class PartitionLog {
   // its indexes, the high watermark, durable end and leader epochs lowered to match. Durable on
   // return, and crash-safe: a truncation-checkpoint names the target first, so a crash at any
   // point reopens with no record at or past it. No-op if offset >= log_end_offset();
-  // kInvalidArgument below start_offset(). An append waiting for an fsync of records removed
-  // meanwhile fails with kFailedPrecondition.
+  // kInvalidArgument below start_offset(). An append (or Flush) still waiting for its fsync
+  // when a truncation runs fails with kFailedPrecondition: its records may be gone.
   Status TruncateTo(int64_t offset);
   // Whole stored batches from the one holding `from`, up to the log end (not the high
   // watermark: what a follower fetches), at least one, then while within max_bytes.

@@ -94,6 +94,7 @@ Status PartitionLog::TruncateTo(int64_t offset) {
                           std::to_string(next_offset_) + " to " + std::to_string(new_end));
   // From here a failure may leave the log half cut: the partition stops (as after a failed
   // fsync) and the next Open completes the cut from the checkpoint.
+  bool raised = false;
   Status st = [&]() -> Status {
     SLUICE_RETURN_IF_ERROR(epochs_.TruncateFromEnd(new_end));
     while (segments_.size() > seg_i + 1) {
@@ -114,8 +115,12 @@ Status PartitionLog::TruncateTo(int64_t offset) {
       unflushed_bytes_.store(0);
       flush_cv_.notify_all();
     }
-    if (high_watermark_.load() > new_end) {
+    // Managed: lowered if above the cut. Unmanaged: everything below the cut is now durable and
+    // so readable (an append that raced the cut may have left its records unpublished).
+    const int64_t hwm = high_watermark_.load();
+    if (hwm > new_end || (!options_.managed_high_watermark && hwm < new_end)) {
       high_watermark_.store(new_end);
+      raised = hwm < new_end;
     }
     if (::unlink(intent.c_str()) != 0 && errno != ENOENT) {
       return ErrnoStatus("unlink", intent, errno);
@@ -126,6 +131,10 @@ Status PartitionLog::TruncateTo(int64_t offset) {
   if (!st.ok()) {
     RecordSyncFailure(Status::IOError("truncate to " + std::to_string(new_end) + ": " +
                                       st.message()));
+  }
+  lock.unlock();
+  if (raised && options_.on_visible) {
+    options_.on_visible();
   }
   return st;
 }
