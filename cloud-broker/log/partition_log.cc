@@ -16,7 +16,9 @@ std::atomic<uint64_t> g_corrupt_batches{0};
 }  // namespace
 
 PartitionLog::PartitionLog(std::string dir, LogOptions options)
-    : dir_(std::move(dir)), options_(std::move(options)) {
+    : dir_(std::move(dir)),
+      options_(std::move(options)),
+      epochs_(dir_ + "/" + LeaderEpochCache::kFileName, options_.file_ops) {
   files_.ops = options_.file_ops;
   files_.cache = options_.file_cache != nullptr ? options_.file_cache : &FileCache::Default();
   sync_sink_->log = this;
@@ -106,66 +108,19 @@ Status PartitionLog::Roll() {
   return Status::Ok();
 }
 
-Result<int64_t> PartitionLog::Append(std::string encoded_batch) {
-  BatchFrame frame;
-  if (!PeekBatchFrame(encoded_batch, &frame) || frame.total_size() != encoded_batch.size()) {
-    return Status::InvalidArgument("append: not one whole RecordBatch v2");
-  }
-  if (sync_failed_.load()) {
-    std::lock_guard<std::mutex> fl(flush_mu_);
-    return Status::Unavailable("partition " + dir_ + " stopped after a failed fsync (" +
-                               sync_failure_ + "); restart the broker to recover it");
-  }
-  int64_t base;
-  int64_t end;
-  {
-    std::unique_lock lock(mu_);
-    base = next_offset_;
-    SetBaseOffset(encoded_batch, base);
-    Segment* seg = segments_.back().get();
-    const int64_t now_ms = options_.clock->MonotonicUs() / 1000;
-    bool full = seg->size() + encoded_batch.size() > static_cast<uint64_t>(options_.segment_bytes);
-    bool old = options_.segment_ms >= 0 && seg->first_append_ms >= 0 &&
-               now_ms - seg->first_append_ms >= options_.segment_ms;
-    if (seg->size() > 0 && (full || old)) {
-      SLUICE_RETURN_IF_ERROR(Roll());
-      seg = segments_.back().get();
-    }
-    const uint64_t position = seg->size();
-    SLUICE_RETURN_IF_ERROR(seg->Append(encoded_batch));
-    if (seg->first_append_ms < 0) {
-      seg->first_append_ms = now_ms;
-    }
-    seg->last_append_wall_ms = options_.clock->NowMs();
-    const int64_t last = base + frame.last_offset_delta;
-    IndexBatch(*seg, base, last, frame.max_timestamp, position, encoded_batch.size());
-    next_offset_ = last + 1;
-    end = next_offset_;
-  }
-  uint64_t unflushed = unflushed_bytes_.fetch_add(encoded_batch.size()) + encoded_batch.size();
-  if (options_.flush == FlushPolicy::kAlways ||
-      (options_.flush == FlushPolicy::kInterval && options_.flush_bytes > 0 &&
-       unflushed >= static_cast<uint64_t>(options_.flush_bytes))) {
-    SLUICE_RETURN_IF_ERROR(SyncTo(end));
-  }
-  if (options_.flush != FlushPolicy::kAlways) {
-    SetVisible(end);
-  }
-  return base;
-}
-
-void PartitionLog::SetVisible(int64_t end) {
-  int64_t cur = visible_end_.load();
-  while (cur < end && !visible_end_.compare_exchange_weak(cur, end)) {
-  }
-  if (cur < end && options_.on_visible) {
-    options_.on_visible();
-  }
-}
-
-Status PartitionLog::SyncTo(int64_t end) {
+Status PartitionLog::SyncTo(int64_t end, uint64_t gen) {
   std::unique_lock fl(flush_mu_);
-  while (durable_end_ < end) {
+  while (true) {
+    // Checked first: after a truncation, durable_end_ may pass `end` with other records.
+    if (truncations_.load() != gen) {
+      return Status::FailedPrecondition("partition " + dir_ + ": truncated (to " +
+                                        std::to_string(durable_end_) +
+                                        ") while waiting for the fsync of offsets up to " +
+                                        std::to_string(end));
+    }
+    if (durable_end_ >= end) {
+      break;
+    }
     if (!sync_failure_.empty()) {
       return Status::Unavailable("partition " + dir_ + " stopped after a failed fsync (" +
                                  sync_failure_ + ")");
@@ -177,10 +132,12 @@ Status PartitionLog::SyncTo(int64_t end) {
     flushing_ = true;
     fl.unlock();
     int64_t target;
+    uint64_t target_gen;
     std::shared_ptr<Segment> seg;
     {
       std::shared_lock lock(mu_);
       target = next_offset_;
+      target_gen = truncations_.load();
       seg = segments_.back();  // older segments were fsynced when rolled
     }
     uint64_t covered = unflushed_bytes_.exchange(0);
@@ -195,7 +152,9 @@ Status PartitionLog::SyncTo(int64_t end) {
     fl.lock();
     flushing_ = false;
     if (st.ok()) {
-      durable_end_ = std::max(durable_end_, target);
+      if (truncations_.load() == target_gen) {  // else TruncateTo set durable_end_ itself
+        durable_end_ = std::max(durable_end_, target);
+      }
     } else {
       unflushed_bytes_.fetch_add(covered);
       if (sync_failure_.empty()) {
@@ -211,7 +170,7 @@ Status PartitionLog::SyncTo(int64_t end) {
     }
     if (options_.flush == FlushPolicy::kAlways) {
       fl.unlock();
-      SetVisible(target);
+      PublishVisible(target, target_gen);
       fl.lock();
     }
   }
@@ -227,20 +186,24 @@ Status PartitionLog::MaybeFlush() {
     return Status::Ok();
   }
   int64_t end;
+  uint64_t gen;
   {
     std::shared_lock lock(mu_);
     end = next_offset_;
+    gen = truncations_.load();
   }
-  return SyncTo(end);
+  return SyncTo(end, gen);
 }
 
 Status PartitionLog::Flush() {
   int64_t end;
+  uint64_t gen;
   {
     std::shared_lock lock(mu_);
     end = next_offset_;
+    gen = truncations_.load();
   }
-  SLUICE_RETURN_IF_ERROR(SyncTo(end));
+  SLUICE_RETURN_IF_ERROR(SyncTo(end, gen));
   std::unique_lock lock(mu_);  // Persist mutates the index's file bookkeeping
   return segments_.back()->index().Persist();
 }
@@ -279,6 +242,12 @@ size_t PartitionLog::ApplyRetention() {
       doomed.push_back(std::move(segments_.front()));
       segments_.erase(segments_.begin());
     }
+    if (!doomed.empty()) {
+      Status st = epochs_.TruncateFromStart(segments_.front()->base_offset());
+      if (!st.ok()) {
+        LogWarn(kComponent, "retention: " + st.ToString() + " (refitted when next opened)");
+      }
+    }
   }
   if (!doomed.empty()) {
     (void)FsyncDir(dir_, *options_.file_ops);
@@ -291,7 +260,15 @@ int64_t PartitionLog::start_offset() const {
   return segments_.front()->base_offset();
 }
 
-int64_t PartitionLog::end_offset() const { return visible_end_.load(); }
+int64_t PartitionLog::log_end_offset() const {
+  std::shared_lock lock(mu_);
+  return next_offset_;
+}
+
+int64_t PartitionLog::durable_end_offset() const {
+  std::lock_guard<std::mutex> fl(flush_mu_);
+  return durable_end_;
+}
 
 uint64_t PartitionLog::size_bytes() const {
   std::shared_lock lock(mu_);

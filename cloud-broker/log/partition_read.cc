@@ -32,7 +32,7 @@ Result<bool> PartitionLog::FrameAt(const Segment& seg, uint64_t seg_size, uint64
 Result<LogReadResult> PartitionLog::Read(int64_t from, size_t max_records,
                                          size_t max_bytes) const {
   std::shared_lock lock(mu_);
-  const int64_t end = visible_end_.load();
+  const int64_t end = high_watermark_.load();
   LogReadResult out;
   out.end_offset = end;
   out.next_offset = from;
@@ -91,6 +91,9 @@ Result<LogReadResult> PartitionLog::Read(int64_t from, size_t max_records,
         if (offset < from) {
           continue;
         }
+        if (offset >= end) {
+          return out;  // a managed high watermark may fall inside a batch
+        }
         out.records.push_back(LogRecord{offset, std::move(r)});
         out.next_offset = offset + 1;
         if (out.records.size() >= max_records) {
@@ -112,7 +115,7 @@ Result<LogReadResult> PartitionLog::Read(int64_t from, size_t max_records,
 
 Result<int64_t> PartitionLog::OffsetForTimestamp(int64_t timestamp) const {
   std::shared_lock lock(mu_);
-  const int64_t end = visible_end_.load();
+  const int64_t end = high_watermark_.load();
   std::string header;
   std::string batch_bytes;
   for (const auto& sp : segments_) {
@@ -144,7 +147,7 @@ Result<int64_t> PartitionLog::OffsetForTimestamp(int64_t timestamp) const {
         if (batch.ok()) {
           for (const Record& r : batch->records) {
             if (r.timestamp_ms >= timestamp) {
-              return frame.base_offset + r.offset_delta;
+              return std::min(frame.base_offset + r.offset_delta, end);
             }
           }
         } else {

@@ -1,6 +1,7 @@
 // PartitionLog::Open and recovery: validate each segment's indexes (rebuilding them from the
 // .log when missing or damaged), CRC-check the active segment and cut it at the first torn or
-// corrupt batch. Everything cut or rebuilt is logged.
+// corrupt batch; then fit the leader epochs to the log, complete an interrupted TruncateTo and
+// set the high watermark. Everything cut or rebuilt is logged.
 #include <algorithm>
 
 #include "cloud-broker/log/batch_frame.h"
@@ -68,9 +69,12 @@ Status PartitionLog::Recover() {
     }
   }
   next_offset_ = std::max(next_offset_, segments_.back()->base_offset());
-  visible_end_.store(next_offset_);
+  high_watermark_.store(next_offset_);
   durable_end_ = next_offset_;
   last_flush_us_.store(options_.clock->MonotonicUs());
+  SLUICE_RETURN_IF_ERROR(LoadEpochs());
+  SLUICE_RETURN_IF_ERROR(FinishPendingTruncation());
+  LoadHighWatermark();
   return Status::Ok();
 }
 
