@@ -134,6 +134,11 @@ class PartitionLog {
   Status CheckpointHighWatermark();
   // Leader epochs (leader_epoch_cache.h): the latest (-1: none), KIP-279's answer for `epoch`
   // against this log's end, and every entry.
+  // A replica becoming leader for `epoch` records it as starting at the log end, before any
+  // append (KIP-101: a follower asking for the end of an older epoch is told where this leader
+  // started). Ok for the latest epoch again; kFailedPrecondition for an older one. An entry
+  // with no batch after it is dropped when the log is reopened.
+  Status AssignLeaderEpoch(int32_t epoch);
   int32_t latest_epoch() const;
   EpochEndOffset EndOffsetForEpoch(int32_t epoch) const;
   std::vector<EpochEntry> epoch_entries() const;

@@ -118,6 +118,19 @@ Status PartitionLog::CheckpointHighWatermark() {
                              *options_.file_ops);
 }
 
+Status PartitionLog::AssignLeaderEpoch(int32_t epoch) {
+  if (epoch < 0) {
+    return Status::InvalidArgument("negative leader epoch " + std::to_string(epoch));
+  }
+  std::unique_lock lock(mu_);
+  if (epoch < epochs_.latest_epoch()) {
+    return Status::FailedPrecondition("leader epoch " + std::to_string(epoch) +
+                                      " is below this log's latest, " +
+                                      std::to_string(epochs_.latest_epoch()));
+  }
+  return epochs_.Assign(epoch, next_offset_);  // no-op for the latest epoch
+}
+
 int32_t PartitionLog::latest_epoch() const {
   std::shared_lock lock(mu_);
   return epochs_.latest_epoch();

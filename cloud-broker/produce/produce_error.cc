@@ -28,13 +28,18 @@ const char* ProduceErrorName(ProduceErrc code) {
       return "storage_unavailable";
     case ProduceErrc::kInsufficientStorage:
       return "insufficient_storage";
+    case ProduceErrc::kNotLeader:
+      return "not_leader";
+    case ProduceErrc::kNotEnoughReplicas:
+      return "not_enough_replicas";
   }
   return "unknown";
 }
 
 bool IsRetryable(ProduceErrc code) {
   return code == ProduceErrc::kOutOfOrderSequence || code == ProduceErrc::kStorageUnavailable ||
-         code == ProduceErrc::kInsufficientStorage || code == ProduceErrc::kTooManyProducerIds;
+         code == ProduceErrc::kInsufficientStorage || code == ProduceErrc::kTooManyProducerIds ||
+         code == ProduceErrc::kNotLeader || code == ProduceErrc::kNotEnoughReplicas;
 }
 
 }  // namespace sluice::broker

@@ -24,6 +24,8 @@ enum class ProduceErrc {
   kOutOfOrderSequence,   // the batch it follows (after_seq) is not stored yet
   kStorageUnavailable,   // retryable: the log cannot take it now (fds, I/O)
   kInsufficientStorage,  // retryable: the disk is full
+  kNotLeader,            // retryable elsewhere: another broker leads the partition
+  kNotEnoughReplicas,    // retryable: too few in-sync replicas (before or after the append)
 };
 
 struct ProduceError {

@@ -155,6 +155,7 @@ ProduceOutcome ProduceService::ProduceBatch(const ProduceRequest& request, int64
     int64_t first_seq = -1, last_seq = -1;
     RecordBatch batch;
     std::string encoded;
+    int32_t epoch = -1;  // the leader epoch to stamp (replicated region)
     std::optional<Result<int64_t>> base;
   };
   std::vector<Append> appends;
@@ -224,14 +225,37 @@ ProduceOutcome ProduceService::ProduceBatch(const ProduceRequest& request, int64
     a.bytes = a.encoded.size();
   }
   // --- end exactly-once ---
+  PartitionLeadership* const leadership = options_.leadership;
+  const bool acks_all = request.acks == Acks::kAll;
+  if (leadership != nullptr) {
+    // Every partition is checked before any is appended: a request this broker cannot take
+    // whole stores nothing.
+    for (Append& a : appends) {
+      Result<int32_t> epoch = leadership->CheckLeader(topic, a.p, acks_all);
+      if (!epoch.ok()) {
+        return Refused(epoch.status().code() == StatusCode::kUnavailable
+                           ? ProduceErrc::kNotEnoughReplicas
+                           : ProduceErrc::kNotLeader,
+                       epoch.status().message(), record_count);
+      }
+      a.epoch = *epoch;
+    }
+  }
   // The partitions are appended in parallel: with log.flush: always every append is an fsync of
   // its own file, and overlapping them cut a gateway's drain time severalfold (fsync dominated
   // it; docs/BENCHMARKS.md, "Drain"). Each batch stays atomic in its partition. The pool's
   // threads are fixed (produce.append_threads) and this thread takes part, so no thread is
   // created here and a busy pool only makes the appends less parallel.
-  auto append_one = [&tp, &appends](size_t i) {
+  auto append_one = [&tp, &appends, leadership, &topic](size_t i) {
     Append& a = appends[i];
-    a.base = tp->partition(a.p)->Append(std::move(a.encoded));
+    if (leadership == nullptr) {
+      a.base = tp->partition(a.p)->Append(std::move(a.encoded));
+      return;
+    }
+    a.base = tp->partition(a.p)->Append(std::move(a.encoded), a.epoch);
+    if (a.base->ok()) {
+      leadership->OnLeaderAppend(topic, a.p);
+    }
   };
   if (options_.append_pool != nullptr) {
     options_.append_pool->RunAll(appends.size(), append_one);
@@ -257,6 +281,26 @@ ProduceOutcome ProduceService::ProduceBatch(const ProduceRequest& request, int64
       producer->Appended(topic, a.p, AppendedRange{a.first_seq, a.last_seq, *base, last});
     }
     result.partitions.push_back({a.p, *base, last});
+  }
+  if (failed == nullptr && leadership != nullptr && acks_all) {
+    // acks=all: answer once every in-sync replica has the records (the high watermark covers
+    // them). They are stored and recorded for exactly-once already: a retry after a refusal
+    // here is deduplicated, never stored twice.
+    for (const PartitionAppend& pa : result.partitions) {
+      auto a = std::find_if(appends.begin(), appends.end(),
+                            [&](const Append& x) { return x.p == pa.partition; });
+      if (a == appends.end()) {
+        continue;  // all duplicates: replicated when first stored
+      }
+      Status st = leadership->AwaitReplicated(topic, pa.partition, a->epoch, pa.last_offset + 1,
+                                              options_.replication_timeout_ms);
+      if (!st.ok()) {
+        return Refused(st.code() == StatusCode::kFailedPrecondition
+                           ? ProduceErrc::kNotLeader
+                           : ProduceErrc::kNotEnoughReplicas,
+                       st.message(), record_count);
+      }
+    }
   }
   if (failed != nullptr) {
     // A full disk is retryable too; the log cut the partial write.

@@ -31,11 +31,33 @@ class AppendPool;      // cloud-broker/produce/append_pool.h
 class ProducerOwners;  // cloud-broker/auth/producer_owners.h
 class ProducerTable;   // cloud-broker/producers/producer_table.h
 
+// When the answer may be given (Kafka's acks): kLeader once the leader stored the records (per
+// its flush policy), kAll once every in-sync replica has them (the high watermark covers them).
+// A single-broker region has no other replica: both answer after the local append.
+enum class Acks { kLeader, kAll };
+
 struct ProduceRequest {
   std::string topic;
   std::string batch;       // one RecordBatch v2, exactly as sent
   int64_t after_seq = -1;  // pipelining: the gateway_seq of the batch this one follows; -1: none
   std::string principal;   // the authenticated sender; empty with authentication off
+  Acks acks = Acks::kAll;
+};
+
+// Replication's say in produce (ReplicaManager implements it); absent in a single-broker region.
+class PartitionLeadership {
+ public:
+  virtual ~PartitionLeadership() = default;
+  // The leader epoch to stamp on the partition's batch; kFailedPrecondition when this broker
+  // does not lead it, kUnavailable when (acks_all) the in-sync set is below its minimum.
+  virtual Result<int32_t> CheckLeader(const std::string& topic, int32_t partition,
+                                      bool acks_all) = 0;
+  // The leader appended records (wake followers' fetches, move the high watermark).
+  virtual void OnLeaderAppend(const std::string& topic, int32_t partition) = 0;
+  // Returns once the high watermark reaches end_offset; kUnavailable after timeout_ms or when
+  // the in-sync set fell below its minimum, kFailedPrecondition when leadership moved.
+  virtual Status AwaitReplicated(const std::string& topic, int32_t partition, int32_t epoch,
+                                 int64_t end_offset, int64_t timeout_ms) = 0;
 };
 
 struct PartitionAppend {
@@ -69,6 +91,10 @@ struct ProduceServiceOptions {
   const Clock* clock = &SystemClock::Instance();
   // How long a pipelined request waits for the batch it follows before kOutOfOrderSequence.
   int64_t after_seq_wait_ms = 1000;
+  // Replicated region: only leaders append, stamping their epoch; acks=all waits for the
+  // in-sync replicas up to replication_timeout_ms. nullptr: a single-broker region.
+  PartitionLeadership* leadership = nullptr;
+  int64_t replication_timeout_ms = 10000;
   // Observers (metrics): a topic created by this produce, records appended to a partition.
   std::function<void(Topic&)> on_topic_created;
   std::function<void(const std::string& topic, size_t records, size_t bytes)> on_appended;

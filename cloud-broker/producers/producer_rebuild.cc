@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cloud-broker/log/topic_store.h"
+#include "cloud-broker/producers/producer_entry.h"
 #include "cloud-broker/producers/producer_table.h"
 #include "core/record_batch.h"
 
@@ -56,45 +57,66 @@ std::vector<std::string> SegmentFiles(const std::string& dir) {
 
 }  // namespace
 
-Result<uint64_t> ProducerTable::RebuildFromLog(const TopicStore& store) {
+Result<uint64_t> ProducerTable::RebuildPartition(const std::string& topic, int32_t p,
+                                                 const std::string& partition_dir) {
+  std::vector<std::shared_ptr<Entry>> entries;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [pid, e] : entries_) {
+      entries.push_back(e.first);
+    }
+  }
+  for (const std::shared_ptr<Entry>& e : entries) {
+    std::lock_guard<std::mutex> lock(e->mu);
+    e->partitions.erase({topic, p});
+  }
   uint64_t batches = 0;
   std::string head, bytes;
-  for (const Topic* t : store.Topics()) {
-    const std::string& topic = t->name().value();
-    for (int32_t p = 0; p < t->partition_count(); ++p) {
-      for (const std::string& file : SegmentFiles(t->partition(p)->dir())) {
-        int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-          return Status(StatusCode::kIOError, "cannot open " + file);
-        }
-        uint64_t pos = 0;
-        while (ReadFull(fd, pos, kBatchLogOverhead, &head)) {
-          int64_t length = BigEndian(head, 8, 4);
-          if (length <= 0 || !ReadFull(fd, pos, kBatchLogOverhead + length, &bytes)) {
-            break;  // end of the recovered log
-          }
-          pos += kBatchLogOverhead + static_cast<uint64_t>(length);
-          Result<BatchHeader> h = ParseBatchHeader(bytes, /*verify_crc=*/false);
-          if (!h.ok() || h->producer_id < 0) {
-            continue;
-          }
-          Result<RecordBatch> b = DecodeBatch(bytes);
-          if (!b.ok() || b->records.empty()) {
-            continue;
-          }
-          AppendedRange r;
-          r.first_seq = GatewaySeqOf(b->records.front());
-          r.last_seq = GatewaySeqOf(b->records.back());
-          r.base_offset = h->base_offset;
-          r.last_offset = h->base_offset + h->last_offset_delta;
-          if (r.first_seq < 0 || r.last_seq < 0) {
-            continue;
-          }
-          Lock(h->producer_id).Appended(topic, p, r);
-          ++batches;
-        }
-        ::close(fd);
+  for (const std::string& file : SegmentFiles(partition_dir)) {
+    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return Status(StatusCode::kIOError, "cannot open " + file);
+    }
+    uint64_t pos = 0;
+    while (ReadFull(fd, pos, kBatchLogOverhead, &head)) {
+      int64_t length = BigEndian(head, 8, 4);
+      if (length <= 0 || !ReadFull(fd, pos, kBatchLogOverhead + length, &bytes)) {
+        break;  // end of the recovered log
       }
+      pos += kBatchLogOverhead + static_cast<uint64_t>(length);
+      Result<BatchHeader> h = ParseBatchHeader(bytes, /*verify_crc=*/false);
+      if (!h.ok() || h->producer_id < 0) {
+        continue;
+      }
+      Result<RecordBatch> b = DecodeBatch(bytes);
+      if (!b.ok() || b->records.empty()) {
+        continue;
+      }
+      AppendedRange r;
+      r.first_seq = GatewaySeqOf(b->records.front());
+      r.last_seq = GatewaySeqOf(b->records.back());
+      r.base_offset = h->base_offset;
+      r.last_offset = h->base_offset + h->last_offset_delta;
+      if (r.first_seq < 0 || r.last_seq < 0) {
+        continue;
+      }
+      Lock(h->producer_id).Appended(topic, p, r);
+      ++batches;
+    }
+    ::close(fd);
+  }
+  return batches;
+}
+
+Result<uint64_t> ProducerTable::RebuildFromLog(const TopicStore& store) {
+  uint64_t batches = 0;
+  for (const Topic* t : store.Topics()) {
+    for (int32_t p = 0; p < t->partition_count(); ++p) {
+      Result<uint64_t> n = RebuildPartition(t->name().value(), p, t->partition(p)->dir());
+      if (!n.ok()) {
+        return n.status();
+      }
+      batches += *n;
     }
   }
   return batches;

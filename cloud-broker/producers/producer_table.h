@@ -119,6 +119,11 @@ class ProducerTable {
   // Scans every partition of every topic in `store` (segment files, batch by batch) and records
   // each producer batch. Call before serving. Returns the number of batches seen.
   Result<uint64_t> RebuildFromLog(const TopicStore& store);  // producer_rebuild.cc
+  // Replaces what every producer has for one partition with what its log holds now (a replica
+  // that just became leader: it appended as a follower, and truncation may have cut batches
+  // this table still remembered). Call before the partition takes produce requests.
+  Result<uint64_t> RebuildPartition(const std::string& topic, int32_t partition,
+                                    const std::string& partition_dir);
 
   // Snapshots (producer_snapshot.cc): written at a clean stop, loaded at start instead of
   // RebuildFromLog when every partition's log still ends where the snapshot says. The file is
