@@ -11,7 +11,8 @@ constexpr OpName kOps[] = {{"produce", AclOp::kProduce},
                            {"fetch", AclOp::kFetch},
                            {"query", AclOp::kQuery},
                            {"group", AclOp::kGroup},
-                           {"admin", AclOp::kAdmin}};
+                           {"admin", AclOp::kAdmin},
+                           {"replicate", AclOp::kReplicate}};
 
 constexpr uint32_t kTopicOps = static_cast<uint32_t>(AclOp::kProduce) |
                                static_cast<uint32_t>(AclOp::kFetch) |
@@ -58,11 +59,12 @@ AclSet AclSet::FromConfig(const Config& cfg, const std::string& key) {
       }
       if (!known) {
         c.Fail("operations", "unknown operation \"" + name +
-                                 "\" (produce, fetch, query, group, admin)");
+                                 "\" (produce, fetch, query, group, admin, replicate)");
       }
     }
     if (r.ops == 0) {
-      c.Fail("operations", "must list at least one of produce, fetch, query, group, admin");
+      c.Fail("operations",
+             "must list at least one of produce, fetch, query, group, admin, replicate");
     }
     r.topics = c.GetStringList("topics", {});
     r.groups = c.GetStringList("groups", {});
@@ -83,8 +85,8 @@ bool AclSet::Allows(const std::string& principal, AclOp op, const std::string& r
     if ((r.ops & bit) == 0 || (r.principal != "*" && r.principal != principal)) {
       continue;
     }
-    if (op == AclOp::kQuery) {
-      return true;
+    if (op == AclOp::kQuery || op == AclOp::kReplicate) {
+      return true;  // not per topic or group
     }
     const std::vector<std::string>& patterns = op == AclOp::kGroup ? r.groups : r.topics;
     for (const std::string& p : patterns) {

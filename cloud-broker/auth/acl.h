@@ -32,6 +32,7 @@ enum class AclOp : uint32_t {
   kQuery = 1u << 2,
   kGroup = 1u << 3,
   kAdmin = 1u << 4,
+  kReplicate = 1u << 5,  // the region's brokers among themselves (Kafka's ClusterAction)
 };
 
 const char* AclOpName(AclOp op);

@@ -100,6 +100,18 @@ ReplicaFetchResponse ReplicaManager::Fetch(const ReplicaFetchRequest& request, b
   return out;
 }
 
+bool ReplicaManager::HasDataFor(const ReplicaFetchRequest& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const ReplicaFetchPartition& fp : request.partitions) {
+    Replica* r = Find(fp.topic, fp.partition);
+    if (r == nullptr || r->role != ReplicaRole::kLeader || fp.leader_epoch != r->epoch ||
+        r->log->log_end_offset() > fp.fetch_offset) {
+      return true;
+    }
+  }
+  return false;
+}
+
 EpochEndResponse ReplicaManager::EpochEnd(const EpochEndRequest& request) {
   std::lock_guard<std::mutex> lock(mu_);
   EpochEndResponse out;

@@ -120,12 +120,15 @@ Status ReplicaManager::Apply(const std::map<std::string, TopicAssignment>& topic
   {
     std::lock_guard<std::mutex> lock(mu_);
     broker_urls_ = urls;
+    topics_ = topics;
+    all_states_.clear();
     for (const auto& [state, kv] : states) {
       std::string topic;
       int32_t p = 0;
       if (!ParsePartitionKey(options_.region, kv.key, &topic, &p)) {
         continue;
       }
+      all_states_[{topic, p}] = state;
       Replica* existing = Find(topic, p);
       if (!state.IsReplica(options_.broker_id)) {
         if (existing != nullptr) {
@@ -374,6 +377,11 @@ std::vector<std::string> ReplicaManager::isr(const std::string& topic, int32_t p
   std::lock_guard<std::mutex> lock(mu_);
   Replica* r = Find(topic, partition);
   return r == nullptr ? std::vector<std::string>{} : r->state.isr;
+}
+
+ReplicaManager::RegionView ReplicaManager::View() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return RegionView{broker_urls_, topics_, all_states_};
 }
 
 void ReplicaManager::SetDataListener(std::function<void()> fn) {

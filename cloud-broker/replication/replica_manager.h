@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "cloud-broker/log/topic_store.h"
+#include "cloud-broker/produce/produce_service.h"
 #include "cloud-broker/replication/etcd_client.h"
 #include "cloud-broker/replication/partition_state.h"
 #include "cloud-broker/replication/replica_fetch.h"
@@ -85,10 +86,10 @@ struct FollowedPartition {
 
 enum class ReplicaRole { kNone, kLeader, kFollower };
 
-class ReplicaManager {
+class ReplicaManager : public PartitionLeadership {
  public:
   ReplicaManager(ReplicaManagerOptions options, EtcdClient& etcd, TopicStore& store);
-  ~ReplicaManager();  // Stop()
+  ~ReplicaManager() override;  // Stop()
 
   // Starts the state thread (fetchers start as roles appear).
   void Start();
@@ -102,18 +103,31 @@ class ReplicaManager {
   // The epoch to stamp, if this broker leads topic-partition and the in-sync set has at least
   // min_insync_replicas (when acks_all). kFailedPrecondition "not_leader" (message names the
   // leader and its URL when known) or kUnavailable "not_enough_replicas".
-  Result<int32_t> CheckLeader(const std::string& topic, int32_t partition, bool acks_all);
+  Result<int32_t> CheckLeader(const std::string& topic, int32_t partition,
+                              bool acks_all) override;
   // Waits until the high watermark reaches `end_offset` (one past the batch's last offset).
   Status AwaitReplicated(const std::string& topic, int32_t partition, int32_t epoch,
-                         int64_t end_offset, int64_t timeout_ms);
+                         int64_t end_offset, int64_t timeout_ms) override;
   // The leader appended: wake parked follower fetches and recompute the high watermark.
-  void OnLeaderAppend(const std::string& topic, int32_t partition);
+  void OnLeaderAppend(const std::string& topic, int32_t partition) override;
 
   // --- peers (server/replication_routes.cc) ---
   // Answers what is there now; *ready false when nothing is new for any partition (the caller
   // may park the fetch and call again).
   ReplicaFetchResponse Fetch(const ReplicaFetchRequest& request, bool* has_data);
   EpochEndResponse EpochEnd(const EpochEndRequest& request);
+
+  // True if Fetch would answer something now (new records past a fetch offset, or an error);
+  // cheap: for a parked fetch's re-check.
+  bool HasDataFor(const ReplicaFetchRequest& request);
+
+  // What every broker of the region serves (GET /v1/metadata), from the last read of etcd.
+  struct RegionView {
+    std::map<std::string, std::string> brokers;  // id -> advertised URL (registered now)
+    std::map<std::string, TopicAssignment> topics;
+    std::map<std::pair<std::string, int32_t>, PartitionState> partitions;
+  };
+  RegionView View();
 
   ReplicaRole role(const std::string& topic, int32_t partition);
   // The leader's advertised URL for topic-partition ("" unknown).
@@ -178,6 +192,8 @@ class ReplicaManager {
   std::condition_variable hw_cv_;  // high watermarks or roles changed
   std::map<std::pair<std::string, int32_t>, Replica> replicas_;
   std::map<std::string, std::string> broker_urls_;
+  std::map<std::string, TopicAssignment> topics_;
+  std::map<std::pair<std::string, int32_t>, PartitionState> all_states_;
   std::mutex fetchers_mu_;  // not mu_: stopping a fetcher joins a thread that takes mu_
   std::map<std::string, std::unique_ptr<ReplicaFetcher>> fetchers_;  // by leader id
   std::function<void()> data_listener_;

@@ -118,6 +118,50 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
 
   o.max_future_ms = c.GetDurationMsOrOff("produce.max_future", o.max_future_ms);
 
+  // --- replication ---
+  o.advertised_url = c.GetString("broker.advertised_url",
+                                 std::string(o.tls.enabled() ? "https://" : "http://") +
+                                     o.http_host + ":" + std::to_string(o.http_port));
+  if (o.advertised_url.rfind("http://", 0) != 0 && o.advertised_url.rfind("https://", 0) != 0) {
+    c.Fail("broker.advertised_url", "must start with http:// or https://, got \"" +
+                                        o.advertised_url + "\"");
+  }
+  o.etcd_endpoints = c.GetStringList("replication.etcd_endpoints", {});
+  for (const std::string& e : o.etcd_endpoints) {
+    if (e.rfind("http://", 0) != 0 && e.rfind("https://", 0) != 0) {
+      c.Fail("replication.etcd_endpoints", "\"" + e + "\" must start with http:// or https://");
+    }
+  }
+  const int64_t min_isr = c.GetInt("replication.min_insync_replicas", o.min_insync_replicas);
+  const int64_t factor = c.GetInt("replication.factor", o.replication_factor);
+  if (factor < 1 || factor > 7) {
+    c.Fail("replication.factor", "must be 1..7, got " + std::to_string(factor));
+  }
+  if (min_isr < 1 || min_isr > factor) {
+    c.Fail("replication.min_insync_replicas",
+           "must be 1..replication.factor (" + std::to_string(factor) + "), got " +
+               std::to_string(min_isr));
+  }
+  o.min_insync_replicas = static_cast<int32_t>(min_isr);
+  o.replication_factor = static_cast<int32_t>(factor);
+  o.replica_lag_max_ms = c.GetDurationMs("replication.replica_lag_max", o.replica_lag_max_ms);
+  if (o.replica_lag_max_ms < 100) {
+    c.Fail("replication.replica_lag_max", "must be at least 100ms");
+  }
+  const int64_t ttl_ms = c.GetDurationMs("replication.lease_ttl", o.lease_ttl_s * 1000);
+  if (ttl_ms < 1000 || ttl_ms % 1000 != 0) {
+    c.Fail("replication.lease_ttl", "must be whole seconds, at least 1s");
+  }
+  o.lease_ttl_s = ttl_ms / 1000;
+  o.replication_timeout_ms = c.GetDurationMs("replication.timeout", o.replication_timeout_ms);
+  if (o.replication_timeout_ms < 1) {
+    c.Fail("replication.timeout", "must be positive");
+  }
+  o.state_poll_ms = c.GetDurationMs("replication.state_poll", o.state_poll_ms);
+  if (o.state_poll_ms < 10 || o.state_poll_ms > 10000) {
+    c.Fail("replication.state_poll", "must be 10ms..10s");
+  }
+
   o.query_default_limit = c.GetInt("query.default_limit", o.query_default_limit);
   o.query_max_limit = c.GetInt("query.max_limit", o.query_max_limit);
   if (o.query_max_limit < 1) {

@@ -72,6 +72,21 @@ struct BrokerOptions {
   // parallel (cloud-broker/produce/append_pool.h); 0: appended one after another.
   int append_threads = 4;
   std::string log_level = "info";
+
+  // --- replication (cloud-broker/replication; docs/ARCHITECTURE.md "Replication") ---
+  // broker.advertised_url: what peers, gateways and clients dial to reach this broker (Kafka's
+  // advertised.listeners); default: http(s)://<http.host>:<http.port>.
+  std::string advertised_url;
+  // replication.etcd_endpoints: the region's etcd members; empty: a single-broker region with
+  // no replication (today's behaviour, the embedded default).
+  std::vector<std::string> etcd_endpoints;
+  int32_t min_insync_replicas = 2;         // replication.min_insync_replicas
+  int32_t replication_factor = 3;          // replication.factor (capped by live brokers)
+  int64_t replica_lag_max_ms = 10000;      // replication.replica_lag_max
+  int64_t lease_ttl_s = 3;                 // replication.lease_ttl (whole seconds, etcd's unit)
+  int64_t replication_timeout_ms = 10000;  // replication.timeout: acks=all waits at most this
+  int64_t state_poll_ms = 200;             // replication.state_poll
+  bool replicated() const { return !etcd_endpoints.empty(); }
 };
 
 // Reads every broker key from `config` (region.name and region.countries are required), checks

@@ -6,6 +6,7 @@
 
 #include "cloud-broker/auth/authorizer.h"
 #include "cloud-broker/query/query.h"
+#include "cloud-broker/replication/replica_manager.h"
 #include "cloud-broker/server/group_routes.h"  // consumer groups
 #include "cloud-broker/server/pipeline_pool.h"
 
@@ -68,6 +69,8 @@ BrokerService::BrokerService(ServiceOptions options, TopicStore& store,
             o.append_pool = options_.append_pool;
             o.max_future_ms = options_.max_future_ms;
             o.clock = options_.clock;
+            o.leadership = options_.replication;  // nullptr: a single-broker region
+            o.replication_timeout_ms = options_.replication_timeout_ms;
             o.on_topic_created = [&metrics](Topic& t) { metrics.WatchTopic(t); };
             o.on_appended = [&metrics](const std::string& topic, size_t n, size_t bytes) {
               metrics.Appended(topic, n, bytes);
@@ -81,6 +84,9 @@ void BrokerService::Handle(HttpRequest&& request, HttpResponder respond) {
     return;
   }
   if (MaybeParkFetch(request, respond)) {  // storage: long-poll (wait_ms)
+    return;
+  }
+  if (MaybeReplicationRoute(request, respond)) {  // follower fetches (replication_routes.cc)
     return;
   }
   if (MaybeQueueQuery(request, respond)) {  // queries run on the query pool (query_routes.cc)
@@ -135,6 +141,9 @@ HttpResponse BrokerService::Route(const HttpRequest& req) {
       return options_.groups->Route(req, p);
     }
     // --- end consumer groups ---
+    if (p.size() == 2 && p[1] == "metadata") {
+      return method_is("GET") ? Metadata(req.principal) : wrong_method("GET");
+    }
     if (p.size() == 2 && p[1] == "query") {
       return method_is("GET") ? Query(req, QueryDeadlineFromNow()) : wrong_method("GET");
     }

@@ -37,9 +37,18 @@ class Authorizer;      // cloud-broker/auth/authorizer.h
 class ProducerOwners;  // cloud-broker/auth/producer_owners.h
 class AppendPool;  // cloud-broker/produce/append_pool.h
 class QueryPool;   // cloud-broker/query/query_pool.h
+class ReplicaManager;  // cloud-broker/replication/replica_manager.h
 
 struct ServiceOptions {
   std::string broker_id;
+  std::string advertised_url;  // broker.advertised_url (GET /v1/metadata)
+  // Replicated region: produce only on leaders, follower fetch routes, metadata from etcd;
+  // nullptr: a single-broker region.
+  ReplicaManager* replication = nullptr;
+  // Replicated region: creates a topic in the region's etcd (the controller's placement);
+  // POST /v1/topics and auto-creation by produce go through it instead of the local store.
+  std::function<Status(const std::string& topic, int32_t partitions)> create_replicated_topic;
+  int64_t replication_timeout_ms = 10000;  // replication.timeout (acks=all)
   int64_t query_default_limit = 100;
   int64_t query_max_limit = 100000;
   // Idempotent-producer state (exactly-once produce); nullptr turns deduplication off.
@@ -107,6 +116,11 @@ class BrokerService {
   // 503 + Retry-After, counted in sluice_broker_queries_refused_total{reason}.
   HttpResponse RefuseQuery(const std::string& reason, const std::string& message);
   // --- end queries ---
+  // --- replication (replication_routes.cc) ---
+  // True if it took the request (POST /v1/replication/*): answered, or parked until data.
+  bool MaybeReplicationRoute(const HttpRequest& req, const HttpResponder& respond);
+  HttpResponse Metadata(const std::string& principal);
+  // --- end replication ---
   HttpResponse Health();
   // Counts (and logs, rate-limited per reason) a refused produce request; nothing was stored.
   HttpResponse Refuse(HttpResponse response, const std::string& topic,

@@ -21,6 +21,12 @@ void FetchWaiter::Shutdown() {
 
 bool FetchWaiter::Park(const PartitionLog* log, int64_t offset, int64_t wait_ms,
                        std::function<void()> complete, uint64_t* id) {
+  return ParkUntil([log, offset] { return log->end_offset() > offset; }, wait_ms,
+                   std::move(complete), id);
+}
+
+bool FetchWaiter::ParkUntil(std::function<bool()> ready, int64_t wait_ms,
+                            std::function<void()> complete, uint64_t* id) {
   {
     std::lock_guard lock(mu_);
     if (stop_ || waiters_.size() >= kMaxParked) {
@@ -30,7 +36,7 @@ bool FetchWaiter::Park(const PartitionLog* log, int64_t offset, int64_t wait_ms,
     if (id != nullptr) {
       *id = my_id;
     }
-    waiters_.push_back(Waiter{my_id, log, offset,
+    waiters_.push_back(Waiter{my_id, std::move(ready),
                               std::chrono::steady_clock::now() +
                                   std::chrono::milliseconds(wait_ms),
                               std::move(complete)});
@@ -84,7 +90,7 @@ void FetchWaiter::Loop() {
     const auto now = std::chrono::steady_clock::now();
     std::vector<std::function<void()>> ready;
     for (auto it = waiters_.begin(); it != waiters_.end();) {
-      if (stop_ || now >= it->deadline || it->log->end_offset() > it->offset) {
+      if (stop_ || now >= it->deadline || it->ready()) {
         ready.push_back(std::move(it->complete));
         it = waiters_.erase(it);
       } else {

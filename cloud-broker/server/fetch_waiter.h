@@ -33,6 +33,10 @@ class FetchWaiter {
   // *id (if non-null) names it for Cancel.
   bool Park(const PartitionLog* log, int64_t offset, int64_t wait_ms,
             std::function<void()> complete, uint64_t* id = nullptr);
+  // The same for any condition (a follower's fetch over several partitions): `ready` runs on
+  // the waiter's thread under its lock, so it must be cheap and must not call back into it.
+  bool ParkUntil(std::function<bool()> ready, int64_t wait_ms, std::function<void()> complete,
+                 uint64_t* id = nullptr);
   // Drops a parked fetch without completing it (its client went away), freeing its slot. No-op
   // when it already completed.
   void Cancel(uint64_t id);
@@ -43,8 +47,7 @@ class FetchWaiter {
  private:
   struct Waiter {
     uint64_t id;
-    const PartitionLog* log;
-    int64_t offset;
+    std::function<bool()> ready;
     std::chrono::steady_clock::time_point deadline;
     std::function<void()> complete;
   };
