@@ -1,0 +1,1 @@
+// The region controller against a real etcd (tests follow).
