@@ -257,6 +257,7 @@ Controller::Round Controller::Reconcile(Term& term) {
   // A restart is forgotten only once every partition was handled for it.
   if (result == Round::kComplete) {
     term.seen = std::move(registered);
+    complete_rounds_++;
   }
   return result;
 }

@@ -66,6 +66,8 @@ class Controller {
   int64_t elections_won() const { return elections_won_.load(); }
   int64_t step_downs() const { return step_downs_.load(); }
   int64_t partitions_changed() const { return partitions_changed_.load(); }
+  // Reconciliation rounds that handled every partition (for tests: "a full poll has passed").
+  int64_t complete_rounds() const { return complete_rounds_.load(); }
 
  private:
   struct Term {
@@ -104,6 +106,7 @@ class Controller {
   std::atomic<int64_t> elections_won_{0};
   std::atomic<int64_t> step_downs_{0};
   std::atomic<int64_t> partitions_changed_{0};
+  std::atomic<int64_t> complete_rounds_{0};
   std::thread thread_;
 };
 
