@@ -53,13 +53,15 @@ class ControllerTest : public ::testing::Test {
   }
   void TearDown() override { nodes_.clear(); }
 
-  Node* StartNode(const std::string& id, const std::string& region = "eu", bool wired = true) {
+  Node* StartNode(const std::string& id, const std::string& region = "eu", bool wired = true,
+                  int64_t poll_interval_ms = 200) {
     auto node = std::make_unique<Node>();
     node->id = id;
     node->etcd = std::move(EtcdClient::Create(etcd_->endpoints()).value());
     ControllerOptions co;
     co.region = region;
     co.broker_id = id;
+    co.poll_interval_ms = poll_interval_ms;
     auto controller = Controller::Start(*node->etcd, co);
     EXPECT_TRUE(controller.ok()) << controller.status().ToString();
     node->controller = std::move(controller).value();
@@ -325,6 +327,74 @@ TEST_F(ControllerTest, ZombieControllerCannotWriteAndIsReplaced) {
     EXPECT_TRUE(p.state.controller_epoch == 0 ||
                 p.state.controller_epoch == successor->controller->epoch());
   }
+}
+
+// Fails if the controller notices only missing registrations: a broker that restarted between
+// two polls (a new incarnation) lost its in-memory state, so it may not stay leader or in-sync.
+TEST_F(ControllerTest, RestartBetweenPollsCountsAsAFailure) {
+  constexpr int64_t kSlowPollMs = 4000;  // room to restart a broker between two polls
+  StartNode("b1", "eu", true, kSlowPollMs);
+  StartNode("b2", "eu", true, kSlowPollMs);
+  StartNode("b3", "eu", true, kSlowPollMs);
+  Node* controller = WaitForController();
+  ASSERT_NE(controller, nullptr);
+  ASSERT_TRUE(CreateTopic(*admin_, "eu", "orders", 3, 3).ok());
+  Node* victim = nullptr;
+  for (auto& n : nodes_) {
+    if (n.get() != controller) {
+      victim = n.get();
+    }
+  }
+  const std::string id = victim->id;
+  const std::vector<VersionedPartitionState> before = States();
+  // Just after a complete round, restart the victim: a clean stop removes its key at once and
+  // the new incarnation registers at once, well before the next poll.
+  const int64_t rounds = controller->controller->complete_rounds();
+  ASSERT_TRUE(WaitFor([&] { return controller->controller->complete_rounds() > rounds; },
+                      kDeadlineMs));
+  const int64_t rounds_before_restart = controller->controller->complete_rounds();
+  victim->reg->Stop();
+  victim->controller->Stop();
+  StartNode(id, "eu", true, kSlowPollMs);
+  ASSERT_EQ(ListBrokers(*admin_, "eu")->size(), 3u);
+  // The controller did not poll while the victim was away: it can only tell by incarnation.
+  ASSERT_EQ(controller->controller->complete_rounds(), rounds_before_restart);
+
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& p : States()) {
+      if (p.state.InIsr(id)) {
+        return false;
+      }
+    }
+    return true;
+  }, kDeadlineMs));
+  const std::vector<VersionedPartitionState> after = States();
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < after.size(); ++i) {
+    EXPECT_NE(after[i].state.leader, id);
+    const bool led = before[i].state.leader == id;
+    EXPECT_EQ(after[i].state.leader_epoch, before[i].state.leader_epoch + (led ? 1 : 0));
+  }
+}
+
+// Fails if the controller ignores a lost lease (it would keep campaigning with the dead lease
+// and never be elected again) or acts after it (two controllers).
+TEST_F(ControllerTest, LostLeaseStepsDownAndCampaignsAgainWithTheNewLease) {
+  Node* b1 = StartNode("b1");
+  ASSERT_EQ(WaitForController(), b1);
+  Node* b2 = StartNode("b2");
+  const int64_t first_epoch = b1->controller->epoch();
+  const int64_t old_lease = b1->reg->lease();
+  ASSERT_TRUE(admin_->RevokeLease(old_lease).ok());
+  ASSERT_EQ(WaitForController(first_epoch), b2);
+  // b1 registered again under a new lease and campaigns with it: it takes over when b2 stops.
+  ASSERT_TRUE(WaitFor([&] { return b1->reg->registered() && b1->reg->lease() != old_lease; },
+                      kDeadlineMs));
+  const int64_t second_epoch = b2->controller->epoch();
+  b2->controller->Stop();
+  ASSERT_EQ(WaitForController(second_epoch), b1);
+  EXPECT_EQ(b1->controller->elections_won(), 2);
+  EXPECT_GE(b1->controller->step_downs(), 1);
 }
 
 }  // namespace
