@@ -24,7 +24,8 @@ int32_t DefaultReplicationFactor(size_t live_brokers);
 // p's initial state: replicas from AssignReplicas (leaders spread; the start broker is derived
 // from the name so topics do not all lead on one broker), leader = first replica,
 // leader_epoch 0, isr = replicas, controller_epoch 0, version 0.
-// Errors: kInvalidArgument (bad name, partitions outside 1..kMaxPartitionsPerTopic, factor < 1 or above the live brokers),
+// Errors: kInvalidArgument (bad name, partitions outside 1..kMaxPartitionsPerTopic, factor < 1
+// or above the live brokers),
 // kFailedPrecondition (the topic exists), kUnavailable (etcd unreachable: retry).
 // On success returns the assignment written.
 Result<TopicAssignment> CreateTopic(EtcdClient& etcd, const std::string& region,
