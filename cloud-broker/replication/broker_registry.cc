@@ -45,8 +45,13 @@ Result<std::vector<BrokerInfo>> ListBrokers(EtcdClient& etcd, const std::string&
   if (!kvs.ok()) {
     return kvs.status();
   }
+  return BrokersFromKvs(region, *kvs);
+}
+
+std::vector<BrokerInfo> BrokersFromKvs(const std::string& region,
+                                       const std::vector<EtcdKeyValue>& kvs) {
   std::vector<BrokerInfo> out;
-  for (const EtcdKeyValue& kv : *kvs) {
+  for (const EtcdKeyValue& kv : kvs) {
     rapidjson::Document d;
     d.Parse(kv.value.c_str(), kv.value.size());
     if (d.HasParseError() || !d.IsObject() || !d.HasMember("id") || !d["id"].IsString() ||

@@ -51,6 +51,10 @@ std::string BrokersPrefix(const std::string& region);
 
 // The brokers registered in `region` now, by id.
 Result<std::vector<BrokerInfo>> ListBrokers(EtcdClient& etcd, const std::string& region);
+// The same from key-values already read (a range under BrokersPrefix(region)); malformed
+// registrations are logged and skipped.
+std::vector<BrokerInfo> BrokersFromKvs(const std::string& region,
+                                       const std::vector<EtcdKeyValue>& kvs);
 
 class BrokerRegistration {
  public:

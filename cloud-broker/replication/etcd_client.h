@@ -109,6 +109,7 @@ class EtcdClient {
   Status Resign(const std::string& name, const EtcdKeyValue& leader_key);
 
   const std::vector<std::string>& endpoints() const { return endpoints_; }
+  const EtcdClientOptions& options() const { return options_; }
 
  private:
   EtcdClient(std::vector<std::string> endpoints, EtcdClientOptions options);
