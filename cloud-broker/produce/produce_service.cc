@@ -121,6 +121,18 @@ ProduceOutcome ProduceService::ProduceBatch(const ProduceRequest& request, int64
   bool created = false;
   Result<Topic*> t = store_.GetOrCreate(TopicName(topic), &created);
   if (!t.ok()) {
+    if (t.status().code() == StatusCode::kNotFound && options_.auto_create_topic) {
+      Status asked = options_.auto_create_topic(topic);
+      if (!asked.ok() && asked.code() != StatusCode::kFailedPrecondition) {  // not "exists"
+        LogError(kComponent, "cannot create topic " + topic + " in the region: " +
+                                 asked.ToString());
+        return Refused(ProduceErrc::kStorageUnavailable, asked.message(), records.size());
+      }
+      return Refused(ProduceErrc::kNotLeader,
+                     "topic " + topic + " is being created in the region and has no leader "
+                     "here yet; retry",
+                     records.size(), "topic");
+    }
     if (t.status().code() == StatusCode::kNotFound) {
       return Refused(ProduceErrc::kUnknownTopic, t.status().message(), records.size(), "topic");
     }

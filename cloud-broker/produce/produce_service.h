@@ -95,6 +95,9 @@ struct ProduceServiceOptions {
   // in-sync replicas up to replication_timeout_ms. nullptr: a single-broker region.
   PartitionLeadership* leadership = nullptr;
   int64_t replication_timeout_ms = 10000;
+  // Replicated region with auto-creation: a produce to an unknown topic asks for it to be
+  // created in the region (etcd) and is answered kNotLeader (retry: no leader yet).
+  std::function<Status(const std::string& topic)> auto_create_topic;
   // Observers (metrics): a topic created by this produce, records appended to a partition.
   std::function<void(Topic&)> on_topic_created;
   std::function<void(const std::string& topic, size_t records, size_t bytes)> on_appended;

@@ -1,5 +1,6 @@
 #include "cloud-broker/server/broker.h"
 
+#include "cloud-broker/replication/topic_admin.h"
 #include "core/logging.h"
 
 namespace sluice::broker {
@@ -35,7 +36,10 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   FetchWaiter* waiter = b->fetch_waiter_.get();
   so.log.on_visible = [waiter] { waiter->Notify(); };
   // --- end storage ---
-  so.auto_create = options.auto_create_topics;
+  // A replicated region's topics come from etcd (the controller's placement); its replicas'
+  // high watermarks are set by replication, not by the local fsync.
+  so.auto_create = options.auto_create_topics && !options.replicated();
+  so.log.managed_high_watermark = options.replicated();
   so.default_partitions = options.default_partitions;
   Result<std::unique_ptr<TopicStore>> store = TopicStore::Open(so);
   if (!store.ok()) {
@@ -117,6 +121,69 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   b->policy_ = std::make_unique<ResidencyPolicy>(options.region, options.countries);
   ServiceOptions svc;
   svc.broker_id = options.broker_id;
+  svc.advertised_url = options.advertised_url;
+  svc.replication_timeout_ms = options.replication_timeout_ms;
+  // --- replication: the replica manager exists before serving; it starts after ---
+  if (options.replicated()) {
+    EtcdClientOptions eo;
+    Result<std::unique_ptr<EtcdClient>> etcd = EtcdClient::Create(options.etcd_endpoints, eo);
+    if (!etcd.ok()) {
+      return Status(etcd.status().code(), "replication.etcd_endpoints: " +
+                                              etcd.status().message());
+    }
+    b->etcd_ = std::move(etcd).value();
+    ReplicaManagerOptions ro;
+    ro.broker_id = options.broker_id;
+    ro.region = options.region.value();
+    ro.min_insync_replicas = options.min_insync_replicas;
+    ro.replica_lag_max_ms = options.replica_lag_max_ms;
+    ro.state_poll_ms = options.state_poll_ms;
+    if (options.tls.enabled()) {
+      // Peers present this broker's own certificate and trust the region's CA.
+      ro.peer_http.tls.ca_file = options.tls.client_ca_file;
+      ro.peer_http.tls.cert_file = options.tls.cert_file;
+      ro.peer_http.tls.key_file = options.tls.key_file;
+    }
+    ProducerTable* producers = b->producers_.get();
+    ro.on_become_leader = [producers](const std::string& topic, int32_t p, PartitionLog& log) {
+      Result<uint64_t> n = producers->RebuildPartition(topic, p, log.dir());
+      if (!n.ok()) {
+        LogError(kComponent, "rebuilding producer state of " + topic + "-" + std::to_string(p) +
+                                 ": " + n.status().ToString());
+      }
+    };
+    b->replicas_ = std::make_unique<ReplicaManager>(ro, *b->etcd_, *b->store_);
+    svc.replication = b->replicas_.get();
+    EtcdClient* etcd_client = b->etcd_.get();
+    const std::string region = options.region.value();
+    const int32_t factor = options.replication_factor;
+    const int32_t default_partitions =
+        std::min(options.default_partitions, kMaxPartitionsPerTopic);
+    svc.create_replicated_topic = [etcd_client, region, factor, default_partitions](
+                                      const std::string& topic,
+                                      int32_t partitions) -> Result<int32_t> {
+      Result<std::vector<BrokerInfo>> live = ListBrokers(*etcd_client, region);
+      if (!live.ok()) {
+        return live.status();
+      }
+      const int32_t rf = std::min<int32_t>(factor, static_cast<int32_t>(live->size()));
+      Result<TopicAssignment> t = CreateTopic(*etcd_client, region, topic,
+                                              partitions > 0 ? partitions : default_partitions,
+                                              rf);
+      if (!t.ok()) {
+        return t.status();
+      }
+      return t->partitions;
+    };
+    if (options.auto_create_topics) {
+      auto create = svc.create_replicated_topic;
+      svc.auto_create_replicated_topic = [create](const std::string& topic) -> Status {
+        Result<int32_t> n = create(topic, 0);
+        return n.ok() ? Status::Ok() : n.status();
+      };
+    }
+  }
+  // --- end replication ---
   svc.query_default_limit = options.query_default_limit;
   svc.query_max_limit = options.query_max_limit;
   svc.max_future_ms = options.max_future_ms;
@@ -162,6 +229,10 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
     return server.status();
   }
   b->server_ = std::move(server).value();
+  Status replication = b->StartReplication();
+  if (!replication.ok()) {
+    return replication;
+  }
   std::string countries;
   for (const CountryCode& c : options.countries) {
     countries += (countries.empty() ? "" : ",") + c.value();
@@ -180,6 +251,7 @@ void Broker::Stop() {
     return;
   }
   stopped_ = true;
+  StopReplication();  // others lead this broker's partitions from now on
   if (fetch_waiter_) {
     fetch_waiter_->Shutdown();  // storage: answer parked long-polls while the server runs
   }

@@ -6,6 +6,7 @@
 // are safe while it runs.
 #pragma once
 
+#include <atomic>
 #include <memory>
 
 #include "cloud-broker/auth/authorizer.h"
@@ -16,6 +17,10 @@
 #include "cloud-broker/produce/append_pool.h"
 #include "cloud-broker/query/query_pool.h"
 #include "cloud-broker/producers/producer_table.h"
+#include "cloud-broker/replication/broker_registry.h"
+#include "cloud-broker/replication/controller.h"
+#include "cloud-broker/replication/etcd_client.h"
+#include "cloud-broker/replication/replica_manager.h"
 #include "cloud-broker/residency/residency_policy.h"
 #include "cloud-broker/server/broker_metrics.h"
 #include "cloud-broker/server/broker_options.h"
@@ -46,6 +51,8 @@ class Broker {
   FetchWaiter& fetch_waiter() { return *fetch_waiter_; }  // storage: long-poll
   ProducerTable& producers() { return *producers_; }
   GroupCoordinator& groups() { return *groups_; }
+  ReplicaManager* replicas() { return replicas_.get(); }      // nullptr: not replicated
+  Controller* controller() { return controller_.get(); }      // nullptr: not replicated
   MetricsRegistry& metrics() { return registry_; }
   const BrokerOptions& options() const { return options_; }
 
@@ -69,6 +76,16 @@ class Broker {
   std::unique_ptr<GroupRoutes> group_routes_;
   std::unique_ptr<Authorizer> auth_;
   std::unique_ptr<ProducerOwners> producer_owners_;
+  // --- replication (replication.etcd_endpoints set): etcd, membership, controller, replicas ---
+  std::unique_ptr<EtcdClient> etcd_;
+  std::unique_ptr<BrokerRegistration> registration_;
+  std::unique_ptr<Controller> controller_;
+  // The controller for the registration's callbacks (its own thread); nullptr until started.
+  std::atomic<Controller*> controller_raw_{nullptr};
+  std::unique_ptr<ReplicaManager> replicas_;
+  Status StartReplication();  // broker_replication.cc
+  void StopReplication();
+  // --- end replication ---
   std::unique_ptr<BrokerService> service_;
   std::unique_ptr<HttpServer> server_;
   bool stopped_ = false;

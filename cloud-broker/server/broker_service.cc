@@ -71,6 +71,7 @@ BrokerService::BrokerService(ServiceOptions options, TopicStore& store,
             o.clock = options_.clock;
             o.leadership = options_.replication;  // nullptr: a single-broker region
             o.replication_timeout_ms = options_.replication_timeout_ms;
+            o.auto_create_topic = options_.auto_create_replicated_topic;
             o.on_topic_created = [&metrics](Topic& t) { metrics.WatchTopic(t); };
             o.on_appended = [&metrics](const std::string& topic, size_t n, size_t bytes) {
               metrics.Appended(topic, n, bytes);

@@ -47,7 +47,11 @@ struct ServiceOptions {
   ReplicaManager* replication = nullptr;
   // Replicated region: creates a topic in the region's etcd (the controller's placement);
   // POST /v1/topics and auto-creation by produce go through it instead of the local store.
-  std::function<Status(const std::string& topic, int32_t partitions)> create_replicated_topic;
+  // partitions 0: topics.default_partitions. Returns the partition count created.
+  std::function<Result<int32_t>(const std::string& topic, int32_t partitions)>
+      create_replicated_topic;
+  // ... and by produce to an unknown topic (topics.auto_create), with the default partitions.
+  std::function<Status(const std::string& topic)> auto_create_replicated_topic;
   int64_t replication_timeout_ms = 10000;  // replication.timeout (acks=all)
   int64_t query_default_limit = 100;
   int64_t query_max_limit = 100000;
@@ -96,6 +100,8 @@ class BrokerService {
   // --- storage: topic admin, timestamp lookup, long-poll (topic_routes.cc) ---
   HttpResponse StorageRoute(const HttpRequest& req, const std::vector<std::string>& p);
   HttpResponse CreateTopic(const HttpRequest& req);
+  // Replicated region: in etcd, placed by the controller's rules (replication_routes.cc's peer).
+  HttpResponse CreateReplicatedTopic(const std::string& name, const TopicConfig& config);
   HttpResponse DescribeTopic(const std::string& topic);
   HttpResponse OffsetForTime(const std::string& topic, const std::string& partition,
                              const HttpRequest& req);

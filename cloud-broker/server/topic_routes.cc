@@ -94,6 +94,9 @@ HttpResponse BrokerService::CreateTopic(const HttpRequest& req) {
     return HttpResponse::Error(403, "forbidden",
                                "principal " + req.principal + " may not admin on " + name);
   }
+  if (options_.create_replicated_topic) {
+    return CreateReplicatedTopic(name, *config);
+  }
   Result<Topic*> t = store_.Create(TopicName(name), *config);
   if (!t.ok()) {
     switch (t.status().code()) {
@@ -116,6 +119,45 @@ HttpResponse BrokerService::CreateTopic(const HttpRequest& req) {
   HttpResponse r = DescribeTopic(name);
   r.status = 201;
   return r;
+}
+
+HttpResponse BrokerService::CreateReplicatedTopic(const std::string& name,
+                                                  const TopicConfig& config) {
+  if (config.retention_ms || config.retention_bytes || config.flush || config.flush_ms ||
+      config.flush_bytes) {
+    // Every replica must apply the same overrides; until they travel with the topic in etcd,
+    // a replicated region takes the broker-wide log.* settings only.
+    return HttpResponse::Error(400, "invalid_parameter",
+                               "per-topic retention and flush overrides are not supported in a "
+                               "replicated region yet; set log.* on every broker",
+                               "retention_ms");
+  }
+  Result<int32_t> created = options_.create_replicated_topic(name, config.partitions);
+  if (!created.ok()) {
+    const Status& st = created.status();
+    switch (st.code()) {
+      case StatusCode::kFailedPrecondition:
+        return HttpResponse::Error(409, "topic_exists", st.message(), "name");
+      case StatusCode::kInvalidArgument:
+        return HttpResponse::Error(400, "invalid_parameter", st.message());
+      default:
+        return HttpResponse::Error(503, "unavailable", st.message());  // etcd: retry
+    }
+  }
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("name");
+  WriteJsonString(w, name);
+  w.Key("config");
+  w.StartObject();
+  w.Key("partitions");
+  w.Int(*created);
+  w.EndObject();
+  w.Key("replicated");
+  w.Bool(true);
+  w.EndObject();
+  return HttpResponse::Json(201, std::string(sb.GetString(), sb.GetSize()));
 }
 
 HttpResponse BrokerService::DescribeTopic(const std::string& topic) {
