@@ -55,6 +55,10 @@ int HttpStatusOf(ProduceErrc code) {
       return 503;  // with Retry-After (HttpResponse::Error)
     case ProduceErrc::kInsufficientStorage:
       return 507;  // with Retry-After
+    case ProduceErrc::kNotLeader:
+      return 421;  // Misdirected Request: another broker leads the partition (retryable)
+    case ProduceErrc::kNotEnoughReplicas:
+      return 503;  // with Retry-After
     default:
       return 400;
   }

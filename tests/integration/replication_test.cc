@@ -1,0 +1,293 @@
+// A replicated region with real processes: one etcd and three sluice-broker processes on
+// 127.0.0.1. Acknowledged (acks=all) records survive the leader's SIGKILL exactly once, the
+// replicas' logs are byte-identical, a new leader is elected from the in-sync set, and the
+// killed broker rejoins, catches up and is in sync again.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/http.h"
+#include "core/record_batch.h"
+#include "tests/common/etcd.h"
+#include "tests/common/test_env.h"
+
+namespace sluice {
+namespace {
+
+using testing::ChildProcess;
+using testing::EtcdCluster;
+using testing::TempDir;
+using testing::WaitFor;
+
+constexpr int kBrokers = 3;
+constexpr int64_t kProducer = 77;
+
+struct Node {
+  std::string id;
+  int port = 0;
+  std::string data;
+  std::string config;
+  std::unique_ptr<ChildProcess> proc;
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
+};
+
+class ReplicationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    etcd_ = EtcdCluster::Start(dir_);
+    ASSERT_NE(etcd_, nullptr) << "etcd did not start (scripts/setup installs etcd-server)";
+    for (int i = 0; i < kBrokers; ++i) {
+      Node n;
+      n.id = "b" + std::to_string(i + 1);
+      n.port = testing::FreePort();
+      n.data = dir_.Sub(n.id + "-data");
+      n.config = dir_.Sub(n.id + ".yaml");
+      std::ofstream(n.config)
+          << "broker:\n  id: " << n.id << "\n  data_dir: " << n.data
+          << "\nregion:\n  name: eu-central\n  countries: [DE]\nhttp:\n  host: 127.0.0.1\n"
+          << "  port: " << n.port << "\n  threads: 4\ntopics:\n  auto_create: true\n"
+          << "  default_partitions: 2\nlog:\n  flush: always\n"
+          << "replication:\n  etcd_endpoints: [" << etcd_->endpoints()[0] << "]\n"
+          << "  lease_ttl: 2s\n  replica_lag_max: 3s\n  state_poll: 100ms\n"
+          << "log_level: info\n";
+      nodes_.push_back(std::move(n));
+    }
+    for (int i = 0; i < kBrokers; ++i) {
+      ASSERT_TRUE(StartNode(i));
+    }
+  }
+
+  bool StartNode(int i) {
+    Node& n = nodes_[i];
+    n.proc = ChildProcess::Start({testing::BinPath("sluice-broker"), "--config", n.config},
+                                 dir_.Sub(n.id + ".log"));
+    return n.proc != nullptr && testing::WaitHttpOk(n.port, "/healthz", 30000);
+  }
+
+  // The partition's state from a live broker's GET /v1/metadata.
+  struct Leader {
+    std::string id;
+    int epoch = -1;
+    std::vector<std::string> isr;
+  };
+  Leader LeaderOf(const std::string& topic, int32_t p, int ask) {
+    std::string body;
+    Leader out;
+    if (testing::HttpGet(nodes_[ask].port, "/v1/metadata", &body, 5000) != 200) {
+      return out;
+    }
+    rapidjson::Document d;
+    d.Parse(body.c_str());
+    if (d.HasParseError() || !d.HasMember("topics")) {
+      return out;
+    }
+    for (const auto& t : d["topics"].GetArray()) {
+      if (t["name"].GetString() != topic) {
+        continue;
+      }
+      for (const auto& part : t["partitions"].GetArray()) {
+        if (part["partition"].GetInt() == p) {
+          out.id = part["leader"].GetString();
+          out.epoch = part["leader_epoch"].GetInt();
+          for (const auto& id : part["isr"].GetArray()) {
+            out.isr.push_back(id.GetString());
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  int IndexOf(const std::string& id) {
+    for (int i = 0; i < kBrokers; ++i) {
+      if (nodes_[i].id == id) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  // One batch of `n` records of producer kProducer with gateway_seq first..first+n-1, all with
+  // the same key so they land in one partition.
+  static std::string Batch(int64_t first, int n) {
+    RecordBatch b;
+    b.producer_id = kProducer;
+    for (int i = 0; i < n; ++i) {
+      Record r;
+      r.timestamp_ms = 1'700'000'000'000 + first + i;
+      r.key = "dev-1";
+      r.value = "{\"seq\":" + std::to_string(first + i) + "}";
+      r.headers = {{kHeaderCountry, "DE"}, {kHeaderGatewaySeq, std::to_string(first + i)}};
+      b.records.push_back(std::move(r));
+    }
+    return EncodeBatch(b);
+  }
+
+  // The "seq" of each record of topic-partition as broker `i` serves them (up to its high
+  // watermark), in offset order.
+  std::vector<int64_t> Read(int i, const std::string& topic, int32_t p) {
+    std::vector<int64_t> out;
+    int64_t offset = 0;
+    while (true) {
+      std::string body;
+      const int status = testing::HttpGet(
+          nodes_[i].port,
+          "/v1/topics/" + topic + "/partitions/" + std::to_string(p) + "/records?offset=" +
+              std::to_string(offset) + "&max_records=1000",
+          &body, 10000);
+      if (status != 200) {
+        return out;
+      }
+      rapidjson::Document d;
+      d.Parse(body.c_str());
+      if (d.HasParseError() || !d.HasMember("records") || d["records"].Empty()) {
+        return out;
+      }
+      for (const auto& r : d["records"].GetArray()) {
+        out.push_back(r["payload"].IsObject() && r["payload"].HasMember("seq")
+                          ? r["payload"]["seq"].GetInt64()
+                          : -1);
+      }
+      offset = d["next_offset"].GetInt64();
+    }
+  }
+
+  // Concatenated segment bytes of topic-partition in broker i's data dir.
+  std::string LogBytes(int i, const std::string& topic, int32_t p) {
+    std::vector<std::string> files;
+    const std::string dir = nodes_[i].data + "/logs/" + topic + "-" + std::to_string(p);
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+      if (e.path().extension() == ".log") {
+        files.push_back(e.path().string());
+      }
+    }
+    std::sort(files.begin(), files.end());
+    std::string all;
+    for (const std::string& f : files) {
+      all += testing::ReadFileOrEmpty(f);
+    }
+    return all;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<EtcdCluster> etcd_;
+  std::vector<Node> nodes_;
+};
+
+TEST_F(ReplicationTest, AcknowledgedRecordsSurviveTheLeadersDeathExactlyOnce) {
+  const std::string topic = "sensors";
+  HttpClient admin(nodes_[0].url());
+  auto created = admin.Send("POST", "/v1/topics", "{\"name\":\"sensors\",\"partitions\":1}");
+  ASSERT_TRUE(created.ok());
+  ASSERT_EQ(created->status, 201) << created->body;
+
+  Leader leader;
+  ASSERT_TRUE(WaitFor([&] {
+    leader = LeaderOf(topic, 0, 0);
+    return !leader.id.empty() && leader.isr.size() == 3u;
+  }, 30000, 100)) << "no leader with a full in-sync set";
+  int li = IndexOf(leader.id);
+  ASSERT_GE(li, 0);
+
+  // A follower refuses produce and names the leader.
+  const int follower = (li + 1) % kBrokers;
+  HttpClient to_follower(nodes_[follower].url());
+  auto refused = to_follower.Send("POST", "/v1/topics/sensors/records", Batch(0, 5),
+                                  "application/vnd.kafka.record-batch.v2");
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 421) << refused->body;
+  EXPECT_NE(refused->body.find("not_leader"), std::string::npos) << refused->body;
+
+  // Acknowledged with acks=all (the default): 40 batches of 10 records.
+  int64_t seq = 0;
+  {
+    HttpClient to_leader(nodes_[li].url());
+    for (int b = 0; b < 40; ++b, seq += 10) {
+      auto r = to_leader.Send("POST", "/v1/topics/sensors/records", Batch(seq, 10),
+                              "application/vnd.kafka.record-batch.v2");
+      ASSERT_TRUE(r.ok());
+      ASSERT_EQ(r->status, 200) << "batch " << b << ": " << r->body;
+    }
+  }
+  // Every replica serves all 400, and their logs are byte-identical.
+  for (int i = 0; i < kBrokers; ++i) {
+    ASSERT_TRUE(WaitFor([&] { return Read(i, topic, 0).size() == 400u; }, 20000))
+        << nodes_[i].id << " serves " << Read(i, topic, 0).size();
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    return LogBytes(0, topic, 0) == LogBytes(1, topic, 0) &&
+           LogBytes(1, topic, 0) == LogBytes(2, topic, 0);
+  }, 20000)) << "replica logs differ";
+
+  // SIGKILL the leader: another in-sync replica leads with a higher epoch.
+  const auto killed_at = std::chrono::steady_clock::now();
+  nodes_[li].proc->Stop(9, 5000);
+  const int survivor = (li + 1) % kBrokers;
+  Leader next;
+  ASSERT_TRUE(WaitFor([&] {
+    next = LeaderOf(topic, 0, survivor);
+    return !next.id.empty() && next.id != leader.id && next.epoch > leader.epoch;
+  }, 30000, 50)) << "no new leader";
+  const int ni = IndexOf(next.id);
+  ASSERT_GE(ni, 0);
+  // Produce resumes on the new leader (the in-sync set shrinks to the two survivors).
+  HttpClient to_new(nodes_[ni].url());
+  int64_t failover_ms = -1;
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = to_new.Send("POST", "/v1/topics/sensors/records", Batch(seq, 10),
+                         "application/vnd.kafka.record-batch.v2");
+    if (r.ok() && r->status == 200) {
+      failover_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - killed_at)
+                        .count();
+      return true;
+    }
+    return false;
+  }, 30000, 50));
+  std::cout << "failover: leader killed -> first acknowledged produce on " << next.id << " in "
+            << failover_ms << " ms" << std::endl;
+  seq += 10;
+  for (int b = 0; b < 10; ++b, seq += 10) {
+    auto r = to_new.Send("POST", "/v1/topics/sensors/records", Batch(seq, 10),
+                         "application/vnd.kafka.record-batch.v2");
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->status, 200) << r->body;
+  }
+  // A retry of a batch acknowledged by the old leader is a duplicate, not stored twice.
+  auto retry = to_new.Send("POST", "/v1/topics/sensors/records", Batch(100, 10),
+                           "application/vnd.kafka.record-batch.v2");
+  ASSERT_TRUE(retry.ok());
+  EXPECT_EQ(retry->status, 200) << retry->body;
+  EXPECT_NE(retry->body.find("\"duplicates\":10"), std::string::npos) << retry->body;
+
+  // The killed broker restarts, truncates where needed, catches up and is in sync again.
+  ASSERT_TRUE(StartNode(li));
+  ASSERT_TRUE(WaitFor([&] { return LeaderOf(topic, 0, survivor).isr.size() == 3u; }, 30000,
+                      100))
+      << "the restarted broker did not rejoin the in-sync set";
+  for (int i = 0; i < kBrokers; ++i) {
+    std::vector<int64_t> got;
+    ASSERT_TRUE(WaitFor([&] {
+      got = Read(i, topic, 0);
+      return got.size() == 510u;
+    }, 20000)) << nodes_[i].id << " serves " << got.size();
+    for (int64_t s = 0; s < 510; ++s) {
+      ASSERT_EQ(got[static_cast<size_t>(s)], s) << nodes_[i].id << " offset " << s;
+    }
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    return LogBytes(0, topic, 0) == LogBytes(1, topic, 0) &&
+           LogBytes(1, topic, 0) == LogBytes(2, topic, 0);
+  }, 20000)) << "replica logs differ after the rejoin";
+}
+
+}  // namespace
+}  // namespace sluice
