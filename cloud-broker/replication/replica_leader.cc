@@ -186,6 +186,7 @@ void ReplicaManager::MaintainIsr() {
       LogWarn(kComponent, Tp(c.topic, c.partition) + ": in-sync set swap refused; stepping "
                                                      "down from epoch " + std::to_string(r->epoch));
       r->role = ReplicaRole::kNone;
+      roles_generation_.fetch_add(1);
       continue;
     }
     LogInfo(kComponent, Tp(c.topic, c.partition) + ": in-sync set " +

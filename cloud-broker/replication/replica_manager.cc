@@ -131,8 +131,9 @@ Status ReplicaManager::Apply(const std::map<std::string, TopicAssignment>& topic
       all_states_[{topic, p}] = state;
       Replica* existing = Find(topic, p);
       if (!state.IsReplica(options_.broker_id)) {
-        if (existing != nullptr) {
+        if (existing != nullptr && existing->role != ReplicaRole::kNone) {
           existing->role = ReplicaRole::kNone;
+          roles_generation_.fetch_add(1);
         }
         continue;
       }
@@ -181,6 +182,7 @@ Status ReplicaManager::Apply(const std::map<std::string, TopicAssignment>& topic
                                 (state.leader.empty() ? "none" : state.leader) + ", epoch " +
                                 std::to_string(state.leader_epoch) + ")");
         r.role = ReplicaRole::kNone;
+        roles_generation_.fetch_add(1);
       }
     }
     listener = data_listener_;
@@ -197,6 +199,7 @@ Status ReplicaManager::Apply(const std::map<std::string, TopicAssignment>& topic
 }
 
 void ReplicaManager::BecomeLeader(Replica& r) {
+  roles_generation_.fetch_add(1);
   r.role = ReplicaRole::kLeader;
   r.ready = false;
   r.epoch = r.state.leader_epoch;
@@ -245,6 +248,7 @@ void ReplicaManager::PrepareLeader(const std::string& topic, int32_t partition, 
 }
 
 void ReplicaManager::BecomeFollower(Replica& r) {
+  roles_generation_.fetch_add(1);
   r.role = ReplicaRole::kFollower;
   r.epoch = r.state.leader_epoch;
   r.truncated = false;  // the fetcher first cuts where this log diverged from the leader's
@@ -287,6 +291,7 @@ void ReplicaManager::OnRegistrationLost() {
                                 std::to_string(r.epoch));
         r.role = ReplicaRole::kNone;
         r.min_leader_epoch = r.epoch + 1;  // never lead an epoch it led before the loss again
+        roles_generation_.fetch_add(1);
       }
     }
   }

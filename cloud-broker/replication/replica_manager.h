@@ -117,9 +117,13 @@ class ReplicaManager : public PartitionLeadership {
   ReplicaFetchResponse Fetch(const ReplicaFetchRequest& request, bool* has_data);
   EpochEndResponse EpochEnd(const EpochEndRequest& request);
 
-  // True if Fetch would answer something now (new records past a fetch offset, or an error);
-  // cheap: for a parked fetch's re-check.
+  // True if Fetch would answer something now (new records past a fetch offset, or an error).
   bool HasDataFor(const ReplicaFetchRequest& request);
+  // Bumped whenever any partition's role or epoch changes here: a parked follower fetch
+  // answers at once (its partitions may have moved). Lock-free, for the FetchWaiter's
+  // re-check, which must not take this manager's lock (the manager moves high watermarks, and
+  // so notifies the waiter, while holding it).
+  uint64_t roles_generation() const { return roles_generation_.load(); }
 
   // What every broker of the region serves (GET /v1/metadata), from the last read of etcd.
   struct RegionView {
@@ -198,6 +202,7 @@ class ReplicaManager : public PartitionLeadership {
   std::map<std::string, std::unique_ptr<ReplicaFetcher>> fetchers_;  // by leader id
   std::function<void()> data_listener_;
   bool fenced_ = false;  // registration lost: no role until the next successful sync
+  std::atomic<uint64_t> roles_generation_{0};
 
   std::mutex run_mu_;
   std::condition_variable run_cv_;

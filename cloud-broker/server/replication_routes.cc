@@ -72,12 +72,35 @@ bool BrokerService::MaybeReplicationRoute(const HttpRequest& req, const HttpResp
     answer();
     return true;
   }
-  // Record the follower's progress now (it may move the high watermark), then wait.
+  // Record the follower's progress now (it may move the high watermark), then wait. The
+  // re-check reads the logs' ends and the roles' generation only: it runs under the waiter's
+  // lock, which the manager's high-watermark moves take while holding the manager's lock.
+  const uint64_t generation = rm->roles_generation();
+  std::vector<std::pair<const PartitionLog*, int64_t>> watched;
+  for (const ReplicaFetchPartition& fp : request->partitions) {
+    const Topic* t = store_.Find(TopicName(fp.topic));
+    const PartitionLog* log = t == nullptr ? nullptr : t->partition(fp.partition);
+    if (log == nullptr) {
+      answer();  // unknown here: the answer says so at once
+      return true;
+    }
+    watched.emplace_back(log, fp.fetch_offset);
+  }
   (void)rm->Fetch(*request, &has_data);
   uint64_t id = 0;
   FetchWaiter* waiter = options_.fetch_waiter;
-  if (has_data || !waiter->ParkUntil([rm, request] { return rm->HasDataFor(*request); },
-                                     request->wait_ms, answer, &id)) {
+  auto ready = [rm, generation, watched] {
+    if (rm->roles_generation() != generation) {
+      return true;
+    }
+    for (const auto& [log, offset] : watched) {
+      if (log->log_end_offset() > offset) {
+        return true;
+      }
+    }
+    return false;
+  };
+  if (has_data || !waiter->ParkUntil(ready, request->wait_ms, answer, &id)) {
     answer();
     return true;
   }
