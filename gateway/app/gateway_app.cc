@@ -1,5 +1,7 @@
 #include "gateway/app/gateway_app.h"
 
+#include "gateway/forward/leader_uplink.h"
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -70,10 +72,16 @@ Status GatewayApp::Start() {
                           EventBuffer* b = live->load();
                           return b ? static_cast<double>(b->buffered_bytes(region)) : 0.0;
                         });
-    std::unique_ptr<Uplink> uplink =
-        uplink_factory_ ? uplink_factory_(rc)
-                        : std::make_unique<HttpUplink>(rc.url, config_.forward_request_timeout_ms,
-                                                       config_.forward_tls);
+    std::unique_ptr<Uplink> uplink;
+    if (uplink_factory_) {
+      uplink = uplink_factory_(rc);
+    } else if (!rc.urls.empty()) {  // a replicated region: to each partition's leader
+      uplink = std::make_unique<LeaderUplink>(rc.urls, config_.forward_request_timeout_ms,
+                                              config_.forward_tls);
+    } else {
+      uplink = std::make_unique<HttpUplink>(rc.url, config_.forward_request_timeout_ms,
+                                            config_.forward_tls);
+    }
     ForwarderOptions fo;
     fo.region = region;
     fo.gateway_id = config_.gateway_id;

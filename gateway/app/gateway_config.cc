@@ -209,12 +209,26 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
       }
     }
     rc.name = RegionId(name);
-    rc.url = r.RequireString("url");
-    if (rc.url.rfind("http://", 0) != 0 && rc.url.rfind("https://", 0) != 0) {
-      cfg.Fail(at + ".url", "must start with http:// or https://");
+    if (r.Has("urls")) {
+      if (r.Has("url")) {
+        cfg.Fail(at + ".urls", "give either url (one broker) or urls (a replicated region)");
+      }
+      rc.urls = r.GetStringList("urls", {});
+      if (rc.urls.empty() || rc.urls.size() > 64) {
+        cfg.Fail(at + ".urls", "must list 1..64 broker URLs of the region");
+      }
+      rc.url = rc.urls.front();
+    } else {
+      rc.url = r.RequireString("url");
     }
-    RequireTlsOffLoopback(cfg, at + ".url", UrlHost(rc.url), rc.url.rfind("https://", 0) == 0,
-                          "forward.insecure_plaintext");
+    for (const std::string& url : rc.urls.empty() ? std::vector<std::string>{rc.url} : rc.urls) {
+      const std::string key = at + (rc.urls.empty() ? ".url" : ".urls");
+      if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+        cfg.Fail(key, "must start with http:// or https://");
+      }
+      RequireTlsOffLoopback(cfg, key, UrlHost(url), url.rfind("https://", 0) == 0,
+                            "forward.insecure_plaintext");
+    }
     std::vector<std::string> countries = r.GetStringList("countries", {});
     if (countries.empty()) {
       cfg.Fail(at + ".countries", "must list at least one country");

@@ -14,8 +14,12 @@ namespace sluice::gateway {
 
 struct RegionConfig {
   RegionId name;
-  std::string url;  // "http://host:port" of the region's broker
+  std::string url;  // "http://host:port" of the region's broker (the first of `urls`)
   std::vector<CountryCode> countries;
+  // A replicated region: several of its brokers. The gateway learns each partition's leader
+  // from any of them (GET /v1/metadata) and sends each partition's records to its leader.
+  // Empty: one broker at `url`.
+  std::vector<std::string> urls;
 };
 
 class RegionRouter {
