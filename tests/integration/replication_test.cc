@@ -33,7 +33,6 @@ struct Node {
   std::string id;
   int port = 0;
   std::string data;
-  std::string config;
   std::unique_ptr<ChildProcess> proc;
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port); }
 };
@@ -48,15 +47,6 @@ class ReplicationTest : public ::testing::Test {
       n.id = "b" + std::to_string(i + 1);
       n.port = testing::FreePort();
       n.data = dir_.Sub(n.id + "-data");
-      n.config = dir_.Sub(n.id + ".yaml");
-      std::ofstream(n.config)
-          << "broker:\n  id: " << n.id << "\n  data_dir: " << n.data
-          << "\nregion:\n  name: eu-central\n  countries: [DE]\nhttp:\n  host: 127.0.0.1\n"
-          << "  port: " << n.port << "\n  threads: 4\ntopics:\n  auto_create: true\n"
-          << "  default_partitions: 2\nlog:\n  flush: always\n"
-          << "replication:\n  etcd_endpoints: [" << etcd_->endpoints()[0] << "]\n"
-          << "  lease_ttl: 2s\n  replica_lag_max: 3s\n  state_poll: 100ms\n"
-          << "log_level: info\n";
       nodes_.push_back(std::move(n));
     }
     for (int i = 0; i < kBrokers; ++i) {
@@ -64,10 +54,19 @@ class ReplicationTest : public ::testing::Test {
     }
   }
 
+  // The shipped config of a replicated eu-central broker, with shorter failure detection.
   bool StartNode(int i) {
     Node& n = nodes_[i];
-    n.proc = ChildProcess::Start({testing::BinPath("sluice-broker"), "--config", n.config},
-                                 dir_.Sub(n.id + ".log"));
+    n.proc = ChildProcess::Start(
+        {testing::BinPath("sluice-broker"), "--config",
+         testing::SourcePath("config/broker-eu-central-replicated.yaml"), "--set",
+         "replication.lease_ttl=2s", "--set", "replication.replica_lag_max=3s", "--set",
+         "replication.state_poll=100ms", "--set", "topics.default_partitions=2"},
+        dir_.Sub(n.id + ".log"),
+        {{"SLUICE_BROKER_ID", n.id},
+         {"SLUICE_BROKER_PORT", std::to_string(n.port)},
+         {"SLUICE_DATA_DIR", n.data},
+         {"SLUICE_ETCD_URL", etcd_->endpoints()[0]}});
     return n.proc != nullptr && testing::WaitHttpOk(n.port, "/healthz", 30000);
   }
 
