@@ -48,18 +48,23 @@ ReplicaFetcher::ReplicaFetcher(ReplicaManager& manager, const ReplicaManagerOpti
   thread_ = std::thread([this] {
     SetCurrentThreadName("fetch-" + leader_id_);
     Run();
+    finished_ = true;
   });
 }
 
 ReplicaFetcher::~ReplicaFetcher() {
+  RequestStop();
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+void ReplicaFetcher::RequestStop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable()) {
-    thread_.join();
-  }
 }
 
 void ReplicaFetcher::Wait(int64_t ms) {

@@ -26,7 +26,13 @@ class ReplicaFetcher {
  public:
   ReplicaFetcher(ReplicaManager& manager, const ReplicaManagerOptions& options,
                  std::string leader_id, std::string leader_url);
-  ~ReplicaFetcher();
+  ~ReplicaFetcher();  // RequestStop, then joins (at most one request timeout)
+
+  // Tells the thread to stop after its current request, without waiting: a fetch in flight to a
+  // leader that died or froze may take a whole request timeout, and the state thread must not
+  // wait for it (a new leader could not start meanwhile).
+  void RequestStop();
+  bool finished() const { return finished_.load(); }  // the thread has returned
 
   const std::string& leader_url() const { return leader_url_; }
   // Rounds completed (tests).
@@ -45,6 +51,7 @@ class ReplicaFetcher {
   const std::string leader_url_;
   std::unique_ptr<HttpClient> client_;
   std::atomic<uint64_t> rounds_{0};
+  std::atomic<bool> finished_{false};
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

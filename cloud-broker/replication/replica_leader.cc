@@ -254,13 +254,14 @@ void ReplicaManager::ReconcileFetchers() {
       }
     }
   }
-  std::vector<std::unique_ptr<ReplicaFetcher>> retired;
+  std::vector<std::unique_ptr<ReplicaFetcher>> finished;
   {
     std::lock_guard<std::mutex> lock(fetchers_mu_);
     for (auto it = fetchers_.begin(); it != fetchers_.end();) {
       auto w = wanted.find(it->first);
       if (w == wanted.end() || w->second != it->second->leader_url()) {
-        retired.push_back(std::move(it->second));
+        it->second->RequestStop();  // never wait here for a request to a dead leader
+        retiring_.push_back(std::move(it->second));
         it = fetchers_.erase(it);
       } else {
         ++it;
@@ -271,8 +272,16 @@ void ReplicaManager::ReconcileFetchers() {
         fetchers_[id] = std::make_unique<ReplicaFetcher>(*this, options_, id, url);
       }
     }
+    for (auto it = retiring_.begin(); it != retiring_.end();) {
+      if ((*it)->finished()) {
+        finished.push_back(std::move(*it));
+        it = retiring_.erase(it);
+      } else {
+        ++it;
+      }
+    }
   }
-  retired.clear();  // joins, no lock held
+  finished.clear();  // joins threads that have returned already, no lock held
 }
 
 }  // namespace sluice::broker

@@ -44,9 +44,14 @@ void ReplicaManager::Stop() {
     thread_.join();
   }
   std::map<std::string, std::unique_ptr<ReplicaFetcher>> fetchers;
+  std::vector<std::unique_ptr<ReplicaFetcher>> retiring;
   {
     std::lock_guard<std::mutex> lock(fetchers_mu_);
     fetchers.swap(fetchers_);
+    retiring.swap(retiring_);
+  }
+  for (auto& [id, f] : fetchers) {
+    f->RequestStop();  // all at once, then join: one request timeout at most in total
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -55,6 +60,7 @@ void ReplicaManager::Stop() {
     }
   }
   fetchers.clear();  // joins their threads, no lock held (they call back into this object)
+  retiring.clear();
   hw_cv_.notify_all();
 }
 
@@ -302,7 +308,12 @@ Result<int32_t> ReplicaManager::CheckLeader(const std::string& topic, int32_t pa
                                             bool acks_all) {
   std::lock_guard<std::mutex> lock(mu_);
   Replica* r = Find(topic, partition);
-  if (r == nullptr || r->role != ReplicaRole::kLeader || !r->ready) {
+  if (r != nullptr && r->role == ReplicaRole::kLeader && !r->ready) {
+    return Status::FailedPrecondition("not_leader: broker " + options_.broker_id +
+                                      " is becoming the leader of " + Tp(topic, partition) +
+                                      " (epoch " + std::to_string(r->epoch) + "); retry");
+  }
+  if (r == nullptr || r->role != ReplicaRole::kLeader) {
     std::string leader = r == nullptr ? "" : r->state.leader;
     auto url = broker_urls_.find(leader);
     return Status::FailedPrecondition(

@@ -200,6 +200,9 @@ class ReplicaManager : public PartitionLeadership {
   std::map<std::pair<std::string, int32_t>, PartitionState> all_states_;
   std::mutex fetchers_mu_;  // not mu_: stopping a fetcher joins a thread that takes mu_
   std::map<std::string, std::unique_ptr<ReplicaFetcher>> fetchers_;  // by leader id
+  // Told to stop, not yet returned (a request to a dead leader runs out its timeout); joined
+  // once finished, or at Stop.
+  std::vector<std::unique_ptr<ReplicaFetcher>> retiring_;
   std::function<void()> data_listener_;
   bool fenced_ = false;  // registration lost: no role until the next successful sync
   std::atomic<uint64_t> roles_generation_{0};

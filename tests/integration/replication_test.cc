@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <signal.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -286,6 +288,70 @@ TEST_F(ReplicationTest, AcknowledgedRecordsSurviveTheLeadersDeathExactlyOnce) {
     return LogBytes(0, topic, 0) == LogBytes(1, topic, 0) &&
            LogBytes(1, topic, 0) == LogBytes(2, topic, 0);
   }, 20000)) << "replica logs differ after the rejoin";
+}
+
+// A paused leader (SIGSTOP past its lease) is replaced; resumed (SIGCONT) it must acknowledge
+// nothing (zombie fencing): its produce is refused or times out, never 200, and once it follows
+// the new leader its log holds exactly the new leader's records (its own tail cut by leader
+// epoch). Breaking the step-down (ReplicaManager ignoring a refused swap, or AwaitReplicated not
+// checking the role) lets the zombie answer 200 for records no replica keeps.
+TEST_F(ReplicationTest, APausedLeaderResumesAsAZombieAndAcknowledgesNothing) {
+  const std::string topic = "sensors";
+  HttpClient admin(nodes_[0].url());
+  auto created = admin.Send("POST", "/v1/topics", "{\"name\":\"sensors\",\"partitions\":1}");
+  ASSERT_TRUE(created.ok() && created->status == 201);
+  Leader leader;
+  ASSERT_TRUE(WaitFor([&] {
+    leader = LeaderOf(topic, 0, 0);
+    return !leader.id.empty() && leader.isr.size() == 3u;
+  }, 30000, 100));
+  const int li = IndexOf(leader.id);
+  HttpClient to_old(nodes_[li].url(), HttpClientOptions{15000, {}});
+  for (int64_t b = 0; b < 5; ++b) {
+    auto r = to_old.Send("POST", "/v1/topics/sensors/records", Batch(b * 10, 10),
+                         "application/vnd.kafka.record-batch.v2");
+    ASSERT_TRUE(r.ok() && r->status == 200);
+  }
+  ASSERT_EQ(::kill(nodes_[li].proc->pid(), SIGSTOP), 0);
+  const int survivor = (li + 1) % kBrokers;
+  Leader next;
+  ASSERT_TRUE(WaitFor([&] {
+    next = LeaderOf(topic, 0, survivor);
+    return !next.id.empty() && next.id != leader.id;
+  }, 30000, 50));
+  HttpClient to_new(nodes_[IndexOf(next.id)].url());
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = to_new.Send("POST", "/v1/topics/sensors/records", Batch(50, 10),
+                         "application/vnd.kafka.record-batch.v2");
+    return r.ok() && r->status == 200;
+  }, 30000, 50));
+  ASSERT_EQ(::kill(nodes_[li].proc->pid(), SIGCONT), 0);
+  // At once, before it can notice: the zombie must not acknowledge.
+  auto zombie = to_old.Send("POST", "/v1/topics/sensors/records", Batch(1000, 10),
+                            "application/vnd.kafka.record-batch.v2");
+  EXPECT_TRUE(!zombie.ok() || zombie->status != 200)
+      << "the deposed leader acknowledged: " << zombie->body;
+  for (int64_t b = 6; b < 10; ++b) {
+    auto r = to_new.Send("POST", "/v1/topics/sensors/records", Batch(b * 10, 10),
+                         "application/vnd.kafka.record-batch.v2");
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->status, 200) << r->body;
+  }
+  // Every replica, the resumed one included, holds exactly seq 0..99, in order.
+  for (int i = 0; i < kBrokers; ++i) {
+    std::vector<int64_t> got;
+    ASSERT_TRUE(WaitFor([&] {
+      got = Read(i, topic, 0);
+      return got.size() == 100u;
+    }, 30000)) << nodes_[i].id << " serves " << got.size();
+    for (int64_t s = 0; s < 100; ++s) {
+      ASSERT_EQ(got[static_cast<size_t>(s)], s) << nodes_[i].id << " offset " << s;
+    }
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    return LogBytes(0, topic, 0) == LogBytes(1, topic, 0) &&
+           LogBytes(1, topic, 0) == LogBytes(2, topic, 0);
+  }, 30000)) << "replica logs differ: the zombie's tail was not cut";
 }
 
 // A gateway given the region's brokers (regions[].urls) sends each partition's records to its
