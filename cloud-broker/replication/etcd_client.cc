@@ -1,5 +1,7 @@
 #include "cloud-broker/replication/etcd_client.h"
 
+#include "cloud-broker/replication/etcd_json.h"
+
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -7,22 +9,16 @@
 #include <cstdlib>
 
 namespace sluice::broker {
+using namespace etcd_json;  // NOLINT: the JSON helpers shared with etcd_lease_election.cc
+
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 constexpr int kGrpcNotFound = 5;
 constexpr int kGrpcUnavailable = 14;
 constexpr int kGrpcDeadlineExceeded = 4;
 
-void Str(Writer& w, const char* key, const std::string& value) {
-  w.Key(key);
-  w.String(value.c_str(), static_cast<rapidjson::SizeType>(value.size()));
-}
 
-void Bytes(Writer& w, const char* key, const std::string& bytes) {
-  Str(w, key, Base64Encode(bytes));
-}
 
 // The end of the range of keys starting with `prefix` (etcd's "prefix" range_end).
 std::string PrefixEnd(const std::string& prefix) {
@@ -38,81 +34,10 @@ std::string PrefixEnd(const std::string& prefix) {
   return std::string(1, '\0');  // every key
 }
 
-// etcd's JSON writes int64 fields as strings and omits zero values.
-int64_t Int(const rapidjson::Value& obj, const char* name) {
-  if (!obj.IsObject()) {
-    return 0;
-  }
-  auto it = obj.FindMember(name);
-  if (it == obj.MemberEnd()) {
-    return 0;
-  }
-  if (it->value.IsString()) {
-    return std::strtoll(it->value.GetString(), nullptr, 10);
-  }
-  return it->value.IsInt64() ? it->value.GetInt64() : 0;
-}
 
-Result<std::string> DecodedField(const rapidjson::Value& obj, const char* name) {
-  auto it = obj.FindMember(name);
-  if (it == obj.MemberEnd()) {
-    return std::string();
-  }
-  if (!it->value.IsString()) {
-    return Status::Corruption(std::string("etcd: field ") + name + " is not a string");
-  }
-  return Base64Decode(it->value.GetString());
-}
 
-Result<EtcdKeyValue> ParseKv(const rapidjson::Value& kv) {
-  if (!kv.IsObject()) {
-    return Status::Corruption("etcd: a key-value is not an object");
-  }
-  EtcdKeyValue out;
-  Result<std::string> key = DecodedField(kv, "key");
-  Result<std::string> value = DecodedField(kv, "value");
-  if (!key.ok()) {
-    return key.status();
-  }
-  if (!value.ok()) {
-    return value.status();
-  }
-  out.key = std::move(key).value();
-  out.value = std::move(value).value();
-  out.create_revision = Int(kv, "create_revision");
-  out.mod_revision = Int(kv, "mod_revision");
-  out.version = Int(kv, "version");
-  out.lease = Int(kv, "lease");
-  return out;
-}
 
-Result<std::vector<EtcdKeyValue>> ParseKvs(const rapidjson::Value& obj) {
-  std::vector<EtcdKeyValue> out;
-  auto it = obj.FindMember("kvs");
-  if (it == obj.MemberEnd()) {
-    return out;
-  }
-  if (!it->value.IsArray()) {
-    return Status::Corruption("etcd: kvs is not an array");
-  }
-  for (const auto& kv : it->value.GetArray()) {
-    Result<EtcdKeyValue> parsed = ParseKv(kv);
-    if (!parsed.ok()) {
-      return parsed.status();
-    }
-    out.push_back(std::move(parsed).value());
-  }
-  return out;
-}
 
-Result<rapidjson::Document> Parse(const std::string& text) {
-  rapidjson::Document d;
-  d.Parse(text.c_str(), text.size());
-  if (d.HasParseError() || !d.IsObject()) {
-    return Status::Corruption("etcd: an answer that is not a JSON object: " + text.substr(0, 200));
-  }
-  return d;
-}
 
 void WriteRangeRequest(Writer& w, const std::string& key, bool prefix) {
   w.StartObject();
@@ -174,7 +99,6 @@ void WriteCompare(Writer& w, const EtcdCompare& c) {
   w.EndObject();
 }
 
-std::string Text(const rapidjson::StringBuffer& sb) { return std::string(sb.GetString(), sb.GetSize()); }
 
 }  // namespace
 
@@ -221,6 +145,15 @@ EtcdClient::EtcdClient(std::vector<std::string> endpoints, EtcdClientOptions opt
 }
 
 EtcdClient::~EtcdClient() = default;
+
+Result<rapidjson::Document> EtcdClient::CallJson(const std::string& path,
+                                                 const std::string& body, bool campaign) {
+  Result<std::string> r = Call(path, body, campaign);
+  if (!r.ok()) {
+    return r.status();
+  }
+  return Parse(*r);
+}
 
 Result<std::string> EtcdClient::Call(const std::string& path, const std::string& body,
                                      bool campaign) {
@@ -271,11 +204,7 @@ Result<int64_t> EtcdClient::Put(const std::string& key, const std::string& value
     Str(w, "lease", std::to_string(lease));
   }
   w.EndObject();
-  Result<std::string> r = Call("/v3/kv/put", Text(sb), false);
-  if (!r.ok()) {
-    return r.status();
-  }
-  Result<rapidjson::Document> d = Parse(*r);
+  Result<rapidjson::Document> d = CallJson("/v3/kv/put", Text(sb), false);
   if (!d.ok()) {
     return d.status();
   }
@@ -287,11 +216,7 @@ Result<std::optional<EtcdKeyValue>> EtcdClient::Get(const std::string& key) {
     rapidjson::StringBuffer sb;
     Writer w(sb);
     WriteRangeRequest(w, key, false);
-    Result<std::string> r = Call("/v3/kv/range", Text(sb), false);
-    if (!r.ok()) {
-      return r.status();
-    }
-    Result<rapidjson::Document> d = Parse(*r);
+    Result<rapidjson::Document> d = CallJson("/v3/kv/range", Text(sb), false);
     if (!d.ok()) {
       return d.status();
     }
@@ -311,11 +236,7 @@ Result<std::vector<EtcdKeyValue>> EtcdClient::GetPrefix(const std::string& prefi
   rapidjson::StringBuffer sb;
   Writer w(sb);
   WriteRangeRequest(w, prefix, true);
-  Result<std::string> r = Call("/v3/kv/range", Text(sb), false);
-  if (!r.ok()) {
-    return r.status();
-  }
-  Result<rapidjson::Document> d = Parse(*r);
+  Result<rapidjson::Document> d = CallJson("/v3/kv/range", Text(sb), false);
   if (!d.ok()) {
     return d.status();
   }
@@ -329,11 +250,7 @@ Result<int64_t> EtcdClient::Delete(const std::string& key, bool prefix) {
   rapidjson::StringBuffer sb;
   Writer w(sb);
   WriteRangeRequest(w, key, prefix);
-  Result<std::string> r = Call("/v3/kv/deleterange", Text(sb), false);
-  if (!r.ok()) {
-    return r.status();
-  }
-  Result<rapidjson::Document> d = Parse(*r);
+  Result<rapidjson::Document> d = CallJson("/v3/kv/deleterange", Text(sb), false);
   if (!d.ok()) {
     return d.status();
   }
@@ -365,11 +282,7 @@ Result<EtcdTxnResult> EtcdClient::Txn(const std::vector<EtcdCompare>& compares,
   }
   w.EndArray();
   w.EndObject();
-  Result<std::string> r = Call("/v3/kv/txn", Text(sb), false);
-  if (!r.ok()) {
-    return r.status();
-  }
-  Result<rapidjson::Document> d = Parse(*r);
+  Result<rapidjson::Document> d = CallJson("/v3/kv/txn", Text(sb), false);
   if (!d.ok()) {
     return d.status();
   }
@@ -387,186 +300,6 @@ Result<EtcdTxnResult> EtcdClient::Txn(const std::vector<EtcdCompare>& compares,
         out.ranges.push_back(std::move(kvs).value());
       }
     }
-  }
-  return out;
-}
-
-Result<int64_t> EtcdClient::GrantLease(int64_t ttl_s) {
-  Result<std::string> r =
-      Call("/v3/lease/grant", "{\"TTL\":\"" + std::to_string(ttl_s) + "\"}", false);
-  if (!r.ok()) {
-    return r.status();
-  }
-  Result<rapidjson::Document> d = Parse(*r);
-  if (!d.ok()) {
-    return d.status();
-  }
-  const int64_t id = Int(*d, "ID");
-  if (id == 0) {
-    return Status::Corruption("etcd: lease grant without an ID: " + r->substr(0, 200));
-  }
-  return id;
-}
-
-Result<int64_t> EtcdClient::KeepAlive(int64_t lease) {
-  // One keep-alive per request: the gateway answers the first message of a stream only.
-  Result<std::string> r =
-      Call("/v3/lease/keepalive", "{\"ID\":\"" + std::to_string(lease) + "\"}", false);
-  if (!r.ok()) {
-    return r.status();
-  }
-  Result<rapidjson::Document> d = Parse(*r);
-  if (!d.ok()) {
-    return d.status();
-  }
-  const rapidjson::Value& result = d->HasMember("result") ? (*d)["result"] : *d;
-  const int64_t ttl = Int(result, "TTL");
-  if (ttl <= 0) {
-    return Status::NotFound("etcd: lease " + std::to_string(lease) + " expired");
-  }
-  return ttl;
-}
-
-Status EtcdClient::RevokeLease(int64_t lease) {
-  Result<std::string> r =
-      Call("/v3/lease/revoke", "{\"ID\":\"" + std::to_string(lease) + "\"}", false);
-  return r.ok() ? Status::Ok() : r.status();
-}
-
-Result<EtcdKeyValue> EtcdClient::Campaign(const std::string& name, int64_t lease,
-                                          const std::string& value) {
-  rapidjson::StringBuffer sb;
-  Writer w(sb);
-  w.StartObject();
-  Bytes(w, "name", name);
-  Str(w, "lease", std::to_string(lease));
-  Bytes(w, "value", value);
-  w.EndObject();
-  Result<std::string> r = Call("/v3/election/campaign", Text(sb), true);
-  if (!r.ok()) {
-    return r.status();
-  }
-  Result<rapidjson::Document> d = Parse(*r);
-  if (!d.ok()) {
-    return d.status();
-  }
-  if (!d->HasMember("leader") || !(*d)["leader"].IsObject()) {
-    return Status::Corruption("etcd: campaign answer without a leader: " + r->substr(0, 200));
-  }
-  const rapidjson::Value& l = (*d)["leader"];
-  EtcdKeyValue out;
-  Result<std::string> key = DecodedField(l, "key");
-  if (!key.ok()) {
-    return key.status();
-  }
-  out.key = std::move(key).value();
-  out.value = value;
-  out.create_revision = Int(l, "rev");
-  out.lease = Int(l, "lease");
-  return out;
-}
-
-Result<std::optional<EtcdKeyValue>> EtcdClient::Leader(const std::string& name) {
-  rapidjson::StringBuffer sb;
-  Writer w(sb);
-  w.StartObject();
-  Bytes(w, "name", name);
-  w.EndObject();
-  Result<std::string> r = Call("/v3/election/leader", Text(sb), false);
-  if (!r.ok()) {
-    if (r.status().message().find("election: no leader") != std::string::npos) {
-      return std::optional<EtcdKeyValue>();
-    }
-    return r.status();
-  }
-  Result<rapidjson::Document> d = Parse(*r);
-  if (!d.ok()) {
-    return d.status();
-  }
-  if (!d->HasMember("kv")) {
-    return std::optional<EtcdKeyValue>();
-  }
-  Result<EtcdKeyValue> kv = ParseKv((*d)["kv"]);
-  if (!kv.ok()) {
-    return kv.status();
-  }
-  return std::optional<EtcdKeyValue>(std::move(kv).value());
-}
-
-Status EtcdClient::Resign(const std::string& name, const EtcdKeyValue& leader_key) {
-  rapidjson::StringBuffer sb;
-  Writer w(sb);
-  w.StartObject();
-  w.Key("leader");
-  w.StartObject();
-  Bytes(w, "name", name);
-  Bytes(w, "key", leader_key.key);
-  Str(w, "rev", std::to_string(leader_key.create_revision));
-  Str(w, "lease", std::to_string(leader_key.lease));
-  w.EndObject();
-  w.EndObject();
-  Result<std::string> r = Call("/v3/election/resign", Text(sb), false);
-  return r.ok() ? Status::Ok() : r.status();
-}
-
-std::string Base64Encode(const std::string& bytes) {
-  static const char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const uint32_t n = (static_cast<uint8_t>(bytes[i]) << 16) |
-                       (static_cast<uint8_t>(bytes[i + 1]) << 8) | static_cast<uint8_t>(bytes[i + 2]);
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += kAlphabet[n & 63];
-  }
-  if (i < bytes.size()) {
-    uint32_t n = static_cast<uint8_t>(bytes[i]) << 16;
-    const bool two = i + 1 < bytes.size();
-    if (two) {
-      n |= static_cast<uint8_t>(bytes[i + 1]) << 8;
-    }
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += two ? kAlphabet[(n >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
-Result<std::string> Base64Decode(const std::string& text) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  if (text.size() % 4 != 0) {
-    return Status::InvalidArgument("base64: length " + std::to_string(text.size()) +
-                                   " is not a multiple of 4");
-  }
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    const int pad = last ? (text[i + 3] == '=') + (text[i + 2] == '=') : 0;
-    uint32_t n = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = text[i + k];
-      const int v = k >= 4 - pad ? 0 : value(c);
-      if (v < 0 || (c == '=' && k < 4 - pad)) {
-        return Status::InvalidArgument("base64: bad character at " + std::to_string(i + k));
-      }
-      n = (n << 6) | static_cast<uint32_t>(v);
-    }
-    out += static_cast<char>((n >> 16) & 0xff);
-    if (pad < 2) out += static_cast<char>((n >> 8) & 0xff);
-    if (pad < 1) out += static_cast<char>(n & 0xff);
   }
   return out;
 }

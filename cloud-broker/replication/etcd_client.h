@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <rapidjson/document.h>
+
 #include "core/http.h"
 #include "core/status.h"
 
@@ -116,6 +118,9 @@ class EtcdClient {
   // POSTs `body` to `path` on the current endpoint, moving on to the next on transport failure
   // or an Unavailable answer; the parsed JSON answer's text on 200.
   Result<std::string> Call(const std::string& path, const std::string& body, bool campaign);
+  // Call, then the answer as a JSON object (kCorruption if it is not one).
+  Result<rapidjson::Document> CallJson(const std::string& path, const std::string& body,
+                                       bool campaign);
 
   const std::vector<std::string> endpoints_;
   const EtcdClientOptions options_;
@@ -124,10 +129,5 @@ class EtcdClient {
   std::mutex mu_;
   size_t current_ = 0;  // guarded by mu_: the endpoint that answered last
 };
-
-// Base64 (RFC 4648, with padding), as etcd's JSON gateway encodes bytes.
-std::string Base64Encode(const std::string& bytes);
-// kInvalidArgument if `text` is not base64.
-Result<std::string> Base64Decode(const std::string& text);
 
 }  // namespace sluice::broker

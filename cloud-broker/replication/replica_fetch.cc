@@ -95,9 +95,10 @@ Result<ReplicaFetchRequest> DecodeFetchRequest(const std::string& json) {
   ReplicaFetchRequest r;
   SLUICE_RETURN_IF_ERROR(ReadString(d, "replica", kMaxId, &r.replica_id, ""));
   SLUICE_RETURN_IF_ERROR(ReadInt<int64_t>(d, "incarnation", 0, INT64_MAX, &r.incarnation, ""));
-  SLUICE_RETURN_IF_ERROR(ReadInt<int64_t>(d, "max_bytes", 1, kMaxReplicaFetchBytes, &r.max_bytes, ""));
   SLUICE_RETURN_IF_ERROR(
-      ReadInt<int64_t>(d, "wait_ms", 0, kMaxReplicaFetchWaitMs, &r.wait_ms, "", /*required=*/false));
+      ReadInt<int64_t>(d, "max_bytes", 1, kMaxReplicaFetchBytes, &r.max_bytes, ""));
+  SLUICE_RETURN_IF_ERROR(ReadInt<int64_t>(d, "wait_ms", 0, kMaxReplicaFetchWaitMs, &r.wait_ms, "",
+                                          /*required=*/false));
   if (!d.HasMember("partitions") || !d["partitions"].IsArray() ||
       d["partitions"].Size() > kMaxReplicaFetchPartitions) {
     return Status::InvalidArgument("partitions must be an array of at most " +

@@ -52,6 +52,7 @@ ReplicaFetchResponse ReplicaManager::Fetch(const ReplicaFetchRequest& request, b
           p.last_caught_up_ms = now;
         }
         p.log_end = fp.fetch_offset;
+        p.last_fetch_ms = now;
         p.leader_end_at_last_fetch = leader_end;
         UpdateHighWatermark(*r);
         if (fp.fetch_offset < leader_end) {
@@ -154,7 +155,15 @@ void ReplicaManager::MaintainIsr() {
         }
         const Progress& p = r.followers[id];
         const bool lagging = now - p.last_caught_up_ms > options_.replica_lag_max_ms;
-        if (r.state.InIsr(id) ? !lagging : (p.log_end >= 0 && p.log_end >= hw && !lagging)) {
+        // Back in only on the evidence of a fetch just now, from a broker registered now: a
+        // dead follower's last progress must not undo the controller removing it (they would
+        // take turns forever, and acks=all would wait on the dead one).
+        const bool fetching = p.last_fetch_ms >= 0 &&
+                              now - p.last_fetch_ms <= options_.fetch_wait_ms +
+                                                           2 * options_.state_poll_ms;
+        const bool rejoins = !lagging && fetching && p.log_end >= 0 && p.log_end >= hw &&
+                             broker_urls_.count(id) > 0;
+        if (r.state.InIsr(id) ? !lagging : rejoins) {
           isr.push_back(id);
         }
       }

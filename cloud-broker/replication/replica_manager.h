@@ -153,6 +153,7 @@ class ReplicaManager : public PartitionLeadership {
   struct Progress {
     int64_t log_end = -1;          // from its last fetch; -1 unknown
     int64_t last_caught_up_ms = 0;
+    int64_t last_fetch_ms = -1;  // -1: none since this broker became leader
     int64_t leader_end_at_last_fetch = 0;
   };
   struct Replica {

@@ -244,17 +244,14 @@ Result<UplinkResponse> LeaderUplink::Send(const std::string& topic, const std::s
   }
   std::unique_lock<std::mutex> lock(pending->mu);
   pending->cv.wait(lock, [&] { return pending->left == 0; });
-  bool stale = false;
   std::optional<UplinkResponse> permanent;
   std::string why;
   for (const Result<UplinkResponse>& a : pending->answers) {
     if (!a.ok()) {
-      stale = true;
       why = a.status().message();
     } else if (Permanent(a->status)) {
       permanent = *a;
     } else if (a->status != 200) {
-      stale = stale || a->status == 421;
       why = "HTTP " + std::to_string(a->status) + ": " + a->body.substr(0, 200);
     }
   }
@@ -269,9 +266,11 @@ Result<UplinkResponse> LeaderUplink::Send(const std::string& topic, const std::s
   if (all_ok) {
     return UplinkResponse{200, "{\"parts\":" + std::to_string(parts.size()) + "}"};
   }
-  if (stale) {
+  {
+    // Leaders moved, one is gone, or a partition had none when the metadata was read: read it
+    // again before the next attempt (a part without a leader must not stay so in this cache).
     std::lock_guard<std::mutex> l(mu_);
-    fresh_ = false;  // leaders moved, or one is gone: read the metadata again
+    fresh_ = false;
   }
   LogWarn(kComponent, "batch for " + topic + " not stored whole (" + why + "); resending later");
   return Retryable(why);

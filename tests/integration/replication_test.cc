@@ -362,6 +362,39 @@ TEST_F(ReplicationTest, APausedLeaderResumesAsAZombieAndAcknowledgesNothing) {
   }, 30000)) << "replica logs differ: the zombie's tail was not cut";
 }
 
+// A follower's death takes it out of the in-sync set for good, and acks=all produce goes on
+// with the two left. Before the fix the leader put the dead follower back from its last
+// progress each time the controller removed it: acks=all stalled (a gateway delivered 20 of
+// 400 events in 60 s).
+TEST_F(ReplicationTest, ADeadFollowerLeavesTheInSyncSetForGood) {
+  const std::string topic = "sensors";
+  HttpClient admin(nodes_[0].url());
+  auto created = admin.Send("POST", "/v1/topics", "{\"name\":\"sensors\",\"partitions\":1}");
+  ASSERT_TRUE(created.ok() && created->status == 201);
+  Leader leader;
+  ASSERT_TRUE(WaitFor([&] {
+    leader = LeaderOf(topic, 0, 0);
+    return !leader.id.empty() && leader.isr.size() == 3u;
+  }, 30000, 100));
+  const int li = IndexOf(leader.id);
+  HttpClient to_leader(nodes_[li].url());
+  std::string last;
+  ASSERT_TRUE(ProduceOk(to_leader, Batch(0, 10), &last)) << last;
+  const int follower = (li + 1) % kBrokers;
+  nodes_[follower].proc->Stop(9, 5000);
+  ASSERT_TRUE(WaitFor([&] { return LeaderOf(topic, 0, li).isr.size() == 2u; }, 30000, 50));
+  // Produce keeps being acknowledged, and the in-sync set stays at the two live replicas.
+  for (int64_t b = 1; b <= 20; ++b) {
+    auto r = to_leader.Send("POST", "/v1/topics/sensors/records", Batch(b * 10, 10),
+                            "application/vnd.kafka.record-batch.v2");
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->status, 200) << "batch " << b << ": " << r->body;
+    const Leader now = LeaderOf(topic, 0, li);
+    EXPECT_EQ(now.isr.size(), 2u) << "the dead follower is back in the in-sync set";
+  }
+  EXPECT_EQ(Read(li, topic, 0).size(), 210u);
+}
+
 // A gateway given the region's brokers (regions[].urls) sends each partition's records to its
 // leader; killing a leader mid-stream delays delivery but loses and duplicates nothing.
 TEST_F(ReplicationTest, AGatewayFollowsLeadersThroughAFailoverExactlyOnce) {
