@@ -35,13 +35,18 @@ void ReplicaManager::Start() {
 }
 
 void ReplicaManager::Stop() {
+  bool was_running;
   {
     std::lock_guard<std::mutex> lock(run_mu_);
+    was_running = !stop_;
     stop_ = true;
   }
   run_cv_.notify_all();
   if (thread_.joinable()) {
     thread_.join();
+  }
+  if (was_running) {
+    CheckpointHighWatermarks();  // a clean stop restarts reading from where replicas agreed
   }
   std::map<std::string, std::unique_ptr<ReplicaFetcher>> fetchers;
   std::vector<std::unique_ptr<ReplicaFetcher>> retiring;
@@ -65,16 +70,37 @@ void ReplicaManager::Stop() {
 }
 
 void ReplicaManager::Run() {
+  int64_t last_checkpoint_ms = NowMs();
   while (true) {
     Status st = SyncOnce();
     if (!st.ok()) {
       LogWarn(kComponent, "reading the region's partition states: " + st.ToString());
     }
     MaintainIsr();
+    if (NowMs() - last_checkpoint_ms >= kHighWatermarkCheckpointMs) {
+      CheckpointHighWatermarks();
+      last_checkpoint_ms = NowMs();
+    }
     std::unique_lock<std::mutex> lock(run_mu_);
     if (run_cv_.wait_for(lock, std::chrono::milliseconds(options_.state_poll_ms),
                          [&] { return stop_; })) {
       return;
+    }
+  }
+}
+
+void ReplicaManager::CheckpointHighWatermarks() {
+  std::vector<PartitionLog*> logs;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [key, r] : replicas_) {
+      logs.push_back(r.log);
+    }
+  }
+  for (PartitionLog* log : logs) {
+    Status st = log->CheckpointHighWatermark();
+    if (!st.ok()) {
+      LogWarn(kComponent, log->dir() + ": high-watermark checkpoint: " + st.ToString());
     }
   }
 }

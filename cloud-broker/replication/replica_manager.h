@@ -187,6 +187,11 @@ class ReplicaManager : public PartitionLeadership {
   // Starts a fetcher per leader this broker follows, stops the others (no lock held).
   void ReconcileFetchers();
   void Run();
+  // Writes every replica's high watermark to its partition directory (Kafka's
+  // replication-offset-checkpoint, every kHighWatermarkCheckpointMs and at Stop), so a restarted
+  // replica serves reads up to what was replicated before, not from nothing.
+  void CheckpointHighWatermarks();
+  static constexpr int64_t kHighWatermarkCheckpointMs = 5000;  // Kafka's default interval
   int64_t NowMs() const { return options_.clock->NowMs(); }
 
   const ReplicaManagerOptions options_;

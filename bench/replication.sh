@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Replicated produce (issue 11): three sluice-broker processes of one region replicating a
+# 4-partition topic (factor 3, acks=all, min_insync_replicas 2, log.flush always) beside one
+# broker alone (factor 1, the same flush policy) in the same run, on this machine (all replicas
+# share its disk and cores), plus the machine's fsync rate for scale.
+# Usage: bench/replication.sh BIN_DIR [SECONDS] [THREADS]
+set -euo pipefail
+BIN=$1
+SECS=${2:-5}
+THREADS=${3:-4}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DIR=$(mktemp -d /tmp/sluice-bench-replication-XXXXXX)
+PIDS=()
+cleanup() {
+  set +e
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_ok() {  # wait_ok URL
+  for _ in $(seq 1 200); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "replication bench: $1 did not answer" >&2
+  return 1
+}
+
+EC=$(port); EP=$(port)
+etcd --name bench --data-dir "$DIR/etcd" --listen-client-urls "http://127.0.0.1:$EC" \
+  --advertise-client-urls "http://127.0.0.1:$EC" --listen-peer-urls "http://127.0.0.1:$EP" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$EP" \
+  --initial-cluster "bench=http://127.0.0.1:$EP" --log-level warn >"$DIR/etcd.log" 2>&1 &
+PIDS+=($!)
+wait_ok "http://127.0.0.1:$EC/health"
+
+URLS=()
+for i in 1 2 3; do
+  P=$(port)
+  SLUICE_BROKER_ID="eu-$i" SLUICE_BROKER_PORT="$P" SLUICE_DATA_DIR="$DIR/eu-$i" \
+    SLUICE_ETCD_URL="http://127.0.0.1:$EC" "$BIN/sluice-broker" \
+    --config "$ROOT/config/broker-eu-central-replicated.yaml" >"$DIR/eu-$i.log" 2>&1 &
+  PIDS+=($!)
+  URLS+=("http://127.0.0.1:$P")
+done
+SP=$(port)
+SLUICE_BROKER_ID=alone SLUICE_BROKER_PORT="$SP" SLUICE_DATA_DIR="$DIR/alone" \
+  "$BIN/sluice-broker" --config "$ROOT/config/broker-eu-central.yaml" >"$DIR/alone.log" 2>&1 &
+PIDS+=($!)
+for u in "${URLS[@]}" "http://127.0.0.1:$SP"; do wait_ok "$u/healthz"; done
+
+create() {  # create URL
+  curl -fsS -X POST -H 'Content-Type: application/json' \
+    -d '{"name":"bench","partitions":4}' "$1/v1/topics" >/dev/null
+}
+create "${URLS[0]}"
+create "http://127.0.0.1:$SP"
+# Every partition led and fully in sync before measuring.
+for _ in $(seq 1 200); do
+  if curl -fsS "${URLS[0]}/v1/metadata" | python3 -c '
+import json, sys
+t = [t for t in json.load(sys.stdin)["topics"] if t["name"] == "bench"]
+ok = t and len(t[0]["partitions"]) == 4 and all(p["leader"] and len(p["isr"]) == 3 for p in t[0]["partitions"])
+sys.exit(0 if ok else 1)'; then break; fi
+  sleep 0.1
+done
+
+fsync_probe() {
+  python3 - "$DIR/probe" <<'PY'
+import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+n, t0 = 0, time.time()
+while time.time() - t0 < 2:
+    os.write(fd, b"x" * 230000); os.fdatasync(fd); n += 1
+print(int(n / (time.time() - t0)))
+PY
+}
+echo "machine: 230 KB append + fdatasync (one 1,000-record batch), one writer: $(fsync_probe) /s"
+echo "-- one broker, factor 1 (log.flush always)"
+"$BIN/sluice-bench-replication" "http://127.0.0.1:$SP" --seconds "$SECS" --threads "$THREADS"
+echo "-- three brokers, factor 3, acks=all, min_insync_replicas 2 (log.flush always on each)"
+"$BIN/sluice-bench-replication" "${URLS[0]}" --seconds "$SECS" --threads "$THREADS"
