@@ -157,8 +157,9 @@ bool ReplicaFetcher::Round() {
       }
       Status st = Truncate(p);
       if (!st.ok()) {
-        LogWarn(kComponent, Tp(p.topic, p.partition) + ": truncation against " + leader_id_ +
-                                ": " + st.ToString());
+        warn_log_.Log(LogLevel::kWarn, kComponent, "truncate",
+                      Tp(p.topic, p.partition) + ": truncation against " + leader_id_ + ": " +
+                          st.ToString());
         all_ok = false;
         continue;
       }
@@ -173,9 +174,10 @@ bool ReplicaFetcher::Round() {
                                          EncodeFetchRequest(req), "application/json",
                                          options_.peer_headers);
   if (!r.ok() || r->status != 200) {
-    LogWarn(kComponent, "fetch from " + leader_id_ + " at " + leader_url_ + ": " +
-                            (r.ok() ? std::to_string(r->status) + " " + r->body.substr(0, 200)
-                                    : r.status().ToString()));
+    warn_log_.Log(LogLevel::kWarn, kComponent, "fetch",
+                  "fetch from " + leader_id_ + " at " + leader_url_ + ": " +
+                      (r.ok() ? std::to_string(r->status) + " " + r->body.substr(0, 200)
+                              : r.status().ToString()));
     return false;
   }
   Result<ReplicaFetchResponse> resp = DecodeFetchResponse(r->body);

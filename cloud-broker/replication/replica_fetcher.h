@@ -19,6 +19,7 @@
 
 #include "cloud-broker/replication/replica_manager.h"
 #include "core/http.h"
+#include "core/logging.h"
 
 namespace sluice::broker {
 
@@ -50,6 +51,7 @@ class ReplicaFetcher {
   const std::string leader_id_;
   const std::string leader_url_;
   std::unique_ptr<HttpClient> client_;
+  RateLimitedLog warn_log_;  // a dead leader fails every fetch until the state moves on
   std::atomic<uint64_t> rounds_{0};
   std::atomic<bool> finished_{false};
   std::mutex mu_;
