@@ -24,8 +24,8 @@ GW=
 RD=
 cleanup() {
   set +e
-  [ -n "$GW" ] && kill -KILL "$GW" 2>/dev/null
-  [ -n "$RD" ] && kill -KILL "$RD" 2>/dev/null
+  [ -n "$GW" ] && kill -KILL "$GW" 2>/dev/null && wait "$GW" 2>/dev/null
+  [ -n "$RD" ] && kill -KILL "$RD" 2>/dev/null && wait "$RD" 2>/dev/null
   rm -rf "$DIR"
 }
 trap cleanup EXIT

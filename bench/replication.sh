@@ -13,7 +13,7 @@ DIR=$(mktemp -d /tmp/sluice-bench-replication-XXXXXX)
 PIDS=()
 cleanup() {
   set +e
-  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   rm -rf "$DIR"
 }
 trap cleanup EXIT
