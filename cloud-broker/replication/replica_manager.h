@@ -63,9 +63,10 @@ struct ReplicaManagerOptions {
   HttpClientOptions peer_http;     // TLS towards the other brokers
   std::map<std::string, std::string> peer_headers;  // e.g. Authorization for an API key
   const Clock* clock = &SystemClock::Instance();
-  // Runs (under the manager's lock: keep it short, no etcd or network) when this broker becomes
-  // a partition's leader, before it appends anything: e.g. rebuild the partition's
-  // idempotent-producer state from the log it replicated.
+  // Runs on the state thread when this broker becomes a partition's leader, after its epoch is
+  // recorded and before the partition takes any produce (no follower append runs meanwhile; the
+  // manager's lock is not held): e.g. rebuild the partition's idempotent-producer state from the
+  // log it replicated.
   std::function<void(const std::string& topic, int32_t partition, PartitionLog& log)>
       on_become_leader;
 };
@@ -210,7 +211,6 @@ class ReplicaManager : public PartitionLeadership {
   // once finished, or at Stop.
   std::vector<std::unique_ptr<ReplicaFetcher>> retiring_;
   std::function<void()> data_listener_;
-  bool fenced_ = false;  // registration lost: no role until the next successful sync
   std::atomic<uint64_t> roles_generation_{0};
 
   std::mutex run_mu_;

@@ -149,8 +149,10 @@ HttpResponse BrokerService::Route(const HttpRequest& req) {
       return method_is("GET") ? Query(req, QueryDeadlineFromNow()) : wrong_method("GET");
     }
     if (p.size() == 4 && p[1] == "topics" && p[3] == "records") {
+      auto acks = req.query.find("acks");
       return method_is("POST") ? Produce(p[2], req.body, req.Header("sluice-after-seq"),
-                                         req.principal)
+                                         req.principal,
+                                         acks == req.query.end() ? "" : acks->second)
                                : wrong_method("POST");
     }
     if (p.size() == 6 && p[1] == "topics" && p[3] == "partitions" && p[5] == "records") {

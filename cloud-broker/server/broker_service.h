@@ -93,8 +93,10 @@ class BrokerService {
   // POST /v1/topics/{topic}/records (produce.cc: ProduceService over HTTP). after_seq: the
   // Sluice-After-Seq header (empty: absent), see cloud-broker/producers/producer_table.h
   // "Pipelining".
+  // acks: the `acks` query parameter ("all", the default, or "1").
   HttpResponse Produce(const std::string& topic, const std::string& body,
-                       const std::string& after_seq = "", const std::string& principal = "");
+                       const std::string& after_seq = "", const std::string& principal = "",
+                       const std::string& acks = "");
 
  private:
   // --- storage: topic admin, timestamp lookup, long-poll (topic_routes.cc) ---

@@ -80,9 +80,19 @@ HttpResponse BrokerService::Refuse(HttpResponse response, const std::string& top
 
 HttpResponse BrokerService::Produce(const std::string& topic, const std::string& body,
                                     const std::string& after_seq_header,
-                                    const std::string& principal) {
+                                    const std::string& principal, const std::string& acks) {
   ProduceRequest request;
   request.topic = topic;
+  if (acks == "1") {
+    request.acks = Acks::kLeader;
+  } else if (!acks.empty() && acks != "all" && acks != "-1") {
+    // acks=0 (no answer at all) has no meaning for a request that always gets one.
+    return Refuse(HttpResponse::Error(400, "invalid_parameter",
+                                      "acks must be \"all\" (the default) or \"1\", got \"" +
+                                          acks.substr(0, 20) + "\"",
+                                      "acks"),
+                  topic, "invalid_parameter", 0);
+  }
   if (!after_seq_header.empty()) {
     auto [ptr, ec] = std::from_chars(after_seq_header.data(),
                                      after_seq_header.data() + after_seq_header.size(),

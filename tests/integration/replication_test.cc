@@ -395,6 +395,46 @@ TEST_F(ReplicationTest, ADeadFollowerLeavesTheInSyncSetForGood) {
   EXPECT_EQ(Read(li, topic, 0).size(), 210u);
 }
 
+// Below min_insync_replicas (2) an acks=all produce is refused before anything is stored, and
+// acks=1 is still taken (the leader alone has it: the client's choice to risk it).
+TEST_F(ReplicationTest, BelowMinInsyncReplicasAcksAllIsRefusedAndStoresNothing) {
+  const std::string topic = "sensors";
+  HttpClient admin(nodes_[0].url());
+  auto created = admin.Send("POST", "/v1/topics", "{\"name\":\"sensors\",\"partitions\":1}");
+  ASSERT_TRUE(created.ok() && created->status == 201);
+  Leader leader;
+  ASSERT_TRUE(WaitFor([&] {
+    leader = LeaderOf(topic, 0, 0);
+    return !leader.id.empty() && leader.isr.size() == 3u;
+  }, 30000, 100));
+  const int li = IndexOf(leader.id);
+  HttpClient to_leader(nodes_[li].url());
+  std::string last;
+  ASSERT_TRUE(ProduceOk(to_leader, Batch(0, 10), &last)) << last;
+  nodes_[(li + 1) % kBrokers].proc->Stop(9, 5000);
+  nodes_[(li + 2) % kBrokers].proc->Stop(9, 5000);
+  ASSERT_TRUE(WaitFor([&] { return LeaderOf(topic, 0, li).isr.size() == 1u; }, 30000, 50));
+  auto all = to_leader.Send("POST", "/v1/topics/sensors/records", Batch(10, 10),
+                            "application/vnd.kafka.record-batch.v2");
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->status, 503) << all->body;
+  EXPECT_NE(all->body.find("not_enough_replicas"), std::string::npos) << all->body;
+  auto bad = to_leader.Send("POST", "/v1/topics/sensors/records?acks=0", Batch(10, 10),
+                            "application/vnd.kafka.record-batch.v2");
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->status, 400) << bad->body;
+  auto one = to_leader.Send("POST", "/v1/topics/sensors/records?acks=1", Batch(10, 10),
+                            "application/vnd.kafka.record-batch.v2");
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->status, 200) << one->body;
+  // The refused batches stored nothing: offsets 0..19 are seq 0..19, once.
+  std::vector<int64_t> got = Read(li, topic, 0);
+  ASSERT_EQ(got.size(), 20u);
+  for (int64_t s = 0; s < 20; ++s) {
+    EXPECT_EQ(got[static_cast<size_t>(s)], s);
+  }
+}
+
 // A gateway given the region's brokers (regions[].urls) sends each partition's records to its
 // leader; killing a leader mid-stream delays delivery but loses and duplicates nothing.
 TEST_F(ReplicationTest, AGatewayFollowsLeadersThroughAFailoverExactlyOnce) {
