@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/http.h"
 
 namespace sluice::cli {
 namespace {
@@ -42,7 +43,9 @@ Result<BrokerTarget> ResolveUrl(const CliArgs& args);
 
 std::vector<CliFlag> BrokerTargetFlags() {
   return {
-      {"broker", true, "broker base URL, e.g. http://127.0.0.1:9101 or https://broker:9101"},
+      {"broker", true,
+       "broker base URL, e.g. http://127.0.0.1:9101 or https://broker:9101; several of a "
+       "replicated region comma-separated (the first that answers is used)"},
       {"region", true, "with --config: the region (regions[].name) whose url to use"},
       {"ca-file", true, "https: PEM CA bundle to verify the broker with (default: system CAs)"},
       {"cert", true, "https: PEM client certificate for brokers that require mutual TLS"},
@@ -56,6 +59,15 @@ Result<BrokerTarget> ResolveBroker(const CliArgs& args) {
   if (!t.ok()) return t;
   Status st = ApplyTlsFlags(args, &t->tls);
   if (!st.ok()) return st;
+  if (t->urls.size() > 1) {
+    for (const std::string& url : t->urls) {
+      HttpClient probe(url, HttpClientOptions{2000, t->tls});
+      if (probe.Get("/healthz").ok()) {  // any answer: it is up (and speaks TLS with us)
+        t->url = url;
+        break;
+      }
+    }
+  }
   return t;
 }
 
@@ -68,12 +80,21 @@ Result<BrokerTarget> ResolveUrl(const CliArgs& args) {
     return Status::InvalidArgument("give either --broker URL or --config FILE --region NAME");
   }
   if (has_broker) {
-    std::string url = TrimSlash(args.Get("broker"));
-    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
-      return Status::InvalidArgument("--broker must be an http:// or https:// URL, got '" + url +
-                                     "'");
+    BrokerTarget t;
+    const std::string list = args.Get("broker");
+    size_t begin = 0;
+    while (begin <= list.size()) {
+      const size_t comma = std::min(list.find(',', begin), list.size());
+      std::string url = TrimSlash(list.substr(begin, comma - begin));
+      if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+        return Status::InvalidArgument("--broker must be http:// or https:// URLs, got '" + url +
+                                       "'");
+      }
+      t.urls.push_back(url);
+      begin = comma + 1;
     }
-    return BrokerTarget{url, "", {}};
+    t.url = t.urls.front();
+    return t;
   }
   if (!has_config) {
     return Status::InvalidArgument("no broker: give --broker URL or --config FILE --region NAME");
@@ -100,7 +121,17 @@ Result<BrokerTarget> ResolveUrl(const CliArgs& args) {
         tls.cert_file = config.GetString("forward.tls.cert_file", "");
         tls.key_file = config.GetString("forward.tls.key_file", "");
         tls.bearer_token = config.GetString("forward.tls.bearer_token", "");
-        return BrokerTarget{TrimSlash(r.RequireString("url")), name, tls};
+        BrokerTarget t{"", name, tls, {}};
+        if (r.Has("urls")) {
+          for (const std::string& u : r.GetStringList("urls", {})) {
+            t.urls.push_back(TrimSlash(u));
+          }
+        }
+        if (t.urls.empty()) {
+          t.urls.push_back(TrimSlash(r.RequireString("url")));
+        }
+        t.url = t.urls.front();
+        return t;
       }
     }
     std::string known;

@@ -17,12 +17,17 @@
 namespace sluice::cli {
 
 struct BrokerTarget {
-  std::string url;     // "http://127.0.0.1:9101", no trailing slash
+  std::string url;     // "http://127.0.0.1:9101", no trailing slash: the one to talk to
   std::string region;  // from the config; "" with --broker
   TlsClientOptions tls;
+  // Every broker given (`--broker A,B,C`, or a region's `urls`): a replicated region, any of
+  // which serves reads. `url` is the first of them that answered, or the first if none did.
+  std::vector<std::string> urls;
 };
 
 // --broker, --region, --ca-file, --cert, --key: every command that talks to a broker takes them.
+// Several brokers of a region (`--broker A,B,C` or a config region's `urls`): the first that
+// answers is used (a replica that is down is skipped).
 std::vector<CliFlag> BrokerTargetFlags();
 
 // kInvalidArgument (a usage error: exit 2) when neither or both ways are given, the config

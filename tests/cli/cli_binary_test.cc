@@ -163,6 +163,16 @@ TEST(CliBinaryTest, TopicsAndFetch) {
   EXPECT_EQ(out, "{\"offset\":0}\n{\"offset\":1}\n{\"offset\":2}\n{\"offset\":3}\n{\"offset\":4}\n");
 }
 
+TEST(CliBinaryTest, SeveralBrokersUseTheFirstThatAnswers) {
+  TempDir dir;
+  FakeBroker broker;
+  const std::string down = "http://127.0.0.1:" + std::to_string(sluice::testing::FreePort());
+  std::string out;
+  ASSERT_EQ(RunSluice(dir, {"topics", "--broker", down + "," + broker.url()}, &out), 0) << out;
+  EXPECT_NE(out.find("sensors"), std::string::npos) << out;
+  EXPECT_EQ(RunSluice(dir, {"topics", "--broker", down + ",ftp://x"}, &out), 2) << out;
+}
+
 TEST(CliBinaryTest, UnreachableBrokerExitsOne) {
   TempDir dir;
   const std::string url = "http://127.0.0.1:" + std::to_string(sluice::testing::FreePort());
