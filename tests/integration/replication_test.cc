@@ -41,8 +41,10 @@ struct Node {
 
 class ReplicationTest : public ::testing::Test {
  protected:
+  virtual int EtcdMembers() const { return 1; }
+
   void SetUp() override {
-    etcd_ = EtcdCluster::Start(dir_);
+    etcd_ = EtcdCluster::Start(dir_, EtcdMembers());
     ASSERT_NE(etcd_, nullptr) << "etcd did not start (scripts/setup installs etcd-server)";
     for (int i = 0; i < kBrokers; ++i) {
       Node n;
@@ -63,13 +65,22 @@ class ReplicationTest : public ::testing::Test {
         {testing::BinPath("sluice-broker"), "--config",
          testing::SourcePath("config/broker-eu-central-replicated.yaml"), "--set",
          "replication.lease_ttl=2s", "--set", "replication.replica_lag_max=3s", "--set",
-         "replication.state_poll=100ms", "--set", "topics.default_partitions=2"},
+         "replication.state_poll=100ms", "--set", "topics.default_partitions=2", "--set",
+         "replication.etcd_endpoints=[" + EtcdList() + "]"},
         dir_.Sub(n.id + ".log"),
         {{"SLUICE_BROKER_ID", n.id},
          {"SLUICE_BROKER_PORT", std::to_string(n.port)},
          {"SLUICE_DATA_DIR", n.data},
          {"SLUICE_ETCD_URL", etcd_->endpoints()[0]}});
     return n.proc != nullptr && testing::WaitHttpOk(n.port, "/healthz", 30000);
+  }
+
+  std::string EtcdList() const {
+    std::string list;
+    for (const std::string& e : etcd_->endpoints()) {
+      list += (list.empty() ? "" : ",") + e;
+    }
+    return list;
   }
 
   // The partition's state from a live broker's GET /v1/metadata.
@@ -511,6 +522,53 @@ TEST_F(ReplicationTest, AGatewayFollowsLeadersThroughAFailoverExactlyOnce) {
   std::string metrics;
   ASSERT_EQ(testing::HttpGet(gw_port, "/metrics", &metrics), 200);
   EXPECT_EQ(testing::MetricSum(metrics, "sluice_gateway_buffered_records"), 0.0);
+}
+
+// The region's etcd is three members; one dies (SIGKILL) under produce, then the partition's
+// leader dies too: the brokers move on to the live members and the region still fails over.
+class ReplicationWithEtcdClusterTest : public ReplicationTest {
+ protected:
+  int EtcdMembers() const override { return 3; }
+};
+
+TEST_F(ReplicationWithEtcdClusterTest, AnEtcdMemberDiesAndTheRegionStillFailsOver) {
+  const std::string topic = "sensors";
+  HttpClient admin(nodes_[0].url());
+  auto created = admin.Send("POST", "/v1/topics", "{\"name\":\"sensors\",\"partitions\":1}");
+  ASSERT_TRUE(created.ok() && created->status == 201) << (created.ok() ? created->body : "");
+  Leader leader;
+  ASSERT_TRUE(WaitFor([&] {
+    leader = LeaderOf(topic, 0, 0);
+    return !leader.id.empty() && leader.isr.size() == 3u;
+  }, 30000, 100));
+  const int li = IndexOf(leader.id);
+  HttpClient to_leader(nodes_[li].url());
+  std::string last;
+  for (int64_t b = 0; b < 10; ++b) {
+    if (b == 5) {
+      etcd_->Kill(0);  // the first endpoint every broker asks
+    }
+    ASSERT_TRUE(ProduceOk(to_leader, Batch(b * 10, 10), &last)) << "batch " << b << ": " << last;
+  }
+  nodes_[li].proc->Stop(9, 5000);
+  const int survivor = (li + 1) % kBrokers;
+  Leader next;
+  ASSERT_TRUE(WaitFor([&] {
+    next = LeaderOf(topic, 0, survivor);
+    return !next.id.empty() && next.id != leader.id;
+  }, 30000, 50)) << "no failover with two of three etcd members";
+  HttpClient to_new(nodes_[IndexOf(next.id)].url());
+  for (int64_t b = 10; b < 15; ++b) {
+    ASSERT_TRUE(ProduceOk(to_new, Batch(b * 10, 10), &last)) << "batch " << b << ": " << last;
+  }
+  std::vector<int64_t> got;
+  ASSERT_TRUE(WaitFor([&] {
+    got = Read(survivor, topic, 0);
+    return got.size() == 150u;
+  }, 30000)) << got.size();
+  for (int64_t s = 0; s < 150; ++s) {
+    ASSERT_EQ(got[static_cast<size_t>(s)], s);
+  }
 }
 
 }  // namespace
