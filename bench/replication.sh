@@ -35,12 +35,17 @@ PIDS+=($!)
 wait_ok "http://127.0.0.1:$EC/health"
 
 URLS=()
+declare -A PID_OF
+start_broker() {  # start_broker I PORT
+  SLUICE_BROKER_ID="eu-$1" SLUICE_BROKER_PORT="$2" SLUICE_DATA_DIR="$DIR/eu-$1" \
+    SLUICE_ETCD_URL="http://127.0.0.1:$EC" "$BIN/sluice-broker" \
+    --config "$ROOT/config/broker-eu-central-replicated.yaml" >>"$DIR/eu-$1.log" 2>&1 &
+  PIDS+=($!)
+  PID_OF["eu-$1"]=$!
+}
 for i in 1 2 3; do
   P=$(port)
-  SLUICE_BROKER_ID="eu-$i" SLUICE_BROKER_PORT="$P" SLUICE_DATA_DIR="$DIR/eu-$i" \
-    SLUICE_ETCD_URL="http://127.0.0.1:$EC" "$BIN/sluice-broker" \
-    --config "$ROOT/config/broker-eu-central-replicated.yaml" >"$DIR/eu-$i.log" 2>&1 &
-  PIDS+=($!)
+  start_broker "$i" "$P"
   URLS+=("http://127.0.0.1:$P")
 done
 SP=$(port)
@@ -80,3 +85,62 @@ echo "-- one broker, factor 1 (log.flush always)"
 "$BIN/sluice-bench-replication" "http://127.0.0.1:$SP" --seconds "$SECS" --threads "$THREADS"
 echo "-- three brokers, factor 3, acks=all, min_insync_replicas 2 (log.flush always on each)"
 "$BIN/sluice-bench-replication" "${URLS[0]}" --seconds "$SECS" --threads "$THREADS"
+
+# Failover (default settings: replication.lease_ttl 3s, state_poll 200ms): SIGKILL the leader of
+# a one-partition topic, time until a produce (acks=all) is acknowledged by the new leader; restart the killed
+# broker and wait until it is in sync again; several rounds.
+"$BIN/sluice-bench-replication" --write-batch "$DIR/batch"
+curl -fsS -X POST -H 'Content-Type: application/json' -d '{"name":"failover","partitions":1}' \
+  "${URLS[0]}/v1/topics" >/dev/null
+p0() {  # p0 URL -> "<leader> <leader_url> <isr size>" of failover-0
+  curl -fsS --max-time 2 "$1/v1/metadata" 2>/dev/null | python3 -c '
+import json, sys
+for t in json.load(sys.stdin)["topics"]:
+    if t["name"] == "failover":
+        p = [p for p in t["partitions"] if p["partition"] == 0][0]
+        print(p["leader"] or "-", p["leader_url"] or "-", len(p["isr"]))' 2>/dev/null || true
+}
+now_ms() { date +%s%3N; }
+for _ in $(seq 1 200); do
+  read -r _ _ ISR < <(p0 "${URLS[0]}") || true
+  [[ "${ISR:-0}" == 3 ]] && break
+  sleep 0.1
+done
+TIMES=()
+for round in 1 2 3 4 5; do
+  read -r LEADER _ _ < <(p0 "${URLS[0]}" || p0 "${URLS[1]}")
+  [[ -n "${LEADER:-}" && "$LEADER" != "-" ]] || { echo "failover: no leader" >&2; break; }
+  idx=${LEADER#eu-}
+  T0=$(now_ms)
+  kill -KILL "${PID_OF[$LEADER]}"; wait "${PID_OF[$LEADER]}" 2>/dev/null || true
+  DONE=0
+  for _ in $(seq 1 600); do
+    for u in "${URLS[@]}"; do
+      [[ "$u" == "${URLS[$((idx - 1))]}" ]] && continue
+      read -r L LURL _ < <(p0 "$u") || true
+      if [[ -n "${L:-}" && "$L" != "-" && "$L" != "$LEADER" ]]; then
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST \
+          -H 'Content-Type: application/vnd.kafka.record-batch.v2' \
+          --data-binary @"$DIR/batch" "$LURL/v1/topics/failover/records") || true
+        [[ "$code" == 200 ]] && DONE=1
+      fi
+      break
+    done
+    [[ $DONE -eq 1 ]] && break
+    sleep 0.05
+  done
+  T1=$(now_ms)
+  [[ $DONE -eq 1 ]] || { echo "failover round $round: no acknowledged produce within 30 s" >&2; break; }
+  TIMES+=($((T1 - T0)))
+  PORT=${URLS[$((idx - 1))]##*:}
+  start_broker "$idx" "$PORT"
+  for _ in $(seq 1 600); do
+    read -r _ _ ISR < <(p0 "${URLS[$((idx % 3))]}") || true
+    [[ "${ISR:-0}" == 3 ]] && break
+    sleep 0.1
+  done
+done
+if [[ ${#TIMES[@]} -gt 0 ]]; then
+  printf '%s\n' "${TIMES[@]}" | sort -n | awk '{ t[NR] = $1 } END {
+    printf "failover (leader SIGKILL -> first acks=all produce on the new leader, lease_ttl 3s), %d rounds: median %d ms, max %d ms\n", NR, t[int((NR + 1) / 2)], t[NR] }'
+fi

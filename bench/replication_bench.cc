@@ -3,6 +3,7 @@
 // batch sent to its partition's leader (from GET /v1/metadata), acks=all. bench/replication.sh
 // runs it against three replicated brokers and against one broker alone, in the same run.
 // Usage: sluice-bench-replication URL [--seconds S] [--threads N] [--topic T]
+//        sluice-bench-replication --write-batch FILE   (a 100-record batch, for curl)
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -70,6 +71,16 @@ int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: sluice-bench-replication URL [--seconds S] [--threads N]\n");
     return 2;
+  }
+  if (std::strcmp(argv[1], "--write-batch") == 0 && argc >= 3) {
+    const std::string batch = MakeBatch("dev-failover", 100);
+    FILE* f = std::fopen(argv[2], "wb");
+    if (f == nullptr || std::fwrite(batch.data(), 1, batch.size(), f) != batch.size()) {
+      std::perror(argv[2]);
+      return 1;
+    }
+    std::fclose(f);
+    return 0;
   }
   const std::string url = argv[1];
   double seconds = 5;
