@@ -101,6 +101,31 @@ ReplicaFetchResponse ReplicaManager::Fetch(const ReplicaFetchRequest& request, b
   return out;
 }
 
+ReplicaManager::Stats ReplicaManager::stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stats st;
+  for (auto& [key, r] : replicas_) {
+    if (r.role == ReplicaRole::kFollower) {
+      ++st.following;
+    }
+    if (r.role != ReplicaRole::kLeader || !r.ready) {
+      continue;
+    }
+    ++st.leading;
+    st.under_replicated += r.state.isr.size() < r.state.replicas.size() ? 1 : 0;
+    st.under_min_isr +=
+        static_cast<int32_t>(r.state.isr.size()) < options_.min_insync_replicas ? 1 : 0;
+    const int64_t end = r.log->log_end_offset();
+    for (const std::string& id : r.state.isr) {
+      auto f = r.followers.find(id);
+      if (f != r.followers.end() && f->second.log_end >= 0) {
+        st.max_follower_lag = std::max(st.max_follower_lag, end - f->second.log_end);
+      }
+    }
+  }
+  return st;
+}
+
 bool ReplicaManager::HasDataFor(const ReplicaFetchRequest& request) {
   std::lock_guard<std::mutex> lock(mu_);
   for (const ReplicaFetchPartition& fp : request.partitions) {
@@ -201,6 +226,11 @@ void ReplicaManager::MaintainIsr() {
     LogInfo(kComponent, Tp(c.topic, c.partition) + ": in-sync set " +
                             std::to_string(r->state.isr.size()) + " -> " +
                             std::to_string(c.next.isr.size()) + " replicas");
+    const bool shrink = c.next.isr.size() < r->state.isr.size();
+    (shrink ? isr_shrinks_ : isr_expands_).fetch_add(1);
+    if (Counter* m = shrink ? isr_shrinks_metric_ : isr_expands_metric_) {
+      m->Inc();
+    }
     r->state = c.next;
     r->mod_revision = txn->revision;
     if (r->role == ReplicaRole::kLeader) {

@@ -18,7 +18,16 @@ std::string Tp(const std::string& topic, int32_t p) { return topic + "-" + std::
 }  // namespace
 
 ReplicaManager::ReplicaManager(ReplicaManagerOptions options, EtcdClient& etcd, TopicStore& store)
-    : options_(std::move(options)), etcd_(etcd), store_(store) {}
+    : options_(std::move(options)), etcd_(etcd), store_(store) {
+  if (options_.metrics != nullptr) {
+    isr_shrinks_metric_ = &options_.metrics->GetCounter(
+        "sluice_broker_isr_shrinks_total",
+        "In-sync set shrinks this broker wrote as a leader (a follower fell behind)");
+    isr_expands_metric_ = &options_.metrics->GetCounter(
+        "sluice_broker_isr_expands_total",
+        "In-sync set expansions this broker wrote as a leader (a follower caught up)");
+  }
+}
 
 ReplicaManager::~ReplicaManager() { Stop(); }
 

@@ -48,6 +48,7 @@
 #include "cloud-broker/replication/replica_fetch.h"
 #include "core/clock.h"
 #include "core/http.h"
+#include "core/metrics.h"
 
 namespace sluice::broker {
 
@@ -63,6 +64,8 @@ struct ReplicaManagerOptions {
   HttpClientOptions peer_http;     // TLS towards the other brokers
   std::map<std::string, std::string> peer_headers;  // e.g. Authorization for an API key
   const Clock* clock = &SystemClock::Instance();
+  // sluice_broker_isr_shrinks_total / _expands_total; nullptr: not exported.
+  MetricsRegistry* metrics = nullptr;
   // Runs on the state thread when this broker becomes a partition's leader, after its epoch is
   // recorded and before the partition takes any produce (no follower append runs meanwhile; the
   // manager's lock is not held): e.g. rebuild the partition's idempotent-producer state from the
@@ -125,6 +128,18 @@ class ReplicaManager : public PartitionLeadership {
   // re-check, which must not take this manager's lock (the manager moves high watermarks, and
   // so notifies the waiter, while holding it).
   uint64_t roles_generation() const { return roles_generation_.load(); }
+
+  // For metrics (sluice_broker_* gauges, server/broker_replication.cc).
+  struct Stats {
+    int64_t leading = 0;             // partitions this broker leads (ready)
+    int64_t following = 0;           // partitions it follows
+    int64_t under_replicated = 0;    // led partitions whose in-sync set is below its replicas
+    int64_t under_min_isr = 0;       // led partitions below min_insync_replicas (acks=all refused)
+    int64_t max_follower_lag = 0;    // records: the farthest in-sync follower behind, led ones
+  };
+  Stats stats();
+  uint64_t isr_shrinks() const { return isr_shrinks_.load(); }
+  uint64_t isr_expands() const { return isr_expands_.load(); }
 
   // What every broker of the region serves (GET /v1/metadata), from the last read of etcd.
   struct RegionView {
@@ -212,6 +227,10 @@ class ReplicaManager : public PartitionLeadership {
   std::vector<std::unique_ptr<ReplicaFetcher>> retiring_;
   std::function<void()> data_listener_;
   std::atomic<uint64_t> roles_generation_{0};
+  std::atomic<uint64_t> isr_shrinks_{0};
+  std::atomic<uint64_t> isr_expands_{0};
+  Counter* isr_shrinks_metric_ = nullptr;
+  Counter* isr_expands_metric_ = nullptr;
 
   std::mutex run_mu_;
   std::condition_variable run_cv_;

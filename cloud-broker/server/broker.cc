@@ -138,6 +138,7 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
     ro.min_insync_replicas = options.min_insync_replicas;
     ro.replica_lag_max_ms = options.replica_lag_max_ms;
     ro.state_poll_ms = options.state_poll_ms;
+    ro.metrics = &b->registry_;
     if (options.tls.enabled()) {
       // Peers present this broker's own certificate and trust the region's CA.
       ro.peer_http.tls.ca_file = options.tls.client_ca_file;

@@ -157,6 +157,8 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
   if (o.replication_timeout_ms < 1) {
     c.Fail("replication.timeout", "must be positive");
   }
+  o.unclean_leader_election =
+      c.GetBool("replication.unclean_leader_election", o.unclean_leader_election);
   o.state_poll_ms = c.GetDurationMs("replication.state_poll", o.state_poll_ms);
   if (o.state_poll_ms < 10 || o.state_poll_ms > 10000) {
     c.Fail("replication.state_poll", "must be 10ms..10s");

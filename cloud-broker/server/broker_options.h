@@ -86,6 +86,9 @@ struct BrokerOptions {
   int64_t lease_ttl_s = 3;                 // replication.lease_ttl (whole seconds, etcd's unit)
   int64_t replication_timeout_ms = 10000;  // replication.timeout: acks=all waits at most this
   int64_t state_poll_ms = 200;             // replication.state_poll
+  // replication.unclean_leader_election: with no live in-sync replica, elect a live out-of-sync
+  // one (availability over durability: what it lacks is lost). Off: the partition waits.
+  bool unclean_leader_election = false;
   bool replicated() const { return !etcd_endpoints.empty(); }
 };
 

@@ -15,6 +15,26 @@ Status Broker::StartReplication() {
     return Status::Ok();
   }
   replicas_->SetDataListener([waiter = fetch_waiter_.get()] { waiter->Notify(); });
+  ReplicaManager* rm = replicas_.get();
+  auto gauge = [&](const char* name, const char* help,
+                   std::function<int64_t(const ReplicaManager::Stats&)> pick) {
+    registry_.AddGaugeFn(name, help, {},
+                         [rm, pick] { return static_cast<double>(pick(rm->stats())); });
+  };
+  gauge("sluice_broker_partitions_leading", "Partitions this broker leads (and takes produce for)",
+        [](const auto& s) { return s.leading; });
+  gauge("sluice_broker_partitions_following", "Partitions this broker replicates as a follower",
+        [](const auto& s) { return s.following; });
+  gauge("sluice_broker_under_replicated_partitions",
+        "Led partitions whose in-sync set is smaller than their replicas (alert on > 0)",
+        [](const auto& s) { return s.under_replicated; });
+  gauge("sluice_broker_under_min_isr_partitions",
+        "Led partitions below replication.min_insync_replicas: acks=all produce is refused",
+        [](const auto& s) { return s.under_min_isr; });
+  gauge("sluice_broker_replica_max_lag_records",
+        "Records the farthest in-sync follower of a led partition is behind its log end",
+        [](const auto& s) { return s.max_follower_lag; });
+
   RegistrationOptions ro;
   ro.lease_ttl_s = options_.lease_ttl_s;
   ro.keepalive_interval_ms = std::max<int64_t>(200, options_.lease_ttl_s * 1000 / 3);
@@ -44,6 +64,7 @@ Status Broker::StartReplication() {
   co.region = options_.region.value();
   co.broker_id = options_.broker_id;
   co.poll_interval_ms = options_.state_poll_ms;
+  co.unclean_leader_election = options_.unclean_leader_election;
   Result<std::unique_ptr<Controller>> ctl = Controller::Start(*etcd_, co, registration_->lease());
   if (!ctl.ok()) {
     return Status(ctl.status().code(), "replication: controller: " + ctl.status().message());

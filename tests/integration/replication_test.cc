@@ -404,6 +404,16 @@ TEST_F(ReplicationTest, ADeadFollowerLeavesTheInSyncSetForGood) {
     EXPECT_EQ(now.isr.size(), 2u) << "the dead follower is back in the in-sync set";
   }
   EXPECT_EQ(Read(li, topic, 0).size(), 210u);
+  // What an operator alerts on: one led partition under-replicated, none below min_insync.
+  std::string metrics;
+  ASSERT_EQ(testing::HttpGet(nodes_[li].port, "/metrics", &metrics), 200);
+  EXPECT_EQ(testing::MetricSum(metrics, "sluice_broker_partitions_leading"), 1.0) << metrics;
+  EXPECT_EQ(testing::MetricSum(metrics, "sluice_broker_under_replicated_partitions"), 1.0);
+  EXPECT_EQ(testing::MetricSum(metrics, "sluice_broker_under_min_isr_partitions"), 0.0);
+  std::string follower_metrics;
+  const int other = (li + 2) % kBrokers;
+  ASSERT_EQ(testing::HttpGet(nodes_[other].port, "/metrics", &follower_metrics), 200);
+  EXPECT_EQ(testing::MetricSum(follower_metrics, "sluice_broker_partitions_following"), 1.0);
 }
 
 // Below min_insync_replicas (2) an acks=all produce is refused before anything is stored, and
