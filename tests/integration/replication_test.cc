@@ -128,6 +128,38 @@ class ReplicationTest : public ::testing::Test {
     }, 30000, 50);
   }
 
+  // Creates topic "sensors" with one partition and waits until it has a leader with all three
+  // replicas in sync.
+  void CreateTopicAndWaitForLeader(Leader* leader) {
+    HttpClient admin(nodes_[0].url());
+    auto created = admin.Send("POST", "/v1/topics", "{\"name\":\"sensors\",\"partitions\":1}");
+    ASSERT_TRUE(created.ok());
+    ASSERT_EQ(created->status, 201) << created->body;
+    ASSERT_TRUE(WaitFor([&] {
+      *leader = LeaderOf("sensors", 0, 0);
+      return !leader->id.empty() && leader->isr.size() == 3u;
+    }, 30000, 100)) << "no leader with a full in-sync set";
+  }
+
+  // Every broker serves seq 0..n-1 of sensors-0, once and in offset order, and the three
+  // replicas' segment files are byte-identical.
+  void ExpectReplicasHoldExactly(int64_t n) {
+    for (int i = 0; i < kBrokers; ++i) {
+      std::vector<int64_t> got;
+      ASSERT_TRUE(WaitFor([&] {
+        got = Read(i, "sensors", 0);
+        return got.size() == static_cast<size_t>(n);
+      }, 30000)) << nodes_[i].id << " serves " << got.size() << " of " << n;
+      for (int64_t s = 0; s < n; ++s) {
+        ASSERT_EQ(got[static_cast<size_t>(s)], s) << nodes_[i].id << " offset " << s;
+      }
+    }
+    ASSERT_TRUE(WaitFor([&] {
+      return LogBytes(0, "sensors", 0) == LogBytes(1, "sensors", 0) &&
+             LogBytes(1, "sensors", 0) == LogBytes(2, "sensors", 0);
+    }, 30000)) << "replica logs differ";
+  }
+
   int IndexOf(const std::string& id) {
     for (int i = 0; i < kBrokers; ++i) {
       if (nodes_[i].id == id) {
@@ -207,16 +239,8 @@ class ReplicationTest : public ::testing::Test {
 
 TEST_F(ReplicationTest, AcknowledgedRecordsSurviveTheLeadersDeathExactlyOnce) {
   const std::string topic = "sensors";
-  HttpClient admin(nodes_[0].url());
-  auto created = admin.Send("POST", "/v1/topics", "{\"name\":\"sensors\",\"partitions\":1}");
-  ASSERT_TRUE(created.ok());
-  ASSERT_EQ(created->status, 201) << created->body;
-
   Leader leader;
-  ASSERT_TRUE(WaitFor([&] {
-    leader = LeaderOf(topic, 0, 0);
-    return !leader.id.empty() && leader.isr.size() == 3u;
-  }, 30000, 100)) << "no leader with a full in-sync set";
+  ASSERT_NO_FATAL_FAILURE(CreateTopicAndWaitForLeader(&leader));
   int li = IndexOf(leader.id);
   ASSERT_GE(li, 0);
 
@@ -294,20 +318,7 @@ TEST_F(ReplicationTest, AcknowledgedRecordsSurviveTheLeadersDeathExactlyOnce) {
   ASSERT_TRUE(WaitFor([&] { return LeaderOf(topic, 0, survivor).isr.size() == 3u; }, 30000,
                       100))
       << "the restarted broker did not rejoin the in-sync set";
-  for (int i = 0; i < kBrokers; ++i) {
-    std::vector<int64_t> got;
-    ASSERT_TRUE(WaitFor([&] {
-      got = Read(i, topic, 0);
-      return got.size() == 510u;
-    }, 20000)) << nodes_[i].id << " serves " << got.size();
-    for (int64_t s = 0; s < 510; ++s) {
-      ASSERT_EQ(got[static_cast<size_t>(s)], s) << nodes_[i].id << " offset " << s;
-    }
-  }
-  ASSERT_TRUE(WaitFor([&] {
-    return LogBytes(0, topic, 0) == LogBytes(1, topic, 0) &&
-           LogBytes(1, topic, 0) == LogBytes(2, topic, 0);
-  }, 20000)) << "replica logs differ after the rejoin";
+  ASSERT_NO_FATAL_FAILURE(ExpectReplicasHoldExactly(510));
 }
 
 // A paused leader (SIGSTOP past its lease) is replaced; resumed (SIGCONT) it must acknowledge
@@ -317,14 +328,8 @@ TEST_F(ReplicationTest, AcknowledgedRecordsSurviveTheLeadersDeathExactlyOnce) {
 // checking the role) lets the zombie answer 200 for records no replica keeps.
 TEST_F(ReplicationTest, APausedLeaderResumesAsAZombieAndAcknowledgesNothing) {
   const std::string topic = "sensors";
-  HttpClient admin(nodes_[0].url());
-  auto created = admin.Send("POST", "/v1/topics", "{\"name\":\"sensors\",\"partitions\":1}");
-  ASSERT_TRUE(created.ok() && created->status == 201);
   Leader leader;
-  ASSERT_TRUE(WaitFor([&] {
-    leader = LeaderOf(topic, 0, 0);
-    return !leader.id.empty() && leader.isr.size() == 3u;
-  }, 30000, 100));
+  ASSERT_NO_FATAL_FAILURE(CreateTopicAndWaitForLeader(&leader));
   const int li = IndexOf(leader.id);
   HttpClient to_old(nodes_[li].url(), HttpClientOptions{15000, {}});
   for (int64_t b = 0; b < 5; ++b) {
@@ -356,21 +361,9 @@ TEST_F(ReplicationTest, APausedLeaderResumesAsAZombieAndAcknowledgesNothing) {
     ASSERT_TRUE(r.ok());
     ASSERT_EQ(r->status, 200) << r->body;
   }
-  // Every replica, the resumed one included, holds exactly seq 0..99, in order.
-  for (int i = 0; i < kBrokers; ++i) {
-    std::vector<int64_t> got;
-    ASSERT_TRUE(WaitFor([&] {
-      got = Read(i, topic, 0);
-      return got.size() == 100u;
-    }, 30000)) << nodes_[i].id << " serves " << got.size();
-    for (int64_t s = 0; s < 100; ++s) {
-      ASSERT_EQ(got[static_cast<size_t>(s)], s) << nodes_[i].id << " offset " << s;
-    }
-  }
-  ASSERT_TRUE(WaitFor([&] {
-    return LogBytes(0, topic, 0) == LogBytes(1, topic, 0) &&
-           LogBytes(1, topic, 0) == LogBytes(2, topic, 0);
-  }, 30000)) << "replica logs differ: the zombie's tail was not cut";
+  // Every replica, the resumed one included, holds exactly seq 0..99, in order, and the same
+  // bytes: the zombie's tail was cut.
+  ASSERT_NO_FATAL_FAILURE(ExpectReplicasHoldExactly(100));
 }
 
 // A follower's death takes it out of the in-sync set for good, and acks=all produce goes on
@@ -379,14 +372,8 @@ TEST_F(ReplicationTest, APausedLeaderResumesAsAZombieAndAcknowledgesNothing) {
 // 400 events in 60 s).
 TEST_F(ReplicationTest, ADeadFollowerLeavesTheInSyncSetForGood) {
   const std::string topic = "sensors";
-  HttpClient admin(nodes_[0].url());
-  auto created = admin.Send("POST", "/v1/topics", "{\"name\":\"sensors\",\"partitions\":1}");
-  ASSERT_TRUE(created.ok() && created->status == 201);
   Leader leader;
-  ASSERT_TRUE(WaitFor([&] {
-    leader = LeaderOf(topic, 0, 0);
-    return !leader.id.empty() && leader.isr.size() == 3u;
-  }, 30000, 100));
+  ASSERT_NO_FATAL_FAILURE(CreateTopicAndWaitForLeader(&leader));
   const int li = IndexOf(leader.id);
   HttpClient to_leader(nodes_[li].url());
   std::string last;
@@ -420,14 +407,8 @@ TEST_F(ReplicationTest, ADeadFollowerLeavesTheInSyncSetForGood) {
 // acks=1 is still taken (the leader alone has it: the client's choice to risk it).
 TEST_F(ReplicationTest, BelowMinInsyncReplicasAcksAllIsRefusedAndStoresNothing) {
   const std::string topic = "sensors";
-  HttpClient admin(nodes_[0].url());
-  auto created = admin.Send("POST", "/v1/topics", "{\"name\":\"sensors\",\"partitions\":1}");
-  ASSERT_TRUE(created.ok() && created->status == 201);
   Leader leader;
-  ASSERT_TRUE(WaitFor([&] {
-    leader = LeaderOf(topic, 0, 0);
-    return !leader.id.empty() && leader.isr.size() == 3u;
-  }, 30000, 100));
+  ASSERT_NO_FATAL_FAILURE(CreateTopicAndWaitForLeader(&leader));
   const int li = IndexOf(leader.id);
   HttpClient to_leader(nodes_[li].url());
   std::string last;
@@ -543,14 +524,8 @@ class ReplicationWithEtcdClusterTest : public ReplicationTest {
 
 TEST_F(ReplicationWithEtcdClusterTest, AnEtcdMemberDiesAndTheRegionStillFailsOver) {
   const std::string topic = "sensors";
-  HttpClient admin(nodes_[0].url());
-  auto created = admin.Send("POST", "/v1/topics", "{\"name\":\"sensors\",\"partitions\":1}");
-  ASSERT_TRUE(created.ok() && created->status == 201) << (created.ok() ? created->body : "");
   Leader leader;
-  ASSERT_TRUE(WaitFor([&] {
-    leader = LeaderOf(topic, 0, 0);
-    return !leader.id.empty() && leader.isr.size() == 3u;
-  }, 30000, 100));
+  ASSERT_NO_FATAL_FAILURE(CreateTopicAndWaitForLeader(&leader));
   const int li = IndexOf(leader.id);
   HttpClient to_leader(nodes_[li].url());
   std::string last;
