@@ -39,6 +39,22 @@ std::unique_ptr<EtcdCluster> EtcdCluster::Start(const TempDir& dir, int members)
       return nullptr;
     }
   }
+  // A member that could not bind its ports (another test process took one) exits: then the
+  // /health below could be answered by someone else's etcd. Start over on fresh ports.
+  for (Member& m : c->members_) {
+    ChildProcess* proc = m.proc.get();
+    const int port = m.client_port;
+    WaitFor([&] { return !proc->Running() || PortAcceptsConnections(port); }, 10000, 20);
+    if (!proc->Running()) {
+      static int retries = 0;
+      if (++retries > 3) {
+        std::cerr << "EtcdCluster::Start: " << m.name << " exited:\n" << proc->ReadLog()
+                  << std::endl;
+        return nullptr;
+      }
+      return Start(dir, members);
+    }
+  }
   // Up once every member reports itself healthy (a leader exists).
   for (Member& m : c->members_) {
     std::string body;

@@ -61,22 +61,44 @@ class ReplicationTest : public ::testing::Test {
     }
   }
 
-  // The shipped config of a replicated eu-central broker, with shorter failure detection.
+  // The shipped config of a replicated eu-central broker, with shorter failure detection. Up
+  // only when this broker answers /healthz with its own id: another test process may have taken
+  // the port meanwhile (then this broker exits, and another port is tried).
   bool StartNode(int i) {
     Node& n = nodes_[i];
-    n.proc = ChildProcess::Start(
-        {testing::BinPath("sluice-broker"), "--config",
-         testing::SourcePath("config/broker-eu-central-replicated.yaml"), "--set",
-         "replication.lease_ttl=2s", "--set", "replication.replica_lag_max=3s", "--set",
-         "replication.state_poll=100ms", "--set", "topics.default_partitions=2", "--set",
-         "replication.etcd_endpoints=[" + EtcdList() + "]"},
-        dir_.Sub(n.id + ".log"),
-        {{"SLUICE_BROKER_ID", n.id},
-         {"SLUICE_BROKER_PORT", std::to_string(n.port)},
-         {"SLUICE_DATA_DIR", n.data},
-         {"SLUICE_ETCD_URL", etcd_->endpoints()[0]}});
-    return n.proc != nullptr && testing::WaitHttpOk(n.port, "/healthz", 30000);
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      if (attempt > 0) {
+        n.port = testing::FreePort();
+      }
+      n.proc = ChildProcess::Start(
+          {testing::BinPath("sluice-broker"), "--config",
+           testing::SourcePath("config/broker-eu-central-replicated.yaml"), "--set",
+           "replication.lease_ttl=2s", "--set", "replication.replica_lag_max=3s", "--set",
+           "replication.state_poll=100ms", "--set", "topics.default_partitions=2", "--set",
+           "replication.etcd_endpoints=[" + EtcdList() + "]"},
+          dir_.Sub(n.id + ".log"),
+          {{"SLUICE_BROKER_ID", n.id},
+           {"SLUICE_BROKER_PORT", std::to_string(n.port)},
+           {"SLUICE_DATA_DIR", n.data},
+           {"SLUICE_ETCD_URL", etcd_->endpoints()[0]}});
+      if (n.proc == nullptr) {
+        return false;
+      }
+      ChildProcess* proc = n.proc.get();
+      std::string body;
+      const bool up = WaitFor([&] {
+        return !proc->Running() ||
+               (testing::HttpGet(n.port, "/healthz", &body, 2000) == 200 &&
+                body.find("\"broker_id\":\"" + n.id + "\"") != std::string::npos);
+      }, 30000, 50);
+      if (up && proc->Running()) {
+        return true;
+      }
+      n.proc->Stop(9, 5000);
+    }
+    return false;
   }
+
 
   std::string EtcdList() const {
     std::string list;
@@ -141,7 +163,9 @@ class ReplicationTest : public ::testing::Test {
     ASSERT_TRUE(WaitFor([&] {
       *leader = LeaderOf("sensors", 0, 0);
       return !leader->id.empty() && leader->isr.size() == 3u;
-    }, 30000, 100)) << "no leader with a full in-sync set";
+    }, 30000, 100)) << "no leader with a full in-sync set: leader '" << leader->id << "', "
+                    << leader->isr.size() << " in sync\n"
+                    << nodes_[0].proc->ReadLog();
   }
 
   // Every broker serves seq 0..n-1 of sensors-0, once and in offset order, and the three
