@@ -464,6 +464,48 @@ TEST_F(ReplicationTest, BelowMinInsyncReplicasAcksAllIsRefusedAndStoresNothing) 
   }
 }
 
+// More concurrent acks=all producers than the leader has HTTP threads (4): each waits for the
+// followers' fetches, which need a thread too. Waiting on the HTTP threads, they starved those
+// fetches until replication.timeout and were answered 503; on the produce pool they all succeed.
+TEST_F(ReplicationTest, ManyConcurrentAcksAllProducersDoNotStarveTheFollowers) {
+  Leader leader;
+  ASSERT_NO_FATAL_FAILURE(CreateTopicAndWaitForLeader(&leader));
+  const int li = IndexOf(leader.id);
+  std::string last;
+  {
+    HttpClient warm(nodes_[li].url());
+    ASSERT_TRUE(ProduceOk(warm, Batch(0, 1), &last)) << last;
+  }
+  constexpr int kProducers = 12;
+  std::atomic<int> refused{0};
+  std::vector<std::thread> producers;
+  for (int t = 0; t < kProducers; ++t) {
+    producers.emplace_back([&, t] {
+      HttpClient c(nodes_[li].url(), HttpClientOptions{30000, {}});
+      for (int b = 0; b < 5; ++b) {
+        RecordBatch batch;  // no producer id: independent producers
+        for (int i = 0; i < 10; ++i) {
+          Record r;
+          r.timestamp_ms = 1'700'000'000'000;
+          r.key = "dev-1";
+          r.value = "{\"t\":" + std::to_string(t) + "}";
+          r.headers = {{kHeaderCountry, "DE"}};
+          batch.records.push_back(std::move(r));
+        }
+        auto r = c.Send("POST", "/v1/topics/sensors/records", EncodeBatch(batch),
+                        "application/vnd.kafka.record-batch.v2");
+        if (!r.ok() || r->status != 200) {
+          refused++;
+        }
+      }
+    });
+  }
+  for (std::thread& th : producers) {
+    th.join();
+  }
+  EXPECT_EQ(refused.load(), 0) << "acks=all produce starved the followers' fetches";
+}
+
 // A gateway given the region's brokers (regions[].urls) sends each partition's records to its
 // leader; killing a leader mid-stream delays delivery but loses and duplicates nothing.
 TEST_F(ReplicationTest, AGatewayFollowsLeadersThroughAFailoverExactlyOnce) {
