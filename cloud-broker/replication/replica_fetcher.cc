@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "cloud-broker/log/batch_frame.h"
 #include "core/logging.h"
 #include "core/thread_name.h"
 
@@ -12,24 +13,20 @@ constexpr const char* kComponent = "fetcher";
 
 std::string Tp(const std::string& topic, int32_t p) { return topic + "-" + std::to_string(p); }
 
-// Splits concatenated RecordBatch v2 bytes into whole batches (batchLength at byte 8 counts the
-// bytes after its own field). kCorruption if they do not add up.
+// Splits concatenated RecordBatch v2 bytes into whole batches by their framing (the log's own
+// PeekBatchFrame). kCorruption if they do not add up.
 Result<std::vector<std::string>> SplitBatches(const std::string& bytes) {
   std::vector<std::string> out;
   size_t pos = 0;
   while (pos < bytes.size()) {
-    if (bytes.size() - pos < 12) {
-      return Status::Corruption("a batch header cut short at byte " + std::to_string(pos));
+    BatchFrame frame;
+    const std::string_view rest(bytes.data() + pos, bytes.size() - pos);
+    if (!PeekBatchFrame(rest, &frame) || frame.total_size() > rest.size()) {
+      return Status::Corruption("a batch at byte " + std::to_string(pos) +
+                                " is cut short or not a RecordBatch v2");
     }
-    const auto* b = reinterpret_cast<const uint8_t*>(bytes.data() + pos + 8);
-    const uint32_t length = (uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) |
-                            (uint32_t{b[2]} << 8) | uint32_t{b[3]};
-    if (length > bytes.size() - pos - 12) {
-      return Status::Corruption("a batch of " + std::to_string(length) + " bytes at byte " +
-                                std::to_string(pos) + " runs past the response");
-    }
-    out.push_back(bytes.substr(pos, 12 + length));
-    pos += 12 + length;
+    out.emplace_back(rest.substr(0, frame.total_size()));
+    pos += frame.total_size();
   }
   return out;
 }

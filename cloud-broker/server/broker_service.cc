@@ -93,12 +93,13 @@ void BrokerService::Handle(HttpRequest&& request, HttpResponder respond) {
   if (MaybeQueueQuery(request, respond)) {  // queries run on the query pool (query_routes.cc)
     return;
   }
-  const bool produce = request.method == "POST" && request.path.rfind("/v1/topics/", 0) == 0 &&
-                       request.path.size() > 8 &&
-                       request.path.compare(request.path.size() - 8, 8, "/records") == 0;
+  auto is_produce = [&] {
+    const std::vector<std::string> p = SplitPath(request.path);
+    return p.size() == 4 && p[1] == "topics" && p[3] == "records";
+  };
   if (options_.pipeline_pool != nullptr && request.method == "POST" &&
       (!request.Header("sluice-after-seq").empty() ||
-       (produce && options_.replication != nullptr))) {
+       (options_.replication != nullptr && is_produce()))) {
     // A pipelined produce may wait for the batch it follows, and in a replicated region every
     // produce (acks=all) waits for the followers' fetches: not on an HTTP thread, which that
     // very batch, or those fetches, may need (server/pipeline_pool.h).

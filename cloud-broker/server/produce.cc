@@ -120,15 +120,11 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
   }
   // after_seq travels in the Sluice-After-Seq header over HTTP: name that.
   const std::string field = e.field == "after_seq" ? kAfterSeqHeader : e.field;
-  const std::string message =
-      e.code == ProduceErrc::kInvalidHeader && e.field == "after_seq"
-          ? std::string(kAfterSeqHeader) + " needs an idempotent producer batch (producer_id >= 0)"
-          : e.message;
   // A full disk counts as storage_unavailable in the refusal metric (both are retryable).
   const std::string reason = e.code == ProduceErrc::kInsufficientStorage
                                  ? "storage_unavailable"
                                  : ProduceErrorName(e.code);
-  return Refuse(HttpResponse::Error(HttpStatusOf(e.code), ProduceErrorName(e.code), message,
+  return Refuse(HttpResponse::Error(HttpStatusOf(e.code), ProduceErrorName(e.code), e.message,
                                     field, e.index),
                 topic, reason, e.records);
 }

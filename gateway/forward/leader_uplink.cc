@@ -39,7 +39,7 @@ LeaderUplink::LeaderUplink(std::vector<std::string> bootstrap_urls, int64_t time
     : bootstrap_(std::move(bootstrap_urls)), timeout_ms_(timeout_ms), tls_(tls) {}
 
 uint64_t LeaderUplink::refreshes() const {
-  std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(mu_));
+  std::lock_guard<std::mutex> lock(mu_);
   return refreshes_;
 }
 

@@ -50,7 +50,7 @@ class LeaderUplink final : public Uplink {
   const std::vector<std::string> bootstrap_;
   const int64_t timeout_ms_;
   const TlsClientOptions tls_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<HttpClient>> clients_;  // by base URL
   std::map<std::string, TopicLeaders> topics_;
   std::vector<std::string> known_urls_;  // brokers the metadata named, then the bootstrap list

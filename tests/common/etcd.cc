@@ -18,6 +18,11 @@ std::string EtcdBinary() {
 }
 
 std::unique_ptr<EtcdCluster> EtcdCluster::Start(const TempDir& dir, int members) {
+  return StartTry(dir, members, 0);
+}
+
+std::unique_ptr<EtcdCluster> EtcdCluster::StartTry(const TempDir& dir, int members,
+                                                   int attempt) {
   if (EtcdBinary().empty()) {
     std::cerr << "EtcdCluster::Start: no etcd binary (run scripts/setup)" << std::endl;
     return nullptr;
@@ -46,13 +51,12 @@ std::unique_ptr<EtcdCluster> EtcdCluster::Start(const TempDir& dir, int members)
     const int port = m.client_port;
     WaitFor([&] { return !proc->Running() || PortAcceptsConnections(port); }, 10000, 20);
     if (!proc->Running()) {
-      static int retries = 0;
-      if (++retries > 3) {
+      if (attempt >= 3) {
         std::cerr << "EtcdCluster::Start: " << m.name << " exited:\n" << proc->ReadLog()
                   << std::endl;
         return nullptr;
       }
-      return Start(dir, members);
+      return StartTry(dir, members, attempt + 1);
     }
   }
   // Up once every member reports itself healthy (a leader exists).

@@ -39,6 +39,9 @@ class EtcdCluster {
     std::unique_ptr<ChildProcess> proc;
   };
   bool StartMember(Member& m, bool fresh);
+  // Start with a try count: a member that exits (a port taken meanwhile) starts all over on
+  // fresh ports, a few times at most.
+  static std::unique_ptr<EtcdCluster> StartTry(const TempDir& dir, int members, int attempt);
 
   std::string initial_cluster_;
   std::vector<Member> members_;
