@@ -108,7 +108,7 @@ int RunConsume(const CliArgs& args, std::ostream& out, std::ostream& err) {
   }
   auto target = ResolveBroker(args);
   if (!target.ok()) return Usage(err, target.status().message());
-  ConsumeSession session(o, target->url, target->tls, out, err);
+  ConsumeSession session(o, target->url, target->urls, target->tls, out, err);
   return o.group.empty() ? session.RunPartition() : session.RunGroup();
 }
 

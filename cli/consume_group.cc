@@ -42,6 +42,62 @@ std::string JsonStr(const std::string& s) {
 
 }  // namespace
 
+bool ConsumeSession::FindCoordinator() {
+  HttpClientOptions quick = client_options_;
+  quick.timeout_ms = 3000;
+  for (const std::string& url : urls_) {
+    HttpClient c(url, quick);
+    Result<HttpResponse> r = c.Send("GET", GroupPath() + "/coordinator", "");
+    if (!r.ok() || r->status != 200) {
+      continue;
+    }
+    rapidjson::Document d;
+    d.Parse<rapidjson::kParseIterativeFlag>(r->body.c_str());
+    if (d.HasParseError() || !d.IsObject()) {
+      continue;
+    }
+    const bool local = d.HasMember("local") && d["local"].IsBool() && d["local"].GetBool();
+    std::string found = d.HasMember("url") && d["url"].IsString() ? d["url"].GetString() : "";
+    if (local || found.empty()) {
+      found = url;  // this broker (a single-broker region may not advertise a URL)
+    }
+    if (found != coordinator_url_) {
+      err_ << "sluice: group " << o_.group << " is coordinated by " << found << "\n";
+    }
+    coordinator_url_ = found;
+    coordinator_ = std::make_unique<HttpClient>(found, client_options_);
+    return true;
+  }
+  return false;
+}
+
+bool ConsumeSession::GroupCall(const std::string& method, const std::string& path,
+                               const std::string& body, HttpResponse* r) {
+  const auto deadline = Clock::now() + std::chrono::milliseconds(kCoordinatorWaitMs);
+  std::string last = "no broker named a coordinator";
+  while (Clock::now() < deadline) {
+    if (!coordinator_ && !FindCoordinator()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      continue;
+    }
+    Result<HttpResponse> res = coordinator_->Send(method, path, body);
+    if (!res.ok()) {
+      last = coordinator_url_ + ": " + res.status().message();
+    } else if (res->status == 421 ||
+               (res->status == 503 && ErrorCode(*res) == "coordinator_not_available")) {
+      last = coordinator_url_ + " answered HTTP " + std::to_string(res->status) + ": " +
+             Truncate(res->body, 200);
+    } else {
+      *r = std::move(res).value();
+      return true;
+    }
+    coordinator_.reset();  // the group moved (or its coordinator is down): find it again
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  err_ << "sluice: no coordinator for group " << o_.group << " answered: " << last << "\n";
+  return false;
+}
+
 bool ConsumeSession::Join() {
   for (int attempt = 0; attempt < 2; ++attempt) {
     rapidjson::StringBuffer sb;
@@ -62,7 +118,7 @@ bool ConsumeSession::Join() {
     w.EndObject();
     HttpResponse r;
     const std::string path = GroupPath() + "/join";
-    if (!Call("POST", path, sb.GetString(), &r)) return false;
+    if (!GroupCall("POST", path, sb.GetString(), &r)) return false;
     if (r.status == 404 && ErrorCode(r) == "unknown_member_id" && !member_id_.empty()) {
       member_id_.clear();  // forgotten by the broker (restart, expiry): join as a new member
       continue;
@@ -98,7 +154,7 @@ bool ConsumeSession::Join() {
 bool ConsumeSession::LoadPositions() {
   const std::string path = GroupPath() + "/offsets?topic=" + UrlEncode(o_.topic);
   HttpResponse r;
-  if (!Call("GET", path, "", &r)) return false;
+  if (!GroupCall("GET", path, "", &r)) return false;
   rapidjson::Document d;
   d.Parse<rapidjson::kParseIterativeFlag>(r.body.c_str());
   if (r.status != 200 || d.HasParseError() || !d.IsObject() || !d.HasMember("offsets") ||
@@ -132,7 +188,7 @@ bool ConsumeSession::Commit(int32_t p, int64_t offset, bool* rejoin) {
       ",\"offset\":" + std::to_string(offset) + "}]}";
   HttpResponse r;
   const std::string path = GroupPath() + "/commit";
-  if (!Call("POST", path, body, &r)) return false;
+  if (!GroupCall("POST", path, body, &r)) return false;
   if (r.status == 200) return true;
   if (r.status == 409 || r.status == 404) {
     err_ << "sluice: commit refused (" << ErrorCode(r) << "); re-joining\n";
@@ -148,7 +204,7 @@ bool ConsumeSession::Heartbeat(bool* rejoin) {
                            ",\"generation\":" + std::to_string(generation_) + "}";
   HttpResponse r;
   const std::string path = GroupPath() + "/heartbeat";
-  if (!Call("POST", path, body, &r)) return false;
+  if (!GroupCall("POST", path, body, &r)) return false;
   if (r.status == 200) return true;
   if (r.status == 409 || r.status == 404) {
     *rejoin = true;
@@ -202,7 +258,8 @@ int ConsumeSession::RunGroup() {
         std::min({kEmptyPollPauseMs, o_.idle_ms - idle, hb_interval_ms})));
   }
   HttpResponse r;
-  if (Call("POST", GroupPath() + "/leave", "{\"member_id\":" + JsonStr(member_id_) + "}", &r) &&
+  if (GroupCall("POST", GroupPath() + "/leave", "{\"member_id\":" + JsonStr(member_id_) + "}",
+                &r) &&
       r.status != 200) {
     err_ << "sluice: leave answered HTTP " << r.status << "\n";
   }

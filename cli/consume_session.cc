@@ -24,13 +24,22 @@ int64_t MsSince(Clock::time_point t) {
 
 bool ConsumeSession::Call(const std::string& method, const std::string& path,
                           const std::string& body, HttpResponse* r) {
-  Result<HttpResponse> res = client_.Send(method, path, body);
-  if (!res.ok()) {
+  for (size_t tried = 0;; ++tried) {
+    Result<HttpResponse> res = client_->Send(method, path, body);
+    if (res.ok()) {
+      *r = std::move(res).value();
+      return true;
+    }
     err_ << "sluice: cannot reach " << url_ << ": " << res.status().message() << "\n";
-    return false;
+    if (tried + 1 >= urls_.size()) {
+      return false;
+    }
+    // Another broker of the region serves the same reads (up to its high watermark).
+    auto it = std::find(urls_.begin(), urls_.end(), url_);
+    url_ = (it == urls_.end() || std::next(it) == urls_.end()) ? urls_.front() : *std::next(it);
+    client_ = std::make_unique<HttpClient>(url_, client_options_);
+    err_ << "sluice: reading from " << url_ << " instead\n";
   }
-  *r = std::move(res).value();
-  return true;
 }
 
 int ConsumeSession::Fail(const std::string& path, const HttpResponse& r) {

@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -31,9 +32,18 @@ struct ConsumeOptions {
 
 class ConsumeSession {
  public:
-  ConsumeSession(const ConsumeOptions& o, const std::string& url, const TlsClientOptions& tls,
+  // `urls`: every broker of the region (a replicated one has several; any serves reads), `url`
+  // (one of them) first.
+  ConsumeSession(const ConsumeOptions& o, const std::string& url,
+                 const std::vector<std::string>& urls, const TlsClientOptions& tls,
                  std::ostream& out, std::ostream& err)
-      : o_(o), url_(url), client_(url, ClientOptions(o, tls)), out_(out), err_(err) {}
+      : o_(o),
+        url_(url),
+        urls_(urls.empty() ? std::vector<std::string>{url} : urls),
+        client_options_(ClientOptions(o, tls)),
+        client_(std::make_unique<HttpClient>(url, client_options_)),
+        out_(out),
+        err_(err) {}
 
   int RunPartition();
   int RunGroup();
@@ -45,9 +55,18 @@ class ConsumeSession {
     c.tls = tls;
     return c;
   }
-  // Sends the request; false (after printing why) on a transport error.
+  // Sends the request; on a transport error tries the region's other brokers in turn; false
+  // (after printing why) when none answers.
   bool Call(const std::string& method, const std::string& path, const std::string& body,
             HttpResponse* r);
+  // A consumer-group request, sent to the group's coordinator: found with GET
+  // /v1/groups/{g}/coordinator on any broker, and found again when it answers 421
+  // not_coordinator, 503 coordinator_not_available or not at all (a failover), for up to
+  // kCoordinatorWaitMs. The new coordinator does not know this member: the caller re-joins on
+  // its unknown_member_id, and the committed offsets are where the old one left them.
+  bool GroupCall(const std::string& method, const std::string& path, const std::string& body,
+                 HttpResponse* r);
+  bool FindCoordinator();
   int Fail(const std::string& path, const HttpResponse& r);
   // The --from choice for a partition without a committed offset.
   bool InitialOffset(int32_t p, int64_t* offset);
@@ -62,9 +81,15 @@ class ConsumeSession {
   std::string Partitions() const { return "/v1/topics/" + UrlEncode(o_.topic) + "/partitions/"; }
   std::string GroupPath() const { return "/v1/groups/" + UrlEncode(o_.group); }
 
+  static constexpr int64_t kCoordinatorWaitMs = 30000;
+
   const ConsumeOptions o_;
-  const std::string url_;
-  HttpClient client_;
+  std::string url_;  // the broker reads go to
+  const std::vector<std::string> urls_;
+  const HttpClientOptions client_options_;
+  std::unique_ptr<HttpClient> client_;
+  std::string coordinator_url_;
+  std::unique_ptr<HttpClient> coordinator_;
   std::ostream& out_;
   std::ostream& err_;
   int64_t printed_ = 0;

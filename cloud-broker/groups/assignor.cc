@@ -67,6 +67,10 @@ const char* GroupErrcName(GroupErrc code) {
       return "inconsistent_strategy";
     case GroupErrc::kStorage:
       return "storage_unavailable";
+    case GroupErrc::kNotCoordinator:
+      return "not_coordinator";
+    case GroupErrc::kCoordinatorNotAvailable:
+      return "coordinator_not_available";
   }
   return "internal";
 }
@@ -81,7 +85,10 @@ int GroupErrcHttpStatus(GroupErrc code) {
     case GroupErrc::kUnknownMember:
       return 404;
     case GroupErrc::kStorage:
+    case GroupErrc::kCoordinatorNotAvailable:
       return 503;
+    case GroupErrc::kNotCoordinator:
+      return 421;  // Misdirected Request, as produce's not_leader
     default:
       return 409;
   }

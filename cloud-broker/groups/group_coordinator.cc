@@ -12,7 +12,7 @@ namespace {
 constexpr const char* kComponent = "groups";
 }  // namespace
 
-GroupCoordinator::GroupCoordinator(GroupOptions options, OffsetStore& offsets,
+GroupCoordinator::GroupCoordinator(GroupOptions options, OffsetBackend& offsets,
                                    PartitionCountFn partitions, const Clock& clock,
                                    MetricsRegistry& metrics)
     : options_(options),
@@ -40,6 +40,35 @@ GroupStatus GroupCoordinator::Refuse(GroupErrc code, const std::string& what,
   refusal_log_.Log(LogLevel::kWarn, kComponent, what + GroupErrcName(code),
                    what + " refused: " + GroupErrcName(code) + ": " + message);
   return {code, message};
+}
+
+GroupStatus GroupCoordinator::CheckCoordinator(const GroupId& id, const std::string& what) {
+  Result<CoordinatorInfo> where = offsets_.Locate(id);
+  if (!where.ok()) {
+    return Refuse(GroupErrc::kCoordinatorNotAvailable, what, where.status().message());
+  }
+  if (where->local) {
+    return {};
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    groups_.erase(id);  // stale from when this broker coordinated it
+  }
+  // Not counted as a refusal: a client finding its coordinator, as after every failover.
+  return {GroupErrc::kNotCoordinator,
+          "group " + id.value() + " is coordinated by broker " +
+              (where->broker_id.empty() ? std::string("(unknown)") : where->broker_id) +
+              (where->url.empty() ? std::string() : " at " + where->url) +
+              "; GET /v1/groups/" + id.value() + "/coordinator names it"};
+}
+
+GroupStatus GroupCoordinator::Coordinator(const GroupId& id, CoordinatorInfo* out) {
+  Result<CoordinatorInfo> where = offsets_.Locate(id);
+  if (!where.ok()) {
+    return Refuse(GroupErrc::kCoordinatorNotAvailable, "coordinator", where.status().message());
+  }
+  *out = *where;
+  return {};
 }
 
 MemberId GroupCoordinator::NewMemberIdLocked() {
@@ -100,6 +129,9 @@ GroupStatus GroupCoordinator::Join(const GroupId& id, const JoinRequest& req, Jo
       return Refuse(GroupErrc::kUnknownTopic, "join", "unknown topic " + t.value());
     }
   }
+  if (GroupStatus where = CheckCoordinator(id, "join"); !where.ok()) {
+    return where;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   Group& g = groups_[id];
   const bool known = req.member_id.has_value() && g.members.count(*req.member_id) > 0;
@@ -137,6 +169,9 @@ GroupStatus GroupCoordinator::Join(const GroupId& id, const JoinRequest& req, Jo
 
 GroupStatus GroupCoordinator::Heartbeat(const GroupId& id, const MemberId& member,
                                         int64_t generation) {
+  if (GroupStatus where = CheckCoordinator(id, "heartbeat"); !where.ok()) {
+    return where;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   auto git = groups_.find(id);
   if (git == groups_.end() || git->second.members.count(member) == 0) {
@@ -155,6 +190,9 @@ GroupStatus GroupCoordinator::Heartbeat(const GroupId& id, const MemberId& membe
 }
 
 GroupStatus GroupCoordinator::Leave(const GroupId& id, const MemberId& member) {
+  if (GroupStatus where = CheckCoordinator(id, "leave"); !where.ok()) {
+    return where;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   auto git = groups_.find(id);
   if (git == groups_.end() || git->second.members.erase(member) == 0) {
@@ -167,7 +205,10 @@ GroupStatus GroupCoordinator::Leave(const GroupId& id, const MemberId& member) {
 
 GroupStatus GroupCoordinator::Commit(const GroupId& id, const MemberId& member, int64_t generation,
                                      const std::vector<CommittedOffset>& offsets) {
-  std::lock_guard<std::mutex> lock(mu_);
+  if (GroupStatus where = CheckCoordinator(id, "commit"); !where.ok()) {
+    return where;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
   auto git = groups_.find(id);
   if (git == groups_.end() || git->second.members.count(member) == 0) {
     return Refuse(GroupErrc::kUnknownMember, "commit",
@@ -196,30 +237,49 @@ GroupStatus GroupCoordinator::Commit(const GroupId& id, const MemberId& member, 
     }
   }
   m.last_seen_us = clock_.MonotonicUs();
+  lock.unlock();  // see the header: the write runs without the lock
   Status st = offsets_.Commit(id, offsets);
   if (!st.ok()) {
-    return Refuse(GroupErrc::kStorage, "commit", st.message());
+    return Refuse(st.code() == StatusCode::kFailedPrecondition ? GroupErrc::kNotCoordinator
+                                                               : GroupErrc::kStorage,
+                  "commit", st.message());
   }
   commits_.Inc();
   return {};
 }
 
-std::vector<CommittedOffset> GroupCoordinator::Offsets(
-    const GroupId& id, const std::optional<TopicName>& topic) const {
-  return offsets_.Get(id, topic);
+GroupStatus GroupCoordinator::Offsets(const GroupId& id, const std::optional<TopicName>& topic,
+                                      std::vector<CommittedOffset>* out) {
+  if (GroupStatus where = CheckCoordinator(id, "offsets"); !where.ok()) {
+    return where;
+  }
+  Result<std::vector<CommittedOffset>> got = offsets_.Fetch(id, topic);
+  if (!got.ok()) {
+    return Refuse(got.status().code() == StatusCode::kFailedPrecondition
+                      ? GroupErrc::kNotCoordinator
+                      : GroupErrc::kCoordinatorNotAvailable,
+                  "offsets", got.status().message());
+  }
+  *out = std::move(got).value();
+  return {};
 }
 
-std::optional<GroupInfo> GroupCoordinator::Describe(const GroupId& id) const {
+GroupStatus GroupCoordinator::Describe(const GroupId& id, std::optional<GroupInfo>* out) {
+  std::vector<CommittedOffset> committed;
+  if (GroupStatus st = Offsets(id, std::nullopt, &committed); !st.ok()) {
+    return st;
+  }
+  out->reset();
   std::lock_guard<std::mutex> lock(mu_);
   auto git = groups_.find(id);
-  if (git == groups_.end() && offsets_.Get(id).empty()) {
-    return std::nullopt;
+  if (git == groups_.end() && committed.empty()) {
+    return {};
   }
-  GroupInfo info;
+  GroupInfo& info = out->emplace();
   info.group = id;
   info.state = "empty";
   if (git == groups_.end()) {
-    return info;
+    return {};
   }
   const Group& g = git->second;
   info.generation = g.generation;
@@ -239,7 +299,7 @@ std::optional<GroupInfo> GroupCoordinator::Describe(const GroupId& id) const {
     }
     info.members.push_back(std::move(mi));
   }
-  return info;
+  return {};
 }
 
 void GroupCoordinator::Tick() {
@@ -288,6 +348,7 @@ void GroupCoordinator::StartReaper() {
       }
       l.unlock();
       Tick();
+      offsets_.Maintain();
       l.lock();
     }
   });

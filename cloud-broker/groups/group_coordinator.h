@@ -11,12 +11,19 @@
 // Commits are accepted only from a member at the current generation, for partitions assigned to
 // it, so a member that lost a partition cannot move its offset: whoever owns it next reads from
 // the last offset committed by the previous owner (at-least-once).
-// Group membership is in memory (members re-join after a broker restart); committed offsets are
-// durable in the OffsetStore.
+// Group membership is in memory (members re-join after a broker restart or when the group's
+// coordinator moves); committed offsets are durable in the OffsetBackend: files on a single
+// broker, the replicated __consumer_offsets topic in a replicated region, where every request
+// for a group another broker coordinates is refused kNotCoordinator (Coordinator() names it)
+// and the group's in-memory state here is dropped (if this broker coordinates it again later,
+// its members re-join rather than act on a generation from before).
+// A commit is checked (member, generation, assignment) under the lock and written after it is
+// released, so a slow replicated write does not hold up other groups' heartbeats. A rebalance
+// that slips in between cannot lose records: the member committed only what it processed, so
+// the next owner re-reads at most what the committed offset already covers (at-least-once).
 // Time comes from the injected Clock; Tick() expires sessions and rebalances. StartReaper runs
 // Tick on its own thread in the broker; unit tests call Tick with a ManualClock instead.
-// Thread-safety: thread-safe (one mutex, held across a commit's fsync so a rebalance cannot
-// slip between the ownership check and the write).
+// Thread-safety: thread-safe (one mutex; never held while the backend writes or loads).
 #pragma once
 
 #include <condition_variable>
@@ -30,7 +37,7 @@
 #include <vector>
 
 #include "cloud-broker/groups/assignor.h"
-#include "cloud-broker/groups/offset_store.h"
+#include "cloud-broker/groups/offset_backend.h"
 #include "core/clock.h"
 #include "core/logging.h"
 #include "core/metrics.h"
@@ -78,7 +85,7 @@ struct GroupInfo {
 
 class GroupCoordinator {
  public:
-  GroupCoordinator(GroupOptions options, OffsetStore& offsets, PartitionCountFn partitions,
+  GroupCoordinator(GroupOptions options, OffsetBackend& offsets, PartitionCountFn partitions,
                    const Clock& clock, MetricsRegistry& metrics);
   ~GroupCoordinator();
   GroupCoordinator(const GroupCoordinator&) = delete;
@@ -89,10 +96,12 @@ class GroupCoordinator {
   GroupStatus Leave(const GroupId& group, const MemberId& member);
   GroupStatus Commit(const GroupId& group, const MemberId& member, int64_t generation,
                      const std::vector<CommittedOffset>& offsets);
-  std::vector<CommittedOffset> Offsets(const GroupId& group,
-                                       const std::optional<TopicName>& topic) const;
-  // nullopt if the group has neither members nor committed offsets.
-  std::optional<GroupInfo> Describe(const GroupId& group) const;
+  GroupStatus Offsets(const GroupId& group, const std::optional<TopicName>& topic,
+                      std::vector<CommittedOffset>* out);
+  // *out nullopt if the group has neither members nor committed offsets.
+  GroupStatus Describe(const GroupId& group, std::optional<GroupInfo>* out);
+  // Which broker coordinates `group` (any broker answers; Kafka's FindCoordinator).
+  GroupStatus Coordinator(const GroupId& group, CoordinatorInfo* out);
 
   // Removes members whose session expired and members that missed a rebalance's deadline.
   void Tick();
@@ -120,9 +129,12 @@ class GroupCoordinator {
   void UpdateRebalancingLocked(Group* g);
   MemberId NewMemberIdLocked();
   GroupStatus Refuse(GroupErrc code, const std::string& what, const std::string& message);
+  // OK if this broker coordinates `group`; otherwise kNotCoordinator (and the group's state
+  // here is dropped) or kCoordinatorNotAvailable. Called without mu_.
+  GroupStatus CheckCoordinator(const GroupId& group, const std::string& what);
 
   const GroupOptions options_;
-  OffsetStore& offsets_;
+  OffsetBackend& offsets_;
   const PartitionCountFn partitions_;
   const Clock& clock_;
   Counter& rebalances_;

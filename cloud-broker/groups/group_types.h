@@ -50,7 +50,9 @@ enum class GroupErrc {
   kIllegalGeneration,     // 409 illegal_generation: a commit from an older generation
   kNotAssigned,           // 409 partition_not_assigned: committing a partition you do not own
   kInconsistentStrategy,  // 409 inconsistent_strategy: the group uses another assignor
-  kStorage,               // 503 storage_unavailable: the offsets file could not be written
+  kStorage,               // 503 storage_unavailable: the offsets could not be written
+  kNotCoordinator,        // 421 not_coordinator: another broker coordinates the group
+  kCoordinatorNotAvailable,  // 503 coordinator_not_available: none can be named now; retry
 };
 
 struct GroupStatus {

@@ -24,24 +24,32 @@
 #include <vector>
 
 #include "cloud-broker/groups/group_types.h"
+#include "cloud-broker/groups/offset_backend.h"
 #include "core/status.h"
 
 namespace sluice::broker {
 
-class OffsetStore {
+class OffsetStore : public OffsetBackend {
  public:
   static constexpr int64_t kCompactBytes = 4 << 20;
 
   // Creates `dir` if needed and loads every group's offsets. Fails only if the directory cannot
   // be created or listed, or a file cannot be read or rewritten.
   static Result<std::unique_ptr<OffsetStore>> Open(const std::string& dir);
-  ~OffsetStore();
+  ~OffsetStore() override;
   OffsetStore(const OffsetStore&) = delete;
   OffsetStore& operator=(const OffsetStore&) = delete;
 
   // Appends and syncs; on an I/O error nothing is recorded (the file is cut back) and the error
   // (kIOError) is returned.
-  Status Commit(const GroupId& group, const std::vector<CommittedOffset>& offsets);
+  Status Commit(const GroupId& group, const std::vector<CommittedOffset>& offsets) override;
+
+  // OffsetBackend: every group is coordinated by this (only) broker.
+  Result<CoordinatorInfo> Locate(const GroupId&) override { return CoordinatorInfo{}; }
+  Result<std::vector<CommittedOffset>> Fetch(const GroupId& group,
+                                             const std::optional<TopicName>& topic) override {
+    return Get(group, topic);
+  }
 
   // The latest committed offsets of `group` (all topics, or only `topic`), sorted.
   std::vector<CommittedOffset> Get(const GroupId& group,

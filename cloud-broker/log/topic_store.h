@@ -18,6 +18,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -34,6 +35,12 @@ inline constexpr int32_t kMaxPartitions = 1024;
 // is "topics/<name>.json.tmp" (9 bytes more than the name; a partition directory
 // "<name>-1023" adds 5). Kafka allows 249 characters, which could never be created here.
 inline constexpr size_t kMaxTopicNameLength = 255 - (sizeof(".json.tmp") - 1);
+
+// The topic a replicated region keeps consumer groups' committed offsets in (written by the
+// brokers themselves, cloud-broker/replication/replicated_offsets.h): clients may read it, with
+// the rights to, but neither create it nor produce to it, and queries over all topics skip it.
+inline constexpr const char* kConsumerOffsetsTopic = "__consumer_offsets";
+inline bool IsInternalTopic(std::string_view name) { return name == kConsumerOffsetsTopic; }
 
 struct TopicStoreOptions {
   std::string data_dir;

@@ -134,7 +134,11 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
     }
     topics.push_back(t);
   } else {
-    topics = store.Topics();
+    for (Topic* t : store.Topics()) {
+      if (!IsInternalTopic(t->name().value())) {
+        topics.push_back(t);  // not consumer-group offsets: not events
+      }
+    }
   }
   QueryResult out;
   for (Topic* t : topics) {

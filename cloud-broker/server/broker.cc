@@ -99,24 +99,6 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   }
   // --- end exactly-once ---
 
-  // --- consumer groups: durable offsets and the coordinator (cloud-broker/groups) ---
-  Result<std::unique_ptr<OffsetStore>> offsets = OffsetStore::Open(options.data_dir + "/groups");
-  if (!offsets.ok()) {
-    return Status(offsets.status().code(),
-                  "cannot open group offsets: " + offsets.status().message());
-  }
-  b->group_offsets_ = std::move(offsets).value();
-  TopicStore* topic_store = b->store_.get();
-  b->groups_ = std::make_unique<GroupCoordinator>(
-      GroupOptions{}, *b->group_offsets_,
-      [topic_store](const TopicName& t) {
-        const Topic* topic = topic_store->Find(t);
-        return topic == nullptr ? -1 : topic->partition_count();
-      },
-      SystemClock::Instance(), b->registry_);
-  b->groups_->StartReaper();
-  b->group_routes_ = std::make_unique<GroupRoutes>(*b->groups_);
-  // --- end consumer groups ---
 
   b->policy_ = std::make_unique<ResidencyPolicy>(options.region, options.countries);
   ServiceOptions svc;
@@ -185,6 +167,41 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
     }
   }
   // --- end replication ---
+  // --- consumer groups: durable offsets and the coordinator (cloud-broker/groups) ---
+  if (options.replicated()) {
+    ReplicatedOffsetsOptions oo;
+    oo.broker_id = options.broker_id;
+    oo.region = options.region.value();
+    oo.partitions = options.offsets_partitions;
+    oo.replication_factor = options.replication_factor;
+    oo.replication_timeout_ms = options.replication_timeout_ms;
+    if (options.retention_ms > 0) {
+      // Group-state snapshots well inside time retention, so it never takes a live offset.
+      oo.snapshot_interval_ms = std::min(oo.snapshot_interval_ms, options.retention_ms / 4);
+    }
+    b->group_offsets_ =
+        std::make_unique<ReplicatedOffsets>(oo, *b->replicas_, *b->etcd_, *b->store_);
+  } else {
+    Result<std::unique_ptr<OffsetStore>> offsets =
+        OffsetStore::Open(options.data_dir + "/groups");
+    if (!offsets.ok()) {
+      return Status(offsets.status().code(),
+                    "cannot open group offsets: " + offsets.status().message());
+    }
+    b->group_offsets_ = std::move(offsets).value();
+  }
+  TopicStore* topic_store = b->store_.get();
+  b->groups_ = std::make_unique<GroupCoordinator>(
+      GroupOptions{}, *b->group_offsets_,
+      [topic_store](const TopicName& t) {
+        const Topic* topic = topic_store->Find(t);
+        return topic == nullptr ? -1 : topic->partition_count();
+      },
+      SystemClock::Instance(), b->registry_);
+  b->groups_->StartReaper();
+  b->group_routes_ = std::make_unique<GroupRoutes>(*b->groups_, options.broker_id,
+                                                   options.advertised_url);
+  // --- end consumer groups ---
   svc.query_default_limit = options.query_default_limit;
   svc.query_max_limit = options.query_max_limit;
   svc.max_future_ms = options.max_future_ms;

@@ -21,6 +21,7 @@
 #include "cloud-broker/replication/controller.h"
 #include "cloud-broker/replication/etcd_client.h"
 #include "cloud-broker/replication/replica_manager.h"
+#include "cloud-broker/replication/replicated_offsets.h"
 #include "cloud-broker/residency/residency_policy.h"
 #include "cloud-broker/server/broker_metrics.h"
 #include "cloud-broker/server/broker_options.h"
@@ -70,8 +71,9 @@ class Broker {
   std::unique_ptr<AppendPool> append_pool_;      // produce.append_threads
   std::unique_ptr<QueryPool> query_pool_;        // query.threads: GET /v1/query
   std::unique_ptr<ResidencyPolicy> policy_;
-  // Consumer groups: offsets under <data_dir>/groups, coordinator (with its reaper thread).
-  std::unique_ptr<OffsetStore> group_offsets_;
+  // Consumer groups: offsets (under <data_dir>/groups, or in __consumer_offsets when
+  // replicated), coordinator (with its reaper thread).
+  std::unique_ptr<OffsetBackend> group_offsets_;
   std::unique_ptr<GroupCoordinator> groups_;
   std::unique_ptr<GroupRoutes> group_routes_;
   std::unique_ptr<Authorizer> auth_;

@@ -163,6 +163,13 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
   if (o.state_poll_ms < 10 || o.state_poll_ms > 10000) {
     c.Fail("replication.state_poll", "must be 10ms..10s");
   }
+  const int64_t offsets_partitions =
+      c.GetInt("replication.offsets_partitions", o.offsets_partitions);
+  if (offsets_partitions < 1 || offsets_partitions > 127) {
+    c.Fail("replication.offsets_partitions",
+           "must be 1..127, got " + std::to_string(offsets_partitions));
+  }
+  o.offsets_partitions = static_cast<int32_t>(offsets_partitions);
 
   o.query_default_limit = c.GetInt("query.default_limit", o.query_default_limit);
   o.query_max_limit = c.GetInt("query.max_limit", o.query_max_limit);

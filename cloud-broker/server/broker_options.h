@@ -89,6 +89,10 @@ struct BrokerOptions {
   // replication.unclean_leader_election: with no live in-sync replica, elect a live out-of-sync
   // one (availability over durability: what it lacks is lost). Off: the partition waits.
   bool unclean_leader_election = false;
+  // replication.offsets_partitions: partitions of __consumer_offsets, where the region keeps
+  // consumer groups' committed offsets (a group's coordinator leads its partition). Read when
+  // the topic is first created; changing it later moves groups' partitions: do not.
+  int32_t offsets_partitions = 8;
   bool replicated() const { return !etcd_endpoints.empty(); }
 };
 

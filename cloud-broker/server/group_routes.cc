@@ -86,9 +86,9 @@ HttpResponse GroupRoutes::Route(const HttpRequest& req, const std::vector<std::s
   }
   const GroupId group(p[2]);
   const std::string op = p.size() == 4 ? p[3] : "";
-  const char* allowed = (op.empty() || op == "offsets") ? "GET" : "POST";
+  const char* allowed = (op.empty() || op == "offsets" || op == "coordinator") ? "GET" : "POST";
   if (op != "" && op != "join" && op != "heartbeat" && op != "leave" && op != "commit" &&
-      op != "offsets") {
+      op != "offsets" && op != "coordinator") {
     return HttpResponse::Error(404, "not_found", "no such endpoint: " + req.path);
   }
   if (req.method != allowed) {
@@ -99,6 +99,7 @@ HttpResponse GroupRoutes::Route(const HttpRequest& req, const std::vector<std::s
   }
   if (op.empty()) return Describe(group);
   if (op == "offsets") return Offsets(group, req);
+  if (op == "coordinator") return Coordinator(group);
   if (op == "join") return Join(group, req.body);
   if (op == "heartbeat") return Heartbeat(group, req.body);
   if (op == "leave") return Leave(group, req.body);
@@ -218,6 +219,9 @@ HttpResponse GroupRoutes::Offsets(const GroupId& group, const HttpRequest& req) 
   std::optional<TopicName> topic;
   auto it = req.query.find("topic");
   if (it != req.query.end() && !it->second.empty()) topic = TopicName(it->second);
+  std::vector<CommittedOffset> committed;
+  GroupStatus st = coordinator_.Offsets(group, topic, &committed);
+  if (!st.ok()) return ErrorOf(st);
   rapidjson::StringBuffer sb;
   JsonWriter w(sb);
   w.StartObject();
@@ -225,7 +229,7 @@ HttpResponse GroupRoutes::Offsets(const GroupId& group, const HttpRequest& req) 
   WriteJsonString(w, group.value());
   w.Key("offsets");
   w.StartArray();
-  for (const CommittedOffset& c : coordinator_.Offsets(group, topic)) {
+  for (const CommittedOffset& c : committed) {
     w.StartObject();
     w.Key("topic");
     WriteJsonString(w, c.tp.topic.value());
@@ -240,8 +244,33 @@ HttpResponse GroupRoutes::Offsets(const GroupId& group, const HttpRequest& req) 
   return HttpResponse::Json(200, Done(sb));
 }
 
+HttpResponse GroupRoutes::Coordinator(const GroupId& group) {
+  CoordinatorInfo where;
+  GroupStatus st = coordinator_.Coordinator(group, &where);
+  if (!st.ok()) {
+    HttpResponse r = ErrorOf(st);
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("group");
+  WriteJsonString(w, group.value());
+  w.Key("broker_id");
+  WriteJsonString(w, where.local ? self_id_ : where.broker_id);
+  w.Key("url");
+  WriteJsonString(w, where.local ? self_url_ : where.url);
+  w.Key("local");  // true: this broker
+  w.Bool(where.local);
+  w.EndObject();
+  return HttpResponse::Json(200, Done(sb));
+}
+
 HttpResponse GroupRoutes::Describe(const GroupId& group) {
-  std::optional<GroupInfo> info = coordinator_.Describe(group);
+  std::optional<GroupInfo> info;
+  GroupStatus st = coordinator_.Describe(group, &info);
+  if (!st.ok()) return ErrorOf(st);
   if (!info.has_value()) {
     return HttpResponse::Error(404, "unknown_group", "no group " + group.value(), "group");
   }

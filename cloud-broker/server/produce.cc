@@ -81,6 +81,11 @@ HttpResponse BrokerService::Refuse(HttpResponse response, const std::string& top
 HttpResponse BrokerService::Produce(const std::string& topic, const std::string& body,
                                     const std::string& after_seq_header,
                                     const std::string& principal, const std::string& acks) {
+  if (IsInternalTopic(topic)) {
+    return Refuse(HttpResponse::Error(400, "invalid_topic",
+                                      topic + " is internal: only the brokers write it", "topic"),
+                  topic, "invalid_topic", 0);
+  }
   ProduceRequest request;
   request.topic = topic;
   if (acks == "1") {

@@ -89,6 +89,10 @@ HttpResponse BrokerService::CreateTopic(const HttpRequest& req) {
   if (!name_ok.ok()) {
     return HttpResponse::Error(400, "invalid_topic", name_ok.message(), "name");
   }
+  if (IsInternalTopic(name)) {
+    return HttpResponse::Error(400, "invalid_topic", name + " is internal: the brokers create it",
+                               "name");
+  }
   if (options_.auth != nullptr && !options_.auth->Allows(req.principal, AclOp::kAdmin, name)) {
     metrics_.AuthRefusal("forbidden");
     return HttpResponse::Error(403, "forbidden",
