@@ -1,8 +1,12 @@
 // sluice-broker: the regional cloud broker. Thin main: flags, config, signals; the work is in
 // broker::Broker (cloud-broker/server/broker.h).
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
+#include <memory>
+#include <stdexcept>
 
+#include "cloud-broker/log/sync_journal_file_ops.h"
 #include "cloud-broker/server/broker.h"
 #include "cloud-broker/server/broker_options.h"
 #include "core/allocator_tuning.h"
@@ -51,6 +55,20 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
+
+  // Crash tests only: journal what every fsync made durable (sync_journal_file_ops.h).
+  std::unique_ptr<broker::SyncJournalFileOps> sync_journal;
+  if (const char* journal = std::getenv("SLUICE_TEST_SYNC_JOURNAL"); journal && *journal) {
+    try {
+      sync_journal = std::make_unique<broker::SyncJournalFileOps>(journal);
+    } catch (const std::runtime_error& e) {
+      std::cerr << "sluice-broker: " << e.what() << std::endl;
+      return 2;
+    }
+    options.file_ops = sync_journal.get();
+    LogWarn("broker", std::string("SLUICE_TEST_SYNC_JOURNAL: journaling every fsync to ") +
+                          journal + " (a crash-test seam; not for production)");
+  }
 
   InitHttpThreads(options.http_threads);
   Result<std::unique_ptr<broker::Broker>> b = broker::Broker::Start(options);

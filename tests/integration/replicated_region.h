@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -39,6 +41,8 @@ struct Node {
 class ReplicationTest : public ::testing::Test {
  protected:
   virtual int EtcdMembers() const { return 1; }
+  // More `--set key=value` for every broker.
+  virtual std::vector<std::string> ExtraSets() const { return {}; }
 
   void SetUp() override {
     etcd_ = EtcdCluster::Start(dir_, EtcdMembers());
@@ -64,17 +68,23 @@ class ReplicationTest : public ::testing::Test {
       if (attempt > 0) {
         n.port = testing::FreePort();
       }
+      std::vector<std::string> argv{
+          testing::BinPath("sluice-broker"), "--config",
+          testing::SourcePath("config/broker-eu-central-replicated.yaml"), "--set",
+          "replication.lease_ttl=2s", "--set", "replication.replica_lag_max=3s", "--set",
+          "replication.state_poll=100ms", "--set", "topics.default_partitions=2", "--set",
+          "replication.etcd_endpoints=[" + EtcdList() + "]"};
+      for (const std::string& set : ExtraSets()) {
+        argv.push_back("--set");
+        argv.push_back(set);
+      }
       n.proc = ChildProcess::Start(
-          {testing::BinPath("sluice-broker"), "--config",
-           testing::SourcePath("config/broker-eu-central-replicated.yaml"), "--set",
-           "replication.lease_ttl=2s", "--set", "replication.replica_lag_max=3s", "--set",
-           "replication.state_poll=100ms", "--set", "topics.default_partitions=2", "--set",
-           "replication.etcd_endpoints=[" + EtcdList() + "]"},
-          dir_.Sub(n.id + ".log"),
+          argv, dir_.Sub(n.id + ".log"),
           {{"SLUICE_BROKER_ID", n.id},
            {"SLUICE_BROKER_PORT", std::to_string(n.port)},
            {"SLUICE_DATA_DIR", n.data},
-           {"SLUICE_ETCD_URL", etcd_->endpoints()[0]}});
+           {"SLUICE_ETCD_URL", etcd_->endpoints()[0]},
+           {"SLUICE_TEST_SYNC_JOURNAL", SyncJournal(i)}});
       if (n.proc == nullptr) {
         return false;
       }
@@ -93,6 +103,42 @@ class ReplicationTest : public ::testing::Test {
     return false;
   }
 
+
+  // Where broker i journals what each of its fsyncs made durable (sync_journal_file_ops.h).
+  std::string SyncJournal(int i) const { return dir_.Sub(nodes_[i].id + ".syncs"); }
+
+  // What a power cut leaves of a SIGKILLed broker's topic-partition: every segment file (.log,
+  // .index, .timeindex) cut to the size its last fsync made durable (0 if never synced).
+  // Returns the bytes cut.
+  int64_t CutToLastSync(int i, const std::string& topic, int32_t p) {
+    std::map<std::string, int64_t> durable;
+    std::istringstream journal(testing::ReadFileOrEmpty(SyncJournal(i)));
+    for (std::string line; std::getline(journal, line);) {
+      const size_t sp = line.rfind(' ');
+      if (sp != std::string::npos) {
+        durable[line.substr(0, sp)] = std::stoll(line.substr(sp + 1));
+      }
+    }
+    int64_t cut = 0;
+    const std::string dir = nodes_[i].data + "/logs/" + topic + "-" + std::to_string(p);
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+      const std::string ext = e.path().extension().string();
+      if (ext != ".log" && ext != ".index" && ext != ".timeindex") {
+        continue;
+      }
+      const std::string path = std::filesystem::canonical(e.path(), ec).string();
+      const auto size = static_cast<int64_t>(std::filesystem::file_size(e.path(), ec));
+      auto mark = durable.find(path);
+      // min: a file recreated under a name synced before must not grow.
+      const int64_t keep = std::min(size, mark == durable.end() ? 0 : mark->second);
+      if (keep < size) {
+        std::filesystem::resize_file(e.path(), static_cast<uintmax_t>(keep), ec);
+        cut += size - keep;
+      }
+    }
+    return cut;
+  }
 
   std::string EtcdList() const {
     std::string list;
