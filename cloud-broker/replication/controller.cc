@@ -230,7 +230,7 @@ Controller::Round Controller::Reconcile(Term& term) {
   for (const VersionedPartitionState& p : PartitionStatesFromKvs(options_.region,
                                                                  snap->ranges[1])) {
     std::optional<PartitionState> next =
-        ReconcilePartition(p.state, live, epoch, options_.unclean_leader_election);
+        ReconcilePartition(p.state, live, epoch, options_.unclean_leader_election, registered);
     if (!next.has_value()) {
       continue;
     }

@@ -34,14 +34,23 @@ std::string FirstEligible(const PartitionState& s, const std::set<std::string>& 
 
 }  // namespace
 
-std::optional<PartitionState> ReconcilePartition(const PartitionState& current,
-                                                 const std::set<std::string>& live,
-                                                 int64_t controller_epoch,
-                                                 bool unclean_leader_election) {
+std::optional<PartitionState> ReconcilePartition(
+    const PartitionState& current, const std::set<std::string>& live, int64_t controller_epoch,
+    bool unclean_leader_election, const std::map<std::string, int64_t>& incarnations) {
   PartitionState next = current;
-  if (!current.leader.empty() && IsLive(live, current.leader)) {
+  auto incarnation_of = [&](const std::string& id) -> int64_t {
+    auto it = incarnations.find(id);
+    return it == incarnations.end() ? 0 : it->second;
+  };
+  const int64_t leader_now = current.leader.empty() ? 0 : incarnation_of(current.leader);
+  const bool leader_restarted = current.leader_incarnation != 0 && leader_now != 0 &&
+                                leader_now != current.leader_incarnation;
+  if (!current.leader.empty() && IsLive(live, current.leader) && !leader_restarted) {
     // Only followers may have failed: shrink the ISR (the leader stays in it).
     next.isr = LiveOnly(current.isr, live);
+    if (current.leader_incarnation == 0 && leader_now != 0) {
+      next.leader_incarnation = leader_now;  // record it (a state from before the field)
+    }
   } else {
     std::string leader = FirstEligible(current, live, false);
     if (!leader.empty()) {
@@ -56,11 +65,14 @@ std::optional<PartitionState> ReconcilePartition(const PartitionState& current,
       next.leader = "";
       next.isr = {current.leader};
     }
-    if (next.leader != current.leader) {
+    if (next.leader != current.leader || leader_restarted) {
       next.leader_epoch = current.leader_epoch + 1;
+      next.leader_incarnation = next.leader.empty() ? 0 : incarnation_of(next.leader);
     }
   }
-  if (next.leader == current.leader && next.isr == current.isr) {
+  if (next.leader == current.leader && next.isr == current.isr &&
+      next.leader_epoch == current.leader_epoch &&
+      next.leader_incarnation == current.leader_incarnation) {
     return std::nullopt;
   }
   next.version = current.version + 1;

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -25,9 +26,13 @@
 
 namespace sluice::broker {
 
-std::optional<PartitionState> ReconcilePartition(const PartitionState& current,
-                                                 const std::set<std::string>& live,
-                                                 int64_t controller_epoch,
-                                                 bool unclean_leader_election = false);
+// `incarnations`: every registered broker's incarnation. A leader registered under another
+// incarnation than the state recorded restarted since it was elected: a leader is elected anew
+// (it may be the same broker) with the epoch + 1, so one incarnation leads each epoch. The
+// elected leader's incarnation is recorded (also for a live leader whose state has none yet).
+std::optional<PartitionState> ReconcilePartition(
+    const PartitionState& current, const std::set<std::string>& live, int64_t controller_epoch,
+    bool unclean_leader_election = false,
+    const std::map<std::string, int64_t>& incarnations = {});
 
 }  // namespace sluice::broker

@@ -46,7 +46,7 @@ bool PartitionState::IsReplica(const std::string& id) const { return Contains(re
 
 bool PartitionState::operator==(const PartitionState& o) const {
   return replicas == o.replicas && leader == o.leader && leader_epoch == o.leader_epoch &&
-         isr == o.isr && controller_epoch == o.controller_epoch && version == o.version;
+         leader_incarnation == o.leader_incarnation && isr == o.isr && controller_epoch == o.controller_epoch && version == o.version;
 }
 
 std::string RegionPrefix(const std::string& region) { return "/sluice/regions/" + region + "/"; }
@@ -95,6 +95,8 @@ std::string PartitionStateJson(const PartitionState& s) {
   w.String(s.leader.c_str(), static_cast<rapidjson::SizeType>(s.leader.size()));
   w.Key("leader_epoch");
   w.Int(s.leader_epoch);
+  w.Key("leader_incarnation");
+  w.Int64(s.leader_incarnation);
   WriteIds(w, "isr", s.isr);
   w.Key("controller_epoch");
   w.Int64(s.controller_epoch);
@@ -123,6 +125,12 @@ Result<PartitionState> ParsePartitionState(const std::string& json) {
   s.leader_epoch = d["leader_epoch"].GetInt();
   s.controller_epoch = d["controller_epoch"].GetInt64();
   s.version = d["version"].GetInt64();
+  if (d.HasMember("leader_incarnation")) {  // absent in states written before it existed
+    if (!d["leader_incarnation"].IsInt64()) {
+      return Status::Corruption("partition state: leader_incarnation is not an integer");
+    }
+    s.leader_incarnation = d["leader_incarnation"].GetInt64();
+  }
   if (s.replicas.empty()) {
     return Status::Corruption("partition state: no replicas");
   }

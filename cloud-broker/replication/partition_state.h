@@ -23,7 +23,11 @@ namespace sluice::broker {
 struct PartitionState {
   std::vector<std::string> replicas;  // assigned replicas, preferred leader first
   std::string leader;                 // broker id; empty: offline (no eligible replica)
-  int32_t leader_epoch = 0;           // +1 at every leader change
+  int32_t leader_epoch = 0;           // +1 at every leader change (and leader restart)
+  // The leader's incarnation (its registration's create revision) when it was elected; 0: not
+  // recorded. A leader registered under another incarnation restarted since: it must not lead
+  // this epoch again (its log may have lost an unsynced tail), so the controller elects anew.
+  int64_t leader_incarnation = 0;
   std::vector<std::string> isr;       // in-sync replicas, leader included
   int64_t controller_epoch = 0;       // the controller that wrote it (its leader key revision)
   // Bumped at every change (leader or ISR), like Kafka's partition epoch / zkVersion: an ISR

@@ -208,7 +208,13 @@ Status ReplicaManager::Apply(const std::map<std::string, TopicAssignment>& topic
       Replica& r = *existing;
       r.state = state;
       r.mod_revision = kv.mod_revision;
-      if (state.leader == options_.broker_id && state.leader_epoch >= r.min_leader_epoch) {
+      const int64_t self = incarnation_.load();
+      // Elected as another incarnation of this broker (before a restart): not ours to lead;
+      // the controller elects anew (leader_election.h). Until then, no role.
+      const bool elected_as_us = state.leader_incarnation == 0 || self == 0 ||
+                                 state.leader_incarnation == self;
+      if (state.leader == options_.broker_id && state.leader_epoch >= r.min_leader_epoch &&
+          elected_as_us) {
         if (r.role != ReplicaRole::kLeader || r.epoch != state.leader_epoch) {
           BecomeLeader(r);
           new_leaders.emplace_back(topic, p, r.epoch);

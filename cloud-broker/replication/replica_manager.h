@@ -102,6 +102,10 @@ class ReplicaManager : public PartitionLeadership {
   Status SyncOnce();
   // The registration's lease is gone: step down everywhere until the next successful read.
   void OnRegistrationLost();
+  // This broker's incarnation (its registration's create revision), set at every
+  // registration: a partition state whose leader is this broker under another incarnation is
+  // not led (the broker restarted since it was elected).
+  void SetIncarnation(int64_t incarnation) { incarnation_.store(incarnation); }
 
   // --- produce ---
   // The epoch to stamp, if this broker leads topic-partition and the in-sync set has at least
@@ -227,6 +231,7 @@ class ReplicaManager : public PartitionLeadership {
   std::vector<std::unique_ptr<ReplicaFetcher>> retiring_;
   std::function<void()> data_listener_;
   std::atomic<uint64_t> roles_generation_{0};
+  std::atomic<int64_t> incarnation_{0};
   std::atomic<uint64_t> isr_shrinks_{0};
   std::atomic<uint64_t> isr_expands_{0};
   Counter* isr_shrinks_metric_ = nullptr;

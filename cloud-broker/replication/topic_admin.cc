@@ -58,6 +58,11 @@ Result<TopicAssignment> CreateTopic(EtcdClient& etcd, const std::string& region,
     PartitionState s;
     s.replicas = (*placed)[static_cast<size_t>(p)];
     s.leader = s.replicas.front();
+    for (const BrokerInfo& b : *brokers) {
+      if (b.id == s.leader) {
+        s.leader_incarnation = b.incarnation;
+      }
+    }
     s.isr = s.replicas;
     ops.push_back(EtcdOp::Put(PartitionKey(region, name, p), PartitionStateJson(s)));
   }

@@ -47,7 +47,8 @@ Status Broker::StartReplication() {
       c->SetLease(0);
     }
   };
-  ro.on_registered = [controller, this](const BrokerInfo&) {
+  ro.on_registered = [controller, replicas, this](const BrokerInfo& self) {
+    replicas->SetIncarnation(self.incarnation);
     if (Controller* c = controller->load()) {
       c->SetLease(registration_->lease());  // a re-registration: campaign with the new lease
     }
@@ -60,6 +61,7 @@ Status Broker::StartReplication() {
                                            reg.status().message());
   }
   registration_ = std::move(reg).value();
+  replicas_->SetIncarnation(registration_->self().incarnation);
   ControllerOptions co;
   co.region = options_.region.value();
   co.broker_id = options_.broker_id;

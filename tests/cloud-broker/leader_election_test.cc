@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 namespace sluice::broker {
 namespace {
 
@@ -25,6 +27,30 @@ TEST(LeaderElectionTest, NothingChangesWhileEveryReplicaIsLive) {
   // A follower out of the ISR that is dead changes nothing either.
   EXPECT_FALSE(ReconcilePartition(State({"a", "b", "c"}, "a", 3, {"a", "b"}), {"a", "b"}, 9)
                    .has_value());
+}
+
+// A leader that restarted (registered under another incarnation than it was elected as) while
+// no controller saw it gone (the controller itself moved meanwhile: found by the replication
+// checker, where the restarted leader, its log cut back to its last fsync, led epoch 3 again).
+// It must not lead that epoch again: a new election, possibly of the same broker, epoch + 1.
+TEST(LeaderElectionTest, ARestartedLeaderIsElectedAnewWithTheNextEpoch) {
+  PartitionState s = State({"a", "b", "c"}, "a", 3, {"a", "b", "c"});
+  s.leader_incarnation = 100;
+  const std::map<std::string, int64_t> registered{{"a", 250}, {"b", 120}, {"c", 130}};
+  auto next = ReconcilePartition(s, {"a", "b", "c"}, 9, false, registered);
+  ASSERT_TRUE(next.has_value()) << "the restart went unnoticed: the same epoch, another leader";
+  EXPECT_EQ(next->leader, "a");  // first eligible in replica order: itself, in a new epoch
+  EXPECT_EQ(next->leader_epoch, 4);
+  EXPECT_EQ(next->leader_incarnation, 250);
+  // Elected as the current incarnation: nothing more to do.
+  EXPECT_FALSE(ReconcilePartition(*next, {"a", "b", "c"}, 9, false, registered).has_value());
+  // A state from before incarnations were recorded gets the live leader's, same epoch.
+  PartitionState old = State({"a", "b", "c"}, "b", 5, {"a", "b", "c"});
+  auto recorded = ReconcilePartition(old, {"a", "b", "c"}, 9, false, registered);
+  ASSERT_TRUE(recorded.has_value());
+  EXPECT_EQ(recorded->leader, "b");
+  EXPECT_EQ(recorded->leader_epoch, 5);
+  EXPECT_EQ(recorded->leader_incarnation, 120);
 }
 
 // Fails if the new leader is not taken from the ISR in replica order, or if the epoch, version
