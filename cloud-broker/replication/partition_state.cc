@@ -156,6 +156,11 @@ std::string TopicAssignmentJson(const TopicAssignment& t) {
   w.Int(t.partitions);
   w.Key("replication_factor");
   w.Int(t.replication_factor);
+  TopicConfig with_partitions = t.config;
+  with_partitions.partitions = t.partitions;
+  const std::string config = TopicConfigJson(t.name, with_partitions);
+  w.Key("config");
+  w.String(config.c_str(), static_cast<rapidjson::SizeType>(config.size()));
   w.EndObject();
   return std::string(sb.GetString(), sb.GetSize());
 }
@@ -176,6 +181,20 @@ Result<TopicAssignment> ParseTopicAssignment(const std::string& json) {
   if (t.partitions < 1 || t.replication_factor < 1) {
     return Status::Corruption("topic assignment: partitions and replication_factor must be >= 1");
   }
+  if (d.HasMember("config")) {  // absent in assignments written before overrides travelled
+    if (!d["config"].IsString()) {
+      return Status::Corruption("topic assignment: config is not a string");
+    }
+    std::string name;
+    std::string field;
+    Result<TopicConfig> config = ParseTopicConfigJson(
+        std::string(d["config"].GetString(), d["config"].GetStringLength()), &name, &field);
+    if (!config.ok()) {
+      return Status::Corruption("topic assignment: config: " + config.status().message());
+    }
+    t.config = *config;
+  }
+  t.config.partitions = t.partitions;
   return t;
 }
 

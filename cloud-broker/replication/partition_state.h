@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cloud-broker/log/topic_config.h"
 #include "core/status.h"
 
 namespace sluice::broker {
@@ -57,6 +58,9 @@ struct TopicAssignment {
   std::string name;
   int32_t partitions = 0;
   int32_t replication_factor = 0;
+  // Per-topic log overrides (retention, flush), applied by every replica to its local log, so
+  // all replicas keep and sync the same. Stored as TopicConfigJson in "config".
+  TopicConfig config;
 };
 std::string TopicAssignmentJson(const TopicAssignment& t);
 Result<TopicAssignment> ParseTopicAssignment(const std::string& json);

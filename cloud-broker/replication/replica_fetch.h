@@ -36,8 +36,8 @@ struct ReplicaFetchPartition {
 
 struct ReplicaFetchRequest {
   std::string replica_id;      // the follower broker
-  int64_t incarnation = 0;     // its registration's create revision (not checked by leaders
-                               // yet: KIP-380's broker epoch would refuse a stale process)
+  int64_t incarnation = 0;     // its registration's create revision: a leader refuses
+                               // (stale_broker_epoch) one that is not the registered one now
   int64_t max_bytes = 1 << 20;  // per response, at least one batch of the first partition
   int64_t wait_ms = 0;          // long-poll when nothing is new (bounded by kMaxReplicaFetchWaitMs)
   std::vector<ReplicaFetchPartition> partitions;

@@ -143,6 +143,7 @@ bool ReplicaFetcher::Round() {
   }
   ReplicaFetchRequest req;
   req.replica_id = options_.broker_id;
+  req.incarnation = manager_.incarnation();
   req.max_bytes = options_.fetch_max_bytes;
   req.wait_ms = options_.fetch_wait_ms;
   bool all_ok = true;

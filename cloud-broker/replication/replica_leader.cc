@@ -41,6 +41,12 @@ ReplicaFetchResponse ReplicaManager::Fetch(const ReplicaFetchRequest& request, b
       } else if (!r->state.IsReplica(request.replica_id) ||
                  request.replica_id == options_.broker_id) {
         pr.error = "not_replica";
+      } else if (auto reg = broker_incarnations_.find(request.replica_id);
+                 reg != broker_incarnations_.end() && request.incarnation != reg->second) {
+        // KIP-380: a process of another incarnation of this broker (a paused one resumed after
+        // a restart, say) must not count as the follower's progress: its log is not the one
+        // registered now.
+        pr.error = "stale_broker_epoch";
       } else if (fp.fetch_offset > r->log->log_end_offset() ||
                  fp.fetch_offset < r->log->start_offset()) {
         pr.error = "offset_out_of_range";

@@ -147,8 +147,14 @@ Status ReplicaManager::SyncOnce() {
     }
   }
   std::map<std::string, std::string> urls;
+  std::map<std::string, int64_t> incarnations;
   for (const BrokerInfo& b : *brokers) {
     urls[b.id] = b.url;
+    incarnations[b.id] = b.incarnation;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    broker_incarnations_ = std::move(incarnations);
   }
   return Apply(topics, states, urls);
 }
@@ -185,7 +191,8 @@ Status ReplicaManager::Apply(const std::map<std::string, TopicAssignment>& topic
         }
         Topic* local = store_.Find(TopicName(topic));
         if (local == nullptr) {
-          Result<Topic*> created = store_.Create(TopicName(topic), t->second.partitions);
+          // With the region's overrides for it: every replica keeps and syncs alike.
+          Result<Topic*> created = store_.Create(TopicName(topic), t->second.config);
           if (!created.ok()) {
             LogError(kComponent, "cannot create local log of topic " + topic + ": " +
                                      created.status().ToString());

@@ -106,6 +106,7 @@ class ReplicaManager : public PartitionLeadership {
   // registration: a partition state whose leader is this broker under another incarnation is
   // not led (the broker restarted since it was elected).
   void SetIncarnation(int64_t incarnation) { incarnation_.store(incarnation); }
+  int64_t incarnation() const { return incarnation_.load(); }
 
   // --- produce ---
   // The epoch to stamp, if this broker leads topic-partition and the in-sync set has at least
@@ -222,6 +223,7 @@ class ReplicaManager : public PartitionLeadership {
   std::condition_variable hw_cv_;  // high watermarks or roles changed
   std::map<std::pair<std::string, int32_t>, Replica> replicas_;
   std::map<std::string, std::string> broker_urls_;
+  std::map<std::string, int64_t> broker_incarnations_;  // registered now (KIP-380 check)
   std::map<std::string, TopicAssignment> topics_;
   std::map<std::pair<std::string, int32_t>, PartitionState> all_states_;
   std::mutex fetchers_mu_;  // not mu_: stopping a fetcher joins a thread that takes mu_

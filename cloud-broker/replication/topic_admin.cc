@@ -28,7 +28,7 @@ int32_t DefaultReplicationFactor(size_t live_brokers) {
 
 Result<TopicAssignment> CreateTopic(EtcdClient& etcd, const std::string& region,
                                     const std::string& name, int32_t partitions,
-                                    int32_t replication_factor) {
+                                    int32_t replication_factor, const TopicConfig& config) {
   if (name.empty() || name.find('/') != std::string::npos) {
     return Status::InvalidArgument("topic name '" + name + "' is empty or holds a '/'");
   }
@@ -51,7 +51,8 @@ Result<TopicAssignment> CreateTopic(EtcdClient& etcd, const std::string& region,
   if (!placed.ok()) {
     return placed.status();
   }
-  TopicAssignment topic{name, partitions, replication_factor};
+  TopicAssignment topic{name, partitions, replication_factor, config};
+  topic.config.partitions = partitions;
   const std::string topic_key = TopicKey(region, name);
   std::vector<EtcdOp> ops{EtcdOp::Put(topic_key, TopicAssignmentJson(topic))};
   for (int32_t p = 0; p < partitions; ++p) {

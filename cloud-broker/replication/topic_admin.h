@@ -28,8 +28,10 @@ int32_t DefaultReplicationFactor(size_t live_brokers);
 // or above the live brokers),
 // kFailedPrecondition (the topic exists), kUnavailable (etcd unreachable: retry).
 // On success returns the assignment written.
+// `config`: the topic's log overrides (retention, flush; its partitions are `partitions`), kept
+// in the topic key for every replica to apply.
 Result<TopicAssignment> CreateTopic(EtcdClient& etcd, const std::string& region,
                                     const std::string& name, int32_t partitions,
-                                    int32_t replication_factor);
+                                    int32_t replication_factor, const TopicConfig& config = {});
 
 }  // namespace sluice::broker

@@ -144,15 +144,15 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
         std::min(options.default_partitions, kMaxPartitionsPerTopic);
     svc.create_replicated_topic = [etcd_client, region, factor, default_partitions](
                                       const std::string& topic,
-                                      int32_t partitions) -> Result<int32_t> {
+                                      const TopicConfig& config) -> Result<int32_t> {
       Result<std::vector<BrokerInfo>> live = ListBrokers(*etcd_client, region);
       if (!live.ok()) {
         return live.status();
       }
       const int32_t rf = std::min<int32_t>(factor, static_cast<int32_t>(live->size()));
-      Result<TopicAssignment> t = CreateTopic(*etcd_client, region, topic,
-                                              partitions > 0 ? partitions : default_partitions,
-                                              rf);
+      Result<TopicAssignment> t = CreateTopic(
+          *etcd_client, region, topic,
+          config.partitions > 0 ? config.partitions : default_partitions, rf, config);
       if (!t.ok()) {
         return t.status();
       }
@@ -161,7 +161,7 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
     if (options.auto_create_topics) {
       auto create = svc.create_replicated_topic;
       svc.auto_create_replicated_topic = [create](const std::string& topic) -> Status {
-        Result<int32_t> n = create(topic, 0);
+        Result<int32_t> n = create(topic, TopicConfig{});
         return n.ok() ? Status::Ok() : n.status();
       };
     }

@@ -47,8 +47,9 @@ struct ServiceOptions {
   ReplicaManager* replication = nullptr;
   // Replicated region: creates a topic in the region's etcd (the controller's placement);
   // POST /v1/topics and auto-creation by produce go through it instead of the local store.
-  // partitions 0: topics.default_partitions. Returns the partition count created.
-  std::function<Result<int32_t>(const std::string& topic, int32_t partitions)>
+  // config.partitions 0: topics.default_partitions; its retention/flush overrides travel with
+  // the topic to every replica. Returns the partition count created.
+  std::function<Result<int32_t>(const std::string& topic, const TopicConfig& config)>
       create_replicated_topic;
   // ... and by produce to an unknown topic (topics.auto_create), with the default partitions.
   std::function<Status(const std::string& topic)> auto_create_replicated_topic;

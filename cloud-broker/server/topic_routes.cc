@@ -127,16 +127,8 @@ HttpResponse BrokerService::CreateTopic(const HttpRequest& req) {
 
 HttpResponse BrokerService::CreateReplicatedTopic(const std::string& name,
                                                   const TopicConfig& config) {
-  if (config.retention_ms || config.retention_bytes || config.flush || config.flush_ms ||
-      config.flush_bytes) {
-    // Every replica must apply the same overrides; until they travel with the topic in etcd,
-    // a replicated region takes the broker-wide log.* settings only.
-    return HttpResponse::Error(400, "invalid_parameter",
-                               "per-topic retention and flush overrides are not supported in a "
-                               "replicated region yet; set log.* on every broker",
-                               "retention_ms");
-  }
-  Result<int32_t> created = options_.create_replicated_topic(name, config.partitions);
+  // The overrides travel with the topic in etcd: every replica applies the same.
+  Result<int32_t> created = options_.create_replicated_topic(name, config);
   if (!created.ok()) {
     const Status& st = created.status();
     switch (st.code()) {

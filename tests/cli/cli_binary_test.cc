@@ -177,9 +177,9 @@ TEST(CliBinaryTest, UnreachableBrokerExitsOne) {
   TempDir dir;
   const std::string url = "http://127.0.0.1:" + std::to_string(sluice::testing::FreePort());
   std::string out;
-  EXPECT_EQ(RunSluice(dir, {"query", "--broker", url}, &out), 1);
+  EXPECT_EQ(RunSluice(dir, {"query", "--broker", url}, &out), 1) << out;
   EXPECT_NE(out.find("sluice: cannot reach " + url + ": "), std::string::npos) << out;
-  EXPECT_EQ(RunSluice(dir, {"topics", "--broker", url}, &out), 1);
+  EXPECT_EQ(RunSluice(dir, {"topics", "--broker", url}, &out), 1) << out;
   EXPECT_NE(out.find("sluice: cannot reach " + url), std::string::npos) << out;
 }
 

@@ -80,6 +80,17 @@ TEST(PartitionStateTest, TopicAssignmentRoundTrips) {
   EXPECT_EQ(back->name, "sensors");
   EXPECT_EQ(back->partitions, 4);
   EXPECT_EQ(back->replication_factor, 3);
+  EXPECT_FALSE(back->config.retention_ms.has_value());
+  // Overrides travel with it; an assignment written before they did still parses.
+  t.config.retention_ms = 3600000;
+  t.config.flush = FlushPolicy::kInterval;
+  back = ParseTopicAssignment(TopicAssignmentJson(t));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->config.retention_ms, 3600000);
+  EXPECT_EQ(back->config.flush, FlushPolicy::kInterval);
+  EXPECT_EQ(back->config.partitions, 4);
+  EXPECT_TRUE(
+      ParseTopicAssignment("{\"name\":\"x\",\"partitions\":1,\"replication_factor\":1}").ok());
   EXPECT_FALSE(ParseTopicAssignment("{\"name\":\"x\",\"partitions\":0,\"replication_factor\":1}")
                    .ok());
 }

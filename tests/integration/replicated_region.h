@@ -196,6 +196,18 @@ class ReplicationTest : public ::testing::Test {
   // Creates topic "sensors" with one partition and waits until it has a leader with all three
   // replicas in sync.
   void CreateTopicAndWaitForLeader(Leader* leader) {
+    // Every broker registered first: a topic takes min(factor, registered) replicas (on a
+    // loaded machine a broker's registration may trail its /healthz).
+    std::string metadata;
+    ASSERT_TRUE(WaitFor([&] {
+      if (testing::HttpGet(nodes_[0].port, "/v1/metadata", &metadata, 2000) != 200) {
+        return false;
+      }
+      rapidjson::Document d;
+      d.Parse(metadata.c_str());
+      return !d.HasParseError() && d.HasMember("brokers") && d["brokers"].IsArray() &&
+             d["brokers"].Size() == static_cast<rapidjson::SizeType>(kBrokers);
+    }, 30000, 50)) << "not every broker is registered: " << metadata;
     HttpClient admin(nodes_[0].url());
     auto created = admin.Send("POST", "/v1/topics", "{\"name\":\"sensors\",\"partitions\":1}");
     ASSERT_TRUE(created.ok());
