@@ -223,6 +223,11 @@ HttpResponse BrokerService::ListTopics(const std::string& principal) {
   return HttpResponse::Json(200, Done(sb));
 }
 
+bool BrokerService::NotYetCommitted(const PartitionLog& log, int64_t offset) const {
+  return options_.replication != nullptr && offset > log.end_offset() &&
+         offset <= log.log_end_offset();
+}
+
 HttpResponse BrokerService::Fetch(const std::string& topic, const std::string& partition,
                                   const HttpRequest& req) {
   const Topic* t = store_.Find(TopicName(topic));
@@ -257,6 +262,13 @@ HttpResponse BrokerService::Fetch(const std::string& topic, const std::string& p
   Result<LogReadResult> res =
       log->Read(offset, static_cast<size_t>(max_records), static_cast<size_t>(max_bytes));
   if (!res.ok()) {
+    if (res.status().code() == StatusCode::kInvalidArgument && NotYetCommitted(*log, offset)) {
+      // Held here but not known replicated yet (this replica's high watermark lags): nothing
+      // to read yet, which is not out of range (Kafka's retriable OFFSET_NOT_AVAILABLE).
+      return HttpResponse::Json(200, "{\"records\":[],\"next_offset\":" +
+                                         std::to_string(offset) + ",\"end_offset\":" +
+                                         std::to_string(log->end_offset()) + "}");
+    }
     if (res.status().code() == StatusCode::kInvalidArgument) {
       return OffsetOutOfRange(*log, offset);  // storage: with the valid range
     }

@@ -115,6 +115,10 @@ class BrokerService {
   // Authenticates and authorizes `request` (server/access.cc), setting request.principal;
   // false after answering 401 or 403.
   bool Admit(HttpRequest& request, const HttpResponder& respond);
+  // Replicated region: `offset` lies past the high watermark but within what this replica
+  // holds (a follower behind the leader's high watermark, a leader waiting for its followers):
+  // a fetch there gets an empty page (or parks), not 416.
+  bool NotYetCommitted(const PartitionLog& log, int64_t offset) const;
   HttpResponse Fetch(const std::string& topic, const std::string& partition,
                      const HttpRequest& request);
   // --- queries (query_routes.cc) ---

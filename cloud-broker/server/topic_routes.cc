@@ -257,7 +257,7 @@ bool BrokerService::MaybeParkFetch(const HttpRequest& req, const HttpResponder& 
   if (off != req.query.end() && !ParseInt(off->second, &offset)) {
     return false;  // Fetch answers the 400
   }
-  if (offset != log->end_offset()) {
+  if (offset != log->end_offset() && !NotYetCommitted(*log, offset)) {
     return false;  // records (or a 416) to answer now
   }
   auto shared = std::make_shared<HttpRequest>(req);

@@ -164,6 +164,38 @@ TEST_F(ReplicationTest, AFetchFromAStaleIncarnationIsRefused) {
   ASSERT_NO_FATAL_FAILURE(ExpectReplicasHoldExactly(10));
 }
 
+// A consumer may read from any replica, whose high watermark may lag what it holds (a leader
+// waiting for a follower, a follower behind the leader). A fetch there is "nothing yet" (200,
+// no records), not 416 "out of range", which makes consumers reset their position.
+TEST_F(ReplicationTest, AFetchPastALaggingHighWatermarkIsEmptyNotOutOfRange) {
+  Leader leader;
+  ASSERT_NO_FATAL_FAILURE(CreateTopicAndWaitForLeader(&leader));
+  const int li = IndexOf(leader.id);
+  HttpClient to_leader(nodes_[li].url());
+  std::string last;
+  ASSERT_TRUE(ProduceOk(to_leader, Batch(0, 5), &last)) << last;
+  const int fi = IndexOf(leader.isr[0] == leader.id ? leader.isr[1] : leader.isr[0]);
+  ASSERT_EQ(::kill(nodes_[fi].proc->pid(), SIGSTOP), 0);  // in sync, but fetches nothing now
+  auto stored = to_leader.Send("POST", "/v1/topics/sensors/records?acks=1", Batch(5, 5),
+                               "application/vnd.kafka.record-batch.v2");
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->status, 200) << stored->body;
+  // The leader holds offsets 5..9; its high watermark waits for the paused follower.
+  std::string body;
+  const int status = testing::HttpGet(nodes_[li].port,
+                                      "/v1/topics/sensors/partitions/0/records?offset=8", &body,
+                                      5000);
+  ASSERT_EQ(::kill(nodes_[fi].proc->pid(), SIGCONT), 0);
+  EXPECT_EQ(status, 200) << body;
+  // Long-polling there answers once the records are replicated.
+  ASSERT_TRUE(WaitFor([&] {
+    return testing::HttpGet(nodes_[li].port,
+                            "/v1/topics/sensors/partitions/0/records?offset=8&wait_ms=2000",
+                            &body, 5000) == 200 &&
+           body.find("\"seq\":8") != std::string::npos;
+  }, 30000, 100)) << body;
+}
+
 TEST_F(ReplicationTest, APausedLeaderResumesAsAZombieAndAcknowledgesNothing) {
   const std::string topic = "sensors";
   Leader leader;
