@@ -249,15 +249,17 @@ class ReplicationTest : public ::testing::Test {
   }
 
   // One batch of `n` records of producer kProducer with gateway_seq first..first+n-1, all with
-  // the same key so they land in one partition.
-  static std::string Batch(int64_t first, int n) {
+  // the same key so they land in one partition. attempt >= 0 goes into each payload as "try",
+  // so a resent batch differs from the first send in its values (not in its sequences).
+  static std::string Batch(int64_t first, int n, int attempt = -1) {
     RecordBatch b;
     b.producer_id = kProducer;
     for (int i = 0; i < n; ++i) {
       Record r;
       r.timestamp_ms = 1'700'000'000'000 + first + i;
       r.key = "dev-1";
-      r.value = "{\"seq\":" + std::to_string(first + i) + "}";
+      r.value = "{\"seq\":" + std::to_string(first + i) +
+                (attempt >= 0 ? ",\"try\":" + std::to_string(attempt) : std::string()) + "}";
       r.headers = {{kHeaderCountry, "DE"}, {kHeaderGatewaySeq, std::to_string(first + i)}};
       b.records.push_back(std::move(r));
     }
