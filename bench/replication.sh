@@ -4,6 +4,8 @@
 # broker alone (factor 1, the same flush policy) in the same run, on this machine (all replicas
 # share its disk and cores), plus the machine's fsync rate for scale.
 # Usage: bench/replication.sh BIN_DIR [SECONDS] [THREADS]
+# SLUICE_BENCH_PROFILE=DIR: also profile the three-broker run system-wide (perf record -a -g;
+# DIR/replicated.perf.data) and print where the CPU went, by process and by kernel/user.
 set -euo pipefail
 BIN=$1
 SECS=${2:-5}
@@ -84,7 +86,19 @@ echo "machine: 230 KB append + fdatasync (one 1,000-record batch), one writer: $
 echo "-- one broker, factor 1 (log.flush always)"
 "$BIN/sluice-bench-replication" "http://127.0.0.1:$SP" --seconds "$SECS" --threads "$THREADS"
 echo "-- three brokers, factor 3, acks=all, min_insync_replicas 2 (log.flush always on each)"
-"$BIN/sluice-bench-replication" "${URLS[0]}" --seconds "$SECS" --threads "$THREADS"
+if [[ -n "${SLUICE_BENCH_PROFILE:-}" ]]; then
+  mkdir -p "$SLUICE_BENCH_PROFILE"
+  PERF="$SLUICE_BENCH_PROFILE/replicated.perf.data"
+  perf record -q -a -g -o "$PERF" -- \
+    "$BIN/sluice-bench-replication" "${URLS[0]}" --seconds "$SECS" --threads "$THREADS"
+  echo "profile (all CPUs during the three-broker run), by process:"
+  perf report -i "$PERF" --no-children --sort comm --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -8
+  echo "by privilege (k: kernel, .: user):"
+  perf report -i "$PERF" --no-children --sort comm,dso --stdio 2>/dev/null | grep -E '^ +[0-9]' |
+    head -12
+else
+  "$BIN/sluice-bench-replication" "${URLS[0]}" --seconds "$SECS" --threads "$THREADS"
+fi
 
 # Failover (default settings: replication.lease_ttl 3s, state_poll 200ms): SIGKILL the leader of
 # a one-partition topic, time until a produce (acks=all) is acknowledged by the new leader; restart the killed
