@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "cloud-broker/auth/producer_owners.h"
 #include "cloud-broker/produce/append_pool.h"
@@ -74,7 +75,8 @@ ProduceOutcome ProduceService::Produce(const ProduceRequest& request) {
   return out;
 }
 
-ProduceOutcome ProduceService::ProduceBatch(const ProduceRequest& request, int64_t* producer_id) {
+std::optional<ProduceOutcome> ProduceService::CheckBatch(const ProduceRequest& request,
+                                                         RecordBatch* decoded) const {
   const std::string& topic = request.topic;
   Status name_ok = TopicStore::ValidateTopicName(topic);
   if (!name_ok.ok()) {
@@ -87,8 +89,7 @@ ProduceOutcome ProduceService::ProduceBatch(const ProduceRequest& request, int64
   if (!batch.ok()) {
     return Refused(DecodeRefusal(batch.status(), violation), 0);
   }
-  std::vector<Record>& records = batch->records;  // moved into per-partition batches below
-  *producer_id = batch->producer_id;
+  const std::vector<Record>& records = batch->records;
   if (request.after_seq >= 0 && batch->producer_id < 0) {
     return Refused(ProduceErrc::kInvalidHeader,
                    "naming the batch this one follows (after_seq) needs an idempotent producer "
@@ -117,7 +118,12 @@ ProduceOutcome ProduceService::ProduceBatch(const ProduceRequest& request, int64
       return out;
     }
   }
+  *decoded = std::move(batch).value();
+  return std::nullopt;
+}
 
+std::optional<ProduceOutcome> ProduceService::TopicOf(const std::string& topic, size_t records,
+                                                      Topic** out) {
   bool created = false;
   Result<Topic*> t = store_.GetOrCreate(TopicName(topic), &created);
   if (!t.ok()) {
@@ -126,22 +132,66 @@ ProduceOutcome ProduceService::ProduceBatch(const ProduceRequest& request, int64
       if (!asked.ok() && asked.code() != StatusCode::kFailedPrecondition) {  // not "exists"
         LogError(kComponent, "cannot create topic " + topic + " in the region: " +
                                  asked.ToString());
-        return Refused(ProduceErrc::kStorageUnavailable, asked.message(), records.size());
+        return Refused(ProduceErrc::kStorageUnavailable, asked.message(), records);
       }
       return Refused(ProduceErrc::kNotLeader,
                      "topic " + topic + " is being created in the region and has no leader "
                      "here yet; retry",
-                     records.size(), "topic");
+                     records, "topic");
     }
     if (t.status().code() == StatusCode::kNotFound) {
-      return Refused(ProduceErrc::kUnknownTopic, t.status().message(), records.size(), "topic");
+      return Refused(ProduceErrc::kUnknownTopic, t.status().message(), records, "topic");
     }
     LogError(kComponent, "cannot create topic " + topic + ": " + t.status().ToString());
-    return Refused(ProduceErrc::kStorageUnavailable, t.status().message(), records.size());
+    return Refused(ProduceErrc::kStorageUnavailable, t.status().message(), records);
   }
-  Topic* tp = *t;
   if (created && options_.on_topic_created) {
-    options_.on_topic_created(*tp);
+    options_.on_topic_created(**t);
+  }
+  *out = *t;
+  return std::nullopt;
+}
+
+ProduceOutcome ProduceService::Check(const ProduceRequest& request) {
+  RecordBatch batch;
+  if (std::optional<ProduceOutcome> refused = CheckBatch(request, &batch)) {
+    return *refused;
+  }
+  const size_t n = batch.records.size();
+  Topic* tp = nullptr;  // created as Produce would (topics.auto_create)
+  if (std::optional<ProduceOutcome> refused = TopicOf(request.topic, n, &tp)) {
+    return *refused;
+  }
+  if (options_.leadership != nullptr) {
+    std::set<int32_t> partitions;
+    for (const Record& r : batch.records) {
+      partitions.insert(PartitionForKey(*r.key, tp->partition_count()));
+    }
+    for (int32_t p : partitions) {
+      Result<int32_t> epoch = options_.leadership->CheckLeader(request.topic, p, false);
+      if (!epoch.ok()) {
+        return Refused(ProduceErrc::kNotLeader, epoch.status().message(), n);
+      }
+    }
+  }
+  ProduceOutcome ok;
+  ok.result.records = n;
+  return ok;
+}
+
+ProduceOutcome ProduceService::ProduceBatch(const ProduceRequest& request, int64_t* producer_id) {
+  const std::string& topic = request.topic;
+  RecordBatch decoded;
+  if (std::optional<ProduceOutcome> refused = CheckBatch(request, &decoded)) {
+    return *refused;
+  }
+  std::optional<RecordBatch> batch(std::move(decoded));
+  std::vector<Record>& records = batch->records;  // moved into per-partition batches below
+  *producer_id = batch->producer_id;
+
+  Topic* tp = nullptr;
+  if (std::optional<ProduceOutcome> refused = TopicOf(topic, records.size(), &tp)) {
+    return *refused;
   }
 
   // Records are moved, not copied: each holds a key, a value and several headers, and copying

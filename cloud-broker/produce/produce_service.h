@@ -24,6 +24,7 @@
 #include "cloud-broker/produce/produce_error.h"
 #include "cloud-broker/residency/residency_policy.h"
 #include "core/clock.h"
+#include "core/record_batch.h"
 
 namespace sluice::broker {
 
@@ -109,7 +110,20 @@ class ProduceService {
 
   ProduceOutcome Produce(const ProduceRequest& request);
 
+  // What Produce checks before it stores anything (the batch, every record, residency, the
+  // topic, and in a replicated region that this broker leads every partition the records go
+  // to), without storing: for acks=0, which answers once the request is checked and appends
+  // after. On success result.records is the record count and nothing else is set.
+  // The topic is created if Produce would create it.
+  ProduceOutcome Check(const ProduceRequest& request);
+
  private:
+  // The checks of a batch before its topic is looked at; nullopt and *decoded set if it passes.
+  std::optional<ProduceOutcome> CheckBatch(const ProduceRequest& request,
+                                           RecordBatch* decoded) const;
+  // The request's topic (created if the store or the region auto-creates it); a refusal
+  // otherwise (unknown topic, or not_leader while the region creates it).
+  std::optional<ProduceOutcome> TopicOf(const std::string& topic, size_t records, Topic** out);
   // After the producer id's owner check; sets *producer_id once the batch is decoded.
   ProduceOutcome ProduceBatch(const ProduceRequest& request, int64_t* producer_id);
 

@@ -95,6 +95,10 @@ class BrokerService {
   // Sluice-After-Seq header (empty: absent), see cloud-broker/producers/producer_table.h
   // "Pipelining".
   // acks: the `acks` query parameter ("all", the default, or "1").
+  // acks=0: checked now, answered 202, appended after the answer (server/produce.cc).
+  HttpResponse ProduceWithoutWaiting(ProduceRequest request);
+  // The HTTP answer to a produce outcome (metrics and refusal log included).
+  HttpResponse ProduceAnswer(const std::string& topic, const ProduceOutcome& out);
   HttpResponse Produce(const std::string& topic, const std::string& body,
                        const std::string& after_seq = "", const std::string& principal = "",
                        const std::string& acks = "");

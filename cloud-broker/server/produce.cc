@@ -2,9 +2,11 @@
 // reads the Sluice-After-Seq header, and maps the service's typed result to the answer
 // (docs/API.md, "Produce"): 200 with the offsets per partition, or the error's status and JSON.
 #include <charconv>
+#include <memory>
 
 #include "cloud-broker/produce/produce_service.h"
 #include "cloud-broker/server/broker_service.h"
+#include "cloud-broker/server/pipeline_pool.h"
 
 namespace sluice::broker {
 namespace {
@@ -88,12 +90,12 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
   }
   ProduceRequest request;
   request.topic = topic;
-  if (acks == "1") {
+  const bool fire_and_forget = acks == "0";
+  if (acks == "1" || fire_and_forget) {
     request.acks = Acks::kLeader;
   } else if (!acks.empty() && acks != "all" && acks != "-1") {
-    // acks=0 (no answer at all) has no meaning for a request that always gets one.
     return Refuse(HttpResponse::Error(400, "invalid_parameter",
-                                      "acks must be \"all\" (the default) or \"1\", got \"" +
+                                      "acks must be \"all\" (the default), \"1\" or \"0\", got \"" +
                                           acks.substr(0, 20) + "\"",
                                       "acks"),
                   topic, "invalid_parameter", 0);
@@ -114,7 +116,42 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
   }
   request.batch = body;
   request.principal = principal;
-  ProduceOutcome out = produce_.Produce(request);
+  if (fire_and_forget) {
+    return ProduceWithoutWaiting(std::move(request));
+  }
+  return ProduceAnswer(topic, produce_.Produce(request));
+}
+
+HttpResponse BrokerService::ProduceWithoutWaiting(ProduceRequest request) {
+  // acks=0 (Kafka's: the producer waits for nothing). Everything Produce checks before storing
+  // is checked now, so bad input still gets its precise error; the append runs after the
+  // answer, on the produce pool (or here when no pool thread is idle: back-pressure), and its
+  // outcome is counted and logged like any produce, but no one hears of it.
+  ProduceOutcome checked = produce_.Check(request);
+  if (!checked.ok()) {
+    return ProduceAnswer(request.topic, checked);
+  }
+  const size_t records = checked.result.records;
+  const std::string topic = request.topic;
+  auto shared = std::make_shared<ProduceRequest>(std::move(request));
+  auto append = [this, shared] { ProduceAnswer(shared->topic, produce_.Produce(*shared)); };
+  if (options_.pipeline_pool == nullptr || !options_.pipeline_pool->TrySubmit(append)) {
+    append();
+  }
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("topic");
+  WriteJsonString(w, topic);
+  w.Key("records");
+  w.Uint64(records);
+  w.Key("acks");
+  w.String("0");  // checked, not yet stored: nothing is promised
+  w.EndObject();
+  return HttpResponse::Json(202, std::string(sb.GetString(), sb.GetSize()));
+}
+
+HttpResponse BrokerService::ProduceAnswer(const std::string& topic, const ProduceOutcome& out) {
   if (out.ok()) {
     metrics_.ProduceRequest(200);
     return ProduceOk(topic, out.result);

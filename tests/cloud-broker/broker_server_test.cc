@@ -195,6 +195,29 @@ TEST_F(BrokerServerTest, ForeignCountryIs451WithIndexAndNothingStored) {
       << metrics;
 }
 
+// acks=0 (Kafka's fire-and-forget): answered 202 once checked, stored after the answer; bad
+// input still gets its precise error and stores nothing. Before: 400 "acks must be all or 1".
+TEST_F(BrokerServerTest, AcksZeroIsCheckedAnsweredThenStored) {
+  auto r = client_->Send("POST", "/v1/topics/readings/records?acks=0",
+                         EncodeRecords(Mixed(6), 11), kBatchType);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->status, 202) << r->body;
+  EXPECT_EQ(Json(*r)["records"].GetInt(), 6);
+  EXPECT_TRUE(sluice::testing::WaitFor([&] { return TotalEndOffsets() == 6; }, 10000))
+      << TotalEndOffsets();
+  std::vector<Record> foreign = Mixed(3);
+  foreign[1] = MakeRecord("dev-us", "US", 1, "{}");
+  auto refused = client_->Send("POST", "/v1/topics/readings/records?acks=0",
+                               EncodeRecords(foreign), kBatchType);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 451) << refused->body;
+  auto bad = client_->Send("POST", "/v1/topics/readings/records?acks=2",
+                           EncodeRecords(Mixed(1)), kBatchType);
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->status, 400) << bad->body;
+  EXPECT_EQ(TotalEndOffsets(), 6);
+}
+
 TEST_F(BrokerServerTest, InvalidRecordsAre400WithIndexAndField) {
   std::vector<Record> recs = Mixed(4);
   recs[2].key.reset();
