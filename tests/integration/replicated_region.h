@@ -43,6 +43,8 @@ class ReplicationTest : public ::testing::Test {
   virtual int EtcdMembers() const { return 1; }
   // More `--set key=value` for every broker.
   virtual std::vector<std::string> ExtraSets() const { return {}; }
+  // Broker i's replication.etcd_endpoints (comma-separated URLs).
+  virtual std::string EtcdEndpointsFor(int /*i*/) { return EtcdList(); }
 
   void SetUp() override {
     etcd_ = EtcdCluster::Start(dir_, EtcdMembers());
@@ -73,7 +75,7 @@ class ReplicationTest : public ::testing::Test {
           testing::SourcePath("config/broker-eu-central-replicated.yaml"), "--set",
           "replication.lease_ttl=2s", "--set", "replication.replica_lag_max=3s", "--set",
           "replication.state_poll=100ms", "--set", "topics.default_partitions=2", "--set",
-          "replication.etcd_endpoints=[" + EtcdList() + "]"};
+          "replication.etcd_endpoints=[" + EtcdEndpointsFor(i) + "]"};
       for (const std::string& set : ExtraSets()) {
         argv.push_back("--set");
         argv.push_back(set);
