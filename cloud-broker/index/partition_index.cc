@@ -1,0 +1,213 @@
+#include "cloud-broker/index/partition_index.h"
+
+#include <leveldb/db.h>
+#include <leveldb/write_batch.h>
+
+#include <algorithm>
+#include <limits>
+
+namespace sluice::broker {
+namespace {
+
+constexpr char kDevice = 'd';
+constexpr char kTime = 't';
+constexpr char kOffset = 'o';
+const std::string kCoveredKey = "mcovered";
+
+void PutU64(std::string* out, uint64_t v) {
+  for (int i = 7; i >= 0; --i) {
+    out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  }
+}
+
+uint64_t GetU64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) {
+    v = (v << 8) | static_cast<uint8_t>(p[i]);
+  }
+  return v;
+}
+
+// Order-preserving: the sign bit flipped, so INT64_MIN..INT64_MAX map to 0..UINT64_MAX.
+uint64_t TsBits(int64_t ts) { return static_cast<uint64_t>(ts) ^ (uint64_t{1} << 63); }
+int64_t TsOf(uint64_t bits) { return static_cast<int64_t>(bits ^ (uint64_t{1} << 63)); }
+
+std::string DevicePrefix(const std::string& device) {
+  std::string k(1, kDevice);
+  k.push_back(static_cast<char>((device.size() >> 8) & 0xff));
+  k.push_back(static_cast<char>(device.size() & 0xff));
+  k += device;
+  return k;
+}
+
+std::string WithTsOffset(std::string prefix, int64_t ts, int64_t offset) {
+  PutU64(&prefix, TsBits(ts));
+  PutU64(&prefix, static_cast<uint64_t>(offset));
+  return prefix;
+}
+
+std::string OffsetKey(int64_t offset) {
+  std::string k(1, kOffset);
+  PutU64(&k, static_cast<uint64_t>(offset));
+  return k;
+}
+
+Status FromLevelDb(const leveldb::Status& st, const std::string& what) {
+  if (st.ok()) {
+    return Status::Ok();
+  }
+  if (st.IsCorruption()) {
+    return Status::Corruption(what + ": " + st.ToString());
+  }
+  return Status::IOError(what + ": " + st.ToString());
+}
+
+}  // namespace
+
+PartitionIndex::PartitionIndex(std::unique_ptr<leveldb::DB> db, int64_t covered)
+    : db_(std::move(db)), covered_(covered) {}
+
+PartitionIndex::~PartitionIndex() = default;
+
+Result<std::unique_ptr<PartitionIndex>> PartitionIndex::Open(const std::string& dir) {
+  leveldb::Options options;
+  options.create_if_missing = true;
+  leveldb::DB* raw = nullptr;
+  SLUICE_RETURN_IF_ERROR(FromLevelDb(leveldb::DB::Open(options, dir, &raw), "index " + dir));
+  std::unique_ptr<leveldb::DB> db(raw);
+  std::string value;
+  int64_t covered = 0;
+  leveldb::Status got = db->Get(leveldb::ReadOptions(), kCoveredKey, &value);
+  if (got.ok()) {
+    if (value.size() != 8) {
+      return Status::Corruption("index " + dir + ": covered offset is " +
+                                std::to_string(value.size()) + " bytes, not 8");
+    }
+    covered = static_cast<int64_t>(GetU64(value.data()));
+  } else if (!got.IsNotFound()) {
+    return FromLevelDb(got, "index " + dir);
+  }
+  return std::unique_ptr<PartitionIndex>(new PartitionIndex(std::move(db), covered));
+}
+
+Status PartitionIndex::Add(const std::vector<IndexEntry>& entries, int64_t covered_to) {
+  leveldb::WriteBatch batch;
+  for (const IndexEntry& e : entries) {
+    if (e.offset < covered_ || e.offset >= covered_to) {
+      return Status::InvalidArgument("index entry at offset " + std::to_string(e.offset) +
+                                     " is outside [" + std::to_string(covered_) + ", " +
+                                     std::to_string(covered_to) + ")");
+    }
+    if (e.device_id.size() > kMaxDeviceIdBytes) {
+      return Status::InvalidArgument("device id of " + std::to_string(e.device_id.size()) +
+                                     " bytes at offset " + std::to_string(e.offset));
+    }
+    std::string back = DevicePrefix(e.device_id).substr(1);  // u16 len | device
+    PutU64(&back, TsBits(e.ts_ms));
+    batch.Put(OffsetKey(e.offset), back);
+    batch.Put(WithTsOffset(std::string(1, kTime), e.ts_ms, e.offset), "");
+    if (!e.device_id.empty()) {
+      batch.Put(WithTsOffset(DevicePrefix(e.device_id), e.ts_ms, e.offset), "");
+    }
+  }
+  std::string covered;
+  PutU64(&covered, static_cast<uint64_t>(covered_to));
+  batch.Put(kCoveredKey, covered);
+  // Not synced: the index is rebuilt from the log past whatever a crash took.
+  SLUICE_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "index add"));
+  covered_ = covered_to;
+  return Status::Ok();
+}
+
+Result<std::vector<IndexHit>> PartitionIndex::Scan(const std::string& prefix, int64_t from_ms,
+                                                   int64_t to_ms,
+                                                   const std::optional<IndexCursor>& after,
+                                                   size_t limit) const {
+  std::vector<IndexHit> hits;
+  if (from_ms >= to_ms || limit == 0) {
+    return hits;
+  }
+  std::string start = WithTsOffset(prefix, from_ms, 0);
+  if (after.has_value()) {
+    // Strictly after the cursor: its own key + one byte sorts right after it.
+    std::string resume = WithTsOffset(prefix, after->ts_ms, after->offset) + '\0';
+    start = std::max(start, resume);
+  }
+  const std::string end = WithTsOffset(prefix, to_ms, 0);
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(start); it->Valid() && hits.size() < limit; it->Next()) {
+    const leveldb::Slice k = it->key();
+    if (k.compare(end) >= 0 || k.size() != prefix.size() + 16 || !k.starts_with(prefix)) {
+      break;
+    }
+    hits.push_back({TsOf(GetU64(k.data() + prefix.size())),
+                    static_cast<int64_t>(GetU64(k.data() + prefix.size() + 8))});
+  }
+  SLUICE_RETURN_IF_ERROR(FromLevelDb(it->status(), "index scan"));
+  return hits;
+}
+
+Result<std::vector<IndexHit>> PartitionIndex::Device(const std::string& device_id,
+                                                     int64_t from_ms, int64_t to_ms,
+                                                     const std::optional<IndexCursor>& after,
+                                                     size_t limit) const {
+  if (device_id.empty() || device_id.size() > kMaxDeviceIdBytes) {
+    return std::vector<IndexHit>{};
+  }
+  return Scan(DevicePrefix(device_id), from_ms, to_ms, after, limit);
+}
+
+Result<std::vector<IndexHit>> PartitionIndex::Time(int64_t from_ms, int64_t to_ms,
+                                                   const std::optional<IndexCursor>& after,
+                                                   size_t limit) const {
+  return Scan(std::string(1, kTime), from_ms, to_ms, after, limit);
+}
+
+Status PartitionIndex::DropRange(int64_t from, int64_t to, std::optional<int64_t> new_covered) {
+  leveldb::WriteBatch batch;
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  const std::string end = OffsetKey(to);
+  for (it->Seek(OffsetKey(from)); it->Valid() && it->key().compare(end) < 0; it->Next()) {
+    const leveldb::Slice k = it->key();
+    const leveldb::Slice v = it->value();
+    if (k.size() != 9 || v.size() < 10) {
+      return Status::Corruption("index: malformed offset entry");
+    }
+    const int64_t offset = static_cast<int64_t>(GetU64(k.data() + 1));
+    const size_t len = (static_cast<uint8_t>(v[0]) << 8) | static_cast<uint8_t>(v[1]);
+    if (v.size() != 2 + len + 8) {
+      return Status::Corruption("index: malformed offset entry at " + std::to_string(offset));
+    }
+    const std::string device(v.data() + 2, len);
+    const int64_t ts = TsOf(GetU64(v.data() + 2 + len));
+    batch.Delete(k);
+    batch.Delete(WithTsOffset(std::string(1, kTime), ts, offset));
+    if (!device.empty()) {
+      batch.Delete(WithTsOffset(DevicePrefix(device), ts, offset));
+    }
+  }
+  SLUICE_RETURN_IF_ERROR(FromLevelDb(it->status(), "index drop"));
+  if (new_covered.has_value()) {
+    std::string covered;
+    PutU64(&covered, static_cast<uint64_t>(*new_covered));
+    batch.Put(kCoveredKey, covered);
+  }
+  SLUICE_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "index drop"));
+  if (new_covered.has_value()) {
+    covered_ = *new_covered;
+  }
+  return Status::Ok();
+}
+
+Status PartitionIndex::DropBelow(int64_t start_offset) {
+  return DropRange(0, start_offset, std::nullopt);
+}
+
+Status PartitionIndex::TruncateFrom(int64_t offset) {
+  if (offset >= covered_) {
+    return Status::Ok();
+  }
+  return DropRange(offset, std::numeric_limits<int64_t>::max(), offset);
+}
+
+}  // namespace sluice::broker
