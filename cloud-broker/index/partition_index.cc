@@ -93,9 +93,9 @@ Result<std::unique_ptr<PartitionIndex>> PartitionIndex::Open(const std::string& 
 Status PartitionIndex::Add(const std::vector<IndexEntry>& entries, int64_t covered_to) {
   leveldb::WriteBatch batch;
   for (const IndexEntry& e : entries) {
-    if (e.offset < covered_ || e.offset >= covered_to) {
+    if (e.offset < covered_.load() || e.offset >= covered_to) {
       return Status::InvalidArgument("index entry at offset " + std::to_string(e.offset) +
-                                     " is outside [" + std::to_string(covered_) + ", " +
+                                     " is outside [" + std::to_string(covered_.load()) + ", " +
                                      std::to_string(covered_to) + ")");
     }
     if (e.device_id.size() > kMaxDeviceIdBytes) {
@@ -204,7 +204,7 @@ Status PartitionIndex::DropBelow(int64_t start_offset) {
 }
 
 Status PartitionIndex::TruncateFrom(int64_t offset) {
-  if (offset >= covered_) {
+  if (offset >= covered_.load()) {
     return Status::Ok();
   }
   return DropRange(offset, std::numeric_limits<int64_t>::max(), offset);

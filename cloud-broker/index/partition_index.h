@@ -16,6 +16,7 @@
 // Thread-safety: thread-safe (LevelDB's own; Add calls are expected from one indexer).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -60,7 +61,7 @@ class PartitionIndex {
   PartitionIndex& operator=(const PartitionIndex&) = delete;
 
   // The next offset to index (0 for a new index).
-  int64_t covered() const { return covered_; }
+  int64_t covered() const { return covered_.load(); }
 
   // Adds entries (offsets >= covered(), any order) and sets covered to `covered_to`
   // (> every entry's offset). kInvalidArgument for an entry below covered() or a device id
@@ -89,7 +90,7 @@ class PartitionIndex {
   Status DropRange(int64_t from, int64_t to, std::optional<int64_t> new_covered);
 
   std::unique_ptr<leveldb::DB> db_;
-  int64_t covered_ = 0;
+  std::atomic<int64_t> covered_{0};  // read by queries while the indexer adds
 };
 
 }  // namespace sluice::broker

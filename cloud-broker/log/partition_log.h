@@ -143,6 +143,9 @@ class PartitionLog {
   EpochEndOffset EndOffsetForEpoch(int32_t epoch) const;
   std::vector<EpochEntry> epoch_entries() const;
   uint64_t size_bytes() const;
+  // How many times TruncateTo cut the log since it was opened: a reader that derived state from
+  // its records (an index) re-derives it when this changes.
+  uint64_t truncations() const { return truncations_.load(); }
   size_t segment_count() const;
   const LogOptions& options() const { return options_; }
   const std::string& dir() const { return dir_; }

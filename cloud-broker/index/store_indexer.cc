@@ -1,0 +1,149 @@
+#include "cloud-broker/index/store_indexer.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "core/logging.h"
+#include "core/thread_name.h"
+
+namespace sluice::broker {
+namespace {
+constexpr const char* kComponent = "indexer";
+}  // namespace
+
+StoreIndexer::StoreIndexer(StoreIndexerOptions options, TopicStore& store)
+    : options_(std::move(options)), store_(store) {}
+
+StoreIndexer::~StoreIndexer() { Stop(); }
+
+Status StoreIndexer::CatchUp() {
+  std::lock_guard<std::mutex> pass(pass_mu_);
+  if (::mkdir(options_.dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Status::IOError("mkdir " + options_.dir + ": " + std::strerror(errno));
+  }
+  Status first = Status::Ok();
+  for (Topic* t : store_.Topics()) {
+    for (int32_t p = 0; p < t->partition_count(); ++p) {
+      Status st = CatchUpPartition(t->name().value(), p, *t->partition(p));
+      if (!st.ok()) {
+        LogWarn(kComponent, t->name().value() + "-" + std::to_string(p) + ": " + st.ToString());
+        if (first.ok()) {
+          first = st;
+        }
+      }
+    }
+  }
+  return first;
+}
+
+Status StoreIndexer::CatchUpPartition(const std::string& topic, int32_t p, PartitionLog& log) {
+  Indexed* indexed = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    indexed = &indexes_[{topic, p}];
+  }
+  if (!indexed->index) {
+    Result<std::unique_ptr<PartitionIndex>> opened =
+        PartitionIndex::Open(options_.dir + "/" + topic + "-" + std::to_string(p));
+    if (!opened.ok()) {
+      return opened.status();
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    indexed->index = std::move(opened).value();
+    indexed->truncations = log.truncations();
+  }
+  PartitionIndex& index = *indexed->index;
+  if (log.truncations() != indexed->truncations) {
+    // Cut somewhere below what may be indexed: index it again from its start.
+    SLUICE_RETURN_IF_ERROR(index.TruncateFrom(0));
+    indexed->truncations = log.truncations();
+    indexed->dropped_below = 0;
+  }
+  const int64_t start = log.start_offset();
+  const int64_t end = log.end_offset();  // the high watermark: what readers may see
+  if (index.covered() > end) {
+    SLUICE_RETURN_IF_ERROR(index.TruncateFrom(end));  // a torn tail cut at start-up
+  }
+  if (start > indexed->dropped_below) {
+    SLUICE_RETURN_IF_ERROR(index.DropBelow(start));  // retention took those segments
+    indexed->dropped_below = start;
+  }
+  if (index.covered() < start) {
+    SLUICE_RETURN_IF_ERROR(index.Add({}, start));
+  }
+  while (index.covered() < end) {
+    Result<LogReadResult> read =
+        log.Read(index.covered(), options_.chunk_records, options_.chunk_bytes);
+    if (!read.ok()) {
+      return read.status();
+    }
+    if (read->next_offset <= index.covered()) {
+      break;  // nothing readable (a hole, or retention raced this pass): next pass
+    }
+    std::vector<IndexEntry> entries;
+    entries.reserve(read->records.size());
+    for (const LogRecord& r : read->records) {
+      const std::string& key = r.record.key.has_value() ? *r.record.key : std::string();
+      entries.push_back({r.offset, r.record.timestamp_ms,
+                         key.size() <= PartitionIndex::kMaxDeviceIdBytes ? key : std::string()});
+    }
+    SLUICE_RETURN_IF_ERROR(index.Add(entries, read->next_offset));
+  }
+  return Status::Ok();
+}
+
+const PartitionIndex* StoreIndexer::Find(const std::string& topic, int32_t partition) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = indexes_.find({topic, partition});
+  return it == indexes_.end() ? nullptr : it->second.index.get();
+}
+
+int64_t StoreIndexer::lag() {
+  int64_t lag = 0;
+  for (Topic* t : store_.Topics()) {
+    for (int32_t p = 0; p < t->partition_count(); ++p) {
+      const PartitionLog& log = *t->partition(p);
+      const PartitionIndex* index = Find(t->name().value(), p);
+      const int64_t from = index == nullptr ? log.start_offset()
+                                            : std::max(index->covered(), log.start_offset());
+      lag += std::max<int64_t>(0, log.end_offset() - from);
+    }
+  }
+  return lag;
+}
+
+void StoreIndexer::Start() {
+  std::lock_guard<std::mutex> lock(run_mu_);
+  if (thread_.joinable()) {
+    return;
+  }
+  stop_ = false;
+  thread_ = std::thread([this] {
+    SetCurrentThreadName("indexer");
+    std::unique_lock<std::mutex> l(run_mu_);
+    while (!stop_) {
+      l.unlock();
+      // Errors are logged per partition (CatchUpPartition's caller); the next pass retries.
+      const Status pass = CatchUp();
+      (void)pass;
+      l.lock();
+      run_cv_.wait_for(l, std::chrono::milliseconds(options_.interval_ms), [this] { return stop_; });
+    }
+  });
+}
+
+void StoreIndexer::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(run_mu_);
+    stop_ = true;
+  }
+  run_cv_.notify_all();
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+}  // namespace sluice::broker
