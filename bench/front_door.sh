@@ -5,6 +5,8 @@
 # redis-benchmark on the same 2 cores; then 1,000-event NDJSON bodies beside XADD pipelined 1,000
 # deep. Both sides fsync every acknowledged write and group-commit across clients.
 # Usage: bench/front_door.sh BIN_DIR [SECONDS]
+# SLUICE_BENCH_GATEWAY_SETS="key=value ...": extra --set for the gateway (experiments, e.g.
+# "http.threads=2").
 # Needs wrk, redis-server and redis-tools (Debian packages; installed here when missing).
 set -euo pipefail
 BIN=$1
@@ -46,7 +48,9 @@ open(d + "/bulk.lua", "w").write(
 EOF
 
 GP=$(port)
-"$BIN/sluice-gateway" --config config/gateway-de.yaml --set gateway.data_dir="$DIR/gw" \
+EXTRA=()
+for kv in ${SLUICE_BENCH_GATEWAY_SETS:-}; do EXTRA+=(--set "$kv"); done
+"$BIN/sluice-gateway" --config config/gateway-de.yaml "${EXTRA[@]}" --set gateway.data_dir="$DIR/gw" \
   --set http.port="$GP" --set mqtt.enabled=false --set regions.0.url=http://127.0.0.1:1 \
   --set regions.1.url=http://127.0.0.1:1 --set forward.backoff_initial=10m \
   --set forward.backoff_max=10m --set buffer.min_free_bytes=1MiB >"$DIR/gw.log" 2>&1 &

@@ -197,9 +197,9 @@ class ReplicationTest : public ::testing::Test {
 
   // Creates topic "sensors" with one partition and waits until it has a leader with all three
   // replicas in sync.
-  void CreateTopicAndWaitForLeader(Leader* leader) {
-    // Every broker registered first: a topic takes min(factor, registered) replicas (on a
-    // loaded machine a broker's registration may trail its /healthz).
+  // Every broker registered: a topic created now gets min(factor, registered) replicas, and on
+  // a loaded machine a broker's registration may trail its /healthz.
+  void WaitAllRegistered() {
     std::string metadata;
     ASSERT_TRUE(WaitFor([&] {
       if (testing::HttpGet(nodes_[0].port, "/v1/metadata", &metadata, 2000) != 200) {
@@ -210,6 +210,10 @@ class ReplicationTest : public ::testing::Test {
       return !d.HasParseError() && d.HasMember("brokers") && d["brokers"].IsArray() &&
              d["brokers"].Size() == static_cast<rapidjson::SizeType>(kBrokers);
     }, 30000, 50)) << "not every broker is registered: " << metadata;
+  }
+
+  void CreateTopicAndWaitForLeader(Leader* leader) {
+    ASSERT_NO_FATAL_FAILURE(WaitAllRegistered());
     HttpClient admin(nodes_[0].url());
     auto created = admin.Send("POST", "/v1/topics", "{\"name\":\"sensors\",\"partitions\":1}");
     ASSERT_TRUE(created.ok());

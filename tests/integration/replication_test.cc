@@ -126,6 +126,7 @@ TEST_F(ReplicationTest, AcknowledgedRecordsSurviveTheLeadersDeathExactlyOnce) {
 // A topic's retention and flush overrides travel with it in etcd, so every replica keeps and
 // syncs its log alike (they were refused in a replicated region before: 400).
 TEST_F(ReplicationTest, PerTopicOverridesReachEveryReplica) {
+  ASSERT_NO_FATAL_FAILURE(WaitAllRegistered());
   HttpClient admin(nodes_[1].url());
   auto created = admin.Send("POST", "/v1/topics",
                             "{\"name\":\"slow\",\"partitions\":2,\"retention_ms\":3600000,"
@@ -423,6 +424,7 @@ TEST_F(ReplicationTest, ManyConcurrentAcksAllProducersDoNotStarveTheFollowers) {
 // A gateway given the region's brokers (regions[].urls) sends each partition's records to its
 // leader; killing a leader mid-stream delays delivery but loses and duplicates nothing.
 TEST_F(ReplicationTest, AGatewayFollowsLeadersThroughAFailoverExactlyOnce) {
+  ASSERT_NO_FATAL_FAILURE(WaitAllRegistered());  // the topic is auto-created: 3 replicas
   const int gw_port = testing::FreePort();
   const std::string gw_config = dir_.Sub("gw.yaml");
   std::ofstream(gw_config)
