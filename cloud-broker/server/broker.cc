@@ -149,10 +149,17 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
       if (!live.ok()) {
         return live.status();
       }
-      const int32_t rf = std::min<int32_t>(factor, static_cast<int32_t>(live->size()));
+      if (static_cast<int32_t>(live->size()) < factor) {
+        // As Kafka (INVALID_REPLICATION_FACTOR): never a topic with fewer replicas than
+        // configured for good because a broker was restarting or not registered yet.
+        return Status::Unavailable("replication.factor is " + std::to_string(factor) + " but " +
+                                   std::to_string(live->size()) +
+                                   " brokers are registered in region " + region +
+                                   "; retry when they are");
+      }
       Result<TopicAssignment> t = CreateTopic(
           *etcd_client, region, topic,
-          config.partitions > 0 ? config.partitions : default_partitions, rf, config);
+          config.partitions > 0 ? config.partitions : default_partitions, factor, config);
       if (!t.ok()) {
         return t.status();
       }

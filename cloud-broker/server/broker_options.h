@@ -81,7 +81,7 @@ struct BrokerOptions {
   // no replication (today's behaviour, the embedded default).
   std::vector<std::string> etcd_endpoints;
   int32_t min_insync_replicas = 2;         // replication.min_insync_replicas
-  int32_t replication_factor = 3;          // replication.factor (capped by live brokers)
+  int32_t replication_factor = 3;          // replication.factor (topics need that many brokers)
   int64_t replica_lag_max_ms = 10000;      // replication.replica_lag_max
   int64_t lease_ttl_s = 3;                 // replication.lease_ttl (whole seconds, etcd's unit)
   int64_t replication_timeout_ms = 10000;  // replication.timeout: acks=all waits at most this

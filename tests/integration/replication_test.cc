@@ -151,6 +151,35 @@ TEST_F(ReplicationTest, PerTopicOverridesReachEveryReplica) {
 // KIP-380: a fetch in a follower's name from another incarnation than the one registered (a
 // paused process of it, resumed after it restarted) is refused and counts as no progress, so it
 // cannot move the high watermark past what the registered replica holds.
+// A topic gets replication.factor (3) replicas or is not created: with a broker down, creation
+// answers 503 (retry) instead of placing it on the two registered for good.
+TEST_F(ReplicationTest, ATopicIsNotCreatedWithFewerReplicasThanTheFactor) {
+  ASSERT_NO_FATAL_FAILURE(WaitAllRegistered());
+  nodes_[2].proc->Stop(9, 5000);
+  std::string metadata;
+  ASSERT_TRUE(WaitFor([&] {
+    if (testing::HttpGet(nodes_[0].port, "/v1/metadata", &metadata, 2000) != 200) return false;
+    rapidjson::Document d;
+    d.Parse(metadata.c_str());
+    return d.IsObject() && d.HasMember("brokers") && d["brokers"].Size() == 2u;
+  }, 30000, 50)) << metadata;
+  HttpClient admin(nodes_[0].url());
+  auto early = admin.Send("POST", "/v1/topics", "{\"name\":\"late\",\"partitions\":1}");
+  ASSERT_TRUE(early.ok());
+  EXPECT_EQ(early->status, 503) << early->body;
+  EXPECT_NE(early->body.find("replication.factor is 3"), std::string::npos) << early->body;
+  ASSERT_TRUE(StartNode(2));
+  ASSERT_NO_FATAL_FAILURE(WaitAllRegistered());
+  auto created = admin.Send("POST", "/v1/topics", "{\"name\":\"late\",\"partitions\":1}");
+  ASSERT_TRUE(created.ok());
+  EXPECT_EQ(created->status, 201) << created->body;
+  Leader leader;
+  ASSERT_TRUE(WaitFor([&] {
+    leader = LeaderOf("late", 0, 0);
+    return leader.isr.size() == 3u;
+  }, 30000, 100)) << "in sync: " << leader.isr.size();
+}
+
 TEST_F(ReplicationTest, AFetchFromAStaleIncarnationIsRefused) {
   Leader leader;
   ASSERT_NO_FATAL_FAILURE(CreateTopicAndWaitForLeader(&leader));
