@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "core/kafka_wire.h"
+
 namespace sluice::broker {
 namespace {
 
@@ -15,18 +17,12 @@ constexpr char kOffset = 'o';
 const std::string kCoveredKey = "mcovered";
 
 void PutU64(std::string* out, uint64_t v) {
-  for (int i = 7; i >= 0; --i) {
-    out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-  }
+  char b[8];
+  wire::PutBig(b, v);
+  out->append(b, sizeof(b));
 }
 
-uint64_t GetU64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) {
-    v = (v << 8) | static_cast<uint8_t>(p[i]);
-  }
-  return v;
-}
+uint64_t GetU64(const char* p) { return wire::GetBig<uint64_t>(p); }
 
 // Order-preserving: the sign bit flipped, so INT64_MIN..INT64_MAX map to 0..UINT64_MAX.
 uint64_t TsBits(int64_t ts) { return static_cast<uint64_t>(ts) ^ (uint64_t{1} << 63); }

@@ -87,8 +87,9 @@ Result<CoordinatorInfo> ReplicatedOffsets::Locate(const GroupId& group) {
   return CoordinatorInfo{false, state->second.leader, url->second};
 }
 
-Result<PartitionLog*> ReplicatedOffsets::LeadLocked(int32_t p, Slot& slot, int32_t* epoch) {
-  Result<int32_t> e = replicas_.CheckLeader(kOffsetsTopic, p, /*acks_all=*/false);
+Result<PartitionLog*> ReplicatedOffsets::LeadLocked(int32_t p, Slot& slot, bool to_write,
+                                                    int32_t* epoch) {
+  Result<int32_t> e = replicas_.CheckLeader(kOffsetsTopic, p, /*acks_all=*/to_write);
   if (!e.ok()) {
     return e.status();
   }
@@ -225,19 +226,9 @@ Status ReplicatedOffsets::Commit(const GroupId& group,
   Slot& slot = *slots_[static_cast<size_t>(p)];
   std::lock_guard<std::mutex> lock(slot.mu);
   int32_t epoch = -1;
-  Result<PartitionLog*> log = LeadLocked(p, slot, &epoch);
+  Result<PartitionLog*> log = LeadLocked(p, slot, /*to_write=*/true, &epoch);
   if (!log.ok()) {
     return log.status();
-  }
-  // As produce with acks=all: below min_insync_replicas nothing is written.
-  Result<int32_t> isr_ok = replicas_.CheckLeader(kOffsetsTopic, p, /*acks_all=*/true);
-  if (!isr_ok.ok()) {
-    return isr_ok.status();
-  }
-  if (*isr_ok != epoch) {
-    slot.loaded_epoch = -1;
-    return Status::FailedPrecondition("not_coordinator: the leadership of " + Tp(p) +
-                                      " changed; retry");
   }
   Status st = AppendLocked(
       p, **log, epoch,
@@ -267,7 +258,7 @@ Result<std::vector<CommittedOffset>> ReplicatedOffsets::Fetch(
   Slot& slot = *slots_[static_cast<size_t>(p)];
   std::lock_guard<std::mutex> lock(slot.mu);
   int32_t epoch = -1;
-  Result<PartitionLog*> log = LeadLocked(p, slot, &epoch);
+  Result<PartitionLog*> log = LeadLocked(p, slot, /*to_write=*/false, &epoch);
   if (!log.ok()) {
     return log.status();
   }
@@ -294,13 +285,11 @@ void ReplicatedOffsets::Maintain() {
     last_maintain_ms_ = now;
   }
   for (int32_t p = 0; p < options_.partitions; ++p) {
-    if (!replicas_.CheckLeader(kOffsetsTopic, p, /*acks_all=*/true).ok()) {
-      continue;  // not led here, or too few in-sync replicas to write now
-    }
     Slot& slot = *slots_[static_cast<size_t>(p)];
     std::lock_guard<std::mutex> lock(slot.mu);
     int32_t epoch = -1;
-    Result<PartitionLog*> log = LeadLocked(p, slot, &epoch);
+    // Not led here, or too few in-sync replicas to write now: nothing to do.
+    Result<PartitionLog*> log = LeadLocked(p, slot, /*to_write=*/true, &epoch);
     if (!log.ok() || slot.groups.empty() ||
         options_.clock->NowMs() - slot.last_snapshot_ms < options_.snapshot_interval_ms) {
       continue;

@@ -83,8 +83,9 @@ class ReplicatedOffsets : public OffsetBackend {
   // Creates the topic if the region does not have it yet (OK if another broker did).
   Status EnsureTopic();
   // This broker leads `p`: its log, loaded for the current epoch (slot.mu held by the caller).
-  // kFailedPrecondition when another broker leads it.
-  Result<PartitionLog*> LeadLocked(int32_t p, Slot& slot, int32_t* epoch);
+  // kFailedPrecondition when another broker leads it; with `to_write`, kUnavailable when the
+  // in-sync set is below min_insync_replicas (as produce with acks=all: nothing is written).
+  Result<PartitionLog*> LeadLocked(int32_t p, Slot& slot, bool to_write, int32_t* epoch);
   Status LoadLocked(int32_t p, PartitionLog& log, Slot& slot);
   // Appends records (key, value) and waits for the in-sync replicas (slot.mu held).
   Status AppendLocked(int32_t p, PartitionLog& log, int32_t epoch,
