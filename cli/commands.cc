@@ -5,11 +5,15 @@
 #include <functional>
 #include <map>
 
+#include <rapidjson/document.h>
+
 #include "cli/broker_target.h"
 #include "cli/consume.h"
+#include "cli/record_spans.h"
 #include "cli/render.h"
 #include "cli/topics_admin.h"
 #include "core/cli_args.h"
+#include "core/clock.h"
 #include "core/http.h"
 #include "core/strong_types.h"
 #include "core/time_util.h"
@@ -70,9 +74,38 @@ int Resolve(const CliArgs& args, BrokerTarget* target, std::ostream& err) {
   return kExitOk;
 }
 
-bool ValidTime(const std::string& s) {
-  int64_t v = 0;
-  return ParseInt(s, &v) || ParseRfc3339Ms(s, &v);
+// --from/--to: epoch ms, RFC 3339, "now", or relative to now like -1h, -30m, -2d, -90s.
+bool ResolveTime(const std::string& s, int64_t now_ms, int64_t* out) {
+  if (ParseInt(s, out) || ParseRfc3339Ms(s, out)) {
+    return true;
+  }
+  if (s == "now") {
+    *out = now_ms;
+    return true;
+  }
+  if (s.size() < 3 || s[0] != '-') {
+    return false;
+  }
+  int64_t n = 0;
+  if (!ParseInt(s.substr(1, s.size() - 2), &n) || n < 0 || n > 100LL * 365 * 24 * 3600) {
+    return false;
+  }
+  const int64_t unit = s.back() == 's' ? 1000 : s.back() == 'm' ? 60'000
+                     : s.back() == 'h' ? 3'600'000 : s.back() == 'd' ? 86'400'000 : 0;
+  if (unit == 0) {
+    return false;
+  }
+  *out = now_ms - n * unit;
+  return true;
+}
+
+// The string value of `key` in a JSON object answer, or empty (absent or null).
+std::string NextCursor(const std::string& body) {
+  rapidjson::Document d;
+  d.Parse(body.data(), body.size());
+  if (d.HasParseError() || !d.IsObject()) return "";
+  auto it = d.FindMember("next");
+  return it != d.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
 }
 
 int RunQuery(const CliArgs& args, std::ostream& out, std::ostream& err) {
@@ -90,13 +123,21 @@ int RunQuery(const CliArgs& args, std::ostream& out, std::ostream& err) {
     if (!IsCountryCodeShape(cc)) return Usage(err, "--country must be a 2-letter code");
     add("country", cc);
   }
+  if (args.Has("sensor")) add("sensor", args.Get("sensor"));
+  const int64_t now_ms = SystemClock::Instance().NowMs();
   for (const char* flag : {"from", "to"}) {
     if (!args.Has(flag)) continue;
-    if (!ValidTime(args.Get(flag))) {
-      return Usage(err, std::string("--") + flag + " must be epoch ms or RFC 3339, got '" +
-                            args.Get(flag) + "'");
+    int64_t ms = 0;
+    if (!ResolveTime(args.Get(flag), now_ms, &ms)) {
+      return Usage(err, std::string("--") + flag +
+                            " must be epoch ms, RFC 3339, now, or relative like -1h (s, m, h, "
+                            "d), got '" + args.Get(flag) + "'");
     }
-    add(flag, args.Get(flag));
+    // Absolute times go as given (the broker parses RFC 3339 itself); relative ones resolved.
+    const std::string& given = args.Get(flag);
+    int64_t ignored = 0;
+    add(flag, ParseInt(given, &ignored) || ParseRfc3339Ms(given, &ignored) ? given
+                                                                            : std::to_string(ms));
   }
   if (args.Has("limit")) {
     int64_t limit = 0;
@@ -104,18 +145,39 @@ int RunQuery(const CliArgs& args, std::ostream& out, std::ostream& err) {
     add("limit", args.Get("limit"));
   }
   if (args.Has("topic")) add("topic", args.Get("topic"));
+  std::string output = args.Has("json") ? "json" : "table";
+  if (args.Has("output")) output = args.Get("output");
+  if (output != "table" && output != "json" && output != "ndjson") {
+    return Usage(err, "--output must be table, json or ndjson");
+  }
+  // The table and JSON carry the exact count and counts per country (cheap with the broker's
+  // index); --no-count skips them, and NDJSON prints records only.
+  if (output != "ndjson" && !args.Has("no-count")) add("count", "exact");
   BrokerTarget target;
   if (int rc = Resolve(args, &target, err); rc != kExitOk) return rc;
-  std::string body;
-  if (int rc = Get(target, path, &body, err); rc != kExitOk) return rc;
-  if (args.Has("json")) {
-    out << body << (body.empty() || body.back() != '\n' ? "\n" : "");
-    return kExitOk;
-  }
-  Status st = RenderQuery(body, out);
-  if (!st.ok()) {
-    err << "sluice: " << st.message() << "\n";
-    return kExitFailed;
+  std::string cursor = args.Has("cursor") ? args.Get("cursor") : "";
+  for (bool first = true;; first = false) {
+    std::string body;
+    const std::string page = cursor.empty() ? path : path + sep + "cursor=" + UrlEncode(cursor);
+    if (int rc = Get(target, page, &body, err); rc != kExitOk) return rc;
+    if (output == "json") {
+      out << body << (body.empty() || body.back() != '\n' ? "\n" : "");
+    } else if (output == "ndjson") {
+      auto spans = FindRecordSpans(body);
+      if (!spans.ok()) {
+        err << "sluice: query answer: " << spans.status().message() << "\n";
+        return kExitFailed;
+      }
+      for (const RecordSpan& r : *spans) out << r.record << "\n";
+    } else {
+      Status st = RenderQuery(body, out, /*header=*/first);
+      if (!st.ok()) {
+        err << "sluice: " << st.message() << "\n";
+        return kExitFailed;
+      }
+    }
+    cursor = NextCursor(body);
+    if (!args.Has("all") || cursor.empty()) break;
   }
   return kExitOk;
 }
@@ -184,9 +246,15 @@ std::map<std::string, Command> Commands() {
                              {"country", true, "only this country (ISO 3166-1 alpha-2)"},
                              {"from", true, "from this time (epoch ms or RFC 3339)"},
                              {"to", true, "up to this time (epoch ms or RFC 3339)"},
-                             {"limit", true, "sample records to return (broker default 100)"},
+                             {"sensor", true, "only this sensor"},
+                             {"limit", true, "records per page (broker default 100)"},
                              {"topic", true, "only this topic"},
-                             {"json", false, "print the broker's raw JSON answer"}});
+                             {"cursor", true, "start after this `next` cursor of an earlier page"},
+                             {"all", false, "follow `next` cursors: every page"},
+                             {"no-count", false, "skip the exact count and counts per country"},
+                             {"output", true, "table (default), json (the broker's answer) or "
+                                              "ndjson (one record per line)"},
+                             {"json", false, "same as --output json"}});
   std::vector<CliFlag> topics = kTargetFlags;
   topics.push_back({"json", false, "print the broker's raw JSON answer"});
   std::vector<CliFlag> fetch = kTargetFlags;
@@ -199,8 +267,9 @@ std::map<std::string, Command> Commands() {
   return {
       {"query",
        {"sluice query (--broker URL | --config FILE --region NAME) [filters]\n\n"
-        "Asks a broker which records match (GET /v1/query) and prints the matched count, counts\n"
-        "per country and the sample records.",
+        "Asks a broker which records match (GET /v1/query), in time order, and prints the\n"
+        "matched count, counts per country and a page of records (--all: every page).\n"
+        "--from/--to take epoch ms, RFC 3339, now, or relative times like -1h, -30m, -2d.",
         query, RunQuery}},
       {"topics",
        {"sluice topics (--broker URL | --config FILE --region NAME)\n\n"

@@ -110,37 +110,51 @@ std::string FormatTable(const std::vector<std::vector<std::string>>& rows,
   return out;
 }
 
-Status RenderQuery(const std::string& json, std::ostream& out) {
+Status RenderQuery(const std::string& json, std::ostream& out, bool header) {
   auto doc = ParseObject(json);
   if (!doc.ok()) return doc.status();
   const Value& d = *doc;
   int64_t matched = 0;
-  if (!Int64(d, "matched", &matched)) {
-    return Status::InvalidArgument("query answer has no integer 'matched'");
+  const bool counted = Int64(d, "matched", &matched);
+  if (!counted && d.HasMember("matched")) {
+    return Status::InvalidArgument("query answer has a 'matched' that is not an integer");
   }
   auto recs = d.FindMember("records");
-  const bool has_records = recs != d.MemberEnd() && recs->value.IsArray();
-  const size_t shown = has_records ? recs->value.Size() : 0;
-  const bool truncated = d.HasMember("truncated") && d["truncated"].IsBool() &&
-                         d["truncated"].GetBool();
-  out << "region:  " << Text(d, "region") << "\n";
-  out << "matched: " << matched << " record(s)";
-  if (truncated || static_cast<int64_t>(shown) < matched) {
-    out << " (showing " << shown << (truncated ? ", truncated" : "") << ")";
+  if (recs == d.MemberEnd() || !recs->value.IsArray()) {
+    return Status::InvalidArgument("query answer has no 'records' array");
   }
-  out << "\n\n";
-
-  std::vector<std::vector<std::string>> counts = {{"COUNTRY", "RECORDS"}};
-  auto cbc = d.FindMember("counts_by_country");
-  if (cbc != d.MemberEnd() && cbc->value.IsObject()) {
-    for (auto it = cbc->value.MemberBegin(); it != cbc->value.MemberEnd(); ++it) {
-      std::string n = it->value.IsInt64() ? std::to_string(it->value.GetInt64())
-                                          : Compact(it->value);
-      counts.push_back({it->name.GetString(), n});
+  const size_t shown = recs->value.Size();
+  auto next = d.FindMember("next");
+  const bool more = next != d.MemberEnd() && next->value.IsString();
+  if (header) {
+    out << "region:  " << Text(d, "region") << "\n";
+    if (counted) {
+      out << "matched: " << matched << " record(s)";
+      if (more || static_cast<int64_t>(shown) < matched) {
+        out << " (showing " << shown << ")";
+      }
+    } else {
+      out << "records: " << shown << (more ? " (more follow)" : "");
+    }
+    out << "\n";
+    if (more) {
+      out << "next:    " << next->value.GetString() << "\n";
+    }
+    out << "\n";
+    if (counted) {
+      std::vector<std::vector<std::string>> counts = {{"COUNTRY", "RECORDS"}};
+      auto cbc = d.FindMember("counts_by_country");
+      if (cbc != d.MemberEnd() && cbc->value.IsObject()) {
+        for (auto it = cbc->value.MemberBegin(); it != cbc->value.MemberEnd(); ++it) {
+          std::string n = it->value.IsInt64() ? std::to_string(it->value.GetInt64())
+                                              : Compact(it->value);
+          counts.push_back({it->name.GetString(), n});
+        }
+      }
+      std::sort(counts.begin() + 1, counts.end());
+      out << FormatTable(counts, {false, true});
     }
   }
-  std::sort(counts.begin() + 1, counts.end());
-  out << FormatTable(counts, {false, true});
 
   if (shown == 0) return Status::Ok();
   auto spans = FindRecordSpans(json);

@@ -15,10 +15,12 @@ namespace sluice::cli {
 
 inline constexpr size_t kPayloadPreviewChars = 60;
 
-// region, matched count (and whether truncated), a table of counts per country, then the
-// sample records (device, sensor, country, ts RFC 3339, gateway, seq, topic/partition/offset,
-// payload truncated).
-Status RenderQuery(const std::string& json, std::ostream& out);
+// A page of GET /v1/query: with `header`, the region, the matched count and a table of counts
+// per country (when the answer has them: count=exact) or the page's record count, and the next
+// cursor when more follow; then the page's records (device, sensor, country, ts RFC 3339,
+// gateway, seq, topic/partition/offset, payload truncated). --all renders later pages without
+// the header.
+Status RenderQuery(const std::string& json, std::ostream& out, bool header = true);
 
 // region, then one row per topic partition: start/end offsets, records, size in bytes.
 Status RenderTopics(const std::string& json, std::ostream& out);

@@ -398,6 +398,48 @@ Result<RecordBatch> DecodeBatch(std::string_view bytes, size_t* consumed, const 
   return batch;
 }
 
+Result<Record> DecodeRecordAt(std::string_view bytes, int64_t offset) {
+  Result<BatchHeader> parsed = ParseBatchHeader(bytes, /*verify_crc=*/true);
+  if (!parsed.ok()) {
+    return parsed.status();
+  }
+  const BatchHeader& h = *parsed;
+  if ((h.attributes & kCompressionMask) != 0) {
+    return Status::InvalidArgument("compressed batches are not supported");
+  }
+  if (offset < h.base_offset || offset - h.base_offset > h.last_offset_delta) {
+    return Status::NotFound("offset " + std::to_string(offset) + " is outside the batch");
+  }
+  static const DecodeLimits kUnbounded{SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
+  const int64_t want = offset - h.base_offset;
+  Reader reader(bytes.data() + kBatchHeaderSize, h.total_size() - kBatchHeaderSize);
+  for (int32_t i = 0; i < h.record_count; ++i) {
+    // Peek at the record's offsetDelta; skip the record by its length unless it is the one.
+    Reader peek = reader;
+    int32_t length = 0;
+    Reader r(nullptr, 0);
+    uint8_t attributes = 0;
+    int64_t timestamp_delta = 0;
+    int32_t offset_delta = 0;
+    if (!peek.ReadVarint(&length) || length < kMinRecordSize - 1 ||
+        !peek.ReadFrame(static_cast<size_t>(length), &r) || !r.ReadByte(&attributes) ||
+        !r.ReadVarlong(&timestamp_delta) || !r.ReadVarint(&offset_delta)) {
+      return RecordError(static_cast<size_t>(i), "invalid framing");
+    }
+    if (offset_delta == want) {
+      Record out;
+      SLUICE_RETURN_IF_ERROR(DecodeRecord(reader, static_cast<size_t>(i), h.base_timestamp,
+                                          kUnbounded, nullptr, &out));
+      return out;
+    }
+    if (offset_delta > want) {
+      break;  // deltas increase: compaction left a gap here
+    }
+    reader = peek;
+  }
+  return Status::NotFound("the batch holds no record at offset " + std::to_string(offset));
+}
+
 void SetBaseOffset(std::string& encoded, int64_t base_offset) {
   if (encoded.size() >= sizeof(int64_t)) {
     PutBig<int64_t>(encoded.data(), base_offset);

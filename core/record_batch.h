@@ -106,6 +106,12 @@ Result<RecordBatch> DecodeBatch(std::string_view bytes, size_t* consumed = nullp
                                 const DecodeLimits* limits = nullptr,
                                 DecodeViolation* violation = nullptr);
 
+// The record at `offset` of the (stored, base offset set) batch at the start of `bytes`, decoding
+// only that record: the ones before it are skipped by their length (a point read of an index hit
+// costs one record, not the batch). The CRC is verified. kNotFound if the batch holds no record at
+// `offset`; kCorruption and kInvalidArgument as DecodeBatch.
+Result<Record> DecodeRecordAt(std::string_view bytes, int64_t offset);
+
 // Overwrites baseOffset in an encoded batch. baseOffset is outside the CRC, as in Kafka, so the
 // broker can assign offsets without re-encoding.
 void SetBaseOffset(std::string& encoded, int64_t base_offset);

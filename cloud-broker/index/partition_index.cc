@@ -14,7 +14,15 @@ namespace {
 constexpr char kDevice = 'd';
 constexpr char kTime = 't';
 constexpr char kOffset = 'o';
+constexpr char kCountry = 'c';
 const std::string kCoveredKey = "mcovered";
+// Outside every partition's scope ('p...'): the layout of the whole database.
+const std::string kVersionKey = "!version";
+// Bumped whenever the key or value layout changes: an index of another version is rebuilt.
+const std::string kVersion = "3";
+// Table files LevelDB keeps open: the whole broker's index costs a bounded number of fds
+// (LOCK, log, MANIFEST and these), however many partitions it holds.
+constexpr int kMaxOpenTables = 64;
 
 void PutU64(std::string* out, uint64_t v) {
   char b[8];
@@ -34,6 +42,20 @@ std::string DevicePrefix(const std::string& device) {
   k.push_back(static_cast<char>(device.size() & 0xff));
   k += device;
   return k;
+}
+
+std::string CountryPrefix(const std::string& country) {
+  std::string k(1, kCountry);
+  k.push_back(static_cast<char>(country.size()));
+  k += country;
+  return k;
+}
+
+// u8 len | country: the value of 'd' and 't' entries, the tail of an 'o' entry.
+std::string CountryValue(const std::string& country) {
+  std::string v(1, static_cast<char>(country.size()));
+  v += country;
+  return v;
 }
 
 std::string WithTsOffset(std::string prefix, int64_t ts, int64_t offset) {
@@ -60,30 +82,65 @@ Status FromLevelDb(const leveldb::Status& st, const std::string& what) {
 
 }  // namespace
 
-PartitionIndex::PartitionIndex(std::unique_ptr<leveldb::DB> db, int64_t covered)
-    : db_(std::move(db)), covered_(covered) {}
+PartitionIndex::PartitionIndex(std::shared_ptr<leveldb::DB> db, std::string scope, int64_t covered)
+    : db_(std::move(db)), scope_(std::move(scope)), covered_(covered) {}
 
 PartitionIndex::~PartitionIndex() = default;
 
-Result<std::unique_ptr<PartitionIndex>> PartitionIndex::Open(const std::string& dir) {
+Result<std::shared_ptr<leveldb::DB>> PartitionIndex::OpenDb(const std::string& dir) {
   leveldb::Options options;
   options.create_if_missing = true;
+  options.max_open_files = kMaxOpenTables;
   leveldb::DB* raw = nullptr;
   SLUICE_RETURN_IF_ERROR(FromLevelDb(leveldb::DB::Open(options, dir, &raw), "index " + dir));
   std::unique_ptr<leveldb::DB> db(raw);
   std::string value;
+  leveldb::Status version = db->Get(leveldb::ReadOptions(), kVersionKey, &value);
+  if (!version.ok() || value != kVersion) {
+    // Another layout (or an empty index): start afresh, the logs rebuild it.
+    db.reset();
+    SLUICE_RETURN_IF_ERROR(FromLevelDb(leveldb::DestroyDB(dir, options), "index " + dir));
+    SLUICE_RETURN_IF_ERROR(FromLevelDb(leveldb::DB::Open(options, dir, &raw), "index " + dir));
+    db.reset(raw);
+    SLUICE_RETURN_IF_ERROR(FromLevelDb(
+        db->Put(leveldb::WriteOptions(), kVersionKey, kVersion), "index " + dir));
+  }
+  return std::shared_ptr<leveldb::DB>(std::move(db));
+}
+
+Result<std::unique_ptr<PartitionIndex>> PartitionIndex::Open(std::shared_ptr<leveldb::DB> db,
+                                                             const std::string& topic,
+                                                             int32_t partition) {
+  std::string scope(1, 'p');
+  scope.push_back(static_cast<char>((topic.size() >> 8) & 0xff));
+  scope.push_back(static_cast<char>(topic.size() & 0xff));
+  scope += topic;
+  char b[4];
+  wire::PutBig(b, static_cast<uint32_t>(partition));
+  scope.append(b, sizeof(b));
+  std::string value;
   int64_t covered = 0;
-  leveldb::Status got = db->Get(leveldb::ReadOptions(), kCoveredKey, &value);
+  leveldb::Status got = db->Get(leveldb::ReadOptions(), scope + kCoveredKey, &value);
   if (got.ok()) {
     if (value.size() != 8) {
-      return Status::Corruption("index " + dir + ": covered offset is " +
-                                std::to_string(value.size()) + " bytes, not 8");
+      return Status::Corruption("index of " + topic + "-" + std::to_string(partition) +
+                                ": covered offset is " + std::to_string(value.size()) +
+                                " bytes, not 8");
     }
     covered = static_cast<int64_t>(GetU64(value.data()));
   } else if (!got.IsNotFound()) {
-    return FromLevelDb(got, "index " + dir);
+    return FromLevelDb(got, "index of " + topic + "-" + std::to_string(partition));
   }
-  return std::unique_ptr<PartitionIndex>(new PartitionIndex(std::move(db), covered));
+  return std::unique_ptr<PartitionIndex>(
+      new PartitionIndex(std::move(db), std::move(scope), covered));
+}
+
+Result<std::unique_ptr<PartitionIndex>> PartitionIndex::Open(const std::string& dir) {
+  Result<std::shared_ptr<leveldb::DB>> db = OpenDb(dir);
+  if (!db.ok()) {
+    return db.status();
+  }
+  return Open(std::move(db).value(), "", 0);
 }
 
 Status PartitionIndex::Add(const std::vector<IndexEntry>& entries, int64_t covered_to) {
@@ -98,17 +155,24 @@ Status PartitionIndex::Add(const std::vector<IndexEntry>& entries, int64_t cover
       return Status::InvalidArgument("device id of " + std::to_string(e.device_id.size()) +
                                      " bytes at offset " + std::to_string(e.offset));
     }
+    if (e.country.size() > kMaxCountryBytes) {
+      return Status::InvalidArgument("country of " + std::to_string(e.country.size()) +
+                                     " bytes at offset " + std::to_string(e.offset));
+    }
+    const std::string country = CountryValue(e.country);
     std::string back = DevicePrefix(e.device_id).substr(1);  // u16 len | device
     PutU64(&back, TsBits(e.ts_ms));
-    batch.Put(OffsetKey(e.offset), back);
-    batch.Put(WithTsOffset(std::string(1, kTime), e.ts_ms, e.offset), "");
+    back += country;
+    batch.Put(scope_ + OffsetKey(e.offset), back);
+    batch.Put(WithTsOffset(scope_ + kTime, e.ts_ms, e.offset), country);
+    batch.Put(WithTsOffset(scope_ + CountryPrefix(e.country), e.ts_ms, e.offset), country);
     if (!e.device_id.empty()) {
-      batch.Put(WithTsOffset(DevicePrefix(e.device_id), e.ts_ms, e.offset), "");
+      batch.Put(WithTsOffset(scope_ + DevicePrefix(e.device_id), e.ts_ms, e.offset), country);
     }
   }
   std::string covered;
   PutU64(&covered, static_cast<uint64_t>(covered_to));
-  batch.Put(kCoveredKey, covered);
+  batch.Put(scope_ + kCoveredKey, covered);
   // Not synced: the index is rebuilt from the log past whatever a crash took.
   SLUICE_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "index add"));
   covered_ = covered_to;
@@ -136,8 +200,13 @@ Result<std::vector<IndexHit>> PartitionIndex::Scan(const std::string& prefix, in
     if (k.compare(end) >= 0 || k.size() != prefix.size() + 16 || !k.starts_with(prefix)) {
       break;
     }
+    const leveldb::Slice v = it->value();
+    if (v.empty() || v.size() != 1 + static_cast<uint8_t>(v[0])) {
+      return Status::Corruption("index: malformed entry value");
+    }
     hits.push_back({TsOf(GetU64(k.data() + prefix.size())),
-                    static_cast<int64_t>(GetU64(k.data() + prefix.size() + 8))});
+                    static_cast<int64_t>(GetU64(k.data() + prefix.size() + 8)),
+                    std::string(v.data() + 1, v.size() - 1)});
   }
   SLUICE_RETURN_IF_ERROR(FromLevelDb(it->status(), "index scan"));
   return hits;
@@ -150,43 +219,57 @@ Result<std::vector<IndexHit>> PartitionIndex::Device(const std::string& device_i
   if (device_id.empty() || device_id.size() > kMaxDeviceIdBytes) {
     return std::vector<IndexHit>{};
   }
-  return Scan(DevicePrefix(device_id), from_ms, to_ms, after, limit);
+  return Scan(scope_ + DevicePrefix(device_id), from_ms, to_ms, after, limit);
+}
+
+Result<std::vector<IndexHit>> PartitionIndex::Country(const std::string& country,
+                                                      int64_t from_ms, int64_t to_ms,
+                                                      const std::optional<IndexCursor>& after,
+                                                      size_t limit) const {
+  if (country.size() > kMaxCountryBytes) {
+    return std::vector<IndexHit>{};
+  }
+  return Scan(scope_ + CountryPrefix(country), from_ms, to_ms, after, limit);
 }
 
 Result<std::vector<IndexHit>> PartitionIndex::Time(int64_t from_ms, int64_t to_ms,
                                                    const std::optional<IndexCursor>& after,
                                                    size_t limit) const {
-  return Scan(std::string(1, kTime), from_ms, to_ms, after, limit);
+  return Scan(scope_ + kTime, from_ms, to_ms, after, limit);
 }
 
 Status PartitionIndex::DropRange(int64_t from, int64_t to, std::optional<int64_t> new_covered) {
   leveldb::WriteBatch batch;
   std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
-  const std::string end = OffsetKey(to);
-  for (it->Seek(OffsetKey(from)); it->Valid() && it->key().compare(end) < 0; it->Next()) {
+  const std::string end = scope_ + OffsetKey(to);
+  for (it->Seek(scope_ + OffsetKey(from)); it->Valid() && it->key().compare(end) < 0;
+       it->Next()) {
     const leveldb::Slice k = it->key();
     const leveldb::Slice v = it->value();
-    if (k.size() != 9 || v.size() < 10) {
+    if (k.size() != scope_.size() + 9 || v.size() < 11) {
       return Status::Corruption("index: malformed offset entry");
     }
-    const int64_t offset = static_cast<int64_t>(GetU64(k.data() + 1));
+    const int64_t offset = static_cast<int64_t>(GetU64(k.data() + scope_.size() + 1));
     const size_t len = (static_cast<uint8_t>(v[0]) << 8) | static_cast<uint8_t>(v[1]);
-    if (v.size() != 2 + len + 8) {
+    if (v.size() < 2 + len + 8 + 1 ||
+        v.size() != 2 + len + 8 + 1 + static_cast<uint8_t>(v[2 + len + 8])) {
       return Status::Corruption("index: malformed offset entry at " + std::to_string(offset));
     }
     const std::string device(v.data() + 2, len);
     const int64_t ts = TsOf(GetU64(v.data() + 2 + len));
+    const std::string country(v.data() + 2 + len + 9, v.size() - (2 + len + 9));
     batch.Delete(k);
-    batch.Delete(WithTsOffset(std::string(1, kTime), ts, offset));
+    batch.Delete(WithTsOffset(scope_ + kTime, ts, offset));
+    batch.Delete(WithTsOffset(scope_ + CountryPrefix(country), ts, offset));
     if (!device.empty()) {
-      batch.Delete(WithTsOffset(DevicePrefix(device), ts, offset));
+      batch.Delete(WithTsOffset(scope_ + DevicePrefix(device), ts, offset));
     }
   }
   SLUICE_RETURN_IF_ERROR(FromLevelDb(it->status(), "index drop"));
   if (new_covered.has_value()) {
     std::string covered;
     PutU64(&covered, static_cast<uint64_t>(*new_covered));
-    batch.Put(kCoveredKey, covered);
+    batch.Put(scope_ + kCoveredKey, covered);
   }
   SLUICE_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "index drop"));
   if (new_covered.has_value()) {

@@ -1,15 +1,21 @@
-// PartitionIndex: a partition's secondary index (issue 12, first step: the store; the indexer
-// that tails the log and the query that uses it come next), kept beside the segments in its own
-// LevelDB and rebuildable from them at any time, so nothing in it has to be durable: writes are
-// not synced, and after a crash the index resumes from the last offset it recorded as covered.
+// PartitionIndex: a partition's secondary index (issue 12), kept beside the segments in a
+// LevelDB (StoreIndexer keeps it behind the log; RunQuery reads it) and rebuildable from them at
+// any time, so nothing in it has to be durable: writes are not synced, and after a crash the
+// index resumes from the last offset it recorded as covered.
 //
-// Key families (all big-endian, so LevelDB's byte order is the query order):
+// Every partition's keys sit under its scope ('p' u16 len | topic | u32 partition) in one
+// database per broker. Key families (all big-endian, so LevelDB's byte order is the query
+// order); the value of 'd', 't' and 'c' entries is the record's country (u8 len | country), so
+// counts per country and country filters need no record read:
 //   'd' u16 len | device id | ts | offset   a device's records by (timestamp, offset)
 //   't' ts | offset                        every record by (timestamp, offset)
-//   'o' offset -> u16 len | device | ts    by offset, to drop entries below the log start
+//   'c' u8 len | country | ts | offset     a country's records by (timestamp, offset)
+//   'o' offset -> u16 len | device | ts | u8 len | country
+//                                          by offset, to drop entries below the log start
 //                                          (retention) or from a truncation point (a follower's
 //                                          KIP-101 truncation) without a full scan
 //   'm' "covered"                          the next offset to index (u64)
+//   "!version" (outside every scope)       the layout; a database of another one is rebuilt
 // Timestamps are stored with their sign bit flipped, so negative ones order first.
 // A record batch's entries and the new covered offset are one WriteBatch: the index never
 // claims to cover an offset whose entries it lacks.
@@ -35,12 +41,14 @@ struct IndexEntry {
   int64_t offset = 0;
   int64_t ts_ms = 0;
   std::string device_id;  // the record key; empty: not in the device family
+  std::string country;    // the `country` header; empty if none
 };
 
 // One hit, in (ts_ms, offset) order.
 struct IndexHit {
   int64_t ts_ms = 0;
   int64_t offset = 0;
+  std::string country;
   bool operator==(const IndexHit&) const = default;
 };
 
@@ -53,8 +61,17 @@ struct IndexCursor {
 class PartitionIndex {
  public:
   static constexpr size_t kMaxDeviceIdBytes = 1024;  // Kafka keys Sluice accepts (record_batch.h)
+  static constexpr size_t kMaxCountryBytes = 16;  // residency admits two letters only
 
-  // Opens (creating) the index in `dir`. kCorruption/kIOError from LevelDB.
+  // Opens (creating) the database that holds the indexes of many partitions (a broker's
+  // <data_dir>/index: one set of files and a bounded number of fds however many partitions).
+  // An index of another layout version is deleted (rebuilt from the logs). kCorruption/kIOError.
+  static Result<std::shared_ptr<leveldb::DB>> OpenDb(const std::string& dir);
+  // The index of topic-partition in `db`; its keys live under their own prefix.
+  static Result<std::unique_ptr<PartitionIndex>> Open(std::shared_ptr<leveldb::DB> db,
+                                                      const std::string& topic,
+                                                      int32_t partition);
+  // A database of its own in `dir` (tests).
   static Result<std::unique_ptr<PartitionIndex>> Open(const std::string& dir);
   ~PartitionIndex();
   PartitionIndex(const PartitionIndex&) = delete;
@@ -64,14 +81,19 @@ class PartitionIndex {
   int64_t covered() const { return covered_.load(); }
 
   // Adds entries (offsets >= covered(), any order) and sets covered to `covered_to`
-  // (> every entry's offset). kInvalidArgument for an entry below covered() or a device id
-  // longer than kMaxDeviceIdBytes; nothing is written then.
+  // (> every entry's offset). kInvalidArgument for an entry below covered(), a device id
+  // longer than kMaxDeviceIdBytes or a country longer than kMaxCountryBytes; nothing is
+  // written then.
   Status Add(const std::vector<IndexEntry>& entries, int64_t covered_to);
 
   // The device's hits with from_ms <= ts < to_ms, after `after` when given, at most `limit`.
   Result<std::vector<IndexHit>> Device(const std::string& device_id, int64_t from_ms,
                                        int64_t to_ms, const std::optional<IndexCursor>& after,
                                        size_t limit) const;
+  // The same for the records whose country is `country`.
+  Result<std::vector<IndexHit>> Country(const std::string& country, int64_t from_ms,
+                                        int64_t to_ms, const std::optional<IndexCursor>& after,
+                                        size_t limit) const;
   // Every hit with from_ms <= ts < to_ms, after `after` when given, at most `limit`.
   Result<std::vector<IndexHit>> Time(int64_t from_ms, int64_t to_ms,
                                      const std::optional<IndexCursor>& after, size_t limit) const;
@@ -82,14 +104,15 @@ class PartitionIndex {
   Status TruncateFrom(int64_t offset);
 
  private:
-  PartitionIndex(std::unique_ptr<leveldb::DB> db, int64_t covered);
+  PartitionIndex(std::shared_ptr<leveldb::DB> db, std::string scope, int64_t covered);
   Result<std::vector<IndexHit>> Scan(const std::string& prefix, int64_t from_ms, int64_t to_ms,
                                      const std::optional<IndexCursor>& after,
                                      size_t limit) const;
   // Deletes the entries of offsets in [from, to).
   Status DropRange(int64_t from, int64_t to, std::optional<int64_t> new_covered);
 
-  std::unique_ptr<leveldb::DB> db_;
+  std::shared_ptr<leveldb::DB> db_;
+  const std::string scope_;  // 'p' u16 len | topic | u32 partition: before every key
   std::atomic<int64_t> covered_{0};  // read by queries while the indexer adds
 };
 

@@ -21,9 +21,6 @@ StoreIndexer::~StoreIndexer() { Stop(); }
 
 Status StoreIndexer::CatchUp() {
   std::lock_guard<std::mutex> pass(pass_mu_);
-  if (::mkdir(options_.dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return Status::IOError("mkdir " + options_.dir + ": " + std::strerror(errno));
-  }
   Status first = Status::Ok();
   for (Topic* t : store_.Topics()) {
     for (int32_t p = 0; p < t->partition_count(); ++p) {
@@ -45,9 +42,15 @@ Status StoreIndexer::CatchUpPartition(const std::string& topic, int32_t p, Parti
     std::lock_guard<std::mutex> lock(mu_);
     indexed = &indexes_[{topic, p}];
   }
+  if (!db_) {
+    Result<std::shared_ptr<leveldb::DB>> db = PartitionIndex::OpenDb(options_.dir);
+    if (!db.ok()) {
+      return db.status();
+    }
+    db_ = std::move(db).value();
+  }
   if (!indexed->index) {
-    Result<std::unique_ptr<PartitionIndex>> opened =
-        PartitionIndex::Open(options_.dir + "/" + topic + "-" + std::to_string(p));
+    Result<std::unique_ptr<PartitionIndex>> opened = PartitionIndex::Open(db_, topic, p);
     if (!opened.ok()) {
       return opened.status();
     }
@@ -87,8 +90,13 @@ Status StoreIndexer::CatchUpPartition(const std::string& topic, int32_t p, Parti
     entries.reserve(read->records.size());
     for (const LogRecord& r : read->records) {
       const std::string& key = r.record.key.has_value() ? *r.record.key : std::string();
-      entries.push_back({r.offset, r.record.timestamp_ms,
-                         key.size() <= PartitionIndex::kMaxDeviceIdBytes ? key : std::string()});
+      const std::string* country = r.record.FindHeader(kHeaderCountry);
+      entries.push_back(
+          {r.offset, r.record.timestamp_ms,
+           key.size() <= PartitionIndex::kMaxDeviceIdBytes ? key : std::string(),
+           country != nullptr && country->size() <= PartitionIndex::kMaxCountryBytes
+               ? *country
+               : std::string()});
     }
     SLUICE_RETURN_IF_ERROR(index.Add(entries, read->next_offset));
   }

@@ -1,12 +1,12 @@
 // StoreIndexer: keeps a PartitionIndex (partition_index.h) per partition of a TopicStore up to
-// date behind its logs (issue 12, second step; the broker does not run it yet), under
-// <dir>/<topic>-<partition>/. It indexes only what the log serves (below the high watermark),
-// so in a replicated region a follower indexes what it replicated, the same way.
+// date behind its logs, all in one LevelDB under <dir> (the broker's <data_dir>/index). It
+// indexes only what the log serves (below the high watermark), so in a replicated region a
+// follower indexes what it replicated, the same way.
 // Each pass over a partition: a log cut since the last pass (PartitionLog::truncations) makes
 // it re-index the partition from its start; an index covering past the log's end (a torn tail
 // cut at start-up) is cut back to it; offsets retention removed are skipped and their entries
 // dropped; then records from the covered offset up to the high watermark are read in chunks
-// and added (key = device id, record timestamp).
+// and added (key = device id, record timestamp, country header).
 // Start() runs passes every interval_ms on its own thread; CatchUp() runs one now (tests).
 // Thread-safety: thread-safe; Find's index stays valid until Stop()/destruction.
 #pragma once
@@ -62,6 +62,7 @@ class StoreIndexer {
   std::mutex mu_;  // indexes_ (the map; each index is used by one pass at a time)
   std::mutex pass_mu_;  // one pass at a time
   std::map<std::pair<std::string, int32_t>, Indexed> indexes_;
+  std::shared_ptr<leveldb::DB> db_;  // opened by the first pass (pass_mu_)
   std::mutex run_mu_;
   std::condition_variable run_cv_;
   bool stop_ = true;

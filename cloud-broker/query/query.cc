@@ -1,8 +1,16 @@
 #include "cloud-broker/query/query.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <limits>
+#include <queue>
+#include <tuple>
 
+#include "cloud-broker/query/index_stream.h"
+#include "cloud-broker/query/query_cursor.h"
+#include "core/crc32c.h"
+#include "core/partitioner.h"
 #include "core/time_util.h"
 
 namespace sluice::broker {
@@ -10,6 +18,9 @@ namespace {
 
 constexpr size_t kChunkRecords = 1000;
 constexpr size_t kChunkBytes = 1 << 20;
+constexpr size_t kCountPage = 4096;
+constexpr size_t kMaxSensorBytes = 256;
+constexpr size_t kMaxCursorBytes = 1024;
 
 bool ParseInt64(const std::string& s, int64_t* v) {
   if (s.empty()) {
@@ -29,32 +40,98 @@ bool ParseTime(const std::string& s, int64_t* ms) {
   return ParseInt64(s, ms) || ParseRfc3339Ms(s, ms);
 }
 
-Status ScanPartition(const std::string& topic, int32_t p, const PartitionLog& log,
-                     const QueryFilter& filter, const QueryDeadline& deadline, QueryResult* out) {
-  int64_t offset = log.start_offset();
-  const int64_t end = log.next_offset();
-  while (offset < end) {
+// One partition a query reads, with what it saw when the query began.
+struct Scope {
+  std::string topic;
+  int32_t partition = 0;
+  const PartitionLog* log = nullptr;
+  const PartitionIndex* index = nullptr;  // nullptr: scanned whole
+  int64_t covered_end = 0;                // index up to here, the tail scan from here
+  int64_t end = 0;                        // the high watermark
+};
+
+QueryPosition PositionOf(const QueryMatch& m) {
+  return {m.record.timestamp_ms, m.topic, m.partition, m.offset};
+}
+
+// What a cursor admits in one partition: ts after the cursor's, or equal and then by
+// (topic, partition, offset).
+std::optional<AfterBound> BoundFor(const Scope& s, const std::optional<QueryPosition>& at) {
+  if (!at.has_value()) {
+    return std::nullopt;
+  }
+  const auto mine = std::tie(s.topic, s.partition);
+  const auto theirs = std::tie(at->topic, at->partition);
+  if (mine == theirs) {
+    return AfterBound{at->ts_ms, at->offset};
+  }
+  return AfterBound{at->ts_ms, mine > theirs ? -1 : std::numeric_limits<int64_t>::max()};
+}
+
+// The `want` first matches by position, from any number of offers.
+class FirstMatches {
+ public:
+  explicit FirstMatches(size_t want) : want_(want) {}
+  void Offer(QueryMatch&& m) {
+    if (want_ == 0) {
+      return;
+    }
+    if (heap_.size() == want_) {
+      if (!PositionLess(PositionOf(m), PositionOf(heap_.front()))) {
+        return;
+      }
+      std::pop_heap(heap_.begin(), heap_.end(), Later);
+      heap_.pop_back();
+    }
+    heap_.push_back(std::move(m));
+    std::push_heap(heap_.begin(), heap_.end(), Later);
+  }
+  std::vector<QueryMatch> Sorted() && {
+    std::sort_heap(heap_.begin(), heap_.end(), Later);
+    return std::move(heap_);
+  }
+
+ private:
+  static bool Later(const QueryMatch& a, const QueryMatch& b) {
+    return PositionLess(PositionOf(a), PositionOf(b));  // max-heap: the latest on top
+  }
+  const size_t want_;
+  std::vector<QueryMatch> heap_;
+};
+
+// The uncovered tail [covered_end, end): every record read and checked; matches after the
+// cursor offered to `first`; with count_exact every match counted.
+Status ScanTail(const Scope& s, const QueryFilter& filter, const std::optional<AfterBound>& bound,
+                const QueryDeadline& deadline, FirstMatches* first, QueryResult* out) {
+  int64_t offset = std::max(s.covered_end, s.log->start_offset());
+  while (offset < s.end) {
     if (deadline.Passed()) {
       out->timed_out = true;
       return Status::Ok();
     }
-    Result<LogReadResult> chunk = log.Read(offset, kChunkRecords, kChunkBytes);
+    Result<LogReadResult> chunk = s.log->Read(offset, kChunkRecords, kChunkBytes);
     if (!chunk.ok()) {
+      if (chunk.status().code() == StatusCode::kInvalidArgument && offset < s.log->start_offset()) {
+        offset = s.log->start_offset();  // retention raced the scan
+        continue;
+      }
       return chunk.status();
     }
     for (LogRecord& lr : chunk->records) {
-      if (lr.offset >= end) {
+      if (lr.offset >= s.end) {
         return Status::Ok();
       }
       ++out->scanned;
       if (!filter.Matches(lr.record)) {
         continue;
       }
-      ++out->matched;
-      const std::string* country = lr.record.FindHeader(kHeaderCountry);
-      ++out->counts_by_country[country != nullptr ? *country : ""];
-      if (out->records.size() < filter.limit) {
-        out->records.push_back(QueryMatch{topic, p, lr.offset, std::move(lr.record)});
+      if (filter.count_exact) {
+        const std::string* country = lr.record.FindHeader(kHeaderCountry);
+        ++*out->matched;
+        ++out->counts_by_country[country != nullptr ? *country : ""];
+      }
+      if (!bound.has_value() || bound->Admits(lr.record.timestamp_ms, lr.offset)) {
+        first->Offer(QueryMatch{s.topic, s.partition, lr.offset, std::move(lr.record)});
       }
     }
     if (chunk->next_offset <= offset) {
@@ -63,6 +140,105 @@ Status ScanPartition(const std::string& topic, int32_t p, const PartitionLog& lo
     offset = chunk->next_offset;
   }
   return Status::Ok();
+}
+
+// count_exact over the indexed part [start, covered_end): index entries only, unless a sensor
+// filter needs each record.
+Status CountIndexed(const Scope& s, const QueryFilter& filter, const QueryDeadline& deadline,
+                    QueryResult* out) {
+  if (filter.sensor.has_value()) {
+    IndexStream stream(*s.log, *s.index, filter, std::nullopt, s.covered_end);
+    for (size_t n = 0;; ++n) {
+      if (n % 64 == 0 && deadline.Passed()) {
+        out->timed_out = true;
+        break;
+      }
+      Result<LogRecord*> r = stream.Peek();
+      if (!r.ok()) {
+        return r.status();
+      }
+      if (*r == nullptr) {
+        break;
+      }
+      const std::string* country = (*r)->record.FindHeader(kHeaderCountry);
+      ++*out->matched;
+      ++out->counts_by_country[country != nullptr ? *country : ""];
+      stream.Pop();
+    }
+    out->scanned += stream.records_read();
+    return Status::Ok();
+  }
+  const int64_t from = filter.from_ms.value_or(std::numeric_limits<int64_t>::min());
+  const int64_t to = filter.to_ms.value_or(std::numeric_limits<int64_t>::max());
+  const int64_t start = s.log->start_offset();
+  std::optional<IndexCursor> cursor;
+  while (true) {
+    if (deadline.Passed()) {
+      out->timed_out = true;
+      return Status::Ok();
+    }
+    Result<std::vector<IndexHit>> hits =
+        IndexFamilyHits(*s.index, filter, from, to, cursor, kCountPage);
+    if (!hits.ok()) {
+      return hits.status();
+    }
+    for (const IndexHit& h : *hits) {
+      out->index_entries += 1;
+      if (h.offset < start || h.offset >= s.covered_end ||
+          (filter.country.has_value() && h.country != filter.country->value())) {
+        continue;
+      }
+      ++*out->matched;
+      ++out->counts_by_country[h.country];
+    }
+    if (hits->size() < kCountPage) {
+      return Status::Ok();
+    }
+    cursor = IndexCursor{hits->back().ts_ms, hits->back().offset};
+  }
+}
+
+// The partitions a query reads: every partition of the topics in scope, or for a device only
+// the partition its key maps to.
+Result<std::vector<Scope>> Scopes(const TopicStore& store, const QueryFilter& filter,
+                                  const IndexLookup& indexes) {
+  std::vector<Topic*> topics;
+  if (filter.topic.has_value()) {
+    Topic* t = store.Find(*filter.topic);
+    if (t == nullptr) {
+      return Status::NotFound("unknown topic " + filter.topic->value());
+    }
+    topics.push_back(t);
+  } else {
+    for (Topic* t : store.Topics()) {
+      if (!IsInternalTopic(t->name().value())) {
+        topics.push_back(t);  // not consumer-group offsets: not events
+      }
+    }
+  }
+  std::vector<Scope> scopes;
+  for (Topic* t : topics) {
+    const int32_t n = t->partition_count();
+    for (int32_t p = 0; p < n; ++p) {
+      if (filter.device_id.has_value() && p != PartitionForKey(filter.device_id->value(), n)) {
+        continue;
+      }
+      Scope s;
+      s.topic = t->name().value();
+      s.partition = p;
+      s.log = t->partition(p);
+      s.index = indexes ? indexes(s.topic, p) : nullptr;
+      // The index's coverage first: it only grows towards the high watermark read next.
+      const int64_t covered = s.index != nullptr ? s.index->covered() : 0;
+      s.end = s.log->end_offset();
+      s.covered_end = std::min(covered, s.end);
+      if (s.covered_end <= s.log->start_offset()) {
+        s.index = nullptr;  // nothing indexed that the log still holds
+      }
+      scopes.push_back(std::move(s));
+    }
+  }
+  return scopes;
 }
 
 }  // namespace
@@ -77,6 +253,12 @@ bool QueryFilter::Matches(const Record& r) const {
       return false;
     }
   }
+  if (sensor.has_value()) {
+    const std::string* v = r.FindHeader(kHeaderSensor);
+    if (v == nullptr || *v != *sensor) {
+      return false;
+    }
+  }
   if (from_ms.has_value() && r.timestamp_ms < *from_ms) {
     return false;
   }
@@ -84,6 +266,24 @@ bool QueryFilter::Matches(const Record& r) const {
     return false;
   }
   return true;
+}
+
+uint32_t QueryFilter::Fingerprint() const {
+  std::string canon;
+  auto field = [&](char tag, const std::optional<std::string>& v) {
+    canon.push_back(tag);
+    if (v.has_value()) {
+      canon += std::to_string(v->size()) + ":" + *v;
+    }
+    canon.push_back(';');
+  };
+  field('d', device_id ? std::optional<std::string>(device_id->value()) : std::nullopt);
+  field('c', country ? std::optional<std::string>(country->value()) : std::nullopt);
+  field('s', sensor);
+  field('f', from_ms ? std::optional<std::string>(std::to_string(*from_ms)) : std::nullopt);
+  field('t', to_ms ? std::optional<std::string>(std::to_string(*to_ms)) : std::nullopt);
+  field('p', topic ? std::optional<std::string>(topic->value()) : std::nullopt);
+  return crc32c::Value(canon);
 }
 
 Result<QueryFilter> ParseQueryFilter(const std::map<std::string, std::string>& params,
@@ -117,6 +317,21 @@ Result<QueryFilter> ParseQueryFilter(const std::map<std::string, std::string>& p
       f.limit = static_cast<size_t>(n);
     } else if (key == "topic") {
       f.topic = TopicName(value);
+    } else if (key == "sensor") {
+      if (value.empty() || value.size() > kMaxSensorBytes) {
+        return fail(key, "sensor must be 1.." + std::to_string(kMaxSensorBytes) + " bytes");
+      }
+      f.sensor = value;
+    } else if (key == "count") {
+      if (value != "exact" && value != "none") {
+        return fail(key, "count must be exact or none");
+      }
+      f.count_exact = value == "exact";
+    } else if (key == "cursor") {
+      if (value.empty() || value.size() > kMaxCursorBytes) {
+        return fail(key, "cursor must be a `next` value of an earlier page");
+      }
+      f.cursor = value;
     } else {
       return fail(key, "unknown query parameter " + key);
     }
@@ -125,29 +340,98 @@ Result<QueryFilter> ParseQueryFilter(const std::map<std::string, std::string>& p
 }
 
 Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
-                             const QueryDeadline& deadline) {
-  std::vector<Topic*> topics;
-  if (filter.topic.has_value()) {
-    Topic* t = store.Find(*filter.topic);
-    if (t == nullptr) {
-      return Status::NotFound("unknown topic " + filter.topic->value());
+                             const QueryDeadline& deadline, const IndexLookup& indexes) {
+  std::optional<QueryPosition> at;
+  if (filter.cursor.has_value()) {
+    Result<QueryPosition> decoded = DecodeCursor(*filter.cursor, filter.Fingerprint());
+    if (!decoded.ok()) {
+      return decoded.status();
     }
-    topics.push_back(t);
-  } else {
-    for (Topic* t : store.Topics()) {
-      if (!IsInternalTopic(t->name().value())) {
-        topics.push_back(t);  // not consumer-group offsets: not events
-      }
-    }
+    at = std::move(decoded).value();
+  }
+  Result<std::vector<Scope>> scopes = Scopes(store, filter, indexes);
+  if (!scopes.ok()) {
+    return scopes.status();
   }
   QueryResult out;
-  for (Topic* t : topics) {
-    for (int32_t p = 0; p < t->partition_count() && !out.timed_out; ++p) {
-      SLUICE_RETURN_IF_ERROR(
-          ScanPartition(t->name().value(), p, *t->partition(p), filter, deadline, &out));
+  if (filter.count_exact) {
+    out.matched = 0;
+  }
+  // One more than the page: whether another page follows.
+  const size_t want = filter.limit + 1;
+  FirstMatches first(want);
+  for (const Scope& s : *scopes) {
+    SLUICE_RETURN_IF_ERROR(ScanTail(s, filter, BoundFor(s, at), deadline, &first, &out));
+    if (filter.count_exact && s.index != nullptr && !out.timed_out) {
+      SLUICE_RETURN_IF_ERROR(CountIndexed(s, filter, deadline, &out));
+    }
+    if (out.timed_out) {
+      return out;
     }
   }
-  out.truncated = out.matched > out.records.size();
+  std::vector<QueryMatch> tail = std::move(first).Sorted();
+
+  // Merge the tails' first matches with every partition's index stream, by position.
+  struct Head {
+    QueryPosition pos;
+    size_t stream;
+  };
+  auto later = [](const Head& a, const Head& b) { return PositionLess(b.pos, a.pos); };
+  std::priority_queue<Head, std::vector<Head>, decltype(later)> heads(later);
+  std::vector<std::unique_ptr<IndexStream>> streams;
+  std::vector<const Scope*> stream_scope;
+  auto push_head = [&](size_t i) -> Status {
+    Result<LogRecord*> r = streams[i]->Peek();
+    if (!r.ok()) {
+      return r.status();
+    }
+    if (*r != nullptr) {
+      heads.push({{(*r)->record.timestamp_ms, stream_scope[i]->topic, stream_scope[i]->partition,
+                   (*r)->offset},
+                  i});
+    }
+    return Status::Ok();
+  };
+  for (const Scope& s : *scopes) {
+    if (s.index == nullptr) {
+      continue;
+    }
+    streams.push_back(
+        std::make_unique<IndexStream>(*s.log, *s.index, filter, BoundFor(s, at), s.covered_end));
+    stream_scope.push_back(&s);
+    SLUICE_RETURN_IF_ERROR(push_head(streams.size() - 1));
+  }
+  size_t next_tail = 0;
+  while (out.records.size() < want && (!heads.empty() || next_tail < tail.size())) {
+    if (out.records.size() % 64 == 63 && deadline.Passed()) {
+      out.timed_out = true;
+      break;
+    }
+    if (heads.empty() || (next_tail < tail.size() &&
+                          PositionLess(PositionOf(tail[next_tail]), heads.top().pos))) {
+      out.records.push_back(std::move(tail[next_tail++]));
+      continue;
+    }
+    const size_t i = heads.top().stream;
+    heads.pop();
+    Result<LogRecord*> r = streams[i]->Peek();
+    if (!r.ok()) {
+      return r.status();
+    }
+    out.records.push_back(QueryMatch{stream_scope[i]->topic, stream_scope[i]->partition,
+                                     (*r)->offset, std::move((*r)->record)});
+    streams[i]->Pop();
+    SLUICE_RETURN_IF_ERROR(push_head(i));
+  }
+  for (const auto& s : streams) {
+    out.scanned += s->records_read();
+  }
+  if (out.records.size() == want) {
+    out.records.pop_back();
+    if (!out.records.empty()) {
+      out.next = EncodeCursor(PositionOf(out.records.back()), filter.Fingerprint());
+    }
+  }
   return out;
 }
 

@@ -81,6 +81,18 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   b->registry_.AddGaugeFn("sluice_broker_queries_waiting",
                           "Queries waiting for a query thread (at most query.max_waiting)", {},
                           [qp] { return static_cast<double>(qp->waiting()); });
+  if (options.query_index) {
+    StoreIndexerOptions io;
+    io.dir = options.data_dir + "/index";
+    io.interval_ms = options.query_index_interval_ms;
+    b->indexer_ = std::make_unique<StoreIndexer>(io, *b->store_);
+    StoreIndexer* indexer = b->indexer_.get();
+    b->registry_.AddGaugeFn("sluice_broker_index_lag_records",
+                            "Records below the high watermarks not indexed yet (queries scan "
+                            "them)",
+                            {}, [indexer] { return static_cast<double>(indexer->lag()); });
+    indexer->Start();
+  }
   std::string why_not;
   Result<bool> loaded =
       b->producers_->LoadSnapshot(*b->store_, b->ProducerSnapshotPath(), &why_not);
@@ -218,6 +230,7 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   svc.pipeline_pool = b->pipeline_pool_.get();
   svc.append_pool = b->append_pool_.get();
   svc.query_pool = b->query_pool_.get();
+  svc.indexer = b->indexer_.get();
   svc.query_timeout_ms = options.query_timeout_ms;
   svc.on_query_start = options.on_query_start;
   // --- authentication, ACLs, producer-id ownership (cloud-broker/auth) ---
@@ -287,6 +300,9 @@ void Broker::Stop() {
   }
   if (server_) {
     server_->Stop();
+  }
+  if (indexer_) {
+    indexer_->Stop();  // after the queries that read its indexes
   }
   if (pipeline_pool_) {
     pipeline_pool_->Stop();  // pipelined produce requests still waiting finish (and answer)

@@ -15,6 +15,7 @@
 #include "cloud-broker/groups/offset_store.h"
 #include "cloud-broker/log/topic_store.h"
 #include "cloud-broker/produce/append_pool.h"
+#include "cloud-broker/index/store_indexer.h"
 #include "cloud-broker/query/query_pool.h"
 #include "cloud-broker/producers/producer_table.h"
 #include "cloud-broker/replication/broker_registry.h"
@@ -52,6 +53,7 @@ class Broker {
   FetchWaiter& fetch_waiter() { return *fetch_waiter_; }  // storage: long-poll
   ProducerTable& producers() { return *producers_; }
   GroupCoordinator& groups() { return *groups_; }
+  StoreIndexer* indexer() { return indexer_.get(); }  // nullptr: query.index off
   ReplicaManager* replicas() { return replicas_.get(); }      // nullptr: not replicated
   Controller* controller() { return controller_.get(); }      // nullptr: not replicated
   MetricsRegistry& metrics() { return registry_; }
@@ -70,6 +72,7 @@ class Broker {
   std::unique_ptr<PipelinePool> pipeline_pool_;  // pipelined produce requests that wait
   std::unique_ptr<AppendPool> append_pool_;      // produce.append_threads
   std::unique_ptr<QueryPool> query_pool_;        // query.threads: GET /v1/query
+  std::unique_ptr<StoreIndexer> indexer_;        // query.index: <data_dir>/index
   std::unique_ptr<ResidencyPolicy> policy_;
   // Consumer groups: offsets (under <data_dir>/groups, or in __consumer_offsets when
   // replicated), coordinator (with its reaper thread).

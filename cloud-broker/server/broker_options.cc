@@ -181,6 +181,11 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
                                       std::to_string(o.query_max_limit) + ")");
   }
 
+  o.query_index = c.GetBool("query.index", o.query_index);
+  o.query_index_interval_ms = c.GetDurationMs("query.index_interval", o.query_index_interval_ms);
+  if (o.query_index_interval_ms < 10 || o.query_index_interval_ms > 60000) {
+    c.Fail("query.index_interval", "must be 10ms..60s");
+  }
   const int64_t query_threads = c.GetInt("query.threads", o.query_threads);
   if (query_threads < 1 || query_threads > 64) {
     c.Fail("query.threads", "must be 1..64, got " + std::to_string(query_threads));

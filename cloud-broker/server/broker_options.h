@@ -59,6 +59,11 @@ struct BrokerOptions {
   int64_t query_max_limit = 100000;
   // query.threads, query.max_waiting, query.timeout: GET /v1/query runs on its own pool
   // (cloud-broker/query/query_pool.h), never on the HTTP threads.
+  // query.index, query.index_interval: each partition's device/time/country index
+  // (cloud-broker/index) under <data_dir>/index, kept behind the log by one thread; queries read
+  // it and scan only the uncovered tail. Off: every query scans the partitions it reads.
+  bool query_index = true;
+  int64_t query_index_interval_ms = 200;
   int query_threads = 1;
   int64_t query_max_waiting = 8;
   int64_t query_timeout_ms = 10000;

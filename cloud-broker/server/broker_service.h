@@ -37,6 +37,7 @@ class Authorizer;      // cloud-broker/auth/authorizer.h
 class ProducerOwners;  // cloud-broker/auth/producer_owners.h
 class AppendPool;  // cloud-broker/produce/append_pool.h
 class QueryPool;   // cloud-broker/query/query_pool.h
+class StoreIndexer;  // cloud-broker/index/store_indexer.h
 class ReplicaManager;  // cloud-broker/replication/replica_manager.h
 
 struct ServiceOptions {
@@ -75,6 +76,8 @@ struct ServiceOptions {
   int64_t max_future_ms = 24LL * 3600 * 1000;
   // Runs GET /v1/query off the HTTP threads (bounded; 503 when full); nullptr: inline.
   QueryPool* query_pool = nullptr;
+  // query.index: the partitions' indexes queries read; nullptr: queries scan.
+  StoreIndexer* indexer = nullptr;
   // query.timeout: a query's time budget from its arrival, including its wait in the pool's
   // queue; past it the answer is 503 query_timeout. <= 0: none.
   int64_t query_timeout_ms = 10000;

@@ -4,6 +4,7 @@
 // and Retry-After; produce, fetch and /healthz keep the HTTP threads.
 #include <memory>
 
+#include "cloud-broker/index/store_indexer.h"
 #include "cloud-broker/query/query_pool.h"
 #include "cloud-broker/server/broker_service.h"
 
@@ -77,10 +78,18 @@ HttpResponse BrokerService::Query(const HttpRequest& req, const QueryDeadline& d
   if (options_.on_query_start) {
     options_.on_query_start();
   }
-  Result<QueryResult> res = RunQuery(store_, *filter, deadline);
+  IndexLookup indexes;
+  if (options_.indexer != nullptr) {
+    StoreIndexer* indexer = options_.indexer;
+    indexes = [indexer](const std::string& topic, int32_t p) { return indexer->Find(topic, p); };
+  }
+  Result<QueryResult> res = RunQuery(store_, *filter, deadline, indexes);
   if (!res.ok()) {
     if (res.status().code() == StatusCode::kNotFound) {
       return HttpResponse::Error(404, "unknown_topic", res.status().message(), "topic");
+    }
+    if (res.status().code() == StatusCode::kInvalidArgument) {
+      return HttpResponse::Error(400, "invalid_parameter", res.status().message(), "cursor");
     }
     LogError("query", res.status().ToString());
     return HttpResponse::Error(500, "storage_error", res.status().message());
@@ -96,17 +105,25 @@ HttpResponse BrokerService::Query(const HttpRequest& req, const QueryDeadline& d
   w.StartObject();
   w.Key("region");
   WriteJsonString(w, policy_.region().value());
-  w.Key("matched");
-  w.Uint64(res->matched);
-  w.Key("truncated");
-  w.Bool(res->truncated);
-  w.Key("counts_by_country");
-  w.StartObject();
-  for (const auto& [country, n] : res->counts_by_country) {
-    WriteJsonString(w, country);
-    w.Uint64(n);
+  w.Key("returned");
+  w.Uint64(res->records.size());
+  w.Key("next");
+  if (res->next.has_value()) {
+    WriteJsonString(w, *res->next);
+  } else {
+    w.Null();
   }
-  w.EndObject();
+  if (res->matched.has_value()) {
+    w.Key("matched");
+    w.Uint64(*res->matched);
+    w.Key("counts_by_country");
+    w.StartObject();
+    for (const auto& [country, n] : res->counts_by_country) {
+      WriteJsonString(w, country);
+      w.Uint64(n);
+    }
+    w.EndObject();
+  }
   w.Key("records");
   w.StartArray();
   for (const QueryMatch& m : res->records) {

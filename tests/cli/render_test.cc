@@ -9,7 +9,7 @@
 namespace sluice::cli {
 namespace {
 
-const char* kQuery = R"({"region":"eu-central","matched":1234,"truncated":true,
+const char* kQuery = R"({"region":"eu-central","returned":2,"next":"AQID","matched":1234,
  "counts_by_country":{"FR":634,"DE":600},
  "records":[{"topic":"sensors","partition":3,"offset":45,"device_id":"de-dev-0001",
    "sensor":"temperature","country":"DE","ts":1700000000123,"ingest_ts":1700000000200,
@@ -24,7 +24,8 @@ TEST(RenderTest, QuerySummaryHasRegionCountsAndRecords) {
   ASSERT_TRUE(RenderQuery(kQuery, out).ok());
   const std::string s = out.str();
   EXPECT_NE(s.find("region:  eu-central"), std::string::npos) << s;
-  EXPECT_NE(s.find("matched: 1234 record(s) (showing 2, truncated)"), std::string::npos) << s;
+  EXPECT_NE(s.find("matched: 1234 record(s) (showing 2)"), std::string::npos) << s;
+  EXPECT_NE(s.find("next:    AQID"), std::string::npos) << s;
   // Country table, sorted, counts right-aligned.
   const size_t de = s.find("DE           600");
   const size_t fr = s.find("FR           634");
@@ -44,7 +45,15 @@ TEST(RenderTest, QueryRejectsWrongShapes) {
   std::ostringstream out;
   EXPECT_FALSE(RenderQuery("not json", out).ok());
   EXPECT_FALSE(RenderQuery("[1,2]", out).ok());
-  EXPECT_FALSE(RenderQuery(R"({"region":"x"})", out).ok()) << "no matched";
+  EXPECT_FALSE(RenderQuery(R"({"region":"x"})", out).ok()) << "no records";
+  EXPECT_FALSE(RenderQuery(R"({"region":"x","matched":"3","records":[]})", out).ok());
+  std::ostringstream uncounted;  // without count=exact: the page only, and whether more follow
+  ASSERT_TRUE(RenderQuery(R"({"region":"x","returned":0,"next":"AQID","records":[]})",
+                          uncounted)
+                  .ok());
+  EXPECT_NE(uncounted.str().find("records: 0 (more follow)"), std::string::npos)
+      << uncounted.str();
+  EXPECT_EQ(uncounted.str().find("COUNTRY"), std::string::npos) << uncounted.str();
   std::ostringstream empty;
   ASSERT_TRUE(RenderQuery(R"({"region":"x","matched":0,"counts_by_country":{},"records":[]})",
                           empty)

@@ -40,7 +40,8 @@ class StoreIndexerTest : public ::testing::Test {
     for (int b = 0; b < n / 10; ++b) {
       std::vector<Record> recs;
       for (int i = 0; i < 10; ++i) {
-        recs.push_back(MakeRecord("dev-" + std::to_string(device(rng_)), "DE", ts(rng_), "{}"));
+        recs.push_back(MakeRecord("dev-" + std::to_string(device(rng_)),
+                                  recs.size() % 3 == 0 ? "FR" : "DE", ts(rng_), "{}"));
       }
       ASSERT_TRUE(log.Append(EncodeRecords(recs)).ok());
     }
@@ -57,7 +58,8 @@ class StoreIndexerTest : public ::testing::Test {
       for (const LogRecord& r : read->records) {
         if (r.record.timestamp_ms >= from && r.record.timestamp_ms < to &&
             (device.empty() || *r.record.key == device)) {
-          out.push_back({r.record.timestamp_ms, r.offset});
+          const std::string* country = r.record.FindHeader(kHeaderCountry);
+          out.push_back({r.record.timestamp_ms, r.offset, country ? *country : ""});
         }
       }
       offset = read->next_offset;

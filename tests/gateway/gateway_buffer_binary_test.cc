@@ -125,7 +125,8 @@ class GatewayBufferBinaryTest : public ::testing::Test {
                         30000))
         << gw.ReadLog();
     std::string body;
-    ASSERT_EQ(HttpGet(broker_port, "/v1/query?topic=sensors&limit=1", &body), 200) << body;
+    ASSERT_EQ(HttpGet(broker_port, "/v1/query?topic=sensors&limit=1&count=exact", &body), 200)
+        << body;
     EXPECT_NE(body.find("\"matched\":" + std::to_string(accepted) + ","), std::string::npos)
         << accepted << " " << body.substr(0, 300);
   }

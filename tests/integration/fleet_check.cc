@@ -101,7 +101,7 @@ bool QueryBroker(int port, const std::string& params, rapidjson::Document* doc,
 int64_t Matched(int port, const std::string& params) {
   rapidjson::Document doc;
   std::string error;
-  if (!QueryBroker(port, params, &doc, &error)) {
+  if (!QueryBroker(port, params + "&count=exact", &doc, &error)) {
     return -1;
   }
   return doc.HasMember("matched") && doc["matched"].IsInt64() ? doc["matched"].GetInt64() : -1;
@@ -214,7 +214,8 @@ void CheckFleetStored(Cluster& cluster, const std::vector<ManifestDevice>& devic
   EXPECT_GT(Matched(us, "country=US&limit=1"), 0);
   for (const std::string region : {"eu-central", "us-east"}) {
     rapidjson::Document doc;
-    ASSERT_TRUE(QueryBroker(cluster.broker_port(region), "limit=1", &doc, &error)) << error;
+    ASSERT_TRUE(QueryBroker(cluster.broker_port(region), "limit=1&count=exact", &doc, &error))
+        << error;
     ASSERT_TRUE(doc.HasMember("counts_by_country") && doc["counts_by_country"].IsObject());
     EXPECT_EQ(Str(doc, "region"), region);
     for (const auto& m : doc["counts_by_country"].GetObject()) {

@@ -1,0 +1,122 @@
+#include "cloud-broker/query/index_stream.h"
+
+#include <limits>
+
+#include "cloud-broker/query/query.h"
+#include "core/record_batch.h"
+
+namespace sluice::broker {
+
+Result<std::vector<IndexHit>> IndexFamilyHits(const PartitionIndex& index,
+                                              const QueryFilter& filter, int64_t from_ms,
+                                              int64_t to_ms,
+                                              const std::optional<IndexCursor>& cursor,
+                                              size_t limit) {
+  if (filter.device_id.has_value()) {
+    return index.Device(filter.device_id->value(), from_ms, to_ms, cursor, limit);
+  }
+  if (filter.country.has_value()) {
+    return index.Country(filter.country->value(), from_ms, to_ms, cursor, limit);
+  }
+  return index.Time(from_ms, to_ms, cursor, limit);
+}
+
+IndexStream::IndexStream(const PartitionLog& log, const PartitionIndex& index,
+                         const QueryFilter& filter, std::optional<AfterBound> after,
+                         int64_t covered_end)
+    : log_(log),
+      index_(index),
+      filter_(filter),
+      covered_end_(covered_end),
+      from_ms_(filter.from_ms.value_or(std::numeric_limits<int64_t>::min())),
+      to_ms_(filter.to_ms.value_or(std::numeric_limits<int64_t>::max())) {
+  if (after.has_value()) {
+    if (after->offset < 0) {
+      from_ms_ = std::max(from_ms_, after->ts_ms);  // every offset at ts_ms is after
+    } else if (after->ts_ms >= from_ms_) {
+      cursor_ = IndexCursor{after->ts_ms, after->offset};
+    }
+  }
+}
+
+Result<std::vector<IndexHit>> IndexStream::NextHits() {
+  Result<std::vector<IndexHit>> hits =
+      IndexFamilyHits(index_, filter_, from_ms_, to_ms_, cursor_, kPage);
+  if (hits.ok() && !hits->empty()) {
+    cursor_ = IndexCursor{hits->back().ts_ms, hits->back().offset};
+  }
+  return hits;
+}
+
+Result<std::optional<Record>> IndexStream::ReadHit(const IndexHit& hit) {
+  if (hit.offset < batch_first_ || hit.offset > batch_last_) {
+    batch_.clear();
+    batch_last_ = -1;
+    Result<LogBatches> read = log_.ReadBatches(hit.offset, 1);
+    if (!read.ok()) {
+      if (read.status().code() == StatusCode::kInvalidArgument) {
+        return std::optional<Record>();  // below the log start now (retention) or cut off
+      }
+      return read.status();
+    }
+    if (read->batches.empty()) {
+      return std::optional<Record>();
+    }
+    Result<BatchHeader> header = ParseBatchHeader(read->batches.front(), /*verify_crc=*/false);
+    if (!header.ok()) {
+      return header.status();
+    }
+    batch_ = std::move(read->batches.front());
+    batch_first_ = header->base_offset;
+    batch_last_ = header->base_offset + header->last_offset_delta;
+  }
+  Result<Record> record = DecodeRecordAt(batch_, hit.offset);
+  if (!record.ok()) {
+    if (record.status().code() == StatusCode::kNotFound) {
+      return std::optional<Record>();
+    }
+    return record.status();
+  }
+  ++records_read_;
+  return std::optional<Record>(std::move(record).value());
+}
+
+Result<LogRecord*> IndexStream::Peek() {
+  while (!head_.has_value()) {
+    if (next_ == page_.size()) {
+      if (exhausted_) {
+        batch_.clear();
+        return nullptr;
+      }
+      Result<std::vector<IndexHit>> hits = NextHits();
+      if (!hits.ok()) {
+        return hits.status();
+      }
+      exhausted_ = hits->size() < kPage;
+      page_ = std::move(hits).value();
+      next_ = 0;
+      continue;
+    }
+    const IndexHit& hit = page_[next_++];
+    if (hit.offset >= covered_end_ || hit.offset < log_.start_offset()) {
+      continue;  // the tail scan has it, or retention took it
+    }
+    Result<std::optional<Record>> record = ReadHit(hit);
+    if (!record.ok()) {
+      return record.status();
+    }
+    if (!record->has_value() || (*record)->timestamp_ms != hit.ts_ms ||
+        !filter_.Matches(**record)) {
+      continue;  // gone, or not the record that was indexed (the indexer catches up)
+    }
+    head_ = LogRecord{hit.offset, std::move(**record)};
+    if (next_ < page_.size() &&
+        (page_[next_].offset < batch_first_ || page_[next_].offset > batch_last_)) {
+      batch_.clear();  // the next hit is elsewhere: hold no batch while waiting in the merge
+      batch_last_ = -1;
+    }
+  }
+  return &*head_;
+}
+
+}  // namespace sluice::broker
