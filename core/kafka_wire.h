@@ -75,6 +75,7 @@ class WireReader {
  public:
   WireReader(const char* p, size_t n) : p_(p), end_(p + n) {}
   size_t remaining() const { return static_cast<size_t>(end_ - p_); }
+  const char* data() const { return p_; }  // the next byte to read
 
   bool ReadByte(uint8_t* v) {
     if (p_ == end_) {

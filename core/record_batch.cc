@@ -398,8 +398,9 @@ Result<RecordBatch> DecodeBatch(std::string_view bytes, size_t* consumed, const 
   return batch;
 }
 
-Result<Record> DecodeRecordAt(std::string_view bytes, int64_t offset) {
-  Result<BatchHeader> parsed = ParseBatchHeader(bytes, /*verify_crc=*/true);
+Result<Record> DecodeRecordAt(std::string_view bytes, int64_t offset, bool verify_crc,
+                              RecordPosition* hint) {
+  Result<BatchHeader> parsed = ParseBatchHeader(bytes, verify_crc);
   if (!parsed.ok()) {
     return parsed.status();
   }
@@ -412,8 +413,16 @@ Result<Record> DecodeRecordAt(std::string_view bytes, int64_t offset) {
   }
   static const DecodeLimits kUnbounded{SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
   const int64_t want = offset - h.base_offset;
-  Reader reader(bytes.data() + kBatchHeaderSize, h.total_size() - kBatchHeaderSize);
-  for (int32_t i = 0; i < h.record_count; ++i) {
+  int32_t first = 0;
+  size_t skip = 0;
+  if (hint != nullptr && hint->offset_delta >= 0 && hint->offset_delta <= want &&
+      hint->byte_position <= h.total_size() - kBatchHeaderSize) {
+    // Resume where an earlier call on this batch stopped (index hits come in rising offsets).
+    first = hint->index;
+    skip = hint->byte_position;
+  }
+  Reader reader(bytes.data() + kBatchHeaderSize + skip, h.total_size() - kBatchHeaderSize - skip);
+  for (int32_t i = first; i < h.record_count; ++i) {
     // Peek at the record's offsetDelta; skip the record by its length unless it is the one.
     Reader peek = reader;
     int32_t length = 0;
@@ -427,6 +436,11 @@ Result<Record> DecodeRecordAt(std::string_view bytes, int64_t offset) {
       return RecordError(static_cast<size_t>(i), "invalid framing");
     }
     if (offset_delta == want) {
+      if (hint != nullptr) {
+        hint->index = i;
+        hint->offset_delta = offset_delta;
+        hint->byte_position = static_cast<size_t>(reader.data() - bytes.data()) - kBatchHeaderSize;
+      }
       Record out;
       SLUICE_RETURN_IF_ERROR(DecodeRecord(reader, static_cast<size_t>(i), h.base_timestamp,
                                           kUnbounded, nullptr, &out));
@@ -438,6 +452,66 @@ Result<Record> DecodeRecordAt(std::string_view bytes, int64_t offset) {
     reader = peek;
   }
   return Status::NotFound("the batch holds no record at offset " + std::to_string(offset));
+}
+
+Status ForEachRecord(std::string_view bytes,
+                     const std::function<void(int64_t offset, const RecordView& record)>& fn) {
+  Result<BatchHeader> parsed = ParseBatchHeader(bytes, /*verify_crc=*/true);
+  if (!parsed.ok()) {
+    return parsed.status();
+  }
+  const BatchHeader& h = *parsed;
+  if ((h.attributes & kCompressionMask) != 0) {
+    return Status::InvalidArgument("compressed batches are not supported");
+  }
+  Reader reader(bytes.data() + kBatchHeaderSize, h.total_size() - kBatchHeaderSize);
+  std::vector<HeaderView> headers;
+  int64_t prev_offset_delta = -1;
+  for (int32_t i = 0; i < h.record_count; ++i) {
+    const size_t index = static_cast<size_t>(i);
+    int32_t length = 0;
+    Reader r(nullptr, 0);
+    uint8_t attributes = 0;
+    int64_t timestamp_delta = 0;
+    int32_t offset_delta = 0;
+    if (!reader.ReadVarint(&length) || length < kMinRecordSize - 1 ||
+        !reader.ReadFrame(static_cast<size_t>(length), &r) || !r.ReadByte(&attributes) ||
+        !r.ReadVarlong(&timestamp_delta) || !r.ReadVarint(&offset_delta)) {
+      return RecordError(index, "invalid framing");
+    }
+    if (offset_delta <= prev_offset_delta || offset_delta > h.last_offset_delta) {
+      return RecordError(index, "offset delta out of order or past lastOffsetDelta");
+    }
+    prev_offset_delta = offset_delta;
+    RecordView view;
+    view.timestamp_ms = WrapAdd(h.base_timestamp, timestamp_delta);
+    int32_t header_count = 0;
+    if (!ReadField(r, true, &view.key) || !ReadField(r, true, &view.value) ||
+        !r.ReadVarint(&header_count) || header_count < 0 ||
+        static_cast<size_t>(header_count) > r.remaining() / 2) {
+      return RecordError(index, "invalid key, value or header count");
+    }
+    headers.resize(static_cast<size_t>(header_count));
+    for (HeaderView& hv : headers) {
+      std::optional<std::string_view> k;
+      std::optional<std::string_view> v;
+      if (!ReadField(r, false, &k) || !ReadField(r, true, &v)) {
+        return RecordError(index, "invalid header");
+      }
+      hv.key = *k;
+      hv.value = v.value_or(std::string_view());
+    }
+    if (r.remaining() != 0) {
+      return RecordError(index, "fields do not fill the record length");
+    }
+    view.headers = headers;
+    fn(h.base_offset + offset_delta, view);
+  }
+  if (reader.remaining() != 0) {
+    return Status::Corruption("record batch: " + std::to_string(reader.remaining()) +
+                              " bytes after the last record (record count mismatch)");
+  }
+  return Status::Ok();
 }
 
 void SetBaseOffset(std::string& encoded, int64_t base_offset) {

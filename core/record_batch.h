@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <functional>
 #include <vector>
 
 #include "core/record.h"
@@ -106,11 +107,29 @@ Result<RecordBatch> DecodeBatch(std::string_view bytes, size_t* consumed = nullp
                                 const DecodeLimits* limits = nullptr,
                                 DecodeViolation* violation = nullptr);
 
+// Where DecodeRecordAt found a record in a batch, so the next call on the same batch for a later
+// offset starts there instead of at the first record. A default one means "from the start".
+struct RecordPosition {
+  int32_t index = 0;
+  int64_t offset_delta = -1;
+  size_t byte_position = 0;  // from the first record
+};
+
 // The record at `offset` of the (stored, base offset set) batch at the start of `bytes`, decoding
-// only that record: the ones before it are skipped by their length (a point read of an index hit
-// costs one record, not the batch). The CRC is verified. kNotFound if the batch holds no record at
-// `offset`; kCorruption and kInvalidArgument as DecodeBatch.
-Result<Record> DecodeRecordAt(std::string_view bytes, int64_t offset);
+// only that record: the ones before it (from `hint`'s position when given and not past it) are
+// skipped by their length, so a point read of an index hit costs one record, not the batch.
+// The CRC is verified when asked (once per batch is enough: pass false for later calls on bytes
+// already verified). kNotFound if the batch holds no record at `offset`; kCorruption and
+// kInvalidArgument as DecodeBatch. `hint` (may be null) is updated to the record found.
+Result<Record> DecodeRecordAt(std::string_view bytes, int64_t offset, bool verify_crc = true,
+                              RecordPosition* hint = nullptr);
+
+// Calls fn(offset, record) for every record of the batch at the start of `bytes`, in order, with
+// views into `bytes` (valid during the call): nothing is copied or allocated per record (an
+// indexer reads keys, timestamps and headers only). Verifies the CRC and framing as DecodeBatch;
+// on an error, records before it were visited.
+Status ForEachRecord(std::string_view bytes,
+                     const std::function<void(int64_t offset, const RecordView& record)>& fn);
 
 // Overwrites baseOffset in an encoded batch. baseOffset is outside the CRC, as in Kafka, so the
 // broker can assign offsets without re-encoding.

@@ -19,10 +19,13 @@ const std::string kCoveredKey = "mcovered";
 // Outside every partition's scope ('p...'): the layout of the whole database.
 const std::string kVersionKey = "!version";
 // Bumped whenever the key or value layout changes: an index of another version is rebuilt.
-const std::string kVersion = "3";
+const std::string kVersion = "4";
 // Table files LevelDB keeps open: the whole broker's index costs a bounded number of fds
 // (LOCK, log, MANIFEST and these), however many partitions it holds.
 constexpr int kMaxOpenTables = 64;
+// Larger than LevelDB's 4 MiB default: fewer, larger level-0 tables, less compaction per entry
+// written (the index is write-heavy); at most two memtables of it in memory.
+constexpr size_t kWriteBufferBytes = 32 << 20;
 
 void PutU64(std::string* out, uint64_t v) {
   char b[8];
@@ -91,6 +94,7 @@ Result<std::shared_ptr<leveldb::DB>> PartitionIndex::OpenDb(const std::string& d
   leveldb::Options options;
   options.create_if_missing = true;
   options.max_open_files = kMaxOpenTables;
+  options.write_buffer_size = kWriteBufferBytes;
   leveldb::DB* raw = nullptr;
   SLUICE_RETURN_IF_ERROR(FromLevelDb(leveldb::DB::Open(options, dir, &raw), "index " + dir));
   std::unique_ptr<leveldb::DB> db(raw);
@@ -145,6 +149,7 @@ Result<std::unique_ptr<PartitionIndex>> PartitionIndex::Open(const std::string& 
 
 Status PartitionIndex::Add(const std::vector<IndexEntry>& entries, int64_t covered_to) {
   leveldb::WriteBatch batch;
+  std::string chunk;
   for (const IndexEntry& e : entries) {
     if (e.offset < covered_.load() || e.offset >= covered_to) {
       return Status::InvalidArgument("index entry at offset " + std::to_string(e.offset) +
@@ -160,15 +165,19 @@ Status PartitionIndex::Add(const std::vector<IndexEntry>& entries, int64_t cover
                                      " bytes at offset " + std::to_string(e.offset));
     }
     const std::string country = CountryValue(e.country);
-    std::string back = DevicePrefix(e.device_id).substr(1);  // u16 len | device
-    PutU64(&back, TsBits(e.ts_ms));
-    back += country;
-    batch.Put(scope_ + OffsetKey(e.offset), back);
+    // The chunk's entry: offset | ts | u16 len | device | u8 len | country.
+    PutU64(&chunk, static_cast<uint64_t>(e.offset));
+    PutU64(&chunk, TsBits(e.ts_ms));
+    chunk += DevicePrefix(e.device_id).substr(1);
+    chunk += country;
     batch.Put(WithTsOffset(scope_ + kTime, e.ts_ms, e.offset), country);
     batch.Put(WithTsOffset(scope_ + CountryPrefix(e.country), e.ts_ms, e.offset), country);
     if (!e.device_id.empty()) {
       batch.Put(WithTsOffset(scope_ + DevicePrefix(e.device_id), e.ts_ms, e.offset), country);
     }
+  }
+  if (!chunk.empty()) {
+    batch.Put(scope_ + OffsetKey(covered_to), chunk);  // chunks are keyed by their end
   }
   std::string covered;
   PutU64(&covered, static_cast<uint64_t>(covered_to));
@@ -241,28 +250,66 @@ Result<std::vector<IndexHit>> PartitionIndex::Time(int64_t from_ms, int64_t to_m
 Status PartitionIndex::DropRange(int64_t from, int64_t to, std::optional<int64_t> new_covered) {
   leveldb::WriteBatch batch;
   std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
-  const std::string end = scope_ + OffsetKey(to);
-  for (it->Seek(scope_ + OffsetKey(from)); it->Valid() && it->key().compare(end) < 0;
+  const std::string chunks = scope_ + kOffset;
+  // Chunks hold disjoint offset ranges and are keyed by their (exclusive) end: the first that
+  // may hold `from` is the first whose end is past it.
+  for (it->Seek(scope_ + OffsetKey(from + 1)); it->Valid() && it->key().starts_with(chunks);
        it->Next()) {
     const leveldb::Slice k = it->key();
     const leveldb::Slice v = it->value();
-    if (k.size() != scope_.size() + 9 || v.size() < 11) {
-      return Status::Corruption("index: malformed offset entry");
+    if (k.size() != scope_.size() + 9) {
+      return Status::Corruption("index: malformed chunk key");
     }
-    const int64_t offset = static_cast<int64_t>(GetU64(k.data() + scope_.size() + 1));
-    const size_t len = (static_cast<uint8_t>(v[0]) << 8) | static_cast<uint8_t>(v[1]);
-    if (v.size() < 2 + len + 8 + 1 ||
-        v.size() != 2 + len + 8 + 1 + static_cast<uint8_t>(v[2 + len + 8])) {
-      return Status::Corruption("index: malformed offset entry at " + std::to_string(offset));
+    std::string kept;
+    int64_t kept_end = -1;
+    bool kept_above = false;
+    bool any_dropped = false;
+    bool past = false;
+    for (size_t pos = 0; pos < v.size();) {
+      const size_t start = pos;
+      if (v.size() - pos < 8 + 8 + 2) {
+        return Status::Corruption("index: malformed chunk");
+      }
+      const int64_t offset = static_cast<int64_t>(GetU64(v.data() + pos));
+      const int64_t ts = TsOf(GetU64(v.data() + pos + 8));
+      const size_t len =
+          (static_cast<uint8_t>(v[pos + 16]) << 8) | static_cast<uint8_t>(v[pos + 17]);
+      pos += 18;
+      if (v.size() - pos < len + 1 ||
+          v.size() - pos - len - 1 < static_cast<uint8_t>(v[pos + len])) {
+        return Status::Corruption("index: malformed chunk entry at " + std::to_string(offset));
+      }
+      const std::string device(v.data() + pos, len);
+      const size_t clen = static_cast<uint8_t>(v[pos + len]);
+      const std::string country(v.data() + pos + len + 1, clen);
+      pos += len + 1 + clen;
+      if (offset >= to) {
+        past = true;
+      }
+      if (offset < from || offset >= to) {
+        kept.append(v.data() + start, pos - start);
+        kept_end = std::max(kept_end, offset + 1);
+        kept_above = kept_above || offset >= to;
+        continue;
+      }
+      any_dropped = true;
+      batch.Delete(WithTsOffset(scope_ + kTime, ts, offset));
+      batch.Delete(WithTsOffset(scope_ + CountryPrefix(country), ts, offset));
+      if (!device.empty()) {
+        batch.Delete(WithTsOffset(scope_ + DevicePrefix(device), ts, offset));
+      }
     }
-    const std::string device(v.data() + 2, len);
-    const int64_t ts = TsOf(GetU64(v.data() + 2 + len));
-    const std::string country(v.data() + 2 + len + 9, v.size() - (2 + len + 9));
-    batch.Delete(k);
-    batch.Delete(WithTsOffset(scope_ + kTime, ts, offset));
-    batch.Delete(WithTsOffset(scope_ + CountryPrefix(country), ts, offset));
-    if (!device.empty()) {
-      batch.Delete(WithTsOffset(scope_ + DevicePrefix(device), ts, offset));
+    if (any_dropped) {
+      batch.Delete(k);
+      if (!kept.empty()) {
+        // Keyed by its end: after a truncation (nothing kept past `to`) the new, lower end.
+        const int64_t end = kept_above ? static_cast<int64_t>(GetU64(k.data() + scope_.size() + 1))
+                                       : kept_end;
+        batch.Put(scope_ + OffsetKey(end), kept);
+      }
+    }
+    if (past) {
+      break;  // later chunks start later still
     }
   }
   SLUICE_RETURN_IF_ERROR(FromLevelDb(it->status(), "index drop"));

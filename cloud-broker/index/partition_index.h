@@ -10,8 +10,9 @@
 //   'd' u16 len | device id | ts | offset   a device's records by (timestamp, offset)
 //   't' ts | offset                        every record by (timestamp, offset)
 //   'c' u8 len | country | ts | offset     a country's records by (timestamp, offset)
-//   'o' offset -> u16 len | device | ts | u8 len | country
-//                                          by offset, to drop entries below the log start
+//   'o' end offset -> chunk                one per Add, keyed by its exclusive end: the entries
+//                                          it added (offset | ts | u16 len | device | u8 len |
+//                                          country), to drop entries below the log start
 //                                          (retention) or from a truncation point (a follower's
 //                                          KIP-101 truncation) without a full scan
 //   'm' "covered"                          the next offset to index (u64)

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/logging.h"
+#include "core/record_batch.h"
 #include "core/thread_name.h"
 
 namespace sluice::broker {
@@ -78,27 +79,68 @@ Status StoreIndexer::CatchUpPartition(const std::string& topic, int32_t p, Parti
     SLUICE_RETURN_IF_ERROR(index.Add({}, start));
   }
   while (index.covered() < end) {
-    Result<LogReadResult> read =
-        log.Read(index.covered(), options_.chunk_records, options_.chunk_bytes);
-    if (!read.ok()) {
-      return read.status();
+    const int64_t from = index.covered();
+    std::vector<IndexEntry> entries;
+    int64_t next = from;
+    Result<LogBatches> read = log.ReadBatches(from, options_.chunk_bytes);
+    if (read.ok()) {
+      // The stored bytes, walked without copying records (keys, timestamps and the country
+      // header are all an index needs).
+      for (const std::string& b : read->batches) {
+        Status walked = ForEachRecord(b, [&](int64_t offset, const RecordView& r) {
+          if (offset < from || offset >= end) {
+            return;  // before the covered offset (its batch starts earlier), or past the HW
+          }
+          std::string_view country;
+          for (const HeaderView& h : r.headers) {
+            if (h.key == kHeaderCountry) {
+              country = h.value;
+              break;  // one per record (produce refuses two)
+            }
+          }
+          const std::string_view key = r.key.value_or(std::string_view());
+          entries.push_back(
+              {offset, r.timestamp_ms,
+               key.size() <= PartitionIndex::kMaxDeviceIdBytes ? std::string(key) : std::string(),
+               country.size() <= PartitionIndex::kMaxCountryBytes ? std::string(country)
+                                                                  : std::string()});
+        });
+        if (!walked.ok()) {
+          read = walked;  // a damaged batch: the record reader below skips it
+          entries.clear();
+          break;
+        }
+      }
+      if (read.ok()) {
+        next = std::min(read->next_offset, end);
+      }
     }
-    if (read->next_offset <= index.covered()) {
+    if (!read.ok()) {
+      // Corrupt batches (counted and skipped by readers) or a race with retention: the record
+      // reader skips what it cannot read.
+      Result<LogReadResult> records = log.Read(from, options_.chunk_records, options_.chunk_bytes);
+      if (!records.ok()) {
+        return records.status();
+      }
+      for (const LogRecord& r : records->records) {
+        if (r.offset >= end) {
+          break;
+        }
+        const std::string& key = r.record.key.has_value() ? *r.record.key : std::string();
+        const std::string* country = r.record.FindHeader(kHeaderCountry);
+        entries.push_back(
+            {r.offset, r.record.timestamp_ms,
+             key.size() <= PartitionIndex::kMaxDeviceIdBytes ? key : std::string(),
+             country != nullptr && country->size() <= PartitionIndex::kMaxCountryBytes
+                 ? *country
+                 : std::string()});
+      }
+      next = std::min(records->next_offset, end);
+    }
+    if (next <= from) {
       break;  // nothing readable (a hole, or retention raced this pass): next pass
     }
-    std::vector<IndexEntry> entries;
-    entries.reserve(read->records.size());
-    for (const LogRecord& r : read->records) {
-      const std::string& key = r.record.key.has_value() ? *r.record.key : std::string();
-      const std::string* country = r.record.FindHeader(kHeaderCountry);
-      entries.push_back(
-          {r.offset, r.record.timestamp_ms,
-           key.size() <= PartitionIndex::kMaxDeviceIdBytes ? key : std::string(),
-           country != nullptr && country->size() <= PartitionIndex::kMaxCountryBytes
-               ? *country
-               : std::string()});
-    }
-    SLUICE_RETURN_IF_ERROR(index.Add(entries, read->next_offset));
+    SLUICE_RETURN_IF_ERROR(index.Add(entries, next));
   }
   return Status::Ok();
 }

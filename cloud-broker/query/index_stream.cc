@@ -62,15 +62,17 @@ Result<std::optional<Record>> IndexStream::ReadHit(const IndexHit& hit) {
     if (read->batches.empty()) {
       return std::optional<Record>();
     }
-    Result<BatchHeader> header = ParseBatchHeader(read->batches.front(), /*verify_crc=*/false);
+    // The CRC once per batch read; the records decoded from it later skip it.
+    Result<BatchHeader> header = ParseBatchHeader(read->batches.front(), /*verify_crc=*/true);
     if (!header.ok()) {
       return header.status();
     }
     batch_ = std::move(read->batches.front());
     batch_first_ = header->base_offset;
     batch_last_ = header->base_offset + header->last_offset_delta;
+    position_ = RecordPosition();
   }
-  Result<Record> record = DecodeRecordAt(batch_, hit.offset);
+  Result<Record> record = DecodeRecordAt(batch_, hit.offset, /*verify_crc=*/false, &position_);
   if (!record.ok()) {
     if (record.status().code() == StatusCode::kNotFound) {
       return std::optional<Record>();

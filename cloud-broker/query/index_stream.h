@@ -17,6 +17,7 @@
 #include "cloud-broker/index/partition_index.h"
 #include "cloud-broker/log/partition_log.h"
 #include "core/record.h"
+#include "core/record_batch.h"
 #include "core/status.h"
 
 namespace sluice::broker {
@@ -64,6 +65,7 @@ class IndexStream {
   std::string batch_;  // the batch of the last hit read, while the next hits may fall in it
   int64_t batch_first_ = 0;
   int64_t batch_last_ = -1;
+  RecordPosition position_;  // of the last record decoded from batch_
   uint64_t records_read_ = 0;
 };
 
