@@ -5,6 +5,7 @@
 #include <rapidjson/writer.h>
 
 #include <chrono>
+#include <future>
 
 #include "core/logging.h"
 #include "core/thread_name.h"
@@ -153,30 +154,57 @@ Status BrokerRegistration::Register(int64_t timeout_ms) {
 }
 
 void BrokerRegistration::Run() {
-  int64_t last_ok = NowMs();
+  const int64_t ttl_ms = options_.lease_ttl_s * 1000;
+  // etcd may expire the lease a little before TTL after our last keep-alive was sent (it counts
+  // from its receipt and revokes expired leases every 500 ms): stop acting on it this much earlier.
+  const int64_t margin_ms = std::min<int64_t>(500, ttl_ms / 4);
+  int64_t valid_until = NowMs() + ttl_ms - margin_ms;
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      if (cv_.wait_for(lock, std::chrono::milliseconds(options_.keepalive_interval_ms),
-                       [&] { return stop_; })) {
+      const int64_t wait = std::max<int64_t>(
+          0, std::min(options_.keepalive_interval_ms, valid_until - NowMs()));
+      if (cv_.wait_for(lock, std::chrono::milliseconds(wait), [&] { return stop_; })) {
         return;
       }
     }
-    Result<int64_t> ttl = etcd_.KeepAlive(lease_.load());
-    if (ttl.ok()) {
-      last_ok = NowMs();
-      continue;
+    Status lost = Status::Unavailable("no keep-alive answered within the lease's TTL");
+    if (NowMs() < valid_until) {
+      const int64_t sent = NowMs();
+      const int64_t lease = lease_.load();
+      // Asynchronous, so a keep-alive stuck on an unreachable etcd (up to the client's request
+      // timeout, longer than the TTL) cannot keep this broker acting on an expired lease.
+      std::future<Result<int64_t>> pending =
+          std::async(std::launch::async, [this, lease] { return etcd_.KeepAlive(lease); });
+      if (pending.wait_for(std::chrono::milliseconds(std::max<int64_t>(
+              0, valid_until - NowMs()))) == std::future_status::ready) {
+        Result<int64_t> ttl = pending.get();
+        if (ttl.ok()) {
+          valid_until = sent + std::min(ttl_ms, *ttl * 1000) - margin_ms;
+          continue;
+        }
+        if (ttl.status().code() != StatusCode::kNotFound && NowMs() < valid_until) {
+          LogWarn(kComponent, "keep-alive failed (retrying): " + ttl.status().ToString());
+          continue;
+        }
+        lost = ttl.status();
+      } else {
+        // Acting on the lease stops now; the request still in flight finishes first.
+        LogWarn(kComponent, "registration lost: " + lost.ToString());
+        registered_ = false;
+        if (options_.on_lost) {
+          options_.on_lost();
+        }
+        (void)pending.get();
+        lost = Status::Ok();  // on_lost ran already
+      }
     }
-    const bool expired = ttl.status().code() == StatusCode::kNotFound ||
-                         NowMs() - last_ok >= options_.lease_ttl_s * 1000;
-    if (!expired) {
-      LogWarn(kComponent, "keep-alive failed (retrying): " + ttl.status().ToString());
-      continue;
-    }
-    LogWarn(kComponent, "registration lost: " + ttl.status().ToString());
-    registered_ = false;
-    if (options_.on_lost) {
-      options_.on_lost();
+    if (!lost.ok()) {
+      LogWarn(kComponent, "registration lost: " + lost.ToString());
+      registered_ = false;
+      if (options_.on_lost) {
+        options_.on_lost();
+      }
     }
     // Register again as a new incarnation, for as long as it takes.
     while (!Register(options_.start_timeout_ms).ok()) {
@@ -185,7 +213,7 @@ void BrokerRegistration::Run() {
         return;
       }
     }
-    last_ok = NowMs();
+    valid_until = NowMs() + ttl_ms - margin_ms;
   }
 }
 

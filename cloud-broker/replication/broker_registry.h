@@ -6,10 +6,11 @@
 // - Start registers with a create-if-absent transaction. After a crash the previous incarnation's
 //   key lives until its lease expires (lease_ttl_s); Start waits for that, and fails if the id
 //   stays taken by a live broker (two brokers with one id is a misconfiguration).
-// - Lost registration: if a keep-alive finds the lease gone, or no keep-alive succeeded for a
-//   whole TTL (etcd unreachable: the lease has expired or is about to), on_lost runs (a leader
-//   must stop acknowledging at once: fencing), then it registers again as a new incarnation and
-//   on_registered runs.
+// - Lost registration: if a keep-alive finds the lease gone, or none was answered within the
+//   TTL (less a margin, counted from the last answered one's sending; a keep-alive stuck on an
+//   unreachable etcd does not delay it: etcd has expired the lease or is about to), on_lost
+//   runs (a leader must stop acknowledging at once: fencing), then it registers again as a new
+//   incarnation and on_registered runs.
 // - Stop revokes the lease, so the region sees the broker gone at once (a clean shutdown);
 //   Abandon stops keeping it alive without revoking (a crash, for tests).
 // Thread-safety: thread-safe. Callbacks run on the registration's own thread.

@@ -7,6 +7,7 @@
 
 #include "cloud-broker/replication/broker_registry.h"
 #include "tests/common/etcd.h"
+#include "tests/common/tcp_proxy.h"
 
 namespace sluice::broker {
 namespace {
@@ -193,6 +194,47 @@ TEST_F(EtcdTest, LostLeaseIsReportedAndTheBrokerRegistersAgain) {
   EXPECT_EQ(lost.load(), 1);
   EXPECT_GT((*b)->self().incarnation, before);
   EXPECT_EQ(ListBrokers(*client_, "eu")->size(), 1u);
+}
+
+// A broker cut off from etcd (its keep-alive requests hang, as on a network partition, for the
+// client's 5 s request timeout, longer than the 2 s TTL) must stop acting on its lease before
+// anyone else can see it gone: by the time the key disappears for another client, on_lost ran.
+// Break tried: the keep-alive called synchronously (the loop waits out the hung request) -> the
+// key is gone while on_lost has not run.
+TEST_F(EtcdTest, ARegistrationCutOffFromEtcdIsLostBeforeOthersSeeItExpire) {
+  const std::string endpoint = etcd_->endpoints().front();
+  auto proxy = sluice::testing::TcpProxy::Start(
+      std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
+  ASSERT_NE(proxy, nullptr);
+  EtcdClientOptions eo;
+  eo.request_timeout_ms = 5000;
+  auto via_proxy = EtcdClient::Create({"http://127.0.0.1:" + std::to_string(proxy->port())}, eo);
+  ASSERT_TRUE(via_proxy.ok());
+  RegistrationOptions o;
+  o.lease_ttl_s = 2;
+  o.keepalive_interval_ms = 200;
+  std::atomic<bool> lost{false};
+  o.on_lost = [&] { lost = true; };
+  auto b = BrokerRegistration::Start(**via_proxy, {"b1", "eu", "http://x", 0}, o);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  ASSERT_EQ(ListBrokers(*client_, "eu")->size(), 1u);
+  proxy->Cut();
+  bool lost_when_gone = false;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const bool lost_before = lost.load();  // read before looking: never later than the look
+        auto brokers = ListBrokers(*client_, "eu");
+        if (brokers.ok() && brokers->empty()) {
+          lost_when_gone = lost_before;
+          return true;
+        }
+        return false;
+      },
+      15000, 20))
+      << "the lease never expired";
+  EXPECT_TRUE(lost_when_gone) << "etcd expired the lease while the broker still acted on it";
+  proxy->Heal();
+  (*b)->Abandon();
 }
 
 }  // namespace
