@@ -108,6 +108,36 @@ std::string NextCursor(const std::string& body) {
   return it != d.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
 }
 
+// sluice query --bucket/--group-by/--field: GET /v1/query/aggregate with the query's filter.
+int RunAggregate(const CliArgs& args, std::string path, std::string sep, std::ostream& out,
+                 std::ostream& err) {
+  path.replace(0, std::string("/v1/query").size(), "/v1/query/aggregate");
+  auto add = [&](const std::string& key, const std::string& value) {
+    path += sep + key + "=" + UrlEncode(value);
+    sep = "&";
+  };
+  if (args.Has("bucket")) add("bucket", args.Get("bucket"));
+  if (args.Has("group-by")) add("group_by", args.Get("group-by"));
+  if (args.Has("field")) add("field", args.Get("field"));
+  for (const char* flag : {"limit", "all", "cursor"}) {
+    if (args.Has(flag)) return Usage(err, std::string("--") + flag + " does not apply to aggregates");
+  }
+  BrokerTarget target;
+  if (int rc = Resolve(args, &target, err); rc != kExitOk) return rc;
+  std::string body;
+  if (int rc = Get(target, path, &body, err); rc != kExitOk) return rc;
+  if (args.Has("json") || (args.Has("output") && args.Get("output") == "json")) {
+    out << body << (body.empty() || body.back() != '\n' ? "\n" : "");
+    return kExitOk;
+  }
+  Status st = RenderAggregate(body, out);
+  if (!st.ok()) {
+    err << "sluice: " << st.message() << "\n";
+    return kExitFailed;
+  }
+  return kExitOk;
+}
+
 int RunQuery(const CliArgs& args, std::ostream& out, std::ostream& err) {
   std::string path = "/v1/query";
   std::string sep = "?";
@@ -139,12 +169,15 @@ int RunQuery(const CliArgs& args, std::ostream& out, std::ostream& err) {
     add(flag, ParseInt(given, &ignored) || ParseRfc3339Ms(given, &ignored) ? given
                                                                             : std::to_string(ms));
   }
+  if (args.Has("topic")) add("topic", args.Get("topic"));
+  if (args.Has("bucket") || args.Has("group-by") || args.Has("field")) {
+    return RunAggregate(args, path, sep, out, err);  // the filter so far, then the aggregate
+  }
   if (args.Has("limit")) {
     int64_t limit = 0;
     if (!ParseInt(args.Get("limit"), &limit)) return Usage(err, "--limit must be an integer >= 0");
     add("limit", args.Get("limit"));
   }
-  if (args.Has("topic")) add("topic", args.Get("topic"));
   std::string output = args.Has("json") ? "json" : "table";
   if (args.Has("output")) output = args.Get("output");
   if (output != "table" && output != "json" && output != "ndjson") {
@@ -254,6 +287,11 @@ std::map<std::string, Command> Commands() {
                              {"no-count", false, "skip the exact count and counts per country"},
                              {"output", true, "table (default), json (the broker's answer) or "
                                               "ndjson (one record per line)"},
+                             {"bucket", true, "aggregate: counts per 1m, 1h or 1d (needs --from "
+                                              "and --to)"},
+                             {"group-by", true, "aggregate: counts per country, device or sensor"},
+                             {"field", true, "aggregate: min/max/avg/sum of this numeric payload "
+                                             "field"},
                              {"json", false, "same as --output json"}});
   std::vector<CliFlag> topics = kTargetFlags;
   topics.push_back({"json", false, "print the broker's raw JSON answer"});
@@ -269,7 +307,8 @@ std::map<std::string, Command> Commands() {
        {"sluice query (--broker URL | --config FILE --region NAME) [filters]\n\n"
         "Asks a broker which records match (GET /v1/query), in time order, and prints the\n"
         "matched count, counts per country and a page of records (--all: every page).\n"
-        "--from/--to take epoch ms, RFC 3339, now, or relative times like -1h, -30m, -2d.",
+        "--from/--to take epoch ms, RFC 3339, now, or relative times like -1h, -30m, -2d.\n"
+        "--bucket, --group-by or --field ask for aggregates instead (GET /v1/query/aggregate).",
         query, RunQuery}},
       {"topics",
        {"sluice topics (--broker URL | --config FILE --region NAME)\n\n"

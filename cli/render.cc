@@ -175,6 +175,50 @@ Status RenderQuery(const std::string& json, std::ostream& out, bool header) {
   return Status::Ok();
 }
 
+Status RenderAggregate(const std::string& json, std::ostream& out) {
+  auto doc = ParseObject(json);
+  if (!doc.ok()) return doc.status();
+  const Value& d = *doc;
+  auto rows = d.FindMember("rows");
+  if (rows == d.MemberEnd() || !rows->value.IsArray()) {
+    return Status::InvalidArgument("aggregate answer has no 'rows' array");
+  }
+  const bool bucketed = d.HasMember("bucket_ms");
+  const std::string group_by = Text(d, "group_by");
+  const bool field = d.HasMember("field");
+  std::vector<std::string> head;
+  if (bucketed) head.push_back("BUCKET");
+  if (!group_by.empty()) {
+    std::string g = group_by;
+    std::transform(g.begin(), g.end(), g.begin(), [](unsigned char c) { return std::toupper(c); });
+    head.push_back(g);
+  }
+  head.push_back("COUNT");
+  if (field) {
+    for (const char* h : {"VALUES", "MIN", "MAX", "AVG", "SUM"}) head.push_back(h);
+  }
+  std::vector<std::vector<std::string>> table = {head};
+  std::vector<bool> right(head.size());
+  for (const Value& r : rows->value.GetArray()) {
+    if (!r.IsObject()) continue;
+    std::vector<std::string> row;
+    if (bucketed) row.push_back(TsText(r, "bucket"));
+    if (!group_by.empty()) row.push_back(Text(r, group_by.c_str()));
+    row.push_back(Text(r, "count"));
+    if (field) {
+      for (const char* k : {"values", "min", "max", "avg", "sum"}) row.push_back(Text(r, k));
+    }
+    table.push_back(std::move(row));
+  }
+  for (size_t c = 0; c < head.size(); ++c) {
+    std::string g = head[c];
+    std::transform(g.begin(), g.end(), g.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    right[c] = g != "bucket" && g != group_by;
+  }
+  out << "region: " << Text(d, "region") << "\n\n" << FormatTable(table, right);
+  return Status::Ok();
+}
+
 Status RenderTopics(const std::string& json, std::ostream& out) {
   auto doc = ParseObject(json);
   if (!doc.ok()) return doc.status();

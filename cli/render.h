@@ -24,6 +24,9 @@ Status RenderQuery(const std::string& json, std::ostream& out, bool header = tru
 
 // region, then one row per topic partition: start/end offsets, records, size in bytes.
 Status RenderTopics(const std::string& json, std::ostream& out);
+// GET /v1/query/aggregate: the region, then one table row per (bucket, group): the bucket's start
+// as RFC 3339, the group, the count, and with a field its values, min, max, avg and sum.
+Status RenderAggregate(const std::string& json, std::ostream& out);
 
 // One page of GET /v1/topics/{t}/partitions/{p}/records: each record's text as the broker sent
 // it (values byte-exact) on one line, and the offsets to continue from.

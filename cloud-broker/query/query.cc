@@ -9,6 +9,7 @@
 
 #include "cloud-broker/query/index_stream.h"
 #include "cloud-broker/query/query_cursor.h"
+#include "cloud-broker/query/query_scope.h"
 #include "core/crc32c.h"
 #include "core/partitioner.h"
 #include "core/time_util.h"
@@ -40,15 +41,6 @@ bool ParseTime(const std::string& s, int64_t* ms) {
   return ParseInt64(s, ms) || ParseRfc3339Ms(s, ms);
 }
 
-// One partition a query reads, with what it saw when the query began.
-struct Scope {
-  std::string topic;
-  int32_t partition = 0;
-  const PartitionLog* log = nullptr;
-  const PartitionIndex* index = nullptr;  // nullptr: scanned whole
-  int64_t covered_end = 0;                // index up to here, the tail scan from here
-  int64_t end = 0;                        // the high watermark
-};
 
 QueryPosition PositionOf(const QueryMatch& m) {
   return {m.record.timestamp_ms, m.topic, m.partition, m.offset};
@@ -56,7 +48,7 @@ QueryPosition PositionOf(const QueryMatch& m) {
 
 // What a cursor admits in one partition: ts after the cursor's, or equal and then by
 // (topic, partition, offset).
-std::optional<AfterBound> BoundFor(const Scope& s, const std::optional<QueryPosition>& at) {
+std::optional<AfterBound> BoundFor(const QueryScope& s, const std::optional<QueryPosition>& at) {
   if (!at.has_value()) {
     return std::nullopt;
   }
@@ -101,7 +93,7 @@ class FirstMatches {
 
 // The uncovered tail [covered_end, end): every record read and checked; matches after the
 // cursor offered to `first`; with count_exact every match counted.
-Status ScanTail(const Scope& s, const QueryFilter& filter, const std::optional<AfterBound>& bound,
+Status ScanTail(const QueryScope& s, const QueryFilter& filter, const std::optional<AfterBound>& bound,
                 const QueryDeadline& deadline, FirstMatches* first, QueryResult* out) {
   int64_t offset = std::max(s.covered_end, s.log->start_offset());
   while (offset < s.end) {
@@ -144,7 +136,7 @@ Status ScanTail(const Scope& s, const QueryFilter& filter, const std::optional<A
 
 // count_exact over the indexed part [start, covered_end): index entries only, unless a sensor
 // filter needs each record.
-Status CountIndexed(const Scope& s, const QueryFilter& filter, const QueryDeadline& deadline,
+Status CountIndexed(const QueryScope& s, const QueryFilter& filter, const QueryDeadline& deadline,
                     QueryResult* out) {
   if (filter.sensor.has_value()) {
     IndexStream stream(*s.log, *s.index, filter, std::nullopt, s.covered_end);
@@ -196,49 +188,6 @@ Status CountIndexed(const Scope& s, const QueryFilter& filter, const QueryDeadli
     }
     cursor = IndexCursor{hits->back().ts_ms, hits->back().offset};
   }
-}
-
-// The partitions a query reads: every partition of the topics in scope, or for a device only
-// the partition its key maps to.
-Result<std::vector<Scope>> Scopes(const TopicStore& store, const QueryFilter& filter,
-                                  const IndexLookup& indexes) {
-  std::vector<Topic*> topics;
-  if (filter.topic.has_value()) {
-    Topic* t = store.Find(*filter.topic);
-    if (t == nullptr) {
-      return Status::NotFound("unknown topic " + filter.topic->value());
-    }
-    topics.push_back(t);
-  } else {
-    for (Topic* t : store.Topics()) {
-      if (!IsInternalTopic(t->name().value())) {
-        topics.push_back(t);  // not consumer-group offsets: not events
-      }
-    }
-  }
-  std::vector<Scope> scopes;
-  for (Topic* t : topics) {
-    const int32_t n = t->partition_count();
-    for (int32_t p = 0; p < n; ++p) {
-      if (filter.device_id.has_value() && p != PartitionForKey(filter.device_id->value(), n)) {
-        continue;
-      }
-      Scope s;
-      s.topic = t->name().value();
-      s.partition = p;
-      s.log = t->partition(p);
-      s.index = indexes ? indexes(s.topic, p) : nullptr;
-      // The index's coverage first: it only grows towards the high watermark read next.
-      const int64_t covered = s.index != nullptr ? s.index->covered() : 0;
-      s.end = s.log->end_offset();
-      s.covered_end = std::min(covered, s.end);
-      if (s.covered_end <= s.log->start_offset()) {
-        s.index = nullptr;  // nothing indexed that the log still holds
-      }
-      scopes.push_back(std::move(s));
-    }
-  }
-  return scopes;
 }
 
 }  // namespace
@@ -349,7 +298,7 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
     }
     at = std::move(decoded).value();
   }
-  Result<std::vector<Scope>> scopes = Scopes(store, filter, indexes);
+  Result<std::vector<QueryScope>> scopes = QueryScopes(store, filter, indexes);
   if (!scopes.ok()) {
     return scopes.status();
   }
@@ -360,7 +309,7 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
   // One more than the page: whether another page follows.
   const size_t want = filter.limit + 1;
   FirstMatches first(want);
-  for (const Scope& s : *scopes) {
+  for (const QueryScope& s : *scopes) {
     SLUICE_RETURN_IF_ERROR(ScanTail(s, filter, BoundFor(s, at), deadline, &first, &out));
     if (filter.count_exact && s.index != nullptr && !out.timed_out) {
       SLUICE_RETURN_IF_ERROR(CountIndexed(s, filter, deadline, &out));
@@ -379,7 +328,7 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
   auto later = [](const Head& a, const Head& b) { return PositionLess(b.pos, a.pos); };
   std::priority_queue<Head, std::vector<Head>, decltype(later)> heads(later);
   std::vector<std::unique_ptr<IndexStream>> streams;
-  std::vector<const Scope*> stream_scope;
+  std::vector<const QueryScope*> stream_scope;
   auto push_head = [&](size_t i) -> Status {
     Result<LogRecord*> r = streams[i]->Peek();
     if (!r.ok()) {
@@ -392,7 +341,7 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
     }
     return Status::Ok();
   };
-  for (const Scope& s : *scopes) {
+  for (const QueryScope& s : *scopes) {
     if (s.index == nullptr) {
       continue;
     }

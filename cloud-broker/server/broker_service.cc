@@ -154,6 +154,9 @@ HttpResponse BrokerService::Route(const HttpRequest& req) {
     if (p.size() == 2 && p[1] == "query") {
       return method_is("GET") ? Query(req, QueryDeadlineFromNow()) : wrong_method("GET");
     }
+    if (p.size() == 3 && p[1] == "query" && p[2] == "aggregate") {
+      return method_is("GET") ? Aggregate(req, QueryDeadlineFromNow()) : wrong_method("GET");
+    }
     if (p.size() == 4 && p[1] == "topics" && p[3] == "records") {
       auto acks = req.query.find("acks");
       return method_is("POST") ? Produce(p[2], req.body, req.Header("sluice-after-seq"),

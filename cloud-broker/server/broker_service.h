@@ -133,6 +133,9 @@ class BrokerService {
   bool MaybeQueueQuery(HttpRequest& req, const HttpResponder& respond);
   QueryDeadline QueryDeadlineFromNow() const;
   HttpResponse Query(const HttpRequest& request, const QueryDeadline& deadline);
+  // GET /v1/query/aggregate (cloud-broker/query/aggregate.h).
+  HttpResponse Aggregate(const HttpRequest& request, const QueryDeadline& deadline);
+  IndexLookup Indexes() const;  // the partitions' indexes queries read (query.index)
   // 503 + Retry-After, counted in sluice_broker_queries_refused_total{reason}.
   HttpResponse RefuseQuery(const std::string& reason, const std::string& message);
   // --- end queries ---

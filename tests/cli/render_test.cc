@@ -123,4 +123,20 @@ TEST(RenderTest, DeepAnswerDoesNotRecurse) {
 }
 
 }  // namespace
+TEST(RenderTest, AggregateTableHasABucketGroupAndFieldColumns) {
+  std::ostringstream out;
+  ASSERT_TRUE(RenderAggregate(R"({"region":"eu","bucket_ms":3600000,"group_by":"country",
+    "field":"v","rows":[{"bucket":1700000000000,"country":"DE","count":7,"values":6,"min":1,
+    "max":9,"sum":30,"avg":5}]})",
+                              out)
+                  .ok());
+  const std::string s = out.str();
+  EXPECT_NE(s.find("BUCKET"), std::string::npos) << s;
+  EXPECT_NE(s.find("COUNTRY"), std::string::npos) << s;
+  EXPECT_NE(s.find("2023-11-14T22:13:20.000Z"), std::string::npos) << s;
+  EXPECT_NE(s.find("DE"), std::string::npos) << s;
+  EXPECT_NE(s.find("AVG"), std::string::npos) << s;
+  EXPECT_FALSE(RenderAggregate(R"({"region":"eu"})", out).ok());
+}
+
 }  // namespace sluice::cli

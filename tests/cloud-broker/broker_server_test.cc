@@ -130,6 +130,31 @@ TEST_F(BrokerServerTest, ProduceThenFetchAndQuery) {
   EXPECT_GT(td["topics"][0]["partitions"][0]["size_bytes"].GetInt64(), 0);
 }
 
+// A dashboard's aggregate over HTTP: counts per country, per time bucket with a payload field's
+// statistics; bad parameters name their field.
+TEST_F(BrokerServerTest, AggregatesCountPerCountryAndBucketWithFieldStatistics) {
+  ASSERT_EQ(Post("a", EncodeRecords(Mixed(12))).status, 200);  // temp 20..31, ts T0 + i
+  rapidjson::Document d = Json(Get("/v1/query/aggregate?group_by=country"));
+  ASSERT_EQ(d["rows"].Size(), 3u);
+  EXPECT_STREQ(d["rows"][0]["country"].GetString(), "AT");
+  EXPECT_EQ(d["rows"][0]["count"].GetInt(), 4);
+  // Buckets of one minute from T0 - 60 s: all twelve in the second one; temp over i = 0..11.
+  d = Json(Get("/v1/query/aggregate?bucket=1m&field=temp&from=1699999940000&to=1700000060000"));
+  ASSERT_EQ(d["rows"].Size(), 1u);
+  EXPECT_EQ(d["rows"][0]["bucket"].GetInt64(), 1699999980000);  // aligned to the minute
+  EXPECT_EQ(d["rows"][0]["count"].GetInt(), 12);
+  EXPECT_EQ(d["rows"][0]["values"].GetInt(), 12);
+  EXPECT_EQ(d["rows"][0]["min"].GetDouble(), 20);
+  EXPECT_EQ(d["rows"][0]["max"].GetDouble(), 31);
+  EXPECT_EQ(d["rows"][0]["avg"].GetDouble(), 25.5);
+  HttpResponse bad = Get("/v1/query/aggregate?bucket=5m&from=0&to=1");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_STREQ(Json(bad)["field"].GetString(), "bucket");
+  EXPECT_EQ(Get("/v1/query/aggregate?bucket=1m&from=0&to=1700000000000").status, 400)
+      << "more than 10,000 buckets";
+  EXPECT_EQ(Get("/v1/query/aggregate?group_by=gateway").status, 400);
+}
+
 TEST_F(BrokerServerTest, NonJsonPayloadIsBase64) {
   std::vector<Record> recs = {MakeRecord("dev-x", "DE", 5, std::string("\x01\x02\xff", 3))};
   ASSERT_EQ(Post("raw", EncodeRecords(recs)).status, 200);

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "cloud-broker/index/store_indexer.h"
+#include "cloud-broker/query/aggregate.h"
 #include "cloud-broker/query/query.h"
 #include "cloud-broker/query/query_cursor.h"
 #include "core/partitioner.h"
@@ -62,6 +63,7 @@ class IndexedQueryTest : public ::testing::Test {
     std::uniform_int_distribution<int64_t> ts(base, base + 399);
     std::uniform_int_distribution<int> batch(1, 40);
     std::uniform_int_distribution<int> topic(0, 1);
+    std::uniform_int_distribution<int> value(0, 99);
     while (n > 0) {
       const int k = std::min(n, batch(rng));
       n -= k;
@@ -69,7 +71,15 @@ class IndexedQueryTest : public ::testing::Test {
       std::map<int32_t, std::vector<Record>> by_partition;
       for (int i = 0; i < k; ++i) {
         const int d = device(rng);
-        Record r = MakeRecord("dev-" + std::to_string(d), kCountries[d % 3], ts(rng), "{}");
+        const int v = value(rng);
+        // Mostly {"v": number}; sometimes v is nested, a string, absent, or the payload is not
+        // an object: aggregates of field v count only the numbers at the top level.
+        const std::string payload = v % 10 == 0   ? "{\"w\":{\"v\":1},\"v\":\"x\"}"
+                                    : v % 10 == 1 ? "[1,2]"
+                                    : v % 10 == 2 ? "{\"u\":3}"
+                                                  : "{\"a\":[1,{\"v\":9}],\"v\":" +
+                                                        std::to_string(v - 50) + ".5}";
+        Record r = MakeRecord("dev-" + std::to_string(d), kCountries[d % 3], ts(rng), payload);
         r.headers[0].value = sensor(rng) == 0 ? "temp" : "hum";
         by_partition[PartitionForKey(*r.key, t->partition_count())].push_back(std::move(r));
       }
@@ -253,6 +263,106 @@ TEST_F(IndexedQueryTest, AnIndexThatAdvancesDuringAQueryAddsNothingTwice) {
     EXPECT_EQ(got, expected) << Describe(f);
     Produce(rng, 50);
   }
+}
+
+// What RunAggregate must answer, from every record of the store.
+std::vector<AggregateRow> BruteAggregate(TopicStore& store, const AggregateSpec& spec) {
+  std::map<std::pair<int64_t, std::string>, AggregateRow> rows;
+  for (Topic* t : store.Topics()) {
+    if (spec.filter.topic.has_value() && t->name() != *spec.filter.topic) continue;
+    for (int32_t p = 0; p < t->partition_count(); ++p) {
+      PartitionLog& log = *t->partition(p);
+      for (int64_t off = log.start_offset(); off < log.end_offset();) {
+        auto read = log.Read(off, 1000, 1 << 20);
+        if (!read.ok()) return {};
+        for (const LogRecord& r : read->records) {
+          if (!spec.filter.Matches(r.record)) continue;
+          const int64_t b = spec.bucket_ms.value_or(0);
+          const int64_t start = b == 0 ? 0 : (r.record.timestamp_ms / b) * b;  // ts > 0 here
+          std::string group;
+          if (spec.group_by == "country") group = *r.record.FindHeader(kHeaderCountry);
+          if (spec.group_by == "sensor") group = *r.record.FindHeader(kHeaderSensor);
+          if (spec.group_by == "device") group = *r.record.key;
+          AggregateRow& row = rows[{start, group}];
+          row.bucket_start = start;
+          row.group = group;
+          ++row.count;
+          if (spec.field.has_value()) {
+            if (auto v = TopLevelNumber(*r.record.value, *spec.field)) {
+              row.min = row.values == 0 ? *v : std::min(row.min, *v);
+              row.max = row.values == 0 ? *v : std::max(row.max, *v);
+              row.sum += *v;
+              ++row.values;
+            }
+          }
+        }
+        off = read->next_offset;
+      }
+    }
+  }
+  std::vector<AggregateRow> out;
+  for (auto& [k, row] : rows) out.push_back(row);
+  return out;
+}
+
+bool SameRows(const std::vector<AggregateRow>& a, const std::vector<AggregateRow>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].bucket_start != b[i].bucket_start || a[i].group != b[i].group ||
+        a[i].count != b[i].count || a[i].values != b[i].values || a[i].min != b[i].min ||
+        a[i].max != b[i].max || a[i].sum != b[i].sum) {
+      return false;
+    }
+  }
+  return true;
+}
+
+TEST_F(IndexedQueryTest, AggregatesMatchABruteForceScanIndexedPartlyIndexedAndNot) {
+  EXPECT_EQ(TopLevelNumber(R"({"v":2.5})", "v"), 2.5);
+  EXPECT_EQ(TopLevelNumber(R"({"w":{"v":1},"v":"x"})", "v"), std::nullopt);
+  EXPECT_EQ(TopLevelNumber(R"({"v":{"x":1}})", "v"), std::nullopt);
+  EXPECT_EQ(TopLevelNumber("[1]", "v"), std::nullopt);
+  EXPECT_EQ(TopLevelNumber(std::string(100000, '[') + std::string(100000, ']'), "v"),
+            std::nullopt);  // deep: iterative, no stack exhaustion
+  std::mt19937_64 rng(5);
+  Produce(rng, 1200);
+  auto check = [&](const char* when) {
+    std::uniform_int_distribution<int> pick(0, 3);
+    for (int q = 0; q < 25; ++q) {
+      AggregateSpec spec;
+      spec.filter = RandomFilter(rng);
+      spec.filter.from_ms = spec.filter.from_ms.value_or(900);
+      spec.filter.to_ms = std::max(*spec.filter.from_ms + 1, spec.filter.to_ms.value_or(1500));
+      const int b = pick(rng);
+      if (b > 0) spec.bucket_ms = b == 1 ? 7 : b == 2 ? 60 : 1000;  // odd sizes: alignment
+      const char* const groups[] = {"", "country", "sensor", "device"};
+      spec.group_by = groups[pick(rng)];
+      if (pick(rng) < 2) spec.field = "v";
+      const std::vector<AggregateRow> want = BruteAggregate(*store_, spec);
+      for (const IndexLookup& lookup : {Lookup(), IndexLookup()}) {
+        auto got = RunAggregate(*store_, spec, {}, lookup);
+        ASSERT_TRUE(got.ok()) << got.status().ToString();
+        EXPECT_TRUE(SameRows(got->rows, want))
+            << when << (lookup ? " indexed" : " scanned") << ": " << Describe(spec.filter)
+            << " bucket " << spec.bucket_ms.value_or(0) << " group_by '" << spec.group_by
+            << "' field " << spec.field.value_or("-") << ": " << got->rows.size() << " rows, want "
+            << want.size();
+      }
+    }
+  };
+  check("not indexed");
+  ASSERT_TRUE(indexer_->CatchUp().ok());
+  Produce(rng, 300);
+  check("partly indexed");
+  // Bounded: more rows than allowed is an error, not unbounded memory.
+  AggregateSpec wide;
+  wide.filter.from_ms = 0;
+  wide.filter.to_ms = 2000;
+  wide.bucket_ms = 1;
+  wide.group_by = "device";
+  wide.max_rows = 50;
+  EXPECT_EQ(RunAggregate(*store_, wide, {}, Lookup()).status().code(),
+            StatusCode::kResourceExhausted);
 }
 
 TEST_F(IndexedQueryTest, PagingWhileProducingReturnsEveryEarlierMatchExactlyOnce) {
