@@ -3,6 +3,7 @@
 // (DecodeBatch alone, and PartitionLog append with flush always); (c) fetch throughput of a
 // caught-up consumer and p50/p99 produce latency at a fixed rate.
 // Usage: sluice-bench-broker-http [--dir DIR] [--seconds S] [--threads N] [--produce-only]
+//        [--index on|off]   (query.index: the broker's query indexer, on by default)
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -69,6 +70,7 @@ int main(int argc, char** argv) {
   double seconds = 5;
   int threads = 4;
   bool produce_only = false;  // for profiling the produce path alone
+  bool index = true;          // query.index
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--produce-only") == 0) produce_only = true;
   }
@@ -76,6 +78,7 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--dir") == 0) dir = argv[i + 1];
     if (std::strcmp(argv[i], "--seconds") == 0) seconds = std::atof(argv[i + 1]);
     if (std::strcmp(argv[i], "--threads") == 0) threads = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--index") == 0) index = std::strcmp(argv[i + 1], "off") != 0;
   }
   std::filesystem::remove_all(dir);
   SetLogLevel(LogLevel::kWarn);
@@ -103,6 +106,7 @@ int main(int argc, char** argv) {
   o.http_port = FreePort();
   o.default_partitions = threads;
   o.flush = FlushPolicy::kAlways;
+  o.query_index = index;
   auto broker = Broker::Start(o);
   if (!broker.ok()) {
     std::fprintf(stderr, "broker: %s\n", broker.status().ToString().c_str());
@@ -135,8 +139,13 @@ int main(int argc, char** argv) {
     t.join();
   }
   const double produce_rate = records.load() / Seconds(start);
-  std::printf("HTTP produce, %d client threads, 1000-record batches, flush always "
-              "(%llu errors)\n", threads, static_cast<unsigned long long>(errors.load()));
+  if (StoreIndexer* indexer = (*broker)->indexer()) {
+    std::printf("query index: %lld records not indexed yet when produce stopped\n",
+                static_cast<long long>(indexer->lag()));
+  }
+  std::printf("HTTP produce, %d client threads, 1000-record batches, flush always, query index "
+              "%s (%llu errors)\n",
+              threads, index ? "on" : "off", static_cast<unsigned long long>(errors.load()));
   bench::Row("produce records/s", produce_rate, "rec/s", "DecodeBatch alone (1 core)",
              decode_rate);
   bench::Row("produce records/s", produce_rate, "rec/s", "in-process append, fsync",

@@ -22,6 +22,7 @@
 
 #include "cloud-broker/index/store_indexer.h"
 #include "cloud-broker/log/topic_store.h"
+#include "cloud-broker/query/aggregate.h"
 #include "cloud-broker/query/query.h"
 #include "core/partitioner.h"
 #include "core/record_batch.h"
@@ -246,6 +247,21 @@ void RunPostgres(const std::string& conninfo, int64_t n, const std::vector<Probe
                   static_cast<double>(crows) / static_cast<double>(probes.size() / 10));
     }
   }
+  for (const bool field : {false, true}) {
+    const int64_t from = kT0 + 2 * 24 * kHourMs;
+    const std::string sql =
+        std::string("SELECT ts / 3600000 AS h, ") + (field ? "" : "country, ") +
+        "count(*)" + (field ? ", avg((payload->>'v')::float8)" : "") +
+        " FROM readings WHERE ts >= " + std::to_string(from) + " AND ts < " +
+        std::to_string(from + 24 * kHourMs) + " GROUP BY 1" + (field ? "" : ", 2");
+    const auto q = SteadyClock::now();
+    PGresult* res = PQexec(c, sql.c_str());
+    const double s = Seconds(q);
+    PgOk(res, "aggregate");
+    std::printf("postgres: aggregate of one day per 1 h bucket, %s: %.3f s (%d rows)\n",
+                field ? "avg of payload field v" : "counts per country", s, PQntuples(res));
+    PQclear(res);
+  }
   exec("DROP TABLE readings");
   PQfinish(c);
 }
@@ -391,9 +407,20 @@ int main(int argc, char** argv) {
       country.ms.push_back(Seconds(q) * 1000);
       if (r.ok()) crows += static_cast<int64_t>(r->records.size());
     }
+    Latency lookup_only;  // the index lookup alone, without reading the records
+    for (const Probe& p : probes) {
+      const PartitionIndex* index =
+          indexer.Find("sensors", PartitionForKey(p.device, kPartitions));
+      const auto q = SteadyClock::now();
+      auto hits = index->Device(p.device, p.from, p.from + kHourMs, std::nullopt, 100);
+      lookup_only.ms.push_back(Seconds(q) * 1000);
+      (void)hits;
+    }
     if (pass == 1) {
-      std::printf("sluice: device + 1 h: p50 %.3f ms, p99 %.3f ms (%.1f records/query)\n",
-                  dev.P(0.5), dev.P(0.99), static_cast<double>(rows) / probes.size());
+      std::printf("sluice: device + 1 h: p50 %.3f ms, p99 %.3f ms (%.1f records/query; the "
+                  "index lookup alone p50 %.3f ms)\n",
+                  dev.P(0.5), dev.P(0.99), static_cast<double>(rows) / probes.size(),
+                  lookup_only.P(0.5));
       std::printf("sluice: country + 1 h, limit %zu: p50 %.3f ms, p99 %.3f ms (%.1f "
                   "records/query, %.1f us/record)\n",
                   country_limit, country.P(0.5), country.P(0.99),
@@ -402,6 +429,31 @@ int main(int argc, char** argv) {
                       std::max(1.0, static_cast<double>(crows) /
                                         static_cast<double>(probes.size() / 10)));
     }
+  }
+  // Aggregates of one day: counts per country per hour (index entries only), and the average
+  // of payload field v per hour (every record of the day read).
+  for (const bool field : {false, true}) {
+    AggregateSpec spec;
+    spec.filter.from_ms = kT0 + 2 * 24 * kHourMs;
+    spec.filter.to_ms = *spec.filter.from_ms + 24 * kHourMs;
+    spec.bucket_ms = kHourMs;
+    spec.group_by = field ? "" : "country";
+    if (field) spec.field = "v";
+    t = SteadyClock::now();
+    auto r = RunAggregate(**store, spec, {}, lookup);
+    const double s = Seconds(t);
+    if (!r.ok()) {
+      std::fprintf(stderr, "aggregate: %s\n", r.status().ToString().c_str());
+      return 1;
+    }
+    uint64_t counted = 0;
+    for (const AggregateRow& row : r->rows) counted += row.count;
+    std::printf("sluice: aggregate of one day per 1 h bucket, %s: %.3f s (%zu rows, %llu "
+                "records counted, %llu index entries, %llu records read)\n",
+                field ? "avg of payload field v" : "counts per country", s, r->rows.size(),
+                static_cast<unsigned long long>(counted),
+                static_cast<unsigned long long>(r->index_entries),
+                static_cast<unsigned long long>(r->records_read));
   }
   indexer_owner.reset();  // closes the index database (its compaction thread) first
   store->reset();

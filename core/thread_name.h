@@ -3,6 +3,9 @@
 #pragma once
 
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -10,6 +13,13 @@ namespace sluice {
 
 inline void SetCurrentThreadName(const std::string& name) {
   pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+}
+
+// Makes the calling thread yield the CPU to every normal thread (nice 19): for background work
+// that may fall behind when the machine is busy (the broker's query indexer) but must not slow
+// what clients wait for. Best effort: false if the kernel refused.
+inline bool LowerCurrentThreadPriority() {
+  return setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19) == 0;
 }
 
 }  // namespace sluice

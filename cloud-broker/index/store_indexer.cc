@@ -173,6 +173,9 @@ void StoreIndexer::Start() {
   stop_ = false;
   thread_ = std::thread([this] {
     SetCurrentThreadName("indexer");
+    // Produce, fetch and queries first: the index may fall behind on a busy machine (queries
+    // then scan the records not indexed yet) and catches up when the CPU is free.
+    LowerCurrentThreadPriority();
     std::unique_lock<std::mutex> l(run_mu_);
     while (!stop_) {
       l.unlock();

@@ -1,6 +1,7 @@
 // IndexStream: one partition's matches of a query, in (timestamp, offset) order, read through the
 // partition's index (cloud-broker/index/partition_index.h) below an offset it covers, each hit
-// read back from the log with one record decoded (DecodeRecordAt), not its batch.
+// read back from the log with one record decoded (DecodeRecordAt), not its batch; without
+// re-verifying the batch's CRC: the indexer verified it when it indexed the batch.
 // The family read is the narrowest the filter allows: the device's entries, else the country's,
 // else every entry by time. Every record read is checked against the whole filter again, and a
 // hit whose record is gone (retention) or differs (the log was cut and rewritten since it was
