@@ -127,9 +127,12 @@ leveldb::Env* IndexEnv() {
 
 }  // namespace
 
-Result<std::shared_ptr<leveldb::DB>> PartitionIndex::OpenDb(const std::string& dir) {
+Result<std::shared_ptr<leveldb::DB>> PartitionIndex::OpenDb(const std::string& dir,
+                                                            bool low_priority) {
   leveldb::Options options;
-  options.env = IndexEnv();
+  if (low_priority) {
+    options.env = IndexEnv();
+  }
   options.create_if_missing = true;
   options.max_open_files = kMaxOpenTables;
   options.write_buffer_size = kWriteBufferBytes;

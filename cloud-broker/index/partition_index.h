@@ -67,7 +67,10 @@ class PartitionIndex {
   // Opens (creating) the database that holds the indexes of many partitions (a broker's
   // <data_dir>/index: one set of files and a bounded number of fds however many partitions).
   // An index of another layout version is deleted (rebuilt from the logs). kCorruption/kIOError.
-  static Result<std::shared_ptr<leveldb::DB>> OpenDb(const std::string& dir);
+  // `low_priority`: LevelDB's compaction thread at nice 19 (process-wide: the first database
+  // opened decides).
+  static Result<std::shared_ptr<leveldb::DB>> OpenDb(const std::string& dir,
+                                                     bool low_priority = false);
   // The index of topic-partition in `db`; its keys live under their own prefix.
   static Result<std::unique_ptr<PartitionIndex>> Open(std::shared_ptr<leveldb::DB> db,
                                                       const std::string& topic,

@@ -44,7 +44,8 @@ Status StoreIndexer::CatchUpPartition(const std::string& topic, int32_t p, Parti
     indexed = &indexes_[{topic, p}];
   }
   if (!db_) {
-    Result<std::shared_ptr<leveldb::DB>> db = PartitionIndex::OpenDb(options_.dir);
+    Result<std::shared_ptr<leveldb::DB>> db =
+        PartitionIndex::OpenDb(options_.dir, options_.low_priority);
     if (!db.ok()) {
       return db.status();
     }
@@ -175,7 +176,9 @@ void StoreIndexer::Start() {
     SetCurrentThreadName("indexer");
     // Produce, fetch and queries first: the index may fall behind on a busy machine (queries
     // then scan the records not indexed yet) and catches up when the CPU is free.
-    LowerCurrentThreadPriority();
+    if (options_.low_priority) {
+      LowerCurrentThreadPriority();
+    }
     std::unique_lock<std::mutex> l(run_mu_);
     while (!stop_) {
       l.unlock();

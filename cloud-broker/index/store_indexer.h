@@ -30,6 +30,9 @@ struct StoreIndexerOptions {
   int64_t interval_ms = 200;       // between passes on the thread
   size_t chunk_records = 4096;     // records read per step
   size_t chunk_bytes = 4 << 20;
+  // query.index_priority: low (nice 19: produce first, the index may fall behind while the
+  // machine is saturated) or normal (the index keeps up, at produce's expense).
+  bool low_priority = true;
 };
 
 class StoreIndexer {

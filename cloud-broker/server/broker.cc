@@ -85,6 +85,7 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
     StoreIndexerOptions io;
     io.dir = options.data_dir + "/index";
     io.interval_ms = options.query_index_interval_ms;
+    io.low_priority = options.query_index_low_priority;
     b->indexer_ = std::make_unique<StoreIndexer>(io, *b->store_);
     StoreIndexer* indexer = b->indexer_.get();
     b->registry_.AddGaugeFn("sluice_broker_index_lag_records",

@@ -186,6 +186,11 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
   if (o.query_index_interval_ms < 10 || o.query_index_interval_ms > 60000) {
     c.Fail("query.index_interval", "must be 10ms..60s");
   }
+  const std::string priority = c.GetString("query.index_priority", "low");
+  if (priority != "low" && priority != "normal") {
+    c.Fail("query.index_priority", "must be low or normal, got " + priority);
+  }
+  o.query_index_low_priority = priority == "low";
   const int64_t query_threads = c.GetInt("query.threads", o.query_threads);
   if (query_threads < 1 || query_threads > 64) {
     c.Fail("query.threads", "must be 1..64, got " + std::to_string(query_threads));

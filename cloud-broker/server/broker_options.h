@@ -64,6 +64,7 @@ struct BrokerOptions {
   // it and scan only the uncovered tail. Off: every query scans the partitions it reads.
   bool query_index = true;
   int64_t query_index_interval_ms = 200;
+  bool query_index_low_priority = true;  // query.index_priority: low | normal
   int query_threads = 1;
   int64_t query_max_waiting = 8;
   int64_t query_timeout_ms = 10000;

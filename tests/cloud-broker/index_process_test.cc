@@ -59,7 +59,9 @@ class IndexProcessTest : public ::testing::Test {
     broker_ = ChildProcess::Start(
         {BinPath("sluice-broker"), "--config",
          sluice::testing::SourcePath("config/broker-eu-central.yaml"), "--set",
-         "query.index_interval=10ms"},
+         "query.index_interval=10ms", "--set",
+         // Normal priority: catching up must not wait for the other tests ctest runs beside it.
+         "query.index_priority=normal"},
         dir_.Sub("broker.log"),
         {{"SLUICE_DATA_DIR", dir_.Sub("data")}, {"SLUICE_BROKER_PORT", std::to_string(port_)}});
     ASSERT_NE(broker_, nullptr);
