@@ -216,10 +216,14 @@ Result<AggregateResult> RunAggregate(const TopicStore& store, const AggregateSpe
   const bool needs_records = filter.sensor.has_value() || spec.field.has_value() ||
                              spec.group_by == "device" || spec.group_by == "sensor";
   AggregateResult out;
+  if (deadline.Passed()) {  // it waited for a query thread past its budget
+    out.timed_out = true;
+    return out;
+  }
   Rows rows(spec);
   for (const QueryScope& s : *scopes) {
     if (s.index != nullptr && needs_records) {
-      IndexStream stream(*s.log, *s.index, filter, std::nullopt, s.covered_end);
+      IndexStream stream(*s.log, *s.index, filter, std::nullopt, s.covered_end, &deadline);
       for (size_t n = 0;; ++n) {
         if (n % 64 == 0 && deadline.Passed()) {
           out.timed_out = true;
@@ -230,6 +234,10 @@ Result<AggregateResult> RunAggregate(const TopicStore& store, const AggregateSpe
           return r.status();
         }
         if (*r == nullptr) {
+          if (stream.timed_out()) {
+            out.timed_out = true;
+            return out;
+          }
           break;
         }
         SLUICE_RETURN_IF_ERROR(AddRecord(spec, (*r)->record, &rows));

@@ -23,11 +23,12 @@ Result<std::vector<IndexHit>> IndexFamilyHits(const PartitionIndex& index,
 
 IndexStream::IndexStream(const PartitionLog& log, const PartitionIndex& index,
                          const QueryFilter& filter, std::optional<AfterBound> after,
-                         int64_t covered_end)
+                         int64_t covered_end, const QueryDeadline* deadline)
     : log_(log),
       index_(index),
       filter_(filter),
       covered_end_(covered_end),
+      deadline_(deadline),
       from_ms_(filter.from_ms.value_or(std::numeric_limits<int64_t>::min())),
       to_ms_(filter.to_ms.value_or(std::numeric_limits<int64_t>::max())) {
   if (after.has_value()) {
@@ -88,6 +89,9 @@ Result<std::optional<Record>> IndexStream::ReadHit(const IndexHit& hit) {
 
 Result<LogRecord*> IndexStream::Peek() {
   while (!head_.has_value()) {
+    if (timed_out_) {
+      return nullptr;
+    }
     if (next_ == page_.size()) {
       if (exhausted_) {
         batch_.clear();
@@ -101,6 +105,10 @@ Result<LogRecord*> IndexStream::Peek() {
       page_ = std::move(hits).value();
       next_ = 0;
       continue;
+    }
+    if (deadline_ != nullptr && ++hits_seen_ % kPage == 0 && deadline_->Passed()) {
+      timed_out_ = true;
+      return nullptr;
     }
     const IndexHit& hit = page_[next_++];
     if (hit.offset >= covered_end_ || hit.offset < log_.start_offset()) {

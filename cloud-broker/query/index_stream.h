@@ -23,6 +23,7 @@
 
 namespace sluice::broker {
 
+struct QueryDeadline;
 struct QueryFilter;
 
 // Records strictly after (ts_ms, offset) in (timestamp, offset) order; offset -1 admits every
@@ -37,13 +38,17 @@ class IndexStream {
  public:
   static constexpr size_t kPage = 256;
 
-  // Reads hits with offsets in [log.start_offset(), covered_end).
+  // Reads hits with offsets in [log.start_offset(), covered_end). `deadline` (may be null) is
+  // checked every kPage hits.
   IndexStream(const PartitionLog& log, const PartitionIndex& index, const QueryFilter& filter,
-              std::optional<AfterBound> after, int64_t covered_end);
+              std::optional<AfterBound> after, int64_t covered_end,
+              const QueryDeadline* deadline = nullptr);
 
-  // The next match, nullptr at the end. Valid until Pop().
+  // The next match, nullptr at the end or once the deadline passed (timed_out()). Valid until
+  // Pop().
   Result<LogRecord*> Peek();
   void Pop() { head_.reset(); }
+  bool timed_out() const { return timed_out_; }
 
   uint64_t records_read() const { return records_read_; }
 
@@ -56,6 +61,9 @@ class IndexStream {
   const PartitionIndex& index_;
   const QueryFilter& filter_;
   const int64_t covered_end_;
+  const QueryDeadline* deadline_;
+  bool timed_out_ = false;
+  size_t hits_seen_ = 0;
   int64_t from_ms_;
   int64_t to_ms_;
   std::optional<IndexCursor> cursor_;  // after the last hit fetched

@@ -139,7 +139,7 @@ Status ScanTail(const QueryScope& s, const QueryFilter& filter, const std::optio
 Status CountIndexed(const QueryScope& s, const QueryFilter& filter, const QueryDeadline& deadline,
                     QueryResult* out) {
   if (filter.sensor.has_value()) {
-    IndexStream stream(*s.log, *s.index, filter, std::nullopt, s.covered_end);
+    IndexStream stream(*s.log, *s.index, filter, std::nullopt, s.covered_end, &deadline);
     for (size_t n = 0;; ++n) {
       if (n % 64 == 0 && deadline.Passed()) {
         out->timed_out = true;
@@ -150,6 +150,7 @@ Status CountIndexed(const QueryScope& s, const QueryFilter& filter, const QueryD
         return r.status();
       }
       if (*r == nullptr) {
+        out->timed_out = stream.timed_out();
         break;
       }
       const std::string* country = (*r)->record.FindHeader(kHeaderCountry);
@@ -303,6 +304,10 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
     return scopes.status();
   }
   QueryResult out;
+  if (deadline.Passed()) {  // it waited for a query thread past its budget
+    out.timed_out = true;
+    return out;
+  }
   if (filter.count_exact) {
     out.matched = 0;
   }
@@ -345,14 +350,19 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
     if (s.index == nullptr) {
       continue;
     }
-    streams.push_back(
-        std::make_unique<IndexStream>(*s.log, *s.index, filter, BoundFor(s, at), s.covered_end));
+    streams.push_back(std::make_unique<IndexStream>(*s.log, *s.index, filter, BoundFor(s, at),
+                                                    s.covered_end, &deadline));
     stream_scope.push_back(&s);
     SLUICE_RETURN_IF_ERROR(push_head(streams.size() - 1));
   }
   size_t next_tail = 0;
   while (out.records.size() < want && (!heads.empty() || next_tail < tail.size())) {
     if (out.records.size() % 64 == 63 && deadline.Passed()) {
+      out.timed_out = true;
+      break;
+    }
+    if (std::any_of(streams.begin(), streams.end(),
+                    [](const auto& st) { return st->timed_out(); })) {
       out.timed_out = true;
       break;
     }
@@ -374,6 +384,11 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
   }
   for (const auto& s : streams) {
     out.scanned += s->records_read();
+    // A stream that stopped at the deadline ended early: the merge is not the whole answer.
+    out.timed_out = out.timed_out || s->timed_out();
+  }
+  if (out.timed_out) {
+    return out;
   }
   if (out.records.size() == want) {
     out.records.pop_back();

@@ -3,7 +3,8 @@
 // like as not) and restarted on the same data dir, three times; right after each restart (the
 // index behind: queries scan the tail) and once it caught up, paged queries by device, country
 // and time range answer exactly what a scan of the partitions through fetch answers, in order,
-// each record once.
+// each record once; so do `sluice query --all --output ndjson` (every page through the cursors)
+// and `sluice query --bucket 1m --group-by country`.
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
@@ -200,6 +201,52 @@ TEST_F(IndexProcessTest, QueriesMatchTheLogAcrossSigkillsMidIndexing) {
       60000))
       << "the index never caught up";
   ASSERT_NO_FATAL_FAILURE(ExpectQueriesMatchTheLog("caught up"));
+
+  // As a user pages with the CLI: every page followed (--all), one record per line.
+  std::vector<Seen> all = All();
+  std::sort(all.begin(), all.end());
+  const int64_t from = kT0 + 100'000;
+  const int64_t to = kT0 + 130'000;
+  std::vector<Seen> want;
+  std::copy_if(all.begin(), all.end(), std::back_inserter(want), [&](const Seen& x) {
+    return x.country == "FR" && x.ts >= from && x.ts < to;
+  });
+  ASSERT_EQ(sluice::testing::RunCommand(
+                {BinPath("sluice"), "query", "--broker", Url(), "--topic", "t", "--country", "fr",
+                 "--from", std::to_string(from), "--to", std::to_string(to), "--limit", "50",
+                 "--all", "--output", "ndjson"},
+                dir_.Sub("cli.out"), 60000),
+            0)
+      << sluice::testing::ReadFileOrEmpty(dir_.Sub("cli.out"));
+  std::vector<Seen> lines;
+  std::istringstream in(sluice::testing::ReadFileOrEmpty(dir_.Sub("cli.out")));
+  std::string line;
+  while (std::getline(in, line)) {
+    rapidjson::Document d;
+    d.Parse(line.c_str());
+    ASSERT_FALSE(d.HasParseError()) << line;
+    lines.push_back({d["ts"].GetInt64(), d["partition"].GetInt(), d["offset"].GetInt64(),
+                     d["device_id"].GetString(), d["country"].GetString()});
+  }
+  EXPECT_GT(want.size(), 50u) << "more than one page";
+  EXPECT_TRUE(lines == want) << FirstDifference(lines, want);
+
+  // And an aggregate: counts per minute and country of the same range, as a table.
+  ASSERT_EQ(sluice::testing::RunCommand(
+                {BinPath("sluice"), "query", "--broker", Url(), "--topic", "t", "--from",
+                 std::to_string(from), "--to", std::to_string(to), "--bucket", "1m",
+                 "--group-by", "country", "--json"},
+                dir_.Sub("agg.out"), 60000),
+            0)
+      << sluice::testing::ReadFileOrEmpty(dir_.Sub("agg.out"));
+  rapidjson::Document agg;
+  agg.Parse(sluice::testing::ReadFileOrEmpty(dir_.Sub("agg.out")).c_str());
+  ASSERT_FALSE(agg.HasParseError());
+  uint64_t fr = 0;
+  for (const auto& row : agg["rows"].GetArray()) {
+    if (std::string(row["country"].GetString()) == "FR") fr += row["count"].GetUint64();
+  }
+  EXPECT_EQ(fr, want.size());
 }
 
 }  // namespace

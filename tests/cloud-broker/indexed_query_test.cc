@@ -365,6 +365,52 @@ TEST_F(IndexedQueryTest, AggregatesMatchABruteForceScanIndexedPartlyIndexedAndNo
             StatusCode::kResourceExhausted);
 }
 
+// Passed from the n-th reading on.
+class CountingClock final : public Clock {
+ public:
+  explicit CountingClock(int n) : n_(n) {}
+  int64_t NowMs() const override { return 0; }
+  int64_t MonotonicUs() const override { return ++reads_ >= n_ ? 1000 : 0; }
+
+ private:
+  const int n_;
+  mutable int reads_ = 0;
+};
+
+// A deadline that passes while an index stream reads is a timed-out answer, never a shorter
+// answer that looks complete; one passed before the query starts stops it at once.
+TEST_F(IndexedQueryTest, ADeadlineInsideAnIndexStreamTimesTheQueryOut) {
+  std::mt19937_64 rng(9);
+  Produce(rng, 3000);
+  ASSERT_TRUE(indexer_->CatchUp().ok());
+  QueryFilter f;
+  f.limit = 100000;
+  auto whole = RunQuery(*store_, f, {}, Lookup());
+  ASSERT_TRUE(whole.ok());
+  EXPECT_FALSE(whole->timed_out);
+  EXPECT_EQ(whole->records.size(), 3000u);
+  for (int n : {1, 4, 8}) {
+    CountingClock clock(n);
+    auto cut = RunQuery(*store_, f, QueryDeadline{&clock, 500}, Lookup());
+    ASSERT_TRUE(cut.ok());
+    EXPECT_TRUE(cut->timed_out) << n << ": " << cut->records.size() << " records";
+    CountingClock again(n);
+    AggregateSpec spec;
+    spec.filter = f;
+    spec.field = "v";
+    auto agg = RunAggregate(*store_, spec, QueryDeadline{&again, 500}, Lookup());
+    ASSERT_TRUE(agg.ok());
+    EXPECT_TRUE(agg->timed_out) << n;
+  }
+  // A filter the index cannot narrow (sensor): the stream reads every hit and keeps none, so
+  // only its own check can stop it.
+  f.sensor = "none-has-this";
+  CountingClock late(2);
+  auto none = RunQuery(*store_, f, QueryDeadline{&late, 500}, Lookup());
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->timed_out) << "a stream that yields nothing never checked its deadline";
+}
+
 TEST_F(IndexedQueryTest, PagingWhileProducingReturnsEveryEarlierMatchExactlyOnce) {
   std::mt19937_64 rng(7);
   Produce(rng, 1200);
