@@ -201,6 +201,41 @@ TEST_F(ReplicationTest, AFetchFromAStaleIncarnationIsRefused) {
   ASSERT_NO_FATAL_FAILURE(ExpectReplicasHoldExactly(10));
 }
 
+// Every replica indexes what it replicated, the same way (issue 12): once caught up, a query
+// on any broker, leader or follower, answers the same records and counts, through its own index.
+TEST_F(ReplicationTest, EveryReplicaIndexesWhatItReplicatedAndAnswersTheSameQueries) {
+  Leader leader;
+  ASSERT_NO_FATAL_FAILURE(CreateTopicAndWaitForLeader(&leader));
+  HttpClient to_leader(nodes_[IndexOf(leader.id)].url());
+  std::string last;
+  for (int64_t b = 0; b < 10; ++b) {
+    ASSERT_TRUE(ProduceOk(to_leader, Batch(b * 30, 30), &last)) << last;
+  }
+  ASSERT_NO_FATAL_FAILURE(ExpectReplicasHoldExactly(300));
+  std::vector<std::string> answers;
+  for (int i = 0; i < kBrokers; ++i) {
+    ASSERT_TRUE(WaitFor([&] {
+      std::string metrics;
+      return testing::HttpGet(nodes_[i].port, "/metrics", &metrics, 2000) == 200 &&
+             metrics.find("\nsluice_broker_index_lag_records 0\n") != std::string::npos;
+    }, 30000, 50)) << "broker " << i << " never indexed what it holds";
+    std::string body;
+    // ts = T0 + seq: [T0 + 100, T0 + 160) holds seq 100..159.
+    ASSERT_EQ(testing::HttpGet(nodes_[i].port,
+                               "/v1/query?topic=sensors&device_id=dev-1&count=exact&limit=1000&"
+                               "from=1700000000100&to=1700000000160",
+                               &body, 5000),
+              200)
+        << body;
+    EXPECT_NE(body.find("\"matched\":60,"), std::string::npos) << "broker " << i << ": " << body;
+    EXPECT_NE(body.find("\"seq\":159"), std::string::npos) << "broker " << i << ": " << body;
+    EXPECT_EQ(body.find("\"seq\":160"), std::string::npos) << "broker " << i << ": " << body;
+    answers.push_back(body);
+  }
+  EXPECT_EQ(answers[0], answers[1]);
+  EXPECT_EQ(answers[1], answers[2]);
+}
+
 // A consumer may read from any replica, whose high watermark may lag what it holds (a leader
 // waiting for a follower, a follower behind the leader). A fetch there is "nothing yet" (200,
 // no records), not 416 "out of range", which makes consumers reset their position.
