@@ -210,11 +210,9 @@ Status RenderAggregate(const std::string& json, std::ostream& out) {
     }
     table.push_back(std::move(row));
   }
-  for (size_t c = 0; c < head.size(); ++c) {
-    std::string g = head[c];
-    std::transform(g.begin(), g.end(), g.begin(), [](unsigned char ch) { return std::tolower(ch); });
-    right[c] = g != "bucket" && g != group_by;
-  }
+  // The bucket and group columns are text; the counts and statistics after them numbers.
+  const size_t text_columns = (bucketed ? 1 : 0) + (group_by.empty() ? 0 : 1);
+  for (size_t c = 0; c < head.size(); ++c) right[c] = c >= text_columns;
   out << "region: " << Text(d, "region") << "\n\n" << FormatTable(table, right);
   return Status::Ok();
 }

@@ -117,6 +117,30 @@ Status OverLimit(size_t index, const char* field, const std::string& what,
   return Status::InvalidArgument("record " + std::to_string(index) + ": " + what);
 }
 
+// Stored data: bounded by the framing only.
+const DecodeLimits kUnbounded{SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
+
+// The header of a stored batch whose records are to be walked: parsed, CRC checked when asked,
+// uncompressed.
+Result<BatchHeader> ParseWalkableHeader(std::string_view bytes, bool verify_crc) {
+  Result<BatchHeader> parsed = ParseBatchHeader(bytes, verify_crc);
+  if (parsed.ok() && (parsed->attributes & kCompressionMask) != 0) {
+    return Status::InvalidArgument("compressed batches are not supported");
+  }
+  return parsed;
+}
+
+// Reads the next record's length and frame from `batch` into `body`, and its timestampDelta and
+// offsetDelta; `body` is left at the key. False on any framing error.
+bool ReadRecordHead(Reader& batch, Reader* body, int64_t* timestamp_delta,
+                    int32_t* offset_delta) {
+  int32_t length = 0;
+  uint8_t attributes = 0;
+  return batch.ReadVarint(&length) && length >= kMinRecordSize - 1 &&
+         batch.ReadFrame(static_cast<size_t>(length), body) && body->ReadByte(&attributes) &&
+         body->ReadVarlong(timestamp_delta) && body->ReadVarint(offset_delta);
+}
+
 Status DecodeRecord(Reader& batch, size_t index, int64_t base_timestamp,
                     const DecodeLimits& limits, DecodeViolation* violation, Record* out) {
   int32_t length = 0;
@@ -354,7 +378,6 @@ Result<RecordBatch> DecodeBatch(std::string_view bytes, size_t* consumed, const 
     return Status::Corruption("record batch: lastOffsetDelta smaller than record count");
   }
   // Without limits, stored data: bounded by the framing only.
-  static const DecodeLimits kUnbounded{SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
   const DecodeLimits& bounds = limits != nullptr ? *limits : kUnbounded;
   if (static_cast<size_t>(h.record_count) > bounds.max_records) {
     if (violation != nullptr) {
@@ -400,18 +423,14 @@ Result<RecordBatch> DecodeBatch(std::string_view bytes, size_t* consumed, const 
 
 Result<Record> DecodeRecordAt(std::string_view bytes, int64_t offset, bool verify_crc,
                               RecordPosition* hint) {
-  Result<BatchHeader> parsed = ParseBatchHeader(bytes, verify_crc);
+  Result<BatchHeader> parsed = ParseWalkableHeader(bytes, verify_crc);
   if (!parsed.ok()) {
     return parsed.status();
   }
   const BatchHeader& h = *parsed;
-  if ((h.attributes & kCompressionMask) != 0) {
-    return Status::InvalidArgument("compressed batches are not supported");
-  }
   if (offset < h.base_offset || offset - h.base_offset > h.last_offset_delta) {
     return Status::NotFound("offset " + std::to_string(offset) + " is outside the batch");
   }
-  static const DecodeLimits kUnbounded{SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX};
   const int64_t want = offset - h.base_offset;
   int32_t first = 0;
   size_t skip = 0;
@@ -425,14 +444,10 @@ Result<Record> DecodeRecordAt(std::string_view bytes, int64_t offset, bool verif
   for (int32_t i = first; i < h.record_count; ++i) {
     // Peek at the record's offsetDelta; skip the record by its length unless it is the one.
     Reader peek = reader;
-    int32_t length = 0;
     Reader r(nullptr, 0);
-    uint8_t attributes = 0;
     int64_t timestamp_delta = 0;
     int32_t offset_delta = 0;
-    if (!peek.ReadVarint(&length) || length < kMinRecordSize - 1 ||
-        !peek.ReadFrame(static_cast<size_t>(length), &r) || !r.ReadByte(&attributes) ||
-        !r.ReadVarlong(&timestamp_delta) || !r.ReadVarint(&offset_delta)) {
+    if (!ReadRecordHead(peek, &r, &timestamp_delta, &offset_delta)) {
       return RecordError(static_cast<size_t>(i), "invalid framing");
     }
     if (offset_delta == want) {
@@ -456,27 +471,20 @@ Result<Record> DecodeRecordAt(std::string_view bytes, int64_t offset, bool verif
 
 Status ForEachRecord(std::string_view bytes,
                      const std::function<void(int64_t offset, const RecordView& record)>& fn) {
-  Result<BatchHeader> parsed = ParseBatchHeader(bytes, /*verify_crc=*/true);
+  Result<BatchHeader> parsed = ParseWalkableHeader(bytes, /*verify_crc=*/true);
   if (!parsed.ok()) {
     return parsed.status();
   }
   const BatchHeader& h = *parsed;
-  if ((h.attributes & kCompressionMask) != 0) {
-    return Status::InvalidArgument("compressed batches are not supported");
-  }
   Reader reader(bytes.data() + kBatchHeaderSize, h.total_size() - kBatchHeaderSize);
   std::vector<HeaderView> headers;
   int64_t prev_offset_delta = -1;
   for (int32_t i = 0; i < h.record_count; ++i) {
     const size_t index = static_cast<size_t>(i);
-    int32_t length = 0;
     Reader r(nullptr, 0);
-    uint8_t attributes = 0;
     int64_t timestamp_delta = 0;
     int32_t offset_delta = 0;
-    if (!reader.ReadVarint(&length) || length < kMinRecordSize - 1 ||
-        !reader.ReadFrame(static_cast<size_t>(length), &r) || !r.ReadByte(&attributes) ||
-        !r.ReadVarlong(&timestamp_delta) || !r.ReadVarint(&offset_delta)) {
+    if (!ReadRecordHead(reader, &r, &timestamp_delta, &offset_delta)) {
       return RecordError(index, "invalid framing");
     }
     if (offset_delta <= prev_offset_delta || offset_delta > h.last_offset_delta) {

@@ -13,6 +13,15 @@
 namespace sluice::broker {
 namespace {
 constexpr const char* kComponent = "indexer";
+
+// A record's entry; a key or country too long to index is left out of its family.
+IndexEntry EntryOf(int64_t offset, int64_t ts_ms, std::string_view key,
+                   std::string_view country) {
+  return {offset, ts_ms,
+          key.size() <= PartitionIndex::kMaxDeviceIdBytes ? std::string(key) : std::string(),
+          country.size() <= PartitionIndex::kMaxCountryBytes ? std::string(country)
+                                                             : std::string()};
+}
 }  // namespace
 
 StoreIndexer::StoreIndexer(StoreIndexerOptions options, TopicStore& store)
@@ -99,12 +108,8 @@ Status StoreIndexer::CatchUpPartition(const std::string& topic, int32_t p, Parti
               break;  // one per record (produce refuses two)
             }
           }
-          const std::string_view key = r.key.value_or(std::string_view());
           entries.push_back(
-              {offset, r.timestamp_ms,
-               key.size() <= PartitionIndex::kMaxDeviceIdBytes ? std::string(key) : std::string(),
-               country.size() <= PartitionIndex::kMaxCountryBytes ? std::string(country)
-                                                                  : std::string()});
+              EntryOf(offset, r.timestamp_ms, r.key.value_or(std::string_view()), country));
         });
         if (!walked.ok()) {
           read = walked;  // a damaged batch: the record reader below skips it
@@ -127,14 +132,10 @@ Status StoreIndexer::CatchUpPartition(const std::string& topic, int32_t p, Parti
         if (r.offset >= end) {
           break;
         }
-        const std::string& key = r.record.key.has_value() ? *r.record.key : std::string();
         const std::string* country = r.record.FindHeader(kHeaderCountry);
-        entries.push_back(
-            {r.offset, r.record.timestamp_ms,
-             key.size() <= PartitionIndex::kMaxDeviceIdBytes ? key : std::string(),
-             country != nullptr && country->size() <= PartitionIndex::kMaxCountryBytes
-                 ? *country
-                 : std::string()});
+        entries.push_back(EntryOf(r.offset, r.record.timestamp_ms,
+                                  r.record.key ? std::string_view(*r.record.key) : std::string_view(),
+                                  country != nullptr ? *country : std::string_view()));
       }
       next = std::min(records->next_offset, end);
     }

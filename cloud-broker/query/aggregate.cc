@@ -3,18 +3,13 @@
 #include <rapidjson/reader.h>
 
 #include <algorithm>
-#include <limits>
 #include <tuple>
 
-#include "cloud-broker/query/index_stream.h"
 #include "cloud-broker/query/query_scope.h"
 
 namespace sluice::broker {
 namespace {
 
-constexpr size_t kIndexPage = 4096;
-constexpr size_t kChunkRecords = 1000;
-constexpr size_t kChunkBytes = 1 << 20;
 constexpr size_t kMaxFieldBytes = 256;
 
 // SAX handler: the number under `field` at the top level of an object; stops there.
@@ -221,89 +216,31 @@ Result<AggregateResult> RunAggregate(const TopicStore& store, const AggregateSpe
     return out;
   }
   Rows rows(spec);
+  const auto add_record = [&](const Record& r) { return AddRecord(spec, r, &rows); };
   for (const QueryScope& s : *scopes) {
     if (s.index != nullptr && needs_records) {
-      IndexStream stream(*s.log, *s.index, filter, std::nullopt, s.covered_end, &deadline);
-      for (size_t n = 0;; ++n) {
-        if (n % 64 == 0 && deadline.Passed()) {
-          out.timed_out = true;
-          return out;
-        }
-        Result<LogRecord*> r = stream.Peek();
-        if (!r.ok()) {
-          return r.status();
-        }
-        if (*r == nullptr) {
-          if (stream.timed_out()) {
-            out.timed_out = true;
-            return out;
-          }
-          break;
-        }
-        SLUICE_RETURN_IF_ERROR(AddRecord(spec, (*r)->record, &rows));
-        stream.Pop();
-      }
-      out.records_read += stream.records_read();
+      SLUICE_RETURN_IF_ERROR(
+          WalkIndexedRecords(s, filter, deadline, add_record, &out.records_read, &out.timed_out));
     } else if (s.index != nullptr) {
-      const int64_t from = filter.from_ms.value_or(std::numeric_limits<int64_t>::min());
-      const int64_t to = filter.to_ms.value_or(std::numeric_limits<int64_t>::max());
-      const int64_t start = s.log->start_offset();
-      std::optional<IndexCursor> cursor;
       static const std::string kNone;
-      while (true) {
-        if (deadline.Passed()) {
-          out.timed_out = true;
-          return out;
-        }
-        Result<std::vector<IndexHit>> hits =
-            IndexFamilyHits(*s.index, filter, from, to, cursor, kIndexPage);
-        if (!hits.ok()) {
-          return hits.status();
-        }
-        out.index_entries += hits->size();
-        for (const IndexHit& h : *hits) {
-          if (h.offset < start || h.offset >= s.covered_end ||
-              (filter.country.has_value() && h.country != filter.country->value())) {
-            continue;
-          }
-          SLUICE_RETURN_IF_ERROR(
-              rows.Add(h.ts_ms, spec.group_by == "country" ? h.country : kNone, std::nullopt));
-        }
-        if (hits->size() < kIndexPage) {
-          break;
-        }
-        cursor = IndexCursor{hits->back().ts_ms, hits->back().offset};
-      }
+      SLUICE_RETURN_IF_ERROR(WalkIndexEntries(
+          s, filter, deadline,
+          [&](const IndexHit& h) {
+            return rows.Add(h.ts_ms, spec.group_by == "country" ? h.country : kNone,
+                            std::nullopt);
+          },
+          &out.index_entries, &out.timed_out));
     }
-    // The tail (everything, without an index).
-    int64_t offset = std::max(s.index != nullptr ? s.covered_end : 0, s.log->start_offset());
-    while (offset < s.end) {
-      if (deadline.Passed()) {
-        out.timed_out = true;
-        return out;
-      }
-      Result<LogReadResult> chunk = s.log->Read(offset, kChunkRecords, kChunkBytes);
-      if (!chunk.ok()) {
-        if (chunk.status().code() == StatusCode::kInvalidArgument &&
-            offset < s.log->start_offset()) {
-          offset = s.log->start_offset();  // retention raced the scan
-          continue;
-        }
-        return chunk.status();
-      }
-      for (const LogRecord& lr : chunk->records) {
-        if (lr.offset >= s.end) {
-          break;
-        }
-        ++out.records_read;
-        if (filter.Matches(lr.record)) {
-          SLUICE_RETURN_IF_ERROR(AddRecord(spec, lr.record, &rows));
-        }
-      }
-      if (chunk->next_offset <= offset) {
-        break;
-      }
-      offset = chunk->next_offset;
+    if (!out.timed_out) {
+      SLUICE_RETURN_IF_ERROR(WalkTail(
+          s, deadline,
+          [&](LogRecord& lr) {
+            return filter.Matches(lr.record) ? add_record(lr.record) : Status::Ok();
+          },
+          &out.records_read, &out.timed_out));
+    }
+    if (out.timed_out) {
+      return out;
     }
   }
   out.rows = rows.Take();

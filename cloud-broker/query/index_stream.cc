@@ -29,6 +29,7 @@ IndexStream::IndexStream(const PartitionLog& log, const PartitionIndex& index,
       filter_(filter),
       covered_end_(covered_end),
       deadline_(deadline),
+      start_(log.start_offset()),
       from_ms_(filter.from_ms.value_or(std::numeric_limits<int64_t>::min())),
       to_ms_(filter.to_ms.value_or(std::numeric_limits<int64_t>::max())) {
   if (after.has_value()) {
@@ -111,8 +112,8 @@ Result<LogRecord*> IndexStream::Peek() {
       return nullptr;
     }
     const IndexHit& hit = page_[next_++];
-    if (hit.offset >= covered_end_ || hit.offset < log_.start_offset()) {
-      continue;  // the tail scan has it, or retention took it
+    if (hit.offset >= covered_end_ || hit.offset < start_) {
+      continue;  // the tail scan has it, or retention took it (a later removal: ReadHit)
     }
     Result<std::optional<Record>> record = ReadHit(hit);
     if (!record.ok()) {

@@ -62,6 +62,7 @@ class IndexStream {
   const QueryFilter& filter_;
   const int64_t covered_end_;
   const QueryDeadline* deadline_;
+  const int64_t start_;  // the log start when the stream began
   bool timed_out_ = false;
   size_t hits_seen_ = 0;
   int64_t from_ms_;

@@ -17,9 +17,6 @@
 namespace sluice::broker {
 namespace {
 
-constexpr size_t kChunkRecords = 1000;
-constexpr size_t kChunkBytes = 1 << 20;
-constexpr size_t kCountPage = 4096;
 constexpr size_t kMaxSensorBytes = 256;
 constexpr size_t kMaxCursorBytes = 1024;
 
@@ -91,104 +88,60 @@ class FirstMatches {
   std::vector<QueryMatch> heap_;
 };
 
-// The uncovered tail [covered_end, end): every record read and checked; matches after the
-// cursor offered to `first`; with count_exact every match counted.
-Status ScanTail(const QueryScope& s, const QueryFilter& filter, const std::optional<AfterBound>& bound,
-                const QueryDeadline& deadline, FirstMatches* first, QueryResult* out) {
-  int64_t offset = std::max(s.covered_end, s.log->start_offset());
-  while (offset < s.end) {
-    if (deadline.Passed()) {
-      out->timed_out = true;
-      return Status::Ok();
-    }
-    Result<LogReadResult> chunk = s.log->Read(offset, kChunkRecords, kChunkBytes);
-    if (!chunk.ok()) {
-      if (chunk.status().code() == StatusCode::kInvalidArgument && offset < s.log->start_offset()) {
-        offset = s.log->start_offset();  // retention raced the scan
-        continue;
-      }
-      return chunk.status();
-    }
-    for (LogRecord& lr : chunk->records) {
-      if (lr.offset >= s.end) {
-        return Status::Ok();
-      }
-      ++out->scanned;
-      if (!filter.Matches(lr.record)) {
-        continue;
-      }
-      if (filter.count_exact) {
-        const std::string* country = lr.record.FindHeader(kHeaderCountry);
-        ++*out->matched;
-        ++out->counts_by_country[country != nullptr ? *country : ""];
-      }
-      if (!bound.has_value() || bound->Admits(lr.record.timestamp_ms, lr.offset)) {
-        first->Offer(QueryMatch{s.topic, s.partition, lr.offset, std::move(lr.record)});
-      }
-    }
-    if (chunk->next_offset <= offset) {
-      break;  // no progress: nothing more to read
-    }
-    offset = chunk->next_offset;
-  }
-  return Status::Ok();
+// Counts a match of count_exact.
+void CountMatch(const std::string& country, QueryResult* out) {
+  ++*out->matched;
+  ++out->counts_by_country[country];
 }
 
-// count_exact over the indexed part [start, covered_end): index entries only, unless a sensor
-// filter needs each record.
+const std::string& CountryOf(const Record& r) {
+  static const std::string kNone;
+  const std::string* country = r.FindHeader(kHeaderCountry);
+  return country != nullptr ? *country : kNone;
+}
+
+// The uncovered tail: every record read and checked; matches after the cursor offered to
+// `first`; with count_exact every match counted.
+Status ScanTail(const QueryScope& s, const QueryFilter& filter,
+                const std::optional<AfterBound>& bound, const QueryDeadline& deadline,
+                FirstMatches* first, QueryResult* out) {
+  return WalkTail(
+      s, deadline,
+      [&](LogRecord& lr) {
+        if (!filter.Matches(lr.record)) {
+          return Status::Ok();
+        }
+        if (filter.count_exact) {
+          CountMatch(CountryOf(lr.record), out);
+        }
+        if (!bound.has_value() || bound->Admits(lr.record.timestamp_ms, lr.offset)) {
+          first->Offer(QueryMatch{s.topic, s.partition, lr.offset, std::move(lr.record)});
+        }
+        return Status::Ok();
+      },
+      &out->scanned, &out->timed_out);
+}
+
+// count_exact over the indexed part: index entries only, unless a sensor filter needs each
+// record.
 Status CountIndexed(const QueryScope& s, const QueryFilter& filter, const QueryDeadline& deadline,
                     QueryResult* out) {
   if (filter.sensor.has_value()) {
-    IndexStream stream(*s.log, *s.index, filter, std::nullopt, s.covered_end, &deadline);
-    for (size_t n = 0;; ++n) {
-      if (n % 64 == 0 && deadline.Passed()) {
-        out->timed_out = true;
-        break;
-      }
-      Result<LogRecord*> r = stream.Peek();
-      if (!r.ok()) {
-        return r.status();
-      }
-      if (*r == nullptr) {
-        out->timed_out = stream.timed_out();
-        break;
-      }
-      const std::string* country = (*r)->record.FindHeader(kHeaderCountry);
-      ++*out->matched;
-      ++out->counts_by_country[country != nullptr ? *country : ""];
-      stream.Pop();
-    }
-    out->scanned += stream.records_read();
-    return Status::Ok();
+    return WalkIndexedRecords(
+        s, filter, deadline,
+        [&](const Record& r) {
+          CountMatch(CountryOf(r), out);
+          return Status::Ok();
+        },
+        &out->scanned, &out->timed_out);
   }
-  const int64_t from = filter.from_ms.value_or(std::numeric_limits<int64_t>::min());
-  const int64_t to = filter.to_ms.value_or(std::numeric_limits<int64_t>::max());
-  const int64_t start = s.log->start_offset();
-  std::optional<IndexCursor> cursor;
-  while (true) {
-    if (deadline.Passed()) {
-      out->timed_out = true;
-      return Status::Ok();
-    }
-    Result<std::vector<IndexHit>> hits =
-        IndexFamilyHits(*s.index, filter, from, to, cursor, kCountPage);
-    if (!hits.ok()) {
-      return hits.status();
-    }
-    for (const IndexHit& h : *hits) {
-      out->index_entries += 1;
-      if (h.offset < start || h.offset >= s.covered_end ||
-          (filter.country.has_value() && h.country != filter.country->value())) {
-        continue;
-      }
-      ++*out->matched;
-      ++out->counts_by_country[h.country];
-    }
-    if (hits->size() < kCountPage) {
-      return Status::Ok();
-    }
-    cursor = IndexCursor{hits->back().ts_ms, hits->back().offset};
-  }
+  return WalkIndexEntries(
+      s, filter, deadline,
+      [&](const IndexHit& h) {
+        CountMatch(h.country, out);
+        return Status::Ok();
+      },
+      &out->index_entries, &out->timed_out);
 }
 
 }  // namespace
@@ -334,6 +287,7 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
   std::priority_queue<Head, std::vector<Head>, decltype(later)> heads(later);
   std::vector<std::unique_ptr<IndexStream>> streams;
   std::vector<const QueryScope*> stream_scope;
+  bool stream_timed_out = false;  // a stream stopped at the deadline: its part is unfinished
   auto push_head = [&](size_t i) -> Status {
     Result<LogRecord*> r = streams[i]->Peek();
     if (!r.ok()) {
@@ -344,6 +298,7 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
                    (*r)->offset},
                   i});
     }
+    stream_timed_out = stream_timed_out || streams[i]->timed_out();
     return Status::Ok();
   };
   for (const QueryScope& s : *scopes) {
@@ -361,8 +316,7 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
       out.timed_out = true;
       break;
     }
-    if (std::any_of(streams.begin(), streams.end(),
-                    [](const auto& st) { return st->timed_out(); })) {
+    if (stream_timed_out) {
       out.timed_out = true;
       break;
     }
@@ -384,9 +338,9 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
   }
   for (const auto& s : streams) {
     out.scanned += s->records_read();
-    // A stream that stopped at the deadline ended early: the merge is not the whole answer.
-    out.timed_out = out.timed_out || s->timed_out();
   }
+  // A stream that stopped at the deadline ended early: the merge is not the whole answer.
+  out.timed_out = out.timed_out || stream_timed_out;
   if (out.timed_out) {
     return out;
   }

@@ -1,10 +1,19 @@
 #include "cloud-broker/query/query_scope.h"
 
 #include <algorithm>
+#include <limits>
 
+#include "cloud-broker/query/index_stream.h"
 #include "core/partitioner.h"
 
 namespace sluice::broker {
+namespace {
+
+constexpr size_t kChunkRecords = 1000;
+constexpr size_t kChunkBytes = 1 << 20;
+constexpr size_t kEntryPage = 4096;
+
+}  // namespace
 
 Result<std::vector<QueryScope>> QueryScopes(const TopicStore& store, const QueryFilter& filter,
                                             const IndexLookup& indexes) {
@@ -45,6 +54,96 @@ Result<std::vector<QueryScope>> QueryScopes(const TopicStore& store, const Query
     }
   }
   return scopes;
+}
+
+Status WalkTail(const QueryScope& s, const QueryDeadline& deadline,
+                const std::function<Status(LogRecord&)>& fn, uint64_t* read, bool* timed_out) {
+  int64_t offset = std::max(s.covered_end, s.log->start_offset());
+  while (offset < s.end) {
+    if (deadline.Passed()) {
+      *timed_out = true;
+      return Status::Ok();
+    }
+    Result<LogReadResult> chunk = s.log->Read(offset, kChunkRecords, kChunkBytes);
+    if (!chunk.ok()) {
+      if (chunk.status().code() == StatusCode::kInvalidArgument &&
+          offset < s.log->start_offset()) {
+        offset = s.log->start_offset();  // retention raced the scan
+        continue;
+      }
+      return chunk.status();
+    }
+    for (LogRecord& lr : chunk->records) {
+      if (lr.offset >= s.end) {
+        return Status::Ok();
+      }
+      ++*read;
+      SLUICE_RETURN_IF_ERROR(fn(lr));
+    }
+    if (chunk->next_offset <= offset) {
+      break;  // no progress: nothing more to read
+    }
+    offset = chunk->next_offset;
+  }
+  return Status::Ok();
+}
+
+Status WalkIndexEntries(const QueryScope& s, const QueryFilter& filter,
+                        const QueryDeadline& deadline,
+                        const std::function<Status(const IndexHit&)>& fn, uint64_t* entries,
+                        bool* timed_out) {
+  const int64_t from = filter.from_ms.value_or(std::numeric_limits<int64_t>::min());
+  const int64_t to = filter.to_ms.value_or(std::numeric_limits<int64_t>::max());
+  const int64_t start = s.log->start_offset();
+  std::optional<IndexCursor> cursor;
+  while (true) {
+    if (deadline.Passed()) {
+      *timed_out = true;
+      return Status::Ok();
+    }
+    Result<std::vector<IndexHit>> hits =
+        IndexFamilyHits(*s.index, filter, from, to, cursor, kEntryPage);
+    if (!hits.ok()) {
+      return hits.status();
+    }
+    *entries += hits->size();
+    for (const IndexHit& h : *hits) {
+      if (h.offset >= start && h.offset < s.covered_end &&
+          (!filter.country.has_value() || h.country == filter.country->value())) {
+        SLUICE_RETURN_IF_ERROR(fn(h));
+      }
+    }
+    if (hits->size() < kEntryPage) {
+      return Status::Ok();
+    }
+    cursor = IndexCursor{hits->back().ts_ms, hits->back().offset};
+  }
+}
+
+Status WalkIndexedRecords(const QueryScope& s, const QueryFilter& filter,
+                          const QueryDeadline& deadline,
+                          const std::function<Status(const Record&)>& fn, uint64_t* read,
+                          bool* timed_out) {
+  IndexStream stream(*s.log, *s.index, filter, std::nullopt, s.covered_end, &deadline);
+  Status st = Status::Ok();
+  for (size_t n = 0; st.ok(); ++n) {
+    if (n % 64 == 0 && deadline.Passed()) {
+      *timed_out = true;
+      break;
+    }
+    Result<LogRecord*> r = stream.Peek();
+    if (!r.ok()) {
+      st = r.status();
+    } else if (*r == nullptr) {
+      *timed_out = *timed_out || stream.timed_out();
+      break;
+    } else {
+      st = fn((*r)->record);
+      stream.Pop();
+    }
+  }
+  *read += stream.records_read();
+  return st;
 }
 
 }  // namespace sluice::broker

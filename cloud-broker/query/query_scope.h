@@ -1,9 +1,12 @@
 // The partitions a query reads (query.h), each with what the query saw when it began: the index
 // coverage first, then the high watermark, so [start, covered_end) is read through the index and
-// [covered_end, end) scanned. Internal to cloud-broker/query.
+// [covered_end, end) scanned; and the ways queries and aggregates walk them. Each walk checks
+// the deadline as it goes: past it, it sets *timed_out and returns Ok with the walk unfinished.
+// Internal to cloud-broker/query.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,5 +28,25 @@ struct QueryScope {
 // the partition its key maps to.
 Result<std::vector<QueryScope>> QueryScopes(const TopicStore& store, const QueryFilter& filter,
                                             const IndexLookup& indexes);
+
+// Every record of the uncovered tail [max(covered_end, start), end) in offset order (fn may move
+// it), filter unapplied; *read counts them.
+Status WalkTail(const QueryScope& s, const QueryDeadline& deadline,
+                const std::function<Status(LogRecord&)>& fn, uint64_t* read, bool* timed_out);
+
+// Every entry of the index's family for `filter` (index_stream.h) in its time range and country,
+// for offsets in [start, covered_end), in (timestamp, offset) order; *entries counts those read.
+// No record is read: the sensor filter is not applied.
+Status WalkIndexEntries(const QueryScope& s, const QueryFilter& filter,
+                        const QueryDeadline& deadline,
+                        const std::function<Status(const IndexHit&)>& fn, uint64_t* entries,
+                        bool* timed_out);
+
+// Every record the index gives for `filter` in [start, covered_end), read from the log and
+// checked against the whole filter (an IndexStream without a cursor); *read counts the reads.
+Status WalkIndexedRecords(const QueryScope& s, const QueryFilter& filter,
+                          const QueryDeadline& deadline,
+                          const std::function<Status(const Record&)>& fn, uint64_t* read,
+                          bool* timed_out);
 
 }  // namespace sluice::broker
