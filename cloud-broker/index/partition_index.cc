@@ -17,11 +17,13 @@ constexpr char kDevice = 'd';
 constexpr char kTime = 't';
 constexpr char kOffset = 'o';
 constexpr char kCountry = 'c';
+constexpr char kRollup = 'r';
 const std::string kCoveredKey = "mcovered";
+const std::string kDroppedKey = "mdropped";
 // Outside every partition's scope ('p...'): the layout of the whole database.
 const std::string kVersionKey = "!version";
 // Bumped whenever the key or value layout changes: an index of another version is rebuilt.
-const std::string kVersion = "4";
+const std::string kVersion = "5";
 // Table files LevelDB keeps open: the whole broker's index costs a bounded number of fds
 // (LOCK, log, MANIFEST and these), however many partitions it holds.
 constexpr int kMaxOpenTables = 64;
@@ -79,6 +81,17 @@ std::string OffsetKey(int64_t offset) {
   return k;
 }
 
+int64_t MinuteOf(int64_t ts) { return PartitionIndex::RollupMinuteOf(ts); }
+
+// 'r' ts | u8 len | country.
+std::string RollupKey(const std::string& scope, int64_t minute, const std::string& country) {
+  std::string k = scope;
+  k.push_back(kRollup);
+  PutU64(&k, TsBits(minute));
+  k += CountryValue(country);
+  return k;
+}
+
 Status FromLevelDb(const leveldb::Status& st, const std::string& what) {
   if (st.ok()) {
     return Status::Ok();
@@ -91,8 +104,101 @@ Status FromLevelDb(const leveldb::Status& st, const std::string& what) {
 
 }  // namespace
 
-PartitionIndex::PartitionIndex(std::shared_ptr<leveldb::DB> db, std::string scope, int64_t covered)
-    : db_(std::move(db)), scope_(std::move(scope)), covered_(covered) {}
+PartitionIndex::PartitionIndex(std::shared_ptr<leveldb::DB> db, std::string scope, int64_t covered,
+                               int64_t dropped_below)
+    : db_(std::move(db)),
+      scope_(std::move(scope)),
+      covered_(covered),
+      dropped_below_(dropped_below) {}
+
+namespace {
+
+// The u64 at scope + key in `options`' view; `def` if absent.
+Result<int64_t> ReadOffsetKey(leveldb::DB& db, const leveldb::ReadOptions& options,
+                              const std::string& key, int64_t def) {
+  std::string value;
+  leveldb::Status got = db.Get(options, key, &value);
+  if (got.IsNotFound()) {
+    return def;
+  }
+  if (!got.ok()) {
+    return FromLevelDb(got, "index");
+  }
+  if (value.size() != 8) {
+    return Status::Corruption("index: " + std::to_string(value.size()) +
+                              "-byte offset under a key that holds 8");
+  }
+  return static_cast<int64_t>(GetU64(value.data()));
+}
+
+}  // namespace
+
+RollupView::RollupView(std::shared_ptr<leveldb::DB> db, std::string scope)
+    : db_(std::move(db)), snapshot_(db_->GetSnapshot()), scope_(std::move(scope)) {}
+
+RollupView::~RollupView() { db_->ReleaseSnapshot(snapshot_); }
+
+Status RollupView::ForEach(
+    int64_t from_ms, int64_t to_ms,
+    const std::function<bool(int64_t, const std::string&, uint64_t)>& fn) const {
+  if (from_ms >= to_ms) {
+    return Status::Ok();
+  }
+  const std::string prefix = scope_ + kRollup;
+  std::string start = prefix;
+  PutU64(&start, TsBits(from_ms));
+  std::string end = prefix;
+  PutU64(&end, TsBits(to_ms));
+  leveldb::ReadOptions options;
+  options.snapshot = snapshot_;
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(options));
+  std::string country;
+  for (it->Seek(start); it->Valid(); it->Next()) {
+    const leveldb::Slice k = it->key();
+    if (k.compare(end) >= 0 || !k.starts_with(prefix)) {
+      break;
+    }
+    const leveldb::Slice v = it->value();
+    if (k.size() < prefix.size() + 9 ||
+        k.size() != prefix.size() + 9 + static_cast<uint8_t>(k[prefix.size() + 8]) ||
+        v.size() != 8) {
+      return Status::Corruption("index: malformed rollup");
+    }
+    country.assign(k.data() + prefix.size() + 9, k.size() - prefix.size() - 9);
+    if (!fn(TsOf(GetU64(k.data() + prefix.size())), country, GetU64(v.data()))) {
+      break;
+    }
+  }
+  return FromLevelDb(it->status(), "index rollups");
+}
+
+int64_t PartitionIndex::RollupMinuteOf(int64_t ts) {
+  if (ts < std::numeric_limits<int64_t>::min() + kRollupMs) {
+    return std::numeric_limits<int64_t>::min();  // the floor would not fit in 64 bits
+  }
+  int64_t q = ts / kRollupMs;
+  if (ts % kRollupMs < 0) {
+    --q;  // floor, not truncation, for timestamps before 1970
+  }
+  return q * kRollupMs;
+}
+
+Result<std::unique_ptr<RollupView>> PartitionIndex::Rollups() const {
+  std::unique_ptr<RollupView> view(new RollupView(db_, scope_));
+  leveldb::ReadOptions options;
+  options.snapshot = view->snapshot_;
+  Result<int64_t> covered = ReadOffsetKey(*db_, options, scope_ + kCoveredKey, 0);
+  if (!covered.ok()) {
+    return covered.status();
+  }
+  Result<int64_t> dropped = ReadOffsetKey(*db_, options, scope_ + kDroppedKey, 0);
+  if (!dropped.ok()) {
+    return dropped.status();
+  }
+  view->covered_ = *covered;
+  view->dropped_below_ = *dropped;
+  return view;
+}
 
 PartitionIndex::~PartitionIndex() = default;
 
@@ -164,21 +270,20 @@ Result<std::unique_ptr<PartitionIndex>> PartitionIndex::Open(std::shared_ptr<lev
   char b[4];
   wire::PutBig(b, static_cast<uint32_t>(partition));
   scope.append(b, sizeof(b));
-  std::string value;
-  int64_t covered = 0;
-  leveldb::Status got = db->Get(leveldb::ReadOptions(), scope + kCoveredKey, &value);
-  if (got.ok()) {
-    if (value.size() != 8) {
-      return Status::Corruption("index of " + topic + "-" + std::to_string(partition) +
-                                ": covered offset is " + std::to_string(value.size()) +
-                                " bytes, not 8");
-    }
-    covered = static_cast<int64_t>(GetU64(value.data()));
-  } else if (!got.IsNotFound()) {
-    return FromLevelDb(got, "index of " + topic + "-" + std::to_string(partition));
+  Result<int64_t> covered = ReadOffsetKey(*db, leveldb::ReadOptions(), scope + kCoveredKey, 0);
+  if (!covered.ok()) {
+    return Status(covered.status().code(), "index of " + topic + "-" +
+                                               std::to_string(partition) + ": " +
+                                               covered.status().message());
+  }
+  Result<int64_t> dropped = ReadOffsetKey(*db, leveldb::ReadOptions(), scope + kDroppedKey, 0);
+  if (!dropped.ok()) {
+    return Status(dropped.status().code(), "index of " + topic + "-" +
+                                               std::to_string(partition) + ": " +
+                                               dropped.status().message());
   }
   return std::unique_ptr<PartitionIndex>(
-      new PartitionIndex(std::move(db), std::move(scope), covered));
+      new PartitionIndex(std::move(db), std::move(scope), *covered, *dropped));
 }
 
 Result<std::unique_ptr<PartitionIndex>> PartitionIndex::Open(const std::string& dir) {
@@ -189,9 +294,41 @@ Result<std::unique_ptr<PartitionIndex>> PartitionIndex::Open(const std::string& 
   return Open(std::move(db).value(), "", 0);
 }
 
+Status PartitionIndex::ApplyRollupDeltas(const RollupDeltas& deltas,
+                                         leveldb::WriteBatch* batch) const {
+  for (const auto& [minute_country, delta] : deltas) {
+    const std::string key = RollupKey(scope_, minute_country.first, minute_country.second);
+    std::string value;
+    int64_t count = 0;
+    leveldb::Status got = db_->Get(leveldb::ReadOptions(), key, &value);
+    if (got.ok()) {
+      if (value.size() != 8) {
+        return Status::Corruption("index: malformed rollup count");
+      }
+      count = static_cast<int64_t>(GetU64(value.data()));
+    } else if (!got.IsNotFound()) {
+      return FromLevelDb(got, "index rollup");
+    }
+    count += delta;
+    if (count < 0) {
+      return Status::Corruption("index: rollup count of minute " +
+                                std::to_string(minute_country.first) + " below zero");
+    }
+    if (count == 0) {
+      batch->Delete(key);
+    } else {
+      value.clear();
+      PutU64(&value, static_cast<uint64_t>(count));
+      batch->Put(key, value);
+    }
+  }
+  return Status::Ok();
+}
+
 Status PartitionIndex::Add(const std::vector<IndexEntry>& entries, int64_t covered_to) {
   leveldb::WriteBatch batch;
   std::string chunk;
+  RollupDeltas rollups;
   for (const IndexEntry& e : entries) {
     if (e.offset < covered_.load() || e.offset >= covered_to) {
       return Status::InvalidArgument("index entry at offset " + std::to_string(e.offset) +
@@ -217,7 +354,9 @@ Status PartitionIndex::Add(const std::vector<IndexEntry>& entries, int64_t cover
     if (!e.device_id.empty()) {
       batch.Put(WithTsOffset(scope_ + DevicePrefix(e.device_id), e.ts_ms, e.offset), country);
     }
+    ++rollups[{MinuteOf(e.ts_ms), e.country}];
   }
+  SLUICE_RETURN_IF_ERROR(ApplyRollupDeltas(rollups, &batch));
   if (!chunk.empty()) {
     batch.Put(scope_ + OffsetKey(covered_to), chunk);  // chunks are keyed by their end
   }
@@ -252,7 +391,7 @@ Result<std::vector<IndexHit>> PartitionIndex::Scan(const std::string& prefix, in
       break;
     }
     const leveldb::Slice v = it->value();
-    if (v.empty() || v.size() != 1 + static_cast<uint8_t>(v[0])) {
+    if (v.empty() || v.size() != size_t{1} + static_cast<uint8_t>(v[0])) {
       return Status::Corruption("index: malformed entry value");
     }
     hits.push_back({TsOf(GetU64(k.data() + prefix.size())),
@@ -289,8 +428,10 @@ Result<std::vector<IndexHit>> PartitionIndex::Time(int64_t from_ms, int64_t to_m
   return Scan(scope_ + kTime, from_ms, to_ms, after, limit);
 }
 
-Status PartitionIndex::DropRange(int64_t from, int64_t to, std::optional<int64_t> new_covered) {
+Status PartitionIndex::DropRange(int64_t from, int64_t to, std::optional<int64_t> new_covered,
+                                 std::optional<int64_t> new_dropped_below) {
   leveldb::WriteBatch batch;
+  RollupDeltas rollups;
   std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
   const std::string chunks = scope_ + kOffset;
   // Chunks hold disjoint offset ranges and are keyed by their (exclusive) end: the first that
@@ -340,6 +481,7 @@ Status PartitionIndex::DropRange(int64_t from, int64_t to, std::optional<int64_t
       if (!device.empty()) {
         batch.Delete(WithTsOffset(scope_ + DevicePrefix(device), ts, offset));
       }
+      --rollups[{MinuteOf(ts), country}];
     }
     if (any_dropped) {
       batch.Delete(k);
@@ -355,27 +497,37 @@ Status PartitionIndex::DropRange(int64_t from, int64_t to, std::optional<int64_t
     }
   }
   SLUICE_RETURN_IF_ERROR(FromLevelDb(it->status(), "index drop"));
+  SLUICE_RETURN_IF_ERROR(ApplyRollupDeltas(rollups, &batch));
   if (new_covered.has_value()) {
     std::string covered;
     PutU64(&covered, static_cast<uint64_t>(*new_covered));
     batch.Put(scope_ + kCoveredKey, covered);
   }
+  if (new_dropped_below.has_value()) {
+    std::string dropped;
+    PutU64(&dropped, static_cast<uint64_t>(*new_dropped_below));
+    batch.Put(scope_ + kDroppedKey, dropped);
+  }
   SLUICE_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "index drop"));
   if (new_covered.has_value()) {
     covered_ = *new_covered;
+  }
+  if (new_dropped_below.has_value()) {
+    dropped_below_ = *new_dropped_below;
   }
   return Status::Ok();
 }
 
 Status PartitionIndex::DropBelow(int64_t start_offset) {
-  return DropRange(0, start_offset, std::nullopt);
+  return DropRange(0, start_offset, std::nullopt,
+                   std::max(start_offset, dropped_below_.load()));
 }
 
 Status PartitionIndex::TruncateFrom(int64_t offset) {
   if (offset >= covered_.load()) {
     return Status::Ok();
   }
-  return DropRange(offset, std::numeric_limits<int64_t>::max(), offset);
+  return DropRange(offset, std::numeric_limits<int64_t>::max(), offset, std::nullopt);
 }
 
 }  // namespace sluice::broker

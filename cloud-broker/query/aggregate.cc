@@ -3,6 +3,7 @@
 #include <rapidjson/reader.h>
 
 #include <algorithm>
+#include <limits>
 #include <tuple>
 
 #include "cloud-broker/query/query_scope.h"
@@ -75,7 +76,9 @@ class TopLevelField : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, Top
 class Rows {
  public:
   Rows(const AggregateSpec& spec) : spec_(spec) {}
-  Status Add(int64_t ts, const std::string& group, const std::optional<double>& value) {
+  // Adds `n` records of timestamp ts (n > 1 only without a value: rollup counts).
+  Status Add(int64_t ts, const std::string& group, const std::optional<double>& value,
+             uint64_t n = 1) {
     int64_t start = 0;
     if (spec_.bucket_ms.has_value()) {
       const int64_t b = *spec_.bucket_ms;
@@ -91,7 +94,7 @@ class Rows {
       it = rows_.emplace(std::make_pair(start, group), AggregateRow{start, group}).first;
     }
     AggregateRow& r = it->second;
-    ++r.count;
+    r.count += n;
     if (value.has_value()) {
       if (r.values == 0 || *value < r.min) r.min = *value;
       if (r.values == 0 || *value > r.max) r.max = *value;
@@ -131,6 +134,80 @@ Status AddRecord(const AggregateSpec& spec, const Record& r, Rows* rows) {
     value = TopLevelNumber(*r.value, *spec.field);
   }
   return rows->Add(r.timestamp_ms, group, value);
+}
+
+// Counts per bucket (and country) of s's indexed records from the index's per-minute rollups:
+// every whole minute of [from, to) from one rollup row per country, the partial minutes at
+// either end from index entries. Applies when the counts need neither records (no sensor, no
+// field, grouped by country or not at all) nor a device (its entries are few anyway). Sets
+// *covered_end to the offset the rollups counted up to (the tail scan starts there), or leaves
+// it when they cannot be used: retention deleted records the index has not dropped yet (their
+// counts would still be in), the index covers past the log's end (the log was cut), or no
+// whole minute is asked for.
+Status AddFromRollups(const QueryScope& s, const AggregateSpec& spec,
+                      const QueryDeadline& deadline, Rows* rows, AggregateResult* out,
+                      int64_t* covered_end) {
+  Result<std::unique_ptr<RollupView>> view = s.index->Rollups();
+  if (!view.ok()) {
+    return view.status();
+  }
+  const int64_t start = s.log->start_offset();
+  if ((*view)->dropped_below() < start || (*view)->covered() <= start ||
+      (*view)->covered() > s.end) {  // past the log's end: a cut the indexer has not seen yet
+    return Status::Ok();
+  }
+  constexpr int64_t kMinute = PartitionIndex::kRollupMs;
+  const QueryFilter& filter = spec.filter;
+  const int64_t lo = filter.from_ms.value_or(std::numeric_limits<int64_t>::min());
+  const int64_t hi = filter.to_ms.value_or(std::numeric_limits<int64_t>::max());
+  const int64_t lo_minute = PartitionIndex::RollupMinuteOf(lo);
+  const int64_t whole_from = lo_minute == lo ? lo
+                             : lo_minute <= std::numeric_limits<int64_t>::max() - kMinute
+                                 ? lo_minute + kMinute
+                                 : std::numeric_limits<int64_t>::max();
+  const int64_t whole_to = PartitionIndex::RollupMinuteOf(hi);
+  if (whole_from >= whole_to) {
+    return Status::Ok();
+  }
+  static const std::string kNone;
+  Status added = Status::Ok();
+  SLUICE_RETURN_IF_ERROR((*view)->ForEach(
+      whole_from, whole_to, [&](int64_t minute, const std::string& country, uint64_t count) {
+        if (filter.country.has_value() && country != filter.country->value()) {
+          return true;
+        }
+        if (++out->rollups % 1024 == 0 && deadline.Passed()) {
+          out->timed_out = true;
+          return false;
+        }
+        added = rows->Add(minute, spec.group_by == "country" ? country : kNone, std::nullopt,
+                          count);
+        return added.ok();
+      }));
+  SLUICE_RETURN_IF_ERROR(added);
+  if (out->timed_out) {
+    return Status::Ok();
+  }
+  // The partial minutes, from the entries the rollups counted (offsets below their covered).
+  QueryScope counted = s;
+  counted.covered_end = (*view)->covered();
+  const auto add_hit = [&](const IndexHit& h) {
+    return rows->Add(h.ts_ms, spec.group_by == "country" ? h.country : kNone, std::nullopt);
+  };
+  if (lo < whole_from) {
+    QueryFilter left = filter;
+    left.to_ms = whole_from;
+    SLUICE_RETURN_IF_ERROR(
+        WalkIndexEntries(counted, left, deadline, add_hit, &out->index_entries, &out->timed_out));
+  }
+  if (!out->timed_out) {
+    QueryFilter right = filter;
+    right.from_ms = whole_to;
+    SLUICE_RETURN_IF_ERROR(WalkIndexEntries(counted, right, deadline, add_hit,
+                                            &out->index_entries, &out->timed_out));
+  }
+  *covered_end = counted.covered_end;
+  return Status::Ok();
 }
 
 }  // namespace
@@ -217,8 +294,21 @@ Result<AggregateResult> RunAggregate(const TopicStore& store, const AggregateSpe
   }
   Rows rows(spec);
   const auto add_record = [&](const Record& r) { return AddRecord(spec, r, &rows); };
+  const bool rollups_apply = !needs_records && !filter.device_id.has_value();
   for (const QueryScope& s : *scopes) {
-    if (s.index != nullptr && needs_records) {
+    QueryScope tail = s;  // from where the index's answer ends
+    bool from_rollups = false;
+    if (s.index != nullptr && rollups_apply) {
+      int64_t counted_to = -1;
+      SLUICE_RETURN_IF_ERROR(AddFromRollups(s, spec, deadline, &rows, &out, &counted_to));
+      if (counted_to >= 0) {
+        from_rollups = true;
+        tail.covered_end = counted_to;
+      }
+    }
+    if (from_rollups || out.timed_out) {
+      // counted above
+    } else if (s.index != nullptr && needs_records) {
       SLUICE_RETURN_IF_ERROR(
           WalkIndexedRecords(s, filter, deadline, add_record, &out.records_read, &out.timed_out));
     } else if (s.index != nullptr) {
@@ -233,7 +323,7 @@ Result<AggregateResult> RunAggregate(const TopicStore& store, const AggregateSpe
     }
     if (!out.timed_out) {
       SLUICE_RETURN_IF_ERROR(WalkTail(
-          s, deadline,
+          tail, deadline,
           [&](LogRecord& lr) {
             return filter.Matches(lr.record) ? add_record(lr.record) : Status::Ok();
           },

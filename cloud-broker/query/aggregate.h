@@ -2,8 +2,9 @@
 // selects (the filter of query.h: device, country, sensor, time range, topic), per time bucket
 // (1m, 1h, 1d) and/or per country, device or sensor, with min/max/sum/avg of one numeric
 // top-level field of JSON payloads (`field=v`).
-// Counts per country (or none) come from index entries alone (each carries its record's
-// timestamp and country); per device, per sensor, a sensor filter or a field read each record
+// Counts per country (or none) come from the index's per-minute rollups for whole minutes and
+// from index entries (each carries its record's timestamp and country) for the partial minutes
+// at the ends of the range and for device filters; per device, per sensor, a sensor filter or a field read each record
 // (one record decoded per hit); the uncovered tail is scanned. Payloads are read with a
 // non-recursive parser that stops at the field, so no payload can exhaust the stack.
 // Bounded: at most kMaxBuckets buckets (checked before reading) and max_rows result rows
@@ -43,6 +44,7 @@ struct AggregateRow {
 struct AggregateResult {
   bool timed_out = false;
   uint64_t index_entries = 0;  // index entries read
+  uint64_t rollups = 0;        // per-minute rollup counts read
   uint64_t records_read = 0;   // records read from the logs
   std::vector<AggregateRow> rows;  // by (bucket_start, group)
 };

@@ -24,14 +24,14 @@ Result<std::vector<IndexHit>> IndexFamilyHits(const PartitionIndex& index,
 IndexStream::IndexStream(const PartitionLog& log, const PartitionIndex& index,
                          const QueryFilter& filter, std::optional<AfterBound> after,
                          int64_t covered_end, const QueryDeadline* deadline)
-    : log_(log),
-      index_(index),
+    : index_(index),
       filter_(filter),
       covered_end_(covered_end),
       deadline_(deadline),
       start_(log.start_offset()),
       from_ms_(filter.from_ms.value_or(std::numeric_limits<int64_t>::min())),
-      to_ms_(filter.to_ms.value_or(std::numeric_limits<int64_t>::max())) {
+      to_ms_(filter.to_ms.value_or(std::numeric_limits<int64_t>::max())),
+      reader_(log) {
   if (after.has_value()) {
     if (after->offset < 0) {
       from_ms_ = std::max(from_ms_, after->ts_ms);  // every offset at ts_ms is after
@@ -50,11 +50,10 @@ Result<std::vector<IndexHit>> IndexStream::NextHits() {
   return hits;
 }
 
-Result<std::optional<Record>> IndexStream::ReadHit(const IndexHit& hit) {
-  if (hit.offset < batch_first_ || hit.offset > batch_last_) {
-    batch_.clear();
-    batch_last_ = -1;
-    Result<LogBatches> read = log_.ReadBatches(hit.offset, 1);
+Result<std::optional<Record>> LogPointReader::Read(int64_t offset) {
+  if (!Holds(offset)) {
+    Release();
+    Result<LogBatches> read = log_.ReadBatches(offset, 1);
     if (!read.ok()) {
       if (read.status().code() == StatusCode::kInvalidArgument) {
         return std::optional<Record>();  // below the log start now (retention) or cut off
@@ -77,7 +76,7 @@ Result<std::optional<Record>> IndexStream::ReadHit(const IndexHit& hit) {
     batch_last_ = header->base_offset + header->last_offset_delta;
     position_ = RecordPosition();
   }
-  Result<Record> record = DecodeRecordAt(batch_, hit.offset, /*verify_crc=*/false, &position_);
+  Result<Record> record = DecodeRecordAt(batch_, offset, /*verify_crc=*/false, &position_);
   if (!record.ok()) {
     if (record.status().code() == StatusCode::kNotFound) {
       return std::optional<Record>();
@@ -88,6 +87,12 @@ Result<std::optional<Record>> IndexStream::ReadHit(const IndexHit& hit) {
   return std::optional<Record>(std::move(record).value());
 }
 
+void LogPointReader::Release() {
+  batch_.clear();
+  batch_.shrink_to_fit();
+  batch_last_ = -1;
+}
+
 Result<LogRecord*> IndexStream::Peek() {
   while (!head_.has_value()) {
     if (timed_out_) {
@@ -95,7 +100,7 @@ Result<LogRecord*> IndexStream::Peek() {
     }
     if (next_ == page_.size()) {
       if (exhausted_) {
-        batch_.clear();
+        reader_.Release();
         return nullptr;
       }
       Result<std::vector<IndexHit>> hits = NextHits();
@@ -115,7 +120,7 @@ Result<LogRecord*> IndexStream::Peek() {
     if (hit.offset >= covered_end_ || hit.offset < start_) {
       continue;  // the tail scan has it, or retention took it (a later removal: ReadHit)
     }
-    Result<std::optional<Record>> record = ReadHit(hit);
+    Result<std::optional<Record>> record = reader_.Read(hit.offset);
     if (!record.ok()) {
       return record.status();
     }
@@ -124,10 +129,8 @@ Result<LogRecord*> IndexStream::Peek() {
       continue;  // gone, or not the record that was indexed (the indexer catches up)
     }
     head_ = LogRecord{hit.offset, std::move(**record)};
-    if (next_ < page_.size() &&
-        (page_[next_].offset < batch_first_ || page_[next_].offset > batch_last_)) {
-      batch_.clear();  // the next hit is elsewhere: hold no batch while waiting in the merge
-      batch_last_ = -1;
+    if (next_ < page_.size() && !reader_.Holds(page_[next_].offset)) {
+      reader_.Release();  // the next hit is elsewhere: hold no batch while waiting in the merge
     }
   }
   return &*head_;

@@ -1,7 +1,6 @@
 // IndexStream: one partition's matches of a query, in (timestamp, offset) order, read through the
 // partition's index (cloud-broker/index/partition_index.h) below an offset it covers, each hit
-// read back from the log with one record decoded (DecodeRecordAt), not its batch; without
-// re-verifying the batch's CRC: the indexer verified it when it indexed the batch.
+// read back from the log with one record decoded (LogPointReader), not its whole batch.
 // The family read is the narrowest the filter allows: the device's entries, else the country's,
 // else every entry by time. Every record read is checked against the whole filter again, and a
 // hit whose record is gone (retention) or differs (the log was cut and rewritten since it was
@@ -34,6 +33,29 @@ struct AfterBound {
   bool Admits(int64_t ts, int64_t off) const { return ts > ts_ms || (ts == ts_ms && off > offset); }
 };
 
+// Reads single records of one partition's log by offset, keeping the batch of the last one read
+// while the next offsets fall in it (DecodeRecordAt resumes where the last record was found, so
+// reading offsets in increasing order decodes each batch's records once). Without re-verifying
+// the batch's CRC: the indexer verified it when it indexed the batch, and the framing is
+// bounds-checked as it is decoded.
+class LogPointReader {
+ public:
+  explicit LogPointReader(const PartitionLog& log) : log_(log) {}
+  // The record at `offset`, nullopt if the log no longer holds it (retention, a cut tail).
+  Result<std::optional<Record>> Read(int64_t offset);
+  bool Holds(int64_t offset) const { return offset >= batch_first_ && offset <= batch_last_; }
+  void Release();  // drops the batch held
+  uint64_t records_read() const { return records_read_; }
+
+ private:
+  const PartitionLog& log_;
+  std::string batch_;  // the batch of the last record read
+  int64_t batch_first_ = 0;
+  int64_t batch_last_ = -1;
+  RecordPosition position_;  // of the last record decoded from batch_
+  uint64_t records_read_ = 0;
+};
+
 class IndexStream {
  public:
   static constexpr size_t kPage = 256;
@@ -50,14 +72,11 @@ class IndexStream {
   void Pop() { head_.reset(); }
   bool timed_out() const { return timed_out_; }
 
-  uint64_t records_read() const { return records_read_; }
+  uint64_t records_read() const { return reader_.records_read(); }
 
  private:
   Result<std::vector<IndexHit>> NextHits();
-  // The record at hit.offset from the log, nullopt if gone or changed.
-  Result<std::optional<Record>> ReadHit(const IndexHit& hit);
 
-  const PartitionLog& log_;
   const PartitionIndex& index_;
   const QueryFilter& filter_;
   const int64_t covered_end_;
@@ -72,11 +91,7 @@ class IndexStream {
   size_t next_ = 0;
   bool exhausted_ = false;
   std::optional<LogRecord> head_;
-  std::string batch_;  // the batch of the last hit read, while the next hits may fall in it
-  int64_t batch_first_ = 0;
-  int64_t batch_last_ = -1;
-  RecordPosition position_;  // of the last record decoded from batch_
-  uint64_t records_read_ = 0;
+  LogPointReader reader_;
 };
 
 // Which family an index query reads for `filter`, and its hits in [from, to) after `cursor`.

@@ -6,12 +6,16 @@
 
 namespace sluice::broker {
 
-Result<std::unique_ptr<QueryPool>> QueryPool::Create(int threads, size_t max_waiting) {
+Result<std::unique_ptr<QueryPool>> QueryPool::Create(int threads, size_t max_waiting,
+                                                     bool low_priority) {
   std::unique_ptr<QueryPool> pool(new QueryPool(max_waiting));
   for (int i = 0; i < threads; ++i) {
     try {
-      pool->threads_.emplace_back([p = pool.get()] {
+      pool->threads_.emplace_back([p = pool.get(), low_priority] {
         SetCurrentThreadName("query");
+        if (low_priority) {
+          LowerCurrentThreadPriority(10);
+        }
         p->Loop();
       });
     } catch (const std::system_error& e) {

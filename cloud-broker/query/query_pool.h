@@ -27,8 +27,11 @@ class QueryPool {
   // cancelled: the pool is stopping and the query was never started; answer without scanning.
   using Task = std::function<void(bool cancelled)>;
 
-  // kResourceExhausted if the system refuses a thread (a start-up error).
-  static Result<std::unique_ptr<QueryPool>> Create(int threads, size_t max_waiting);
+  // low_priority: the threads run at nice 10 (query.priority: low), so queries take the CPU
+  // that produce, fetch and /healthz leave over. kResourceExhausted if the system refuses a
+  // thread (a start-up error).
+  static Result<std::unique_ptr<QueryPool>> Create(int threads, size_t max_waiting,
+                                                   bool low_priority = false);
   ~QueryPool();  // Stop()
   QueryPool(const QueryPool&) = delete;
   QueryPool& operator=(const QueryPool&) = delete;

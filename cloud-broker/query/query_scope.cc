@@ -56,10 +56,14 @@ Result<std::vector<QueryScope>> QueryScopes(const TopicStore& store, const Query
   return scopes;
 }
 
-Status WalkTail(const QueryScope& s, const QueryDeadline& deadline,
-                const std::function<Status(LogRecord&)>& fn, uint64_t* read, bool* timed_out) {
-  int64_t offset = std::max(s.covered_end, s.log->start_offset());
-  while (offset < s.end) {
+namespace {
+
+// Every record of [max(from, start), to) in offset order.
+Status WalkOffsets(const QueryScope& s, int64_t from, int64_t to, const QueryDeadline& deadline,
+                   const std::function<Status(LogRecord&)>& fn, uint64_t* read,
+                   bool* timed_out) {
+  int64_t offset = std::max(from, s.log->start_offset());
+  while (offset < to) {
     if (deadline.Passed()) {
       *timed_out = true;
       return Status::Ok();
@@ -74,7 +78,7 @@ Status WalkTail(const QueryScope& s, const QueryDeadline& deadline,
       return chunk.status();
     }
     for (LogRecord& lr : chunk->records) {
-      if (lr.offset >= s.end) {
+      if (lr.offset >= to) {
         return Status::Ok();
       }
       ++*read;
@@ -86,6 +90,16 @@ Status WalkTail(const QueryScope& s, const QueryDeadline& deadline,
     offset = chunk->next_offset;
   }
   return Status::Ok();
+}
+
+// Hits a walk in no particular order sorts by offset and reads at once: 16 bytes each.
+constexpr size_t kRoundHits = 256 * 1024;
+
+}  // namespace
+
+Status WalkTail(const QueryScope& s, const QueryDeadline& deadline,
+                const std::function<Status(LogRecord&)>& fn, uint64_t* read, bool* timed_out) {
+  return WalkOffsets(s, s.covered_end, s.end, deadline, fn, read, timed_out);
 }
 
 Status WalkIndexEntries(const QueryScope& s, const QueryFilter& filter,
@@ -124,25 +138,60 @@ Status WalkIndexedRecords(const QueryScope& s, const QueryFilter& filter,
                           const QueryDeadline& deadline,
                           const std::function<Status(const Record&)>& fn, uint64_t* read,
                           bool* timed_out) {
-  IndexStream stream(*s.log, *s.index, filter, std::nullopt, s.covered_end, &deadline);
+  const int64_t from = filter.from_ms.value_or(std::numeric_limits<int64_t>::min());
+  const int64_t to = filter.to_ms.value_or(std::numeric_limits<int64_t>::max());
+  const int64_t start = s.log->start_offset();
+  std::optional<IndexCursor> cursor;
+  std::vector<IndexHit> round;
+  LogPointReader reader(*s.log);
+  bool exhausted = false;
   Status st = Status::Ok();
-  for (size_t n = 0; st.ok(); ++n) {
-    if (n % 64 == 0 && deadline.Passed()) {
-      *timed_out = true;
+  while (!exhausted && st.ok()) {
+    round.clear();
+    while (!exhausted && round.size() < kRoundHits) {
+      if (deadline.Passed()) {
+        *timed_out = true;
+        break;
+      }
+      Result<std::vector<IndexHit>> hits =
+          IndexFamilyHits(*s.index, filter, from, to, cursor, kEntryPage);
+      if (!hits.ok()) {
+        return hits.status();
+      }
+      exhausted = hits->size() < kEntryPage;
+      if (!hits->empty()) {
+        cursor = IndexCursor{hits->back().ts_ms, hits->back().offset};
+      }
+      for (const IndexHit& h : *hits) {
+        if (h.offset >= start && h.offset < s.covered_end) {
+          round.push_back(h);
+        }
+      }
+    }
+    if (*timed_out) {
       break;
     }
-    Result<LogRecord*> r = stream.Peek();
-    if (!r.ok()) {
-      st = r.status();
-    } else if (*r == nullptr) {
-      *timed_out = *timed_out || stream.timed_out();
+    // In offset order each batch is read once however the timestamps are spread over it.
+    std::sort(round.begin(), round.end(),
+              [](const IndexHit& a, const IndexHit& b) { return a.offset < b.offset; });
+    for (size_t i = 0; i < round.size() && st.ok(); ++i) {
+      if (i % 256 == 0 && deadline.Passed()) {
+        *timed_out = true;
+        break;
+      }
+      Result<std::optional<Record>> r = reader.Read(round[i].offset);
+      if (!r.ok()) {
+        st = r.status();
+      } else if (r->has_value() && (*r)->timestamp_ms == round[i].ts_ms &&
+                 filter.Matches(**r)) {
+        st = fn(**r);  // else gone, or not the record indexed (the indexer catches up)
+      }
+    }
+    if (*timed_out) {
       break;
-    } else {
-      st = fn((*r)->record);
-      stream.Pop();
     }
   }
-  *read += stream.records_read();
+  *read += reader.records_read();
   return st;
 }
 

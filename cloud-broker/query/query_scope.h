@@ -42,8 +42,11 @@ Status WalkIndexEntries(const QueryScope& s, const QueryFilter& filter,
                         const std::function<Status(const IndexHit&)>& fn, uint64_t* entries,
                         bool* timed_out);
 
-// Every record the index gives for `filter` in [start, covered_end), read from the log and
-// checked against the whole filter (an IndexStream without a cursor); *read counts the reads.
+// Every record of [start, covered_end) that the index gives for `filter` and that matches the
+// whole filter, in no particular order: the index's hits are taken in rounds of up to 256 K,
+// each sorted by offset and read in that order, so each batch is read once per round however
+// the timestamps are spread (read in time order, each hit of an out-of-order partition cost a
+// batch read: 5 us a record instead of 0.4 us); *read counts the records read.
 Status WalkIndexedRecords(const QueryScope& s, const QueryFilter& filter,
                           const QueryDeadline& deadline,
                           const std::function<Status(const Record&)>& fn, uint64_t* read,

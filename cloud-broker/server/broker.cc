@@ -70,7 +70,8 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
     b->append_pool_ = std::move(pool).value();
   }
   Result<std::unique_ptr<QueryPool>> queries =
-      QueryPool::Create(options.query_threads, static_cast<size_t>(options.query_max_waiting));
+      QueryPool::Create(options.query_threads, static_cast<size_t>(options.query_max_waiting),
+                        options.query_low_priority);
   if (!queries.ok()) {
     return Status(queries.status().code(), "query.threads: " + queries.status().message());
   }

@@ -191,6 +191,11 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
     c.Fail("query.index_priority", "must be low or normal, got " + priority);
   }
   o.query_index_low_priority = priority == "low";
+  const std::string query_priority = c.GetString("query.priority", "low");
+  if (query_priority != "low" && query_priority != "normal") {
+    c.Fail("query.priority", "must be low or normal, got " + query_priority);
+  }
+  o.query_low_priority = query_priority == "low";
   const int64_t query_threads = c.GetInt("query.threads", o.query_threads);
   if (query_threads < 1 || query_threads > 64) {
     c.Fail("query.threads", "must be 1..64, got " + std::to_string(query_threads));

@@ -65,6 +65,7 @@ struct BrokerOptions {
   bool query_index = true;
   int64_t query_index_interval_ms = 200;
   bool query_index_low_priority = true;  // query.index_priority: low | normal
+  bool query_low_priority = true;  // query.priority: low (nice 10) | normal
   int query_threads = 1;
   int64_t query_max_waiting = 8;
   int64_t query_timeout_ms = 10000;

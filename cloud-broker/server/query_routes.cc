@@ -109,6 +109,7 @@ HttpResponse BrokerService::Aggregate(const HttpRequest& req, const QueryDeadlin
   if (res->timed_out) {
     return RefuseQuery("timeout", "the aggregate ran past query.timeout (" +
                                       std::to_string(options_.query_timeout_ms) + " ms) after " +
+                                      std::to_string(res->rollups) + " minute rollups, " +
                                       std::to_string(res->index_entries) + " index entries and " +
                                       std::to_string(res->records_read) +
                                       " records; narrow it (from/to, device_id, country, topic)");
@@ -130,6 +131,8 @@ HttpResponse BrokerService::Aggregate(const HttpRequest& req, const QueryDeadlin
     w.Key("field");
     WriteJsonString(w, *spec->field);
   }
+  w.Key("rollups");
+  w.Uint64(res->rollups);
   w.Key("index_entries");
   w.Uint64(res->index_entries);
   w.Key("records_read");
