@@ -95,6 +95,17 @@ TEST(QueryLoadProcessTest, ThirtyTwoHeavyQueryClientsLeaveProduceFetchAndHealthz
   std::atomic<bool> stop{false};
   QueryTally tally;
   std::vector<std::thread> clients;
+  // Stops and joins the clients however the test ends (a failed ASSERT returns early).
+  struct Joiner {
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~Joiner() {
+      stop = true;
+      for (std::thread& t : threads) {
+        if (t.joinable()) t.join();
+      }
+    }
+  } joiner{stop, clients};
   for (int c = 0; c < 32; ++c) {
     clients.emplace_back([&, c] {
       const std::string& path = heavy[c % 2];
