@@ -67,6 +67,7 @@ struct HttpResponder::State {
   bool gone = false;
   std::function<void()> on_gone;
   std::function<void()> on_watch;
+  Streamer streamer;  // set by the server before the handler runs
 };
 
 HttpResponder::HttpResponder(std::function<void(HttpResponse)> fn)
@@ -83,6 +84,20 @@ void HttpResponder::operator()(HttpResponse response) const {
   }
   state_->fn(std::move(response));
 }
+
+std::unique_ptr<HttpStreamWriter> HttpResponder::Stream(HttpResponse head) const {
+  if (!state_->streamer || state_->done.exchange(true)) {
+    return nullptr;
+  }
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->on_gone = nullptr;  // answered: the hook must not run any more
+    state_->on_watch = nullptr;
+  }
+  return state_->streamer(std::move(head));
+}
+
+void HttpResponder::SetStreamer(Streamer fn) const { state_->streamer = std::move(fn); }
 
 void HttpResponder::OnClientGone(std::function<void()> fn) const {
   std::unique_lock<std::mutex> lock(state_->mu);

@@ -57,11 +57,35 @@ struct HttpResponse {
   static HttpResponse Json(int status, std::string body);
 };
 
+// The body of an answer written while it is produced (HttpResponder::Stream), as HTTP/1.1
+// chunks: a large answer (a query's NDJSON) never sits whole in memory. Called from the one
+// thread that produces the answer (a query thread), never from a server thread: Write blocks
+// until the connection took the chunk, so a slow reader slows the producer instead of growing
+// a buffer. Destroying a writer that was not finished closes the connection, so the client sees
+// a cut body (a chunked body without its last chunk), never a shorter one that looks complete.
+class HttpStreamWriter {
+ public:
+  virtual ~HttpStreamWriter() = default;
+  // false once the client is gone, the write took longer than the server's body timeout, or
+  // the server is stopping: stop producing (every later call is false too).
+  virtual bool Write(std::string chunk) = 0;
+  // The last chunk; the connection then serves its next request (keep-alive). False as Write.
+  virtual bool Finish() = 0;
+};
+
 // Calls the wrapped function once; later calls are ignored. Copyable.
 class HttpResponder {
  public:
   explicit HttpResponder(std::function<void(HttpResponse)> fn);
   void operator()(HttpResponse response) const;
+
+  // Answers with `head`'s status, content type and headers (its body is ignored) and a body
+  // written through the returned writer (Transfer-Encoding: chunked). Counts as the answer.
+  // nullptr if the request was answered already or the server cannot stream.
+  std::unique_ptr<HttpStreamWriter> Stream(HttpResponse head) const;
+  // The server's side: how Stream starts a streamed answer.
+  using Streamer = std::function<std::unique_ptr<HttpStreamWriter>(HttpResponse head)>;
+  void SetStreamer(Streamer fn) const;
 
   // A handler that holds a request for later (a long-poll) registers `fn` to release what it
   // holds if the client goes away first. `fn` runs at most once, on a server thread, and never

@@ -21,7 +21,9 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <condition_variable>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -273,6 +275,9 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     responder.OnWatchWanted([self] {
       net::post(self->stream_.get_executor(), [self] { self->Watch(); });
     });
+    responder.SetStreamer([self](HttpResponse head) -> std::unique_ptr<HttpStreamWriter> {
+      return std::make_unique<StreamWriter>(self, std::move(head));
+    });
     pending_ = responder;
     try {
       core_->handler(std::move(r), responder);
@@ -370,22 +375,189 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     bhttp::async_write(stream_, *out,
                        [self = this->shared_from_this(), out, keep_alive](beast::error_code ec,
                                                                           size_t) {
-                         self->writing_ = false;
-                         if (self->shut_after_write_) {
-                           return self->Shut();
-                         }
-                         if (!ec && keep_alive && self->watching_) {
-                           self->resume_ = true;  // the watch read continues the connection
-                           return self->WaitIdle();
-                         }
-                         if (!ec && !keep_alive && self->linger_) {
-                           return self->Linger();
-                         }
-                         if (ec || !keep_alive) {
-                           return self->Shut();
-                         }
-                         self->WaitRequest();
+                         self->AfterAnswer(ec, keep_alive);
                        });
+  }
+
+  // An answer is written (or failed): the connection goes on with its next request, or closes.
+  void AfterAnswer(beast::error_code ec, bool keep_alive) {
+    writing_ = false;
+    if (shut_after_write_) {
+      return Shut();
+    }
+    if (!ec && keep_alive && watching_) {
+      resume_ = true;  // the watch read continues the connection
+      return WaitIdle();
+    }
+    if (!ec && !keep_alive && linger_) {
+      return Linger();
+    }
+    if (ec || !keep_alive) {
+      return Shut();
+    }
+    WaitRequest();
+  }
+
+  // A streamed answer (HttpResponder::Stream). Each operation runs on the strand; the writer
+  // waits for it, so at most one write is outstanding: the header with the first operation,
+  // then one chunk per Write, then the last chunk.
+  class StreamWriter final : public HttpStreamWriter {
+   public:
+    StreamWriter(std::shared_ptr<Session> session, HttpResponse head)
+        : session_(std::move(session)), head_(std::move(head)) {}
+    ~StreamWriter() override {
+      if (!finished_ || failed_) {
+        session_->Close();  // a cut body: the client must not take it for a whole one
+      }
+    }
+    bool Write(std::string chunk) override {
+      if (failed_ || finished_) {
+        return false;
+      }
+      if (chunk.empty() && started_) {
+        return true;
+      }
+      return Run(std::move(chunk), false);
+    }
+    bool Finish() override {
+      if (failed_ || finished_) {
+        return !failed_ && finished_;
+      }
+      finished_ = true;
+      return Run(std::string(), true);
+    }
+
+   private:
+    bool Run(std::string chunk, bool last) {
+      auto done = std::make_shared<std::promise<bool>>();
+      std::future<bool> result = done->get_future();
+      std::optional<HttpResponse> head;
+      if (!started_) {
+        head = std::move(head_);
+        started_ = true;
+      }
+      if (!session_->PostStreamOp(std::move(head), std::move(chunk), last, done)) {
+        failed_ = true;
+        return false;
+      }
+      // The strand's write timeout (the body timeout) ends every write; while waiting, a server
+      // that stops (its I/O threads gone, the operation never to run) is noticed within 100 ms.
+      const auto give_up = std::chrono::steady_clock::now() +
+                           std::chrono::milliseconds(session_->core_->options.body_timeout_ms +
+                                                     1000);
+      while (result.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+        if (session_->ServerStopped() || std::chrono::steady_clock::now() > give_up) {
+          failed_ = true;
+          return false;
+        }
+      }
+      bool ok = false;
+      try {
+        ok = result.get();
+      } catch (const std::future_error&) {
+        ok = false;  // the operation was destroyed unrun
+      }
+      failed_ = !ok;
+      return ok;
+    }
+
+    std::shared_ptr<Session> session_;
+    HttpResponse head_;
+    bool started_ = false;
+    bool finished_ = false;
+    bool failed_ = false;
+  };
+
+  bool ServerStopped() {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    return core_->stopped;
+  }
+
+  // Posts one operation of a streamed answer; false once the server stopped.
+  bool PostStreamOp(std::optional<HttpResponse> head, std::string chunk, bool last,
+                    std::shared_ptr<std::promise<bool>> done) {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    if (core_->stopped) {
+      return false;
+    }
+    net::post(stream_.get_executor(), [self = this->shared_from_this(), head = std::move(head),
+                                       chunk = std::move(chunk), last, done]() mutable {
+      if (self->closing_) {
+        done->set_value(false);
+        return;
+      }
+      self->Lowest().expires_after(Ms(self->core_->options.body_timeout_ms));
+      if (head.has_value()) {
+        self->StartStream(std::move(*head), std::move(chunk), last, std::move(done));
+      } else {
+        self->WriteChunk(std::move(chunk), last, std::move(done));
+      }
+    });
+    return true;
+  }
+
+  void StartStream(HttpResponse head, std::string chunk, bool last,
+                   std::shared_ptr<std::promise<bool>> done) {
+    pending_.reset();
+    writing_ = true;
+    auto msg = std::make_shared<bhttp::response<bhttp::empty_body>>();
+    msg->version(11);
+    msg->result(static_cast<unsigned>(head.status));
+    msg->set(bhttp::field::content_type, head.content_type);
+    for (auto& [k, v] : head.headers) {
+      msg->insert(k, v);
+    }
+    msg->keep_alive(keep_alive_);
+    msg->chunked(true);
+    auto sr = std::make_shared<bhttp::response_serializer<bhttp::empty_body>>(*msg);
+    bhttp::async_write_header(
+        stream_, *sr,
+        [self = this->shared_from_this(), msg, sr, chunk = std::move(chunk), last,
+         done = std::move(done)](beast::error_code ec, size_t) mutable {
+          if (ec) {
+            return self->StreamFailed(ec, done);
+          }
+          self->WriteChunk(std::move(chunk), last, std::move(done));
+        });
+  }
+
+  void WriteChunk(std::string chunk, bool last, std::shared_ptr<std::promise<bool>> done) {
+    if (chunk.empty()) {
+      if (last) {
+        return WriteLastChunk(std::move(done));
+      }
+      done->set_value(true);
+      return;
+    }
+    auto data = std::make_shared<std::string>(std::move(chunk));
+    net::async_write(stream_, bhttp::make_chunk(net::buffer(*data)),
+                     [self = this->shared_from_this(), data, last, done = std::move(done)](
+                         beast::error_code ec, size_t) mutable {
+                       if (ec) {
+                         return self->StreamFailed(ec, done);
+                       }
+                       if (last) {
+                         return self->WriteLastChunk(std::move(done));
+                       }
+                       done->set_value(true);
+                     });
+  }
+
+  void WriteLastChunk(std::shared_ptr<std::promise<bool>> done) {
+    net::async_write(stream_, bhttp::make_chunk_last(),
+                     [self = this->shared_from_this(), done = std::move(done)](
+                         beast::error_code ec, size_t) {
+                       done->set_value(!ec);
+                       self->AfterAnswer(ec, self->keep_alive_);
+                     });
+  }
+
+  void StreamFailed(beast::error_code ec, const std::shared_ptr<std::promise<bool>>& done) {
+    core_->log.Log(LogLevel::kInfo, kComponent, "stream",
+                   "a streamed answer to " + peer_ + " was cut: " + ec.message());
+    done->set_value(false);
+    writing_ = false;
+    Shut();
   }
 
   // The answer is out and the watch read (Watch) still waits: close the connection if no
