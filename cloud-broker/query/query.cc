@@ -63,9 +63,11 @@ class FirstMatches {
   explicit FirstMatches(size_t want) : want_(want) {}
   void Offer(QueryMatch&& m) {
     if (want_ == 0) {
+      dropped_ = true;
       return;
     }
     if (heap_.size() == want_) {
+      dropped_ = true;
       if (!PositionLess(PositionOf(m), PositionOf(heap_.front()))) {
         return;
       }
@@ -79,6 +81,8 @@ class FirstMatches {
     std::sort_heap(heap_.begin(), heap_.end(), Later);
     return std::move(heap_);
   }
+  // Whether a match was offered past `want` (so matches after the last held one may be missing).
+  bool dropped() const { return dropped_; }
 
  private:
   static bool Later(const QueryMatch& a, const QueryMatch& b) {
@@ -86,6 +90,7 @@ class FirstMatches {
   }
   const size_t want_;
   std::vector<QueryMatch> heap_;
+  bool dropped_ = false;
 };
 
 // Counts a match of count_exact.
@@ -243,7 +248,8 @@ Result<QueryFilter> ParseQueryFilter(const std::map<std::string, std::string>& p
 }
 
 Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
-                             const QueryDeadline& deadline, const IndexLookup& indexes) {
+                             const QueryDeadline& deadline, const IndexLookup& indexes,
+                             const QueryStreaming* streaming) {
   std::optional<QueryPosition> at;
   if (filter.cursor.has_value()) {
     Result<QueryPosition> decoded = DecodeCursor(*filter.cursor, filter.Fingerprint());
@@ -264,9 +270,11 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
   if (filter.count_exact) {
     out.matched = 0;
   }
-  // One more than the page: whether another page follows.
-  const size_t want = filter.limit + 1;
-  FirstMatches first(want);
+  // One more than the page: whether another page follows (the tail's part of it, at most
+  // max_held when streaming).
+  const size_t want = filter.limit == std::numeric_limits<size_t>::max() ? filter.limit
+                                                                         : filter.limit + 1;
+  FirstMatches first(streaming != nullptr ? std::min(want, streaming->max_held) : want);
   for (const QueryScope& s : *scopes) {
     SLUICE_RETURN_IF_ERROR(ScanTail(s, filter, BoundFor(s, at), deadline, &first, &out));
     if (filter.count_exact && s.index != nullptr && !out.timed_out) {
@@ -276,6 +284,7 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
       return out;
     }
   }
+  const bool tail_cut = first.dropped();
   std::vector<QueryMatch> tail = std::move(first).Sorted();
 
   // Merge the tails' first matches with every partition's index stream, by position.
@@ -310,9 +319,28 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
     stream_scope.push_back(&s);
     SLUICE_RETURN_IF_ERROR(push_head(streams.size() - 1));
   }
+  std::optional<QueryPosition> last;  // of the last match returned
+  bool more = false;                  // matches follow the last one returned
+  auto emit = [&](QueryMatch&& m) -> Status {
+    last = PositionOf(m);
+    ++out.returned;
+    if (streaming != nullptr) {
+      return streaming->sink(std::move(m));
+    }
+    out.records.push_back(std::move(m));
+    return Status::Ok();
+  };
   size_t next_tail = 0;
-  while (out.records.size() < want && (!heads.empty() || next_tail < tail.size())) {
-    if (out.records.size() % 64 == 63 && deadline.Passed()) {
+  while (!heads.empty() || next_tail < tail.size()) {
+    if (out.returned == filter.limit) {
+      more = true;  // a match past the page
+      break;
+    }
+    if (tail_cut && next_tail == tail.size()) {
+      more = true;  // tail matches after the last held one were not kept: end the page here
+      break;
+    }
+    if (out.returned % 64 == 63 && deadline.Passed()) {
       out.timed_out = true;
       break;
     }
@@ -322,7 +350,7 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
     }
     if (heads.empty() || (next_tail < tail.size() &&
                           PositionLess(PositionOf(tail[next_tail]), heads.top().pos))) {
-      out.records.push_back(std::move(tail[next_tail++]));
+      SLUICE_RETURN_IF_ERROR(emit(std::move(tail[next_tail++])));
       continue;
     }
     const size_t i = heads.top().stream;
@@ -331,24 +359,21 @@ Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
     if (!r.ok()) {
       return r.status();
     }
-    out.records.push_back(QueryMatch{stream_scope[i]->topic, stream_scope[i]->partition,
-                                     (*r)->offset, std::move((*r)->record)});
+    SLUICE_RETURN_IF_ERROR(emit(QueryMatch{stream_scope[i]->topic, stream_scope[i]->partition,
+                                           (*r)->offset, std::move((*r)->record)}));
     streams[i]->Pop();
     SLUICE_RETURN_IF_ERROR(push_head(i));
+  }
+  if (tail_cut && next_tail == tail.size()) {
+    more = true;  // every held tail match was returned: the ones not held follow
   }
   for (const auto& s : streams) {
     out.scanned += s->records_read();
   }
   // A stream that stopped at the deadline ended early: the merge is not the whole answer.
   out.timed_out = out.timed_out || stream_timed_out;
-  if (out.timed_out) {
-    return out;
-  }
-  if (out.records.size() == want) {
-    out.records.pop_back();
-    if (!out.records.empty()) {
-      out.next = EncodeCursor(PositionOf(out.records.back()), filter.Fingerprint());
-    }
+  if ((more || (out.timed_out && streaming != nullptr)) && last.has_value()) {
+    out.next = EncodeCursor(*last, filter.Fingerprint());
   }
   return out;
 }

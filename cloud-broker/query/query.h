@@ -67,6 +67,7 @@ struct QueryResult {
   uint64_t scanned = 0;    // records read from the logs (tail scans and index hits)
   uint64_t index_entries = 0;  // index entries counted (count_exact)
   std::vector<QueryMatch> records;  // the first `limit` matches after the cursor, in order
+  uint64_t returned = 0;            // matches returned (in records, or passed to a sink)
   std::optional<std::string> next;  // set when more matches follow the last record
   // count_exact only: every match of the filter (ignoring cursor and limit), and per country.
   std::optional<uint64_t> matched;
@@ -85,11 +86,24 @@ Result<QueryFilter> ParseQueryFilter(const std::map<std::string, std::string>& p
                                      int64_t default_limit, int64_t max_limit,
                                      std::string* bad_field);
 
+// Where a streamed query's matches go, in order, as they are found (instead of
+// QueryResult::records); an error stops the query and is returned by RunQuery.
+using QuerySink = std::function<Status(QueryMatch&&)>;
+
+struct QueryStreaming {
+  QuerySink sink;
+  // Matches of the uncovered tails held at most (they are found out of order and must be sorted
+  // before any is passed on): past it the answer ends at the last held one, with `next`.
+  size_t max_held = 100001;
+};
+
 // Runs the query. kNotFound if filter.topic names no topic; kInvalidArgument for a cursor that is
 // not one of this filter's; kCorruption on an unreadable batch. Past `deadline` it returns with
-// timed_out set.
+// timed_out set. With `streaming`, matches go to its sink and `returned` counts them; a query
+// that timed out after passing some on sets `next` where it may resume.
 Result<QueryResult> RunQuery(const TopicStore& store, const QueryFilter& filter,
                              const QueryDeadline& deadline = {},
-                             const IndexLookup& indexes = nullptr);
+                             const IndexLookup& indexes = nullptr,
+                             const QueryStreaming* streaming = nullptr);
 
 }  // namespace sluice::broker

@@ -133,6 +133,23 @@ class BrokerService {
   bool MaybeQueueQuery(HttpRequest& req, const HttpResponder& respond);
   QueryDeadline QueryDeadlineFromNow() const;
   HttpResponse Query(const HttpRequest& request, const QueryDeadline& deadline);
+  // format=ndjson: one record per line as they are found, then a last line
+  // {"end":true,"region","returned","next",...} (with "error" and "reason" if the query ran
+  // past query.timeout or failed after records went out; before any record, the usual 503/500).
+  void StreamQuery(const HttpRequest& request, const QueryDeadline& deadline,
+                   const HttpResponder& respond);
+  // The query's filter from its parameters and `format` (json | ndjson: no default limit,
+  // any limit).
+  Result<QueryFilter> ParseQueryRequest(const HttpRequest& req, std::string* bad_field) const;
+  // "region","returned","next"[,"matched","counts_by_country"]: members of a query's answer.
+  void WriteQuerySummary(JsonWriter& w, const QueryResult& res) const;
+  // The last line of a streamed answer: {"end":true, the summary (if res), "error","reason"
+  // (if error is not empty)}\n.
+  std::string QueryEndLine(const QueryResult* res, const std::string& error,
+                           const std::string& reason) const;
+  HttpResponse QueryError(const Status& status);
+  HttpResponse QueryTimedOut(const QueryResult& res);
+  static constexpr int64_t kStreamLimit = int64_t{1} << 50;  // "every match"
   // GET /v1/query/aggregate (cloud-broker/query/aggregate.h).
   HttpResponse Aggregate(const HttpRequest& request, const QueryDeadline& deadline);
   IndexLookup Indexes() const;  // the partitions' indexes queries read (query.index)

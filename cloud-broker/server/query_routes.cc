@@ -49,9 +49,7 @@ bool BrokerService::MaybeQueueQuery(HttpRequest& req, const HttpResponder& respo
       aggregate ? ParseAggregateSpec(req.query, static_cast<size_t>(options_.query_max_limit),
                                      &bad_field)
                       .status()
-                : ParseQueryFilter(req.query, options_.query_default_limit,
-                                   options_.query_max_limit, &bad_field)
-                      .status();
+                : ParseQueryRequest(req, &bad_field).status();
   if (!valid.ok()) {
     respond(HttpResponse::Error(400, "invalid_parameter", valid.message(), bad_field));
     return true;
@@ -64,7 +62,13 @@ bool BrokerService::MaybeQueueQuery(HttpRequest& req, const HttpResponder& respo
       respond(RefuseQuery("stopping", "the broker is stopping"));
       return;
     }
-    respond(aggregate ? Aggregate(*shared, deadline) : Query(*shared, deadline));
+    if (aggregate) {
+      respond(Aggregate(*shared, deadline));
+    } else if (shared->Query("format") == "ndjson") {
+      StreamQuery(*shared, deadline, respond);
+    } else {
+      respond(Query(*shared, deadline));
+    }
   });
   if (!queued && options_.query_pool->stopped()) {
     respond(RefuseQuery("stopping", "the broker is stopping"));
@@ -172,10 +176,170 @@ HttpResponse BrokerService::Aggregate(const HttpRequest& req, const QueryDeadlin
   return HttpResponse::Json(200, Done(sb));
 }
 
+Result<QueryFilter> BrokerService::ParseQueryRequest(const HttpRequest& req,
+                                                     std::string* bad_field) const {
+  std::map<std::string, std::string> params = req.query;
+  const auto format = params.find("format");
+  bool stream = false;
+  if (format != params.end()) {
+    if (format->second != "json" && format->second != "ndjson") {
+      *bad_field = "format";
+      return Status::InvalidArgument("format must be json or ndjson");
+    }
+    stream = format->second == "ndjson";
+    params.erase(format);
+  }
+  // Streamed: every match unless `limit` says otherwise (the time budget bounds it).
+  return stream ? ParseQueryFilter(params, kStreamLimit, kStreamLimit, bad_field)
+                : ParseQueryFilter(params, options_.query_default_limit,
+                                   options_.query_max_limit, bad_field);
+}
+
+void BrokerService::StreamQuery(const HttpRequest& req, const QueryDeadline& deadline,
+                                const HttpResponder& respond) {
+  std::string bad_field;
+  Result<QueryFilter> filter = ParseQueryRequest(req, &bad_field);
+  if (!filter.ok()) {
+    respond(HttpResponse::Error(400, "invalid_parameter", filter.status().message(), bad_field));
+    return;
+  }
+  if (options_.on_query_start) {
+    options_.on_query_start();
+  }
+  // Lines are gathered up to kStreamChunkBytes and then written: the connection holds one chunk
+  // at a time, and a slow reader slows this query thread (within query.timeout).
+  constexpr size_t kStreamChunkBytes = 64 * 1024;
+  std::unique_ptr<HttpStreamWriter> writer;
+  std::string lines;
+  bool client_gone = false;
+  auto flush = [&]() -> Status {
+    if (!writer) {
+      HttpResponse head;
+      head.content_type = "application/x-ndjson";
+      writer = respond.Stream(std::move(head));
+      if (!writer) {
+        client_gone = true;
+        return Status::Unavailable("the answer cannot be streamed");
+      }
+    }
+    if (!writer->Write(std::move(lines))) {
+      client_gone = true;
+      return Status::Unavailable("the client stopped reading");
+    }
+    lines.clear();
+    return Status::Ok();
+  };
+  QueryStreaming streaming;
+  streaming.max_held = static_cast<size_t>(options_.query_max_limit) + 1;
+  streaming.sink = [&](QueryMatch&& m) -> Status {
+    rapidjson::StringBuffer sb;
+    JsonWriter w(sb);
+    WriteRecordJson(w, m.topic, m.partition, m.offset, m.record);
+    lines.append(sb.GetString(), sb.GetSize());
+    lines.push_back('\n');
+    return lines.size() >= kStreamChunkBytes ? flush() : Status::Ok();
+  };
+  Result<QueryResult> res = RunQuery(store_, *filter, deadline, Indexes(), &streaming);
+  if (client_gone) {
+    return;  // the writer, destroyed unfinished, closes the connection
+  }
+  if (!writer && lines.empty()) {  // nothing sent yet: an ordinary answer
+    if (!res.ok()) {
+      respond(QueryError(res.status()));
+    } else if (res->timed_out) {
+      respond(QueryTimedOut(*res));
+    } else {
+      lines = QueryEndLine(&*res, "", "");
+      if (flush().ok()) {
+        writer->Finish();
+      }
+    }
+    return;
+  }
+  // Records went out already (status 200): the last line says how the answer ended.
+  if (!res.ok()) {
+    LogError("query", res.status().ToString());
+    lines += QueryEndLine(nullptr, "storage_error", res.status().message());
+  } else if (res->timed_out) {
+    (void)RefuseQuery("timeout", "a streamed query ran past query.timeout after " +
+                                     std::to_string(res->returned) + " records");
+    lines += QueryEndLine(&*res, "query_timeout",
+                          "the query ran past query.timeout (" +
+                              std::to_string(options_.query_timeout_ms) +
+                              " ms); ask again with cursor=<next> for the rest");
+  } else {
+    lines += QueryEndLine(&*res, "", "");
+  }
+  if (flush().ok()) {
+    writer->Finish();
+  }
+}
+
+HttpResponse BrokerService::QueryError(const Status& status) {
+  if (status.code() == StatusCode::kNotFound) {
+    return HttpResponse::Error(404, "unknown_topic", status.message(), "topic");
+  }
+  if (status.code() == StatusCode::kInvalidArgument) {
+    return HttpResponse::Error(400, "invalid_parameter", status.message(), "cursor");
+  }
+  LogError("query", status.ToString());
+  return HttpResponse::Error(500, "storage_error", status.message());
+}
+
+HttpResponse BrokerService::QueryTimedOut(const QueryResult& res) {
+  return RefuseQuery("timeout", "the query ran past query.timeout (" +
+                                    std::to_string(options_.query_timeout_ms) +
+                                    " ms) after scanning " + std::to_string(res.scanned) +
+                                    " records; narrow it (from/to, device_id, country, topic)");
+}
+
+void BrokerService::WriteQuerySummary(JsonWriter& w, const QueryResult& res) const {
+  w.Key("region");
+  WriteJsonString(w, policy_.region().value());
+  w.Key("returned");
+  w.Uint64(res.returned);
+  w.Key("next");
+  if (res.next.has_value()) {
+    WriteJsonString(w, *res.next);
+  } else {
+    w.Null();
+  }
+  if (res.matched.has_value()) {
+    w.Key("matched");
+    w.Uint64(*res.matched);
+    w.Key("counts_by_country");
+    w.StartObject();
+    for (const auto& [country, n] : res.counts_by_country) {
+      WriteJsonString(w, country);
+      w.Uint64(n);
+    }
+    w.EndObject();
+  }
+}
+
+std::string BrokerService::QueryEndLine(const QueryResult* res, const std::string& error,
+                                        const std::string& reason) const {
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("end");
+  w.Bool(true);
+  if (res != nullptr) {
+    WriteQuerySummary(w, *res);
+  }
+  if (!error.empty()) {
+    w.Key("error");
+    WriteJsonString(w, error);
+    w.Key("reason");
+    WriteJsonString(w, reason);
+  }
+  w.EndObject();
+  return Done(sb) + "\n";
+}
+
 HttpResponse BrokerService::Query(const HttpRequest& req, const QueryDeadline& deadline) {
   std::string bad_field;
-  Result<QueryFilter> filter = ParseQueryFilter(req.query, options_.query_default_limit,
-                                                options_.query_max_limit, &bad_field);
+  Result<QueryFilter> filter = ParseQueryRequest(req, &bad_field);
   if (!filter.ok()) {
     return HttpResponse::Error(400, "invalid_parameter", filter.status().message(), bad_field);
   }
@@ -184,45 +348,15 @@ HttpResponse BrokerService::Query(const HttpRequest& req, const QueryDeadline& d
   }
   Result<QueryResult> res = RunQuery(store_, *filter, deadline, Indexes());
   if (!res.ok()) {
-    if (res.status().code() == StatusCode::kNotFound) {
-      return HttpResponse::Error(404, "unknown_topic", res.status().message(), "topic");
-    }
-    if (res.status().code() == StatusCode::kInvalidArgument) {
-      return HttpResponse::Error(400, "invalid_parameter", res.status().message(), "cursor");
-    }
-    LogError("query", res.status().ToString());
-    return HttpResponse::Error(500, "storage_error", res.status().message());
+    return QueryError(res.status());
   }
   if (res->timed_out) {
-    return RefuseQuery("timeout", "the query ran past query.timeout (" +
-                                      std::to_string(options_.query_timeout_ms) +
-                                      " ms) after scanning " + std::to_string(res->scanned) +
-                                      " records; narrow it (from/to, device_id, country, topic)");
+    return QueryTimedOut(*res);
   }
   rapidjson::StringBuffer sb;
   JsonWriter w(sb);
   w.StartObject();
-  w.Key("region");
-  WriteJsonString(w, policy_.region().value());
-  w.Key("returned");
-  w.Uint64(res->records.size());
-  w.Key("next");
-  if (res->next.has_value()) {
-    WriteJsonString(w, *res->next);
-  } else {
-    w.Null();
-  }
-  if (res->matched.has_value()) {
-    w.Key("matched");
-    w.Uint64(*res->matched);
-    w.Key("counts_by_country");
-    w.StartObject();
-    for (const auto& [country, n] : res->counts_by_country) {
-      WriteJsonString(w, country);
-      w.Uint64(n);
-    }
-    w.EndObject();
-  }
+  WriteQuerySummary(w, *res);
   w.Key("records");
   w.StartArray();
   for (const QueryMatch& m : res->records) {

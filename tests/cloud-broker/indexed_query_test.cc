@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <iostream>
 #include <random>
 #include <set>
 
@@ -489,6 +490,63 @@ TEST_F(IndexedQueryTest, ADeadlineInsideAnIndexStreamTimesTheQueryOut) {
   auto none = RunQuery(*store_, f, QueryDeadline{&late, 500}, Lookup());
   ASSERT_TRUE(none.ok());
   EXPECT_TRUE(none->timed_out) << "a stream that yields nothing never checked its deadline";
+}
+
+// Passed once `passed` is set.
+class SwitchedClock final : public Clock {
+ public:
+  int64_t NowMs() const override { return 0; }
+  int64_t MonotonicUs() const override { return passed ? 1000 : 0; }
+  bool passed = false;
+};
+
+// A streamed query (a sink instead of a page) passes every match on in order; one stopped by its
+// deadline part-way sets `next` where it stopped, and resuming there gives exactly the rest.
+TEST_F(IndexedQueryTest, AStreamStoppedByItsDeadlineResumesExactlyFromNext) {
+  std::mt19937_64 rng(13);
+  Produce(rng, 3000);
+  ASSERT_TRUE(indexer_->CatchUp().ok());
+  Produce(rng, 400);  // and a tail
+  int stopped_part_way = 0;
+  int streams = 0;
+  for (int tries = 0; tries < 500 && streams < 12; ++tries) {
+    QueryFilter f = RandomFilter(rng);
+    f.cursor.reset();
+    f.limit = std::numeric_limits<size_t>::max() / 2;
+    f.count_exact = false;
+    const std::vector<Key> want = BruteForce(f);
+    if (want.size() < 600) {
+      continue;  // too few to stop part-way (the merge checks its deadline every 64 records)
+    }
+    ++streams;
+    std::vector<Key> got;
+    // The deadline passes once the sink has taken `stop_after` matches (the query notices
+    // within its next check).
+    const size_t stop_after = want.size() / 3;
+    SwitchedClock clock;
+    QueryStreaming streaming;
+    streaming.sink = [&](QueryMatch&& m) {
+      got.push_back({m.topic, m.partition, m.offset});
+      if (got.size() == stop_after) clock.passed = true;
+      return Status::Ok();
+    };
+    auto first = RunQuery(*store_, f, QueryDeadline{&clock, 500}, Lookup(), &streaming);
+    ASSERT_TRUE(first.ok()) << first.status().ToString();
+    EXPECT_EQ(first->returned, got.size());
+    if (first->timed_out && !got.empty()) {
+      ASSERT_TRUE(first->next.has_value()) << "a stopped stream must say where to resume";
+      f.cursor = *first->next;
+      ++stopped_part_way;
+    }
+    if (first->timed_out) {
+      auto rest = RunQuery(*store_, f, {}, Lookup(), &streaming);
+      ASSERT_TRUE(rest.ok()) << rest.status().ToString();
+      EXPECT_FALSE(rest->timed_out);
+    }
+    EXPECT_EQ(got, want) << Describe(f);
+  }
+  EXPECT_EQ(streams, 12);
+  EXPECT_EQ(stopped_part_way, streams);
 }
 
 TEST_F(IndexedQueryTest, PagingWhileProducingReturnsEveryEarlierMatchExactlyOnce) {
