@@ -50,9 +50,9 @@ EOF
 GP=$(port)
 EXTRA=()
 for kv in ${SLUICE_BENCH_GATEWAY_SETS:-}; do EXTRA+=(--set "$kv"); done
+SLUICE_EU_URL=http://127.0.0.1:1 SLUICE_US_URL=http://127.0.0.1:1 \
 "$BIN/sluice-gateway" --config config/gateway-de.yaml "${EXTRA[@]}" --set gateway.data_dir="$DIR/gw" \
-  --set http.port="$GP" --set mqtt.enabled=false --set regions.0.url=http://127.0.0.1:1 \
-  --set regions.1.url=http://127.0.0.1:1 --set forward.backoff_initial=10m \
+  --set http.port="$GP" --set mqtt.enabled=false --set forward.backoff_initial=10m \
   --set forward.backoff_max=10m --set buffer.min_free_bytes=1MiB >"$DIR/gw.log" 2>&1 &
 GW=$!
 RP=$(port)

@@ -32,9 +32,11 @@ port() {
 }
 start() {  # start DATA_DIR PORT [EU_URL] -> sets PID, returns once /healthz answers
   # shellcheck disable=SC2086
+  # The regions' broker URLs come from the environment (config/residency.yaml; an old
+  # GW_CONFIG's regions: read the same variables).
+  SLUICE_EU_URL="${3:-http://127.0.0.1:1}" SLUICE_US_URL=http://127.0.0.1:1 \
   "$BIN/sluice-gateway" --config "${GW_CONFIG:-config/gateway-de.yaml}" --set gateway.data_dir="$1" \
-    --set http.port="$2" --set mqtt.enabled=false --set regions.0.url="${3:-http://127.0.0.1:1}" \
-    --set regions.1.url=http://127.0.0.1:1 --set forward.backoff_initial=10m \
+    --set http.port="$2" --set mqtt.enabled=false --set forward.backoff_initial=10m \
     --set forward.backoff_max=10m $EXTRA >>"$1.out" 2>&1 &
   PID=$!
   for _ in $(seq 1 1200); do

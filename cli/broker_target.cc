@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/residency_policy_file.h"
 #include "core/http.h"
 
 namespace sluice::cli {
@@ -46,7 +47,9 @@ std::vector<CliFlag> BrokerTargetFlags() {
       {"broker", true,
        "broker base URL, e.g. http://127.0.0.1:9101 or https://broker:9101; several of a "
        "replicated region comma-separated (the first that answers is used)"},
-      {"region", true, "with --config: the region (regions[].name) whose url to use"},
+      {"region", true,
+       "with --config: the region (of the residency policy, or regions[].name) whose brokers "
+       "to use"},
       {"ca-file", true, "https: PEM CA bundle to verify the broker with (default: system CAs)"},
       {"cert", true, "https: PEM client certificate for brokers that require mutual TLS"},
       {"key", true, "https: the client certificate's PEM private key"},
@@ -106,6 +109,51 @@ Result<BrokerTarget> ResolveUrl(const CliArgs& args) {
   }
   try {
     Config config = Config::Load(args.config_path, args.overrides);
+    // The deployment's residency policy names every region's brokers: named by a gateway
+    // config (residency.policy_file), or given itself as --config.
+    std::shared_ptr<const ResidencyPolicyFile> policy =
+        LoadResidencyPolicy(config, "residency.policy_file");
+    if (policy == nullptr && config.Has("countries")) {
+      Result<ResidencyPolicyFile> own = ResidencyPolicyFile::Load(args.config_path);
+      if (!own.ok()) {
+        return own.status();
+      }
+      policy = std::make_shared<const ResidencyPolicyFile>(std::move(own).value());
+    }
+    if (policy != nullptr) {
+      const PolicyRegion* region = nullptr;
+      if (!want_region.empty()) {
+        region = policy->FindRegion(RegionId(want_region));
+      } else if (!policy->Allowed(CountryCode(want_country)).empty()) {
+        region = policy->FindRegion(policy->Allowed(CountryCode(want_country)).front());
+      }
+      std::string known;
+      for (const PolicyRegion& r : policy->regions()) {
+        known += (known.empty() ? "" : ", ") + r.name.value();
+      }
+      if (region == nullptr) {
+        return Status::InvalidArgument(
+            policy->origin() + ": " +
+            (want_region.empty() ? "no region may store country '" + want_country + "'"
+                                 : "no region named '" + want_region + "'") +
+            " (regions: " + known + ")");
+      }
+      if (region->brokers.empty()) {
+        return Status::InvalidArgument(policy->origin() + ": region " + region->name.value() +
+                                       " lists no brokers");
+      }
+      TlsClientOptions tls;
+      tls.ca_file = config.GetString("forward.tls.ca_file", "");
+      tls.cert_file = config.GetString("forward.tls.cert_file", "");
+      tls.key_file = config.GetString("forward.tls.key_file", "");
+      tls.bearer_token = config.GetString("forward.tls.bearer_token", "");
+      BrokerTarget t{"", region->name.value(), tls, {}};
+      for (const std::string& u : region->brokers) {
+        t.urls.push_back(TrimSlash(u));
+      }
+      t.url = t.urls.front();
+      return t;
+    }
     std::vector<std::string> names;
     for (const Config& r : config.GetList("regions")) {
       const std::string name = r.RequireString("name");

@@ -189,6 +189,10 @@ Config::Config(std::shared_ptr<Impl> impl, std::string prefix)
 
 const std::string& Config::origin() const { return impl_->origin; }
 
+bool Config::IsOverride(const std::string& key) const {
+  return impl_->overridden.count(prefix_ + key) > 0;
+}
+
 Config Config::Load(const std::string& path, const std::vector<std::string>& overrides) {
   if (path.empty()) return Parse("", "<defaults>", overrides);
   std::ifstream in(path);

@@ -65,6 +65,8 @@ class Config {
   [[noreturn]] void Fail(const std::string& key, const std::string& reason) const;
 
   const std::string& origin() const;
+  // Whether `key`'s value came from a --set override rather than the file.
+  bool IsOverride(const std::string& key) const;
 
   struct Impl;
 

@@ -7,6 +7,9 @@ namespace sluice::broker {
 ResidencyPolicy::ResidencyPolicy(RegionId region, const std::vector<CountryCode>& countries)
     : region_(std::move(region)), countries_(countries.begin(), countries.end()) {}
 
+ResidencyPolicy::ResidencyPolicy(RegionId region, std::shared_ptr<const ResidencyPolicyFile> file)
+    : region_(std::move(region)), file_(std::move(file)) {}
+
 Status ResidencyPolicy::Check(const Record& record, size_t index) const {
   const std::string* country = record.FindHeader(kHeaderCountry);
   if (country != nullptr && Allows(CountryCode(*country))) {

@@ -114,7 +114,9 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   // --- end exactly-once ---
 
 
-  b->policy_ = std::make_unique<ResidencyPolicy>(options.region, options.countries);
+  b->policy_ = options.residency_policy != nullptr
+                   ? std::make_unique<ResidencyPolicy>(options.region, options.residency_policy)
+                   : std::make_unique<ResidencyPolicy>(options.region, options.countries);
   ServiceOptions svc;
   svc.broker_id = options.broker_id;
   svc.advertised_url = options.advertised_url;
@@ -281,6 +283,15 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
                           (options.tls.enabled() ? "https://" : "http://") +
                           options.http_host + ":" + std::to_string(b->server_->port()) +
                           " region=" + options.region.value() + " countries=" + countries +
+                          (options.residency_policy != nullptr
+                               ? " (+ default: " +
+                                     std::string(options.residency_policy->DefaultAllows(
+                                                     options.region)
+                                                     ? "yes"
+                                                     : "no") +
+                                     ") residency_policy=" + options.residency_policy->origin() +
+                                     " " + options.residency_policy->version()
+                               : std::string()) +
                           " data_dir=" + options.data_dir + " topics=" +
                           std::to_string(b->store_->Topics().size()));
   return b;

@@ -25,9 +25,31 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
   if (o.region.value().empty()) {
     c.Fail("region.name", "must not be empty");
   }
-  std::vector<std::string> countries = c.GetStringList("region.countries", {});
-  if (countries.empty()) {
-    c.Fail("region.countries", "must list at least one ISO 3166-1 alpha-2 country code");
+  o.residency_policy = LoadResidencyPolicy(c, "residency.policy_file");
+  if (o.residency_policy != nullptr) {
+    const ResidencyPolicyFile& policy = *o.residency_policy;
+    if (policy.FindRegion(o.region) == nullptr) {
+      std::string known;
+      for (const PolicyRegion& r : policy.regions()) {
+        known += (known.empty() ? "" : ", ") + r.name.value();
+      }
+      c.Fail("region.name", "region " + o.region.value() + " is not in the residency policy " +
+                                policy.origin() + " (its regions: " + known + ")");
+    }
+    if (c.Has("region.countries")) {
+      c.Fail("region.countries",
+             "remove it: the residency policy " + policy.origin() +
+                 " says which countries this region stores (one policy, not two lists)");
+    }
+    o.countries = policy.ListedCountriesOf(o.region);  // for the start-up log line
+  }
+  std::vector<std::string> countries =
+      o.residency_policy != nullptr ? std::vector<std::string>{}
+                                    : c.GetStringList("region.countries", {});
+  if (countries.empty() && o.residency_policy == nullptr) {
+    c.Fail("region.countries",
+           "must list at least one ISO 3166-1 alpha-2 country code (or set "
+           "residency.policy_file)");
   }
   std::set<std::string> seen;
   for (const std::string& cc : countries) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "cloud-broker/log/partition_log.h"
 #include "core/config.h"
 #include "core/http.h"
+#include "core/residency_policy_file.h"
 #include "core/strong_types.h"
 #include "core/tls.h"
 
@@ -22,7 +24,10 @@ struct BrokerOptions {
   std::string broker_id = "broker-1";
   std::string data_dir = "./data/broker";
   RegionId region;
-  std::vector<CountryCode> countries;
+  std::vector<CountryCode> countries;  // region.countries; with a policy file, what it lists
+  // residency.policy_file, loaded (the deployment's one residency policy); nullptr: the
+  // broker's own region.countries decide.
+  std::shared_ptr<const ResidencyPolicyFile> residency_policy;
   std::string http_host = "127.0.0.1";
   int http_port = 9101;
   // http.tls.*: https, and with client_ca_file mutual TLS (only gateways and consumers holding a

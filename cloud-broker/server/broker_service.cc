@@ -78,7 +78,15 @@ BrokerService::BrokerService(ServiceOptions options, TopicStore& store,
             };
             return o;
           }(),
-          store, policy) {}
+          store, policy) {
+  // Which residency policy this process enforces: a fleet running mixed versions shows it.
+  metrics_.registry()
+      .GetGauge("sluice_residency_policy_info",
+                "1, labelled with the residency policy's version (sha256 of the policy file, or "
+                "region.countries without one) and the region",
+                {{"version", policy_.version()}, {"region", policy_.region().value()}})
+      .Set(1);
+}
 
 void BrokerService::Handle(HttpRequest&& request, HttpResponder respond) {
   if (!Admit(request, respond)) {
@@ -181,6 +189,8 @@ HttpResponse BrokerService::Health() {
   WriteJsonString(w, policy_.region().value());
   w.Key("broker_id");
   WriteJsonString(w, options_.broker_id);
+  w.Key("residency_policy");
+  WriteJsonString(w, policy_.version());
   w.Key("topics");
   w.Uint64(store_.Topics().size());
   w.EndObject();

@@ -23,11 +23,18 @@ Forwarder* GatewayApp::forwarder(const std::string& region) {
 }
 
 Status GatewayApp::Start() {
-  Result<RegionRouter> router = RegionRouter::Create(config_.regions);
+  Result<RegionRouter> router = RegionRouter::Create(config_.regions, config_.residency_policy);
   if (!router.ok()) {
     return router.status();
   }
   router_ = std::move(router.value());
+  // Which residency policy this gateway routes by: a fleet running mixed versions shows it.
+  metrics_
+      .GetGauge("sluice_residency_policy_info",
+                "1, labelled with the residency policy's version (sha256 of the policy file, or "
+                "regions without one)",
+                {{"version", router_.policy_version()}})
+      .Set(1);
 
   std::error_code ec;
   std::filesystem::create_directories(config_.data_dir, ec);

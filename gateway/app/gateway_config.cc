@@ -190,9 +190,41 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
     cfg.Fail("forward.backoff_max", "must be >= forward.backoff_initial");
   }
 
-  std::vector<Config> regions = cfg.GetList("regions");
-  if (regions.empty()) {
-    cfg.Fail("regions", "must list at least one region");
+  g.residency_policy = LoadResidencyPolicy(cfg, "residency.policy_file");
+  if (g.residency_policy != nullptr) {
+    const ResidencyPolicyFile& policy = *g.residency_policy;
+    if (cfg.Has("regions")) {
+      cfg.Fail("regions", "remove it: the residency policy " + policy.origin() +
+                              " lists the regions and which countries each stores");
+    }
+    for (const PolicyRegion& pr : policy.regions()) {
+      if (pr.brokers.empty()) {
+        cfg.Fail("residency.policy_file", "region " + pr.name.value() + " of " +
+                                              policy.origin() +
+                                              " has no brokers: a gateway needs their URLs");
+      }
+      RegionConfig rc;
+      rc.name = pr.name;
+      rc.url = pr.brokers.front();
+      if (pr.brokers.size() > 1) {
+        rc.urls = pr.brokers;
+      }
+      for (const std::string& url : pr.brokers) {
+        RequireTlsOffLoopback(cfg, "residency.policy_file", UrlHost(url),
+                              url.rfind("https://", 0) == 0, "forward.insecure_plaintext");
+      }
+      rc.countries = policy.ListedCountriesOf(pr.name);
+      g.regions.push_back(std::move(rc));
+    }
+    if (policy.Allowed(g.country).empty()) {
+      cfg.Fail("gateway.country", "the residency policy " + policy.origin() +
+                                      " allows country " + g.country.value() + " in no region");
+    }
+  }
+  std::vector<Config> regions =
+      g.residency_policy != nullptr ? std::vector<Config>{} : cfg.GetList("regions");
+  if (regions.empty() && g.residency_policy == nullptr) {
+    cfg.Fail("regions", "must list at least one region (or set residency.policy_file)");
   }
   std::map<std::string, std::string> owner;  // country -> region
   for (size_t i = 0; i < regions.size(); ++i) {
@@ -246,7 +278,7 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
     }
     g.regions.push_back(std::move(rc));
   }
-  if (owner.count(g.country.value()) == 0) {
+  if (g.residency_policy == nullptr && owner.count(g.country.value()) == 0) {
     cfg.Fail("gateway.country", "country " + g.country.value() + " is listed in no region");
   }
 

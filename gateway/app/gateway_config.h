@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/residency_policy_file.h"
 #include "core/logging.h"
 #include "core/strong_types.h"
 #include "core/http.h"
@@ -68,6 +69,9 @@ struct GatewayConfig {
   int64_t forward_backoff_max_ms = 30000;
 
   std::vector<RegionConfig> regions;
+  // residency.policy_file, loaded: where each country's records may go (its regions and their
+  // brokers); nullptr: the `regions:` list decides.
+  std::shared_ptr<const ResidencyPolicyFile> residency_policy;
   LogLevel log_level = LogLevel::kInfo;
 
   // Throws ConfigError. Reads every key, then rejects unknown ones.

@@ -26,7 +26,8 @@ void HttpIngest::Handle(HttpRequest&& request, HttpResponder respond) {
                        "\",\"gateway_id\":\"" + options_.gateway_id.value() +
                        "\",\"buffered_records\":" +
                        std::to_string(buffer_.total_buffered_records()) +
-                       ",\"disk_free_bytes\":" + std::to_string(free_bytes);
+                       ",\"disk_free_bytes\":" + std::to_string(free_bytes) +
+                       ",\"residency_policy\":\"" + router_.policy_version() + "\"";
     if (!writable.ok()) {
       body += ",\"reason\":\"" + std::string(IsDiskFull(writable) ? "disk_full" : "write_failed") +
               "\"";
@@ -77,7 +78,9 @@ void HttpIngest::PostEvents(HttpRequest&& request, HttpResponder respond) {
     if (region == nullptr) {
       Refuse(respond,
              HttpResponse::Error(422, "no_region",
-                                 "country " + pe.country.value() + " maps to no configured region",
+                                 "country " + pe.country.value() +
+                                     " may be stored in no region (residency policy " +
+                                     router_.policy_version() + ")",
                                  "country", static_cast<int64_t>(i)),
              "no_region");
       return;

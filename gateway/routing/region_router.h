@@ -1,5 +1,8 @@
-// RegionRouter: maps an event's country to the destination region whose `countries:` list names
-// it (the `regions:` config list). A country listed by two regions is a configuration error.
+// RegionRouter: maps an event's country to its destination region: with the deployment's
+// residency policy file (residency.policy_file, core/residency_policy_file.h), the most
+// preferred region the policy allows for the country; without one, the region whose
+// `countries:` list names it (the `regions:` config list; a country listed by two regions is a
+// configuration error).
 // Thread-safety: immutable after Create(); safe to share.
 #pragma once
 
@@ -7,6 +10,9 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+
+#include "core/residency_policy_file.h"
 #include "core/status.h"
 #include "core/strong_types.h"
 
@@ -25,16 +31,24 @@ struct RegionConfig {
 class RegionRouter {
  public:
   RegionRouter() = default;
-  // kInvalidArgument naming the country and both regions on an overlap, or a duplicate name.
-  static Result<RegionRouter> Create(std::vector<RegionConfig> regions);
+  // kInvalidArgument naming the country and both regions on an overlap, or a duplicate name;
+  // with `policy`, a region it names that `regions` lacks.
+  static Result<RegionRouter> Create(std::vector<RegionConfig> regions,
+                                     std::shared_ptr<const ResidencyPolicyFile> policy = nullptr);
 
-  // The region for `country`, or nullptr when no region lists it.
+  // The region for `country`, or nullptr when no region may store it.
   const RegionConfig* Route(const CountryCode& country) const;
   const std::vector<RegionConfig>& regions() const { return regions_; }
+  // The policy file's version ("sha256:..."), or "regions" when the config lists the regions.
+  std::string policy_version() const {
+    return policy_ != nullptr ? policy_->version() : std::string("regions");
+  }
 
  private:
   std::vector<RegionConfig> regions_;
   std::map<std::string, size_t> by_country_;
+  std::shared_ptr<const ResidencyPolicyFile> policy_;
+  std::map<std::string, size_t> by_name_;
 };
 
 }  // namespace sluice::gateway

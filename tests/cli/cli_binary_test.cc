@@ -131,13 +131,22 @@ TEST(CliBinaryTest, QueryViaConfigRegion) {
   EXPECT_EQ(broker.Requests().size(), 3u);
   EXPECT_EQ(RunSluice(dir, {"query", "--config", config, "--region", "mars"}, &out), 2);
   EXPECT_NE(out.find("no region named 'mars'"), std::string::npos) << out;
-  // The shipped gateway config works as it is.
+  // The shipped gateway config works as it is: its residency policy names the brokers.
+  const std::string policy = sluice::testing::WritePolicyWithBrokers(
+      dir.Sub("residency.yaml"), broker.url(), "http://127.0.0.1:1");
+  ASSERT_FALSE(policy.empty());
   EXPECT_EQ(RunSluice(dir,
                       {"query", "--config", sluice::testing::SourcePath("config/gateway-de.yaml"),
-                       "--set", "regions.0.url=" + broker.url(), "--region", "eu-central"},
+                       "--set", "residency.policy_file=" + policy, "--region", "eu-central"},
                       &out),
             0)
       << out;
+  // So does the policy file itself; --country picks the country's most preferred region.
+  ASSERT_EQ(RunSluice(dir, {"query", "--config", policy, "--country", "DE"}, &out), 0) << out;
+  EXPECT_EQ(RunSluice(dir, {"query", "--config", policy, "--country", "CA"}, &out), 1)
+      << "CA prefers us-east (nothing listens there): " << out;
+  EXPECT_EQ(RunSluice(dir, {"query", "--config", policy, "--country", "BR"}, &out), 2) << out;
+  EXPECT_NE(out.find("no region may store country 'BR'"), std::string::npos) << out;
 }
 
 TEST(CliBinaryTest, TopicsAndFetch) {

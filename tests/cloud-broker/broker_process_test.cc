@@ -6,6 +6,9 @@
 #include <csignal>
 #include <fstream>
 
+#include "core/http.h"
+#include "core/residency_policy_file.h"
+#include "tests/cloud-broker/test_records.h"
 #include "tests/common/test_env.h"
 
 namespace sluice::broker {
@@ -138,6 +141,89 @@ TEST(BrokerProcessTest, ShippedConfigServesAndStopsCleanlyOnSigterm) {
   int status = proc->Stop(SIGTERM, 20000);
   ASSERT_TRUE(WIFEXITED(status)) << status << "\n" << proc->ReadLog();
   EXPECT_EQ(WEXITSTATUS(status), 0) << proc->ReadLog();
+}
+
+// Issue 13: one residency policy file decides what the region stores (its own listed
+// countries, a country's second preference too, nothing else: unlisted and made-up countries
+// are refused), and its version is in /healthz and /metrics.
+constexpr const char* kPolicy = R"(regions:
+  - name: eu-central
+  - name: us-east
+countries:
+  DE: [eu-central]
+  CA: [us-east, eu-central]
+  US: [us-east]
+default: deny
+)";
+
+std::string PolicyYaml(const std::string& data_dir, int port) {
+  std::string yaml = GoodYaml(data_dir, port);
+  yaml.replace(yaml.find("  countries: [DE, FR]\n"), 22, "");
+  return yaml + "residency:\n  policy_file: residency.yaml\n";
+}
+
+TEST(BrokerProcessTest, TheResidencyPolicyFileDecidesWhatTheRegionStores) {
+  TempDir dir;
+  ASSERT_TRUE(sluice::testing::WriteFile(dir.Sub("residency.yaml"), kPolicy));
+  const int port = sluice::testing::FreePort();
+  auto proc = ChildProcess::Start(
+      {BinPath("sluice-broker"), "--config", WriteConfig(dir, PolicyYaml(dir.Sub("data"), port))},
+      dir.Sub("broker.log"));
+  ASSERT_NE(proc, nullptr);
+  ASSERT_TRUE(sluice::testing::WaitHttpOk(port, "/healthz", 20000)) << proc->ReadLog();
+  const std::string version = ResidencyPolicyFile::Parse(kPolicy, "p").value().version();
+  std::string body;
+  ASSERT_EQ(sluice::testing::HttpGet(port, "/healthz", &body), 200);
+  EXPECT_NE(body.find("\"residency_policy\":\"" + version + "\""), std::string::npos) << body;
+  ASSERT_EQ(sluice::testing::HttpGet(port, "/metrics", &body), 200);
+  EXPECT_NE(body.find("sluice_residency_policy_info{region=\"eu-central\",version=\"" + version +
+                      "\"} 1"),
+            std::string::npos)
+      << body;
+  HttpClient client("http://127.0.0.1:" + std::to_string(port));
+  for (const auto& [country, want] : std::vector<std::pair<std::string, int>>{
+           {"DE", 200}, {"CA", 200}, {"US", 451}, {"FR", 451}, {"BR", 451}, {"XX", 451}}) {
+    auto r = client.Send(
+        "POST", "/v1/topics/t/records",
+        testing::EncodeRecords({testing::MakeRecord("dev-" + country, country, 1000, "{}")}),
+        "application/vnd.kafka.record-batch.v2");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, want) << country << ": " << r->body;
+  }
+}
+
+TEST(BrokerProcessTest, ABrokerRefusesToStartOnAPolicyThatIsInvalidOrLacksItsRegion) {
+  TempDir dir;
+  std::string policy = kPolicy;
+  policy.replace(policy.find("  - name: eu-central\n"), 21, "");  // its region is gone
+  policy.replace(policy.find("  DE: [eu-central]\n"), 19, "");
+  policy.replace(policy.find(", eu-central]"), 13, "]");
+  ASSERT_TRUE(sluice::testing::WriteFile(dir.Sub("residency.yaml"), policy));
+  const std::string path = WriteConfig(dir, PolicyYaml(dir.Sub("data"), 1));
+  BrokerRun r = RunBroker(dir, {"--config", path});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(path + ":5: region.name: region eu-central is not in the residency "
+                                 "policy " + dir.Sub("residency.yaml") + " (its regions: us-east)"),
+            std::string::npos)
+      << r.output;
+
+  std::string bad = kPolicy;
+  bad.replace(bad.find("  US: [us-east]\n"), 16, "  US: [us-east]\n  ZZ: [eu-central]\n");
+  ASSERT_TRUE(sluice::testing::WriteFile(dir.Sub("residency.yaml"), bad));
+  r = RunBroker(dir, {"--config", path});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("residency.policy_file: " + dir.Sub("residency.yaml") +
+                          ":8: countries.ZZ: 'ZZ' is not an ISO 3166-1 alpha-2 country code"),
+            std::string::npos)
+      << r.output;
+
+  // Both the policy and the old list: one policy, not two lists.
+  ASSERT_TRUE(sluice::testing::WriteFile(dir.Sub("residency.yaml"), kPolicy));
+  r = RunBroker(dir, {"--config", WriteConfig(dir, GoodYaml(dir.Sub("data"), 1) +
+                                                       "residency:\n  policy_file: "
+                                                       "residency.yaml\n")});
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("region.countries: remove it"), std::string::npos) << r.output;
 }
 
 }  // namespace

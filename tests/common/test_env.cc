@@ -142,6 +142,20 @@ std::string SourcePath(const std::string& rel) {
   return RequireEnv("SLUICE_SOURCE_DIR") + "/" + rel;
 }
 
+std::string WritePolicyWithBrokers(const std::string& path, const std::string& eu_urls,
+                                   const std::string& us_urls) {
+  std::string policy = ReadFileOrEmpty(SourcePath("config/residency.yaml"));
+  const std::string eu = "${SLUICE_EU_URL:-http://127.0.0.1:9101}";
+  const std::string us = "${SLUICE_US_URL:-http://127.0.0.1:9102}";
+  const size_t e = policy.find(eu);
+  if (e == std::string::npos) return "";
+  policy.replace(e, eu.size(), eu_urls);
+  const size_t u = policy.find(us);
+  if (u == std::string::npos) return "";
+  policy.replace(u, us.size(), us_urls);
+  return WriteFile(path, policy) ? path : "";
+}
+
 std::string ReadFileOrEmpty(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream out;

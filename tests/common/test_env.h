@@ -94,6 +94,14 @@ std::string ReadFileOrEmpty(const std::string& path);
 // Replaces the file's contents; false on error.
 bool WriteFile(const std::string& path, const std::string& content);
 
+// Writes the shipped residency policy (config/residency.yaml) to `path` with each region's
+// brokers replaced: `eu_urls` / `us_urls` are comma-separated base URLs. Returns `path`, or ""
+// if the shipped policy lacks the expected broker lines. Gateways take it with
+// --set residency.policy_file=<path> (the brokers keep the shipped one: same regions and
+// countries, only the URLs differ).
+std::string WritePolicyWithBrokers(const std::string& path, const std::string& eu_urls,
+                                   const std::string& us_urls);
+
 // Path of the mosquitto broker binary, or "" if it is not installed.
 std::string MosquittoBinary();
 

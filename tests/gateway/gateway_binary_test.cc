@@ -131,7 +131,11 @@ TEST_F(GatewayBinaryTest, ShippedConfigRunsAndStopsCleanly) {
   auto proc = ChildProcess::Start(
       {BinPath("sluice-gateway"), "--config", SourcePath("config/gateway-de.yaml"), "--set",
        "gateway.data_dir=" + dir_.Sub("de"), "--set", "http.port=" + std::to_string(port),
-       "--set", "mqtt.enabled=false", "--set", "regions.0.url=http://127.0.0.1:1", "--set",
+       "--set", "mqtt.enabled=false", "--set",
+       "residency.policy_file=" + WritePolicyWithBrokers(dir_.Sub("residency.yaml"),
+                                                         "http://127.0.0.1:1",
+                                                         "http://127.0.0.1:1"),
+       "--set",
        "forward.backoff_initial=1m", "--set", "forward.backoff_max=1m"},
       dir_.Sub("de.log"));
   ASSERT_NE(proc, nullptr);

@@ -43,8 +43,11 @@ class GatewayTlsTest : public ::testing::Test {
         {BinPath("sluice-gateway"), "--config", SourcePath("config/gateway-de.yaml"), "--set",
          "gateway.id=" + name, "--set", "gateway.data_dir=" + dir_.Sub(name), "--set",
          "http.port=" + std::to_string(port), "--set", "mqtt.enabled=false", "--set",
-         "regions.0.url=https://127.0.0.1:" + std::to_string(broker_port), "--set",
-         "regions.1.url=https://127.0.0.1:1", "--set", "forward.tls.ca_file=" + pki_.ca, "--set",
+         "residency.policy_file=" +
+             WritePolicyWithBrokers(dir_.Sub(name + "-residency.yaml"),
+                                    "https://127.0.0.1:" + std::to_string(broker_port),
+                                    "https://127.0.0.1:1"),
+         "--set", "forward.tls.ca_file=" + pki_.ca, "--set",
          "forward.tls.cert_file=" + cert, "--set", "forward.tls.key_file=" + key, "--set",
          "forward.backoff_initial=50ms", "--set", "forward.backoff_max=200ms"},
         dir_.Sub(name + ".log"));
@@ -159,7 +162,10 @@ TEST_F(GatewayTlsTest, IngestEndpointOverMutualTls) {
        "gateway.data_dir=" + dir_.Sub("gw-in"), "--set", "http.port=" + std::to_string(gport),
        "--set", "mqtt.enabled=false", "--set", "http.tls.cert_file=" + pki_.server_cert, "--set",
        "http.tls.key_file=" + pki_.server_key, "--set", "http.tls.client_ca_file=" + pki_.ca,
-       "--set", "regions.0.url=http://127.0.0.1:1", "--set", "regions.1.url=http://127.0.0.1:1"},
+       "--set",
+       "residency.policy_file=" + WritePolicyWithBrokers(dir_.Sub("gw-in-residency.yaml"),
+                                                         "http://127.0.0.1:1",
+                                                         "http://127.0.0.1:1")},
       dir_.Sub("gw-in.log"));
   ASSERT_NE(gw, nullptr);
   HttpClientOptions device;
@@ -200,10 +206,15 @@ TEST_F(GatewayTlsTest, PlaintextOffLoopbackMustBeAskedFor) {
   log = dir_.Sub("g.log");
   code = RunCommand({BinPath("sluice-gateway"), "--config", SourcePath("config/gateway-de.yaml"),
                      "--set", "gateway.data_dir=" + dir_.Sub("g"), "--set", "mqtt.enabled=false",
-                     "--set", "regions.0.url=http://10.1.2.3:9101"},
+                     "--set",
+                     "residency.policy_file=" +
+                         WritePolicyWithBrokers(dir_.Sub("g-residency.yaml"),
+                                                "http://10.1.2.3:9101", "http://127.0.0.1:1")},
                     log, 20000);
   EXPECT_EQ(code, 2) << ReadFileOrEmpty(log);
-  EXPECT_NE(ReadFileOrEmpty(log).find("regions.0.url"), std::string::npos) << ReadFileOrEmpty(log);
+  EXPECT_NE(ReadFileOrEmpty(log).find("residency.policy_file"), std::string::npos)
+      << ReadFileOrEmpty(log);
+  EXPECT_NE(ReadFileOrEmpty(log).find("10.1.2.3"), std::string::npos) << ReadFileOrEmpty(log);
   EXPECT_NE(ReadFileOrEmpty(log).find("forward.insecure_plaintext"), std::string::npos)
       << ReadFileOrEmpty(log);
 

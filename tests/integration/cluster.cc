@@ -18,7 +18,7 @@ std::string Tail(const std::string& text, size_t lines) {
       return text;
     }
   }
-  return text.substr(pos + 1);
+  return pos < text.size() ? text.substr(pos + 1) : text;  // (an empty log: pos is 0)
 }
 
 }  // namespace
@@ -94,7 +94,9 @@ std::unique_ptr<Cluster> Cluster::Start(const TempDir& dir, std::string* error) 
                        "http.port=" + std::to_string(g.port), "--set",
                        "mqtt.uri=" + c->mosquitto_->uri(), "--set",
                        "gateway.data_dir=" + dir.Sub(std::string("data-") + g.name), "--set",
-                       "regions.0.url=" + eu_url, "--set", "regions.1.url=" + us_url},
+                       "residency.policy_file=" +
+                           WritePolicyWithBrokers(dir.Sub(std::string(g.name) + "-residency.yaml"), eu_url,
+                                                  us_url)},
                       error)) {
       return nullptr;
     }

@@ -30,8 +30,9 @@ std::unique_ptr<ChildProcess> StartDeGateway(const TempDir& dir, const GatewaySp
       BinPath("sluice-gateway"), "--config", SourcePath("config/gateway-de.yaml"),
       "--set", "http.port=" + std::to_string(spec.port),
       "--set", "gateway.data_dir=" + spec.data_dir,
-      "--set", "regions.0.url=" + spec.eu_url,
-      "--set", "regions.1.url=" + spec.us_url,
+      "--set", "residency.policy_file=" +
+                   WritePolicyWithBrokers(spec.data_dir + "-residency.yaml", spec.eu_url,
+                                          spec.us_url),
       "--set", "forward.backoff_initial=10ms",
       "--set", "forward.backoff_max=200ms",
       "--set", "forward.request_timeout=3s"};
