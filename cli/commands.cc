@@ -273,6 +273,40 @@ int RunFetch(const CliArgs& args, std::ostream& out, std::ostream& err) {
   return kExitOk;
 }
 
+// sluice audit: GET /v1/audit, one refusal per line (--json: the broker's answer).
+int RunAudit(const CliArgs& args, std::ostream& out, std::ostream& err) {
+  std::string path = "/v1/audit?limit=" + (args.Has("limit") ? UrlEncode(args.Get("limit"))
+                                                             : std::string("1000"));
+  for (const char* key : {"from", "to", "country"}) {
+    if (args.Has(key)) {
+      std::string value = args.Get(key);
+      if (std::string(key) != "country") {
+        int64_t ms = 0;
+        if (!ResolveTime(value, SystemClock::Instance().NowMs(), &ms)) {
+          return Usage(err, std::string("--") + key +
+                                " must be epoch ms, RFC 3339, now, or relative like -1h");
+        }
+        value = std::to_string(ms);
+      }
+      path += std::string("&") + key + "=" + UrlEncode(value);
+    }
+  }
+  BrokerTarget target;
+  if (int rc = Resolve(args, &target, err); rc != kExitOk) return rc;
+  std::string body;
+  if (int rc = Get(target, path, &body, err); rc != kExitOk) return rc;
+  if (args.Has("json")) {
+    out << body << (body.empty() || body.back() != '\n' ? "\n" : "");
+    return kExitOk;
+  }
+  Status st = RenderAudit(body, out);
+  if (!st.ok()) {
+    err << "sluice: " << st.message() << "\n";
+    return kExitFailed;
+  }
+  return kExitOk;
+}
+
 std::map<std::string, Command> Commands() {
   std::vector<CliFlag> query = kTargetFlags;
   query.insert(query.end(), {{"device", true, "only this device id"},
@@ -300,6 +334,12 @@ std::map<std::string, Command> Commands() {
                              {"partition", true, "partition to read (required)"},
                              {"offset", true, "first offset (default 0)"},
                              {"max", true, "records to print at most (default 500)"}});
+  std::vector<CliFlag> audit = kTargetFlags;
+  audit.insert(audit.end(), {{"from", true, "refusals from this time (epoch ms, RFC 3339, -1h)"},
+                             {"to", true, "refusals before this time"},
+                             {"country", true, "only refusals of this country"},
+                             {"limit", true, "at most this many (default 1000, at most 10000)"},
+                             {"json", false, "print the broker's raw JSON answer"}});
   std::vector<CliFlag> consume = kTargetFlags;  // sluice consume (cli/consume.cc)
   for (const CliFlag& f : ConsumeFlags()) consume.push_back(f);
   return {
@@ -320,6 +360,12 @@ std::map<std::string, Command> Commands() {
         "Reads records of one partition from an offset and prints one JSON object per line.",
         fetch, RunFetch}},
       {"consume", {ConsumeUsage(), consume, RunConsume}},
+      {"audit",
+       {"sluice audit (--broker URL | --config FILE --region NAME) [--from T] [--to T]\n"
+        "       [--country CC] [--limit N]\n\n"
+        "Lists the region's residency refusals from its audit log (GET /v1/audit): time,\n"
+        "principal, gateway, country, records and reason of every batch refused.",
+        audit, RunAudit}},
   };
 }
 
@@ -331,7 +377,8 @@ std::string TopUsage() {
          "  query    records matching a device/country/time filter, with counts per country\n"
          "  topics   a broker's topics and partitions; topics create|describe TOPIC admin\n"
          "  fetch    records of one partition, as JSON lines\n"
-         "  consume  records of a partition or as a consumer group, as JSON lines\n\n"
+         "  consume  records of a partition or as a consumer group, as JSON lines\n"
+         "  audit    the region's residency refusals (its audit log)\n\n"
          "`sluice COMMAND --help` shows each command's options.\n";
 }
 

@@ -246,6 +246,35 @@ Status RenderTopics(const std::string& json, std::ostream& out) {
   return Status::Ok();
 }
 
+Status RenderAudit(const std::string& json, std::ostream& out) {
+  auto doc = ParseObject(json);
+  if (!doc.ok()) return doc.status();
+  const Value& d = *doc;
+  auto entries = d.FindMember("entries");
+  if (entries == d.MemberEnd() || !entries->value.IsArray()) {
+    return Status::InvalidArgument("audit answer has no 'entries' array");
+  }
+  out << "region:  " << Text(d, "region") << "\n";
+  out << "refusals: " << entries->value.Size();
+  auto more = d.FindMember("more");
+  if (more != d.MemberEnd() && more->value.IsBool() && more->value.GetBool()) {
+    out << " (more follow: narrow --from/--to or raise --limit)";
+  }
+  out << "\n\n";
+  std::vector<std::vector<std::string>> rows = {
+      {"TIME", "PRINCIPAL", "GATEWAY", "COUNTRY", "TOPIC", "RECORDS", "REQUEST", "REASON"}};
+  for (const Value& e : entries->value.GetArray()) {
+    if (!e.IsObject()) continue;
+    int64_t ms = 0;
+    const std::string time = Int64(e, "time_ms", &ms) ? FormatRfc3339Ms(ms) : "-";
+    rows.push_back({time, Text(e, "principal"), Text(e, "gateway_id"), Text(e, "country"),
+                    Text(e, "topic"), Text(e, "records"), Text(e, "request_id"),
+                    Text(e, "reason")});
+  }
+  out << FormatTable(rows, {false, false, false, false, false, true, false, false});
+  return Status::Ok();
+}
+
 Result<FetchPage> ParseFetchPage(const std::string& json) {
   auto doc = ParseObject(json);
   if (!doc.ok()) return doc.status();

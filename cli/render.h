@@ -28,6 +28,10 @@ Status RenderTopics(const std::string& json, std::ostream& out);
 // as RFC 3339, the group, the count, and with a field its values, min, max, avg and sum.
 Status RenderAggregate(const std::string& json, std::ostream& out);
 
+// GET /v1/audit: the region and how many, then one row per refusal: time (RFC 3339), principal,
+// gateway, country, topic, records, request id, reason.
+Status RenderAudit(const std::string& json, std::ostream& out);
+
 // One page of GET /v1/topics/{t}/partitions/{p}/records: each record's text as the broker sent
 // it (values byte-exact) on one line, and the offsets to continue from.
 struct FetchPage {

@@ -35,6 +35,7 @@ struct ProduceError {
   int64_t index = -1;   // the offending record's index in the batch; -1: none
   size_t records = 0;   // records refused by this answer
   std::string country;  // kResidency: the refused record's country
+  std::string gateway_id;  // kResidency: the refused record's gateway_id header ("" if none)
 };
 
 // The machine-readable name ("invalid_record", ...): the HTTP answer's "error" and the metric's

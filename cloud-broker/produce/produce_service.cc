@@ -114,7 +114,10 @@ std::optional<ProduceOutcome> ProduceService::CheckBatch(const ProduceRequest& r
     if (!st.ok()) {
       ProduceOutcome out = Refused(ProduceErrc::kResidency, st.message(), records.size(),
                                    "headers.country", static_cast<int64_t>(i));
-      out.error->country = *records[i].FindHeader(kHeaderCountry);
+      const std::string* country = records[i].FindHeader(kHeaderCountry);
+      const std::string* gateway = records[i].FindHeader(kHeaderGatewayId);
+      out.error->country = country != nullptr ? *country : "";
+      out.error->gateway_id = gateway != nullptr ? *gateway : "";
       return out;
     }
   }

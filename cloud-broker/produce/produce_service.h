@@ -42,6 +42,7 @@ struct ProduceRequest {
   std::string batch;       // one RecordBatch v2, exactly as sent
   int64_t after_seq = -1;  // pipelining: the gateway_seq of the batch this one follows; -1: none
   std::string principal;   // the authenticated sender; empty with authentication off
+  std::string request_id;  // the transport's id of the request (audit entries name it)
   Acks acks = Acks::kAll;
 };
 

@@ -151,6 +151,8 @@ Status CountIndexed(const QueryScope& s, const QueryFilter& filter, const QueryD
 
 }  // namespace
 
+bool ParseTimeParam(const std::string& s, int64_t* ms) { return ParseTime(s, ms); }
+
 bool QueryFilter::Matches(const Record& r) const {
   if (device_id.has_value() && (!r.key.has_value() || *r.key != device_id->value())) {
     return false;

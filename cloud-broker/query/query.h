@@ -78,6 +78,9 @@ struct QueryResult {
 // The index must stay valid while the query runs (StoreIndexer keeps them until it stops).
 using IndexLookup = std::function<const PartitionIndex*(const std::string& topic, int32_t p)>;
 
+// A time parameter: epoch milliseconds or RFC 3339 ("2026-12-06T10:00:00Z").
+bool ParseTimeParam(const std::string& s, int64_t* ms);
+
 // Builds a filter from HTTP query parameters (device_id, country, sensor, from, to, limit, topic,
 // count=exact, cursor). `from`/`to` are epoch milliseconds or RFC 3339. On a bad value returns
 // kInvalidArgument and sets *bad_field to the parameter's name (the cursor's validity is checked

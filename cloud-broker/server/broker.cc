@@ -117,7 +117,15 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   b->policy_ = options.residency_policy != nullptr
                    ? std::make_unique<ResidencyPolicy>(options.region, options.residency_policy)
                    : std::make_unique<ResidencyPolicy>(options.region, options.countries);
+  // The region's audit log of residency refusals (<data_dir>/audit).
+  Result<std::unique_ptr<AuditLog>> audit =
+      AuditLog::Open(options.data_dir + "/audit", options.audit_max_bytes);
+  if (!audit.ok()) {
+    return audit.status();
+  }
+  b->audit_ = std::move(audit).value();
   ServiceOptions svc;
+  svc.audit = b->audit_.get();
   svc.broker_id = options.broker_id;
   svc.advertised_url = options.advertised_url;
   svc.replication_timeout_ms = options.replication_timeout_ms;

@@ -17,6 +17,7 @@
 #include "cloud-broker/produce/append_pool.h"
 #include "cloud-broker/index/store_indexer.h"
 #include "cloud-broker/query/query_pool.h"
+#include "cloud-broker/residency/audit_log.h"
 #include "cloud-broker/producers/producer_table.h"
 #include "cloud-broker/replication/broker_registry.h"
 #include "cloud-broker/replication/controller.h"
@@ -74,6 +75,7 @@ class Broker {
   std::unique_ptr<QueryPool> query_pool_;        // query.threads: GET /v1/query
   std::unique_ptr<StoreIndexer> indexer_;        // query.index: <data_dir>/index
   std::unique_ptr<ResidencyPolicy> policy_;
+  std::unique_ptr<AuditLog> audit_;  // <data_dir>/audit: residency refusals
   // Consumer groups: offsets (under <data_dir>/groups, or in __consumer_offsets when
   // replicated), coordinator (with its reaper thread).
   std::unique_ptr<OffsetBackend> group_offsets_;

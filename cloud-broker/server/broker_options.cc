@@ -63,6 +63,11 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
     o.countries.emplace_back(cc);
   }
 
+  o.audit_max_bytes = c.GetBytes("audit.max_bytes", o.audit_max_bytes);
+  if (o.audit_max_bytes < (1 << 20)) {
+    c.Fail("audit.max_bytes", "must be at least 1MiB");
+  }
+
   o.http_host = c.GetString("http.host", o.http_host);
   int64_t port = c.GetInt("http.port", o.http_port);
   if (port < 1 || port > 65535) {

@@ -28,6 +28,9 @@ struct BrokerOptions {
   // residency.policy_file, loaded (the deployment's one residency policy); nullptr: the
   // broker's own region.countries decide.
   std::shared_ptr<const ResidencyPolicyFile> residency_policy;
+  // audit.max_bytes: the residency audit log (<data_dir>/audit/refusals.jsonl) at most; past it
+  // refusals are answered 503 until it is archived.
+  int64_t audit_max_bytes = int64_t{1} << 30;
   std::string http_host = "127.0.0.1";
   int http_port = 9101;
   // http.tls.*: https, and with client_ca_file mutual TLS (only gateways and consumers holding a

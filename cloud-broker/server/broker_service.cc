@@ -169,7 +169,8 @@ HttpResponse BrokerService::Route(const HttpRequest& req) {
       auto acks = req.query.find("acks");
       return method_is("POST") ? Produce(p[2], req.body, req.Header("sluice-after-seq"),
                                          req.principal,
-                                         acks == req.query.end() ? "" : acks->second)
+                                         acks == req.query.end() ? "" : acks->second,
+                                         RequestIdOf(req))
                                : wrong_method("POST");
     }
     if (p.size() == 6 && p[1] == "topics" && p[3] == "partitions" && p[5] == "records") {

@@ -37,6 +37,7 @@ class Authorizer;      // cloud-broker/auth/authorizer.h
 class ProducerOwners;  // cloud-broker/auth/producer_owners.h
 class AppendPool;  // cloud-broker/produce/append_pool.h
 class QueryPool;   // cloud-broker/query/query_pool.h
+class AuditLog;    // cloud-broker/residency/audit_log.h
 class StoreIndexer;  // cloud-broker/index/store_indexer.h
 class ReplicaManager;  // cloud-broker/replication/replica_manager.h
 
@@ -67,6 +68,9 @@ struct ServiceOptions {
   PipelinePool* pipeline_pool = nullptr;
   // Authentication and ACLs (server/access.cc); nullptr: every request is allowed.
   Authorizer* auth = nullptr;
+  // The region's audit log of residency refusals (cloud-broker/residency/audit_log.h); nullptr:
+  // refusals are counted and logged only.
+  AuditLog* audit = nullptr;
   // Binds producer ids to principals; nullptr (auth off): any client may use any producer id.
   ProducerOwners* producer_owners = nullptr;
   // Appends the partitions of one produce request in parallel; nullptr: one after another.
@@ -101,10 +105,12 @@ class BrokerService {
   // acks=0: checked now, answered 202, appended after the answer (server/produce.cc).
   HttpResponse ProduceWithoutWaiting(ProduceRequest request);
   // The HTTP answer to a produce outcome (metrics and refusal log included).
-  HttpResponse ProduceAnswer(const std::string& topic, const ProduceOutcome& out);
+  HttpResponse ProduceAnswer(const ProduceRequest& request, const ProduceOutcome& out);
   HttpResponse Produce(const std::string& topic, const std::string& body,
                        const std::string& after_seq = "", const std::string& principal = "",
-                       const std::string& acks = "");
+                       const std::string& acks = "", const std::string& request_id = "");
+  // The request's X-Request-Id (printable, at most 128 bytes), else one made here.
+  static std::string RequestIdOf(const HttpRequest& req);
 
  private:
   // --- storage: topic admin, timestamp lookup, long-poll (topic_routes.cc) ---
@@ -133,6 +139,8 @@ class BrokerService {
   bool MaybeQueueQuery(HttpRequest& req, const HttpResponder& respond);
   QueryDeadline QueryDeadlineFromNow() const;
   HttpResponse Query(const HttpRequest& request, const QueryDeadline& deadline);
+  // GET /v1/audit (audit_routes.cc), on the query pool.
+  HttpResponse Audit(const HttpRequest& request);
   // format=ndjson: one record per line as they are found, then a last line
   // {"end":true,"region","returned","next",...} (with "error" and "reason" if the query ran
   // past query.timeout or failed after records went out; before any record, the usual 503/500).

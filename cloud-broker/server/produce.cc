@@ -1,10 +1,15 @@
 // POST /v1/topics/{topic}/records: the HTTP face of ProduceService (cloud-broker/produce):
 // reads the Sluice-After-Seq header, and maps the service's typed result to the answer
 // (docs/API.md, "Produce"): 200 with the offsets per partition, or the error's status and JSON.
+#include <algorithm>
+#include <atomic>
 #include <charconv>
+#include <chrono>
+#include <cstdio>
 #include <memory>
 
 #include "cloud-broker/produce/produce_service.h"
+#include "cloud-broker/residency/audit_log.h"
 #include "cloud-broker/server/broker_service.h"
 #include "cloud-broker/server/pipeline_pool.h"
 
@@ -68,6 +73,21 @@ int HttpStatusOf(ProduceErrc code) {
 
 }  // namespace
 
+std::string BrokerService::RequestIdOf(const HttpRequest& req) {
+  const std::string given = req.Header("x-request-id");
+  if (!given.empty() && given.size() <= 128 &&
+      std::all_of(given.begin(), given.end(), [](char c) { return c > 32 && c < 127; })) {
+    return given;
+  }
+  static std::atomic<uint64_t> counter{0};
+  static const uint64_t start = static_cast<uint64_t>(
+      std::chrono::system_clock::now().time_since_epoch().count());
+  char id[40];
+  std::snprintf(id, sizeof(id), "req-%016llx-%llu", static_cast<unsigned long long>(start),
+                static_cast<unsigned long long>(counter.fetch_add(1) + 1));
+  return id;
+}
+
 HttpResponse BrokerService::Refuse(HttpResponse response, const std::string& topic,
                                    const std::string& reason, size_t records) {
   metrics_.ProduceRequest(response.status);
@@ -82,7 +102,8 @@ HttpResponse BrokerService::Refuse(HttpResponse response, const std::string& top
 
 HttpResponse BrokerService::Produce(const std::string& topic, const std::string& body,
                                     const std::string& after_seq_header,
-                                    const std::string& principal, const std::string& acks) {
+                                    const std::string& principal, const std::string& acks,
+                                    const std::string& request_id) {
   if (IsInternalTopic(topic)) {
     return Refuse(HttpResponse::Error(400, "invalid_topic",
                                       topic + " is internal: only the brokers write it", "topic"),
@@ -116,10 +137,11 @@ HttpResponse BrokerService::Produce(const std::string& topic, const std::string&
   }
   request.batch = body;
   request.principal = principal;
+  request.request_id = request_id;
   if (fire_and_forget) {
     return ProduceWithoutWaiting(std::move(request));
   }
-  return ProduceAnswer(topic, produce_.Produce(request));
+  return ProduceAnswer(request, produce_.Produce(request));
 }
 
 HttpResponse BrokerService::ProduceWithoutWaiting(ProduceRequest request) {
@@ -129,12 +151,12 @@ HttpResponse BrokerService::ProduceWithoutWaiting(ProduceRequest request) {
   // outcome is counted and logged like any produce, but no one hears of it.
   ProduceOutcome checked = produce_.Check(request);
   if (!checked.ok()) {
-    return ProduceAnswer(request.topic, checked);
+    return ProduceAnswer(request, checked);
   }
   const size_t records = checked.result.records;
   const std::string topic = request.topic;
   auto shared = std::make_shared<ProduceRequest>(std::move(request));
-  auto append = [this, shared] { ProduceAnswer(shared->topic, produce_.Produce(*shared)); };
+  auto append = [this, shared] { ProduceAnswer(*shared, produce_.Produce(*shared)); };
   if (options_.pipeline_pool == nullptr || !options_.pipeline_pool->TrySubmit(append)) {
     append();
   }
@@ -151,7 +173,9 @@ HttpResponse BrokerService::ProduceWithoutWaiting(ProduceRequest request) {
   return HttpResponse::Json(202, std::string(sb.GetString(), sb.GetSize()));
 }
 
-HttpResponse BrokerService::ProduceAnswer(const std::string& topic, const ProduceOutcome& out) {
+HttpResponse BrokerService::ProduceAnswer(const ProduceRequest& request,
+                                          const ProduceOutcome& out) {
+  const std::string& topic = request.topic;
   if (out.ok()) {
     metrics_.ProduceRequest(200);
     return ProduceOk(topic, out.result);
@@ -159,6 +183,38 @@ HttpResponse BrokerService::ProduceAnswer(const std::string& topic, const Produc
   const ProduceError& e = *out.error;
   if (e.code == ProduceErrc::kResidency) {
     metrics_.ResidencyRefusal(e.country);
+  }
+  // A residency refusal (451), or a record whose country is missing, malformed or given twice
+  // (400: a forgery as like as not), is answered only once it is in the region's audit log;
+  // else 503: no such refusal goes unrecorded.
+  if (e.code == ProduceErrc::kResidency || e.field == "headers.country") {
+    if (options_.audit != nullptr) {
+      AuditEntry entry;
+      entry.time_ms = options_.clock->NowMs();
+      entry.region = policy_.region().value();
+      entry.principal = request.principal.empty() ? "anonymous" : request.principal;
+      entry.gateway_id = e.gateway_id;
+      entry.country = e.country;
+      entry.topic = topic;
+      entry.records = e.records;
+      entry.reason = e.message;
+      entry.request_id = request.request_id;
+      const Status audited = options_.audit->Append(entry);
+      if (!audited.ok()) {
+        LogError(kComponent, "residency refusal not audited: " + audited.ToString());
+        metrics_.registry()
+            .GetCounter("sluice_broker_audit_failures_total",
+                        "Residency refusals answered 503 because the audit log could not record "
+                        "them")
+            .Inc();
+        HttpResponse r = HttpResponse::Error(
+            503, "audit_unavailable",
+            "the batch is refused by residency, but the refusal could not be audited (" +
+                audited.message() + "); nothing was stored");
+        r.headers.emplace_back("Retry-After", "5");
+        return Refuse(std::move(r), topic, "audit_unavailable", e.records);
+      }
+    }
   }
   // after_seq travels in the Sluice-After-Seq header over HTTP: name that.
   const std::string field = e.field == "after_seq" ? kAfterSeqHeader : e.field;

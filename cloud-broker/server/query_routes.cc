@@ -39,14 +39,16 @@ HttpResponse BrokerService::RefuseQuery(const std::string& reason, const std::st
 bool BrokerService::MaybeQueueQuery(HttpRequest& req, const HttpResponder& respond) {
   const std::vector<std::string> path = SplitPath(req.path);
   const bool aggregate = path == std::vector<std::string>{"v1", "query", "aggregate"};
+  const bool audit = path == std::vector<std::string>{"v1", "audit"};
   if (options_.query_pool == nullptr || req.method != "GET" ||
-      (path != std::vector<std::string>{"v1", "query"} && !aggregate)) {
+      (path != std::vector<std::string>{"v1", "query"} && !aggregate && !audit)) {
     return false;
   }
   // Bad parameters are answered here, cheaply, without taking a place in the queue.
   std::string bad_field;
   const Status valid =
-      aggregate ? ParseAggregateSpec(req.query, static_cast<size_t>(options_.query_max_limit),
+      audit ? Status::Ok()  // checked by Audit (cheap either way)
+      : aggregate ? ParseAggregateSpec(req.query, static_cast<size_t>(options_.query_max_limit),
                                      &bad_field)
                       .status()
                 : ParseQueryRequest(req, &bad_field).status();
@@ -57,12 +59,14 @@ bool BrokerService::MaybeQueueQuery(HttpRequest& req, const HttpResponder& respo
   const QueryDeadline deadline = QueryDeadlineFromNow();
   auto shared = std::make_shared<HttpRequest>(std::move(req));
   const bool queued = options_.query_pool->TrySubmit([this, shared, respond, deadline,
-                                                      aggregate](bool cancelled) {
+                                                      aggregate, audit](bool cancelled) {
     if (cancelled) {
       respond(RefuseQuery("stopping", "the broker is stopping"));
       return;
     }
-    if (aggregate) {
+    if (audit) {
+      respond(Audit(*shared));
+    } else if (aggregate) {
       respond(Aggregate(*shared, deadline));
     } else if (shared->Query("format") == "ndjson") {
       StreamQuery(*shared, deadline, respond);

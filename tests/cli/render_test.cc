@@ -76,6 +76,24 @@ TEST(RenderTest, TopicsTable) {
   EXPECT_FALSE(RenderTopics(R"({"region":"x"})", out).ok());
 }
 
+TEST(RenderTest, AuditTable) {
+  std::ostringstream out;
+  ASSERT_TRUE(RenderAudit(
+                  R"({"region":"eu-central","returned":1,"more":true,"entries":[{"time_ms":0,)"
+                  R"("region":"eu-central","principal":"CN=gw-x","gateway_id":"gw-x",)"
+                  R"("country":"US","topic":"sensors","records":3,"reason":"record 0 has )"
+                  R"(country US","request_id":"r-1"}]})",
+                  out)
+                  .ok());
+  const std::string s = out.str();
+  EXPECT_NE(s.find("region:  eu-central"), std::string::npos) << s;
+  EXPECT_NE(s.find("refusals: 1 (more follow"), std::string::npos) << s;
+  EXPECT_NE(s.find("1970-01-01T00:00:00.000Z"), std::string::npos) << s;
+  EXPECT_NE(s.find("CN=gw-x"), std::string::npos) << s;
+  EXPECT_NE(s.find("record 0 has country US"), std::string::npos) << s;
+  EXPECT_FALSE(RenderAudit("{\"region\":\"x\"}", out).ok());
+}
+
 TEST(RenderTest, FetchPageAndHelpers) {
   auto page = ParseFetchPage(
       R"({"records":[{"offset":5,"payload":{"a":1}},{"offset":6}],"next_offset":7,"end_offset":9})");

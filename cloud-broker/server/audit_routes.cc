@@ -1,0 +1,90 @@
+// GET /v1/audit?from=&to=&country=&limit=: the region's residency refusals
+// (cloud-broker/residency/audit_log.h), oldest first. It reads the audit file, so it runs on the
+// query pool like a query (query_routes.cc), never on an HTTP thread. Access: the admin
+// operation (an audit names every producer that was refused).
+#include "cloud-broker/query/query.h"
+#include "cloud-broker/query/query_pool.h"
+#include "cloud-broker/residency/audit_log.h"
+#include "cloud-broker/server/broker_service.h"
+
+namespace sluice::broker {
+namespace {
+constexpr int64_t kMaxAuditLimit = 10000;
+}  // namespace
+
+HttpResponse BrokerService::Audit(const HttpRequest& req) {
+  if (options_.audit == nullptr) {
+    return HttpResponse::Error(404, "not_found", "this broker keeps no audit log");
+  }
+  AuditQuery q;
+  for (const auto& [key, value] : req.query) {
+    if (key == "from" || key == "to") {
+      int64_t ms;
+      if (!ParseTimeParam(value, &ms)) {
+        return HttpResponse::Error(400, "invalid_parameter",
+                                   key + " must be epoch milliseconds or an RFC 3339 time", key);
+      }
+      (key == "from" ? q.from_ms : q.to_ms) = ms;
+    } else if (key == "country") {
+      if (value.size() > 16) {
+        return HttpResponse::Error(400, "invalid_parameter", "country is at most 16 bytes",
+                                   key);
+      }
+      q.country = value;
+    } else if (key == "limit") {
+      char* end = nullptr;
+      const long long n = std::strtoll(value.c_str(), &end, 10);
+      if (value.empty() || end != value.c_str() + value.size() || n < 1 || n > kMaxAuditLimit) {
+        return HttpResponse::Error(400, "invalid_parameter",
+                                   "limit must be 1.." + std::to_string(kMaxAuditLimit), key);
+      }
+      q.limit = static_cast<size_t>(n);
+    } else {
+      return HttpResponse::Error(400, "invalid_parameter", "unknown parameter " + key, key);
+    }
+  }
+  bool more = false;
+  Result<std::vector<AuditEntry>> entries = options_.audit->Read(q, &more);
+  if (!entries.ok()) {
+    LogError("audit", entries.status().ToString());
+    return HttpResponse::Error(500, "storage_error", entries.status().message());
+  }
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("region");
+  WriteJsonString(w, policy_.region().value());
+  w.Key("returned");
+  w.Uint64(entries->size());
+  w.Key("more");
+  w.Bool(more);
+  w.Key("entries");
+  w.StartArray();
+  for (const AuditEntry& e : *entries) {
+    w.StartObject();
+    w.Key("time_ms");
+    w.Int64(e.time_ms);
+    w.Key("region");
+    WriteJsonString(w, e.region);
+    w.Key("principal");
+    WriteJsonString(w, e.principal);
+    w.Key("gateway_id");
+    WriteJsonString(w, e.gateway_id);
+    w.Key("country");
+    WriteJsonString(w, e.country);
+    w.Key("topic");
+    WriteJsonString(w, e.topic);
+    w.Key("records");
+    w.Uint64(e.records);
+    w.Key("reason");
+    WriteJsonString(w, e.reason);
+    w.Key("request_id");
+    WriteJsonString(w, e.request_id);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return HttpResponse::Json(200, std::string(sb.GetString(), sb.GetSize()));
+}
+
+}  // namespace sluice::broker
