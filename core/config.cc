@@ -4,6 +4,7 @@
 
 #include <cctype>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <set>
@@ -188,6 +189,15 @@ Config::Config(std::shared_ptr<Impl> impl, std::string prefix)
     : impl_(std::move(impl)), prefix_(std::move(prefix)) {}
 
 const std::string& Config::origin() const { return impl_->origin; }
+
+std::string Config::PathAt(const std::string& key, const std::string& value) const {
+  std::filesystem::path path(value);
+  const std::string& o = impl_->origin;
+  if (path.is_relative() && !IsOverride(key) && !o.empty() && o[0] != '<') {
+    path = std::filesystem::path(o).parent_path() / path;
+  }
+  return path.string();
+}
 
 bool Config::IsOverride(const std::string& key) const {
   return impl_->overridden.count(prefix_ + key) > 0;

@@ -67,6 +67,9 @@ class Config {
   const std::string& origin() const;
   // Whether `key`'s value came from a --set override rather than the file.
   bool IsOverride(const std::string& key) const;
+  // A file path given at `key`: a relative one is taken from the directory of this config file
+  // (from the working directory when it came from --set or the config is not a file).
+  std::string PathAt(const std::string& key, const std::string& value) const;
 
   struct Impl;
 

@@ -196,12 +196,7 @@ std::shared_ptr<const ResidencyPolicyFile> LoadResidencyPolicy(const Config& con
   if (named.empty()) {
     return nullptr;
   }
-  std::filesystem::path path(named);
-  const std::string& origin = config.origin();
-  if (path.is_relative() && !config.IsOverride(key) && !origin.empty() && origin[0] != '<') {
-    path = std::filesystem::path(origin).parent_path() / path;
-  }
-  Result<ResidencyPolicyFile> loaded = ResidencyPolicyFile::Load(path.string());
+  Result<ResidencyPolicyFile> loaded = ResidencyPolicyFile::Load(config.PathAt(key, named));
   if (!loaded.ok()) {
     config.Fail(key, loaded.status().message());
   }

@@ -114,8 +114,16 @@ Status GatewayApp::Start() {
     Maintain();
   });
 
+  Result<std::unique_ptr<CountrySource>> countries = CountrySource::Create(
+      config_.country_source, config_.country, config_.device_registry, clock_);
+  if (!countries.ok()) {
+    return countries.status();
+  }
+  country_source_ = std::move(countries).value();
+
   if (config_.http_enabled) {
     HttpIngestOptions ho;
+    ho.country_source = country_source_.get();
     ho.gateway_id = config_.gateway_id;
     ho.country = config_.country;
     ho.max_events_per_request = static_cast<size_t>(config_.http_max_events_per_request);
@@ -152,6 +160,7 @@ Status GatewayApp::Start() {
     mo.qos0_max_pending = config_.buffer_qos0_max_pending;
     mo.max_payload_bytes = config_.mqtt_max_payload_bytes;
     mo.limits = config_.ingest;
+    mo.country_source = country_source_.get();
     mqtt_ = std::make_unique<MqttSource>(*buffer_, router_, clock_, mo, metrics_);
     SLUICE_RETURN_IF_ERROR(mqtt_->Start());
   }

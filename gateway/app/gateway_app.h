@@ -63,6 +63,7 @@ class GatewayApp {
   UplinkFactory uplink_factory_;
   MetricsRegistry metrics_;
   RegionRouter router_;
+  std::unique_ptr<CountrySource> country_source_;  // outlives the ingest paths that ask it
   std::unique_ptr<EventBuffer> buffer_;
   std::shared_ptr<std::atomic<EventBuffer*>> live_buffer_;
   std::vector<std::unique_ptr<Uplink>> uplinks_;

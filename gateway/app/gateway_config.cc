@@ -1,9 +1,10 @@
 #include "gateway/app/gateway_config.h"
 
-#include "core/http_config.h"
-
+#include <fstream>
 #include <map>
+#include <sstream>
 
+#include "core/http_config.h"
 #include "core/json_check.h"
 #include "core/record_batch.h"
 #include "gateway/ingest/event_parser.h"
@@ -190,6 +191,31 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
     cfg.Fail("forward.backoff_max", "must be >= forward.backoff_initial");
   }
 
+  const std::string source = cfg.GetString("residency.country_source", "event");
+  if (!ParseCountrySource(source, &g.country_source)) {
+    cfg.Fail("residency.country_source", "must be event, site or registry, got " + source);
+  }
+  const std::string registry = cfg.GetString("residency.device_registry", "");
+  if (g.country_source == CountrySourceKind::kRegistry && registry.empty()) {
+    cfg.Fail("residency.country_source",
+             "registry needs residency.device_registry (a file of device ids and prefixes)");
+  }
+  if (!registry.empty()) {
+    if (g.country_source != CountrySourceKind::kRegistry) {
+      cfg.Fail("residency.device_registry", "only read with residency.country_source: registry");
+    }
+    g.device_registry = cfg.PathAt("residency.device_registry", registry);
+    Result<DeviceRegistryMap> parsed = [&]() -> Result<DeviceRegistryMap> {
+      std::ifstream in(g.device_registry, std::ios::binary);
+      if (!in) return Status::NotFound("cannot read " + g.device_registry);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      return ParseDeviceRegistry(ss.str(), g.device_registry);
+    }();
+    if (!parsed.ok()) {
+      cfg.Fail("residency.device_registry", parsed.status().message());
+    }
+  }
   g.residency_policy = LoadResidencyPolicy(cfg, "residency.policy_file");
   if (g.residency_policy != nullptr) {
     const ResidencyPolicyFile& policy = *g.residency_policy;

@@ -17,6 +17,7 @@
 #include "core/tls.h"
 #include "gateway/buffer/event_buffer.h"
 #include "gateway/ingest/event_parser.h"
+#include "gateway/routing/country_source.h"
 #include "gateway/routing/region_router.h"
 
 namespace sluice::gateway {
@@ -72,6 +73,9 @@ struct GatewayConfig {
   // residency.policy_file, loaded: where each country's records may go (its regions and their
   // brokers); nullptr: the `regions:` list decides.
   std::shared_ptr<const ResidencyPolicyFile> residency_policy;
+  // residency.country_source / residency.device_registry (gateway/routing/country_source.h).
+  CountrySourceKind country_source = CountrySourceKind::kEvent;
+  std::string device_registry;  // resolved path; required with country_source registry
   LogLevel log_level = LogLevel::kInfo;
 
   // Throws ConfigError. Reads every key, then rejects unknown ones.

@@ -263,6 +263,7 @@ bool EventHandler::FinishEvent() {
   if (!has_country_) {
     cur_.country = defaults_.country;
   }
+  cur_.country_claimed = has_country_;
   if (payload_mode_) {
     ts_seen_ = has_ts_;
     country_seen_ = has_country_;

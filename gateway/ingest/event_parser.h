@@ -27,6 +27,7 @@ struct ParsedEvent {
   DeviceId device_id;
   std::string sensor;
   CountryCode country;
+  bool country_claimed = false;  // the event named its country (else the gateway's default)
   int64_t ts_ms = 0;
   std::string payload;  // the object's exact JSON text
 };

@@ -74,6 +74,18 @@ void HttpIngest::PostEvents(HttpRequest&& request, HttpResponder respond) {
   pending.reserve(parsed.events.size());
   for (size_t i = 0; i < parsed.events.size(); ++i) {
     ParsedEvent& pe = parsed.events[i];
+    if (options_.country_source != nullptr) {
+      const CountryDecision d = options_.country_source->Decide(
+          pe.device_id, pe.country_claimed ? std::optional<CountryCode>(pe.country)
+                                           : std::nullopt);
+      if (!d.error.empty()) {
+        Refuse(respond,
+               HttpResponse::Error(422, d.error, d.reason, d.field, static_cast<int64_t>(i)),
+               d.error);
+        return;
+      }
+      pe.country = d.country;
+    }
     const RegionConfig* region = router_.Route(pe.country);
     if (region == nullptr) {
       Refuse(respond,

@@ -19,6 +19,7 @@
 #include "core/metrics.h"
 #include "gateway/buffer/event_buffer.h"
 #include "gateway/ingest/event_parser.h"
+#include "gateway/routing/country_source.h"
 #include "gateway/routing/region_router.h"
 
 namespace sluice::gateway {
@@ -30,6 +31,7 @@ struct HttpIngestOptions {
   IngestLimits limits;  // ingest.*
   int retry_after_s = 1;
   OverflowPolicy overflow = OverflowPolicy::kReject;  // buffer.overflow.http
+  CountrySource* country_source = nullptr;  // residency.country_source; nullptr: event
 };
 
 class HttpIngest {

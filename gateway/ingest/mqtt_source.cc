@@ -187,6 +187,15 @@ void MqttSource::OnMessage(const std::string& topic, std::string payload, int qo
   const int64_t now = clock_.NowMs();
   PendingEvent pe;
   pe.event.country = fields.country ? *fields.country : options_.country;
+  if (options_.country_source != nullptr) {
+    const CountryDecision d =
+        options_.country_source->Decide(DeviceId(device), fields.country);
+    if (!d.error.empty()) {
+      Drop(d.error, "topic " + topic + ": " + d.reason);
+      return;
+    }
+    pe.event.country = d.country;
+  }
   const RegionConfig* region = router_.Route(pe.event.country);
   if (region == nullptr) {
     Drop("no_region", "topic " + topic + ": country " + pe.event.country.value());

@@ -51,6 +51,7 @@
 #include "core/metrics.h"
 #include "gateway/buffer/event_buffer.h"
 #include "gateway/ingest/event_parser.h"
+#include "gateway/routing/country_source.h"
 #include "gateway/routing/region_router.h"
 
 namespace mqtt {
@@ -71,6 +72,7 @@ struct MqttSourceOptions {
   int64_t qos0_max_pending = 10000;                       // buffer.qos0_max_pending
   int64_t max_payload_bytes = 256 * 1024;                 // mqtt.max_payload_bytes
   IngestLimits limits;                                    // ingest.*, for JSON payloads
+  CountrySource* country_source = nullptr;  // residency.country_source; nullptr: event
 };
 
 class MqttSource {

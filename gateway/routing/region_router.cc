@@ -1,6 +1,5 @@
 #include "gateway/routing/region_router.h"
 
-
 namespace sluice::gateway {
 
 Result<RegionRouter> RegionRouter::Create(std::vector<RegionConfig> regions,

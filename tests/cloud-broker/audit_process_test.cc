@@ -20,8 +20,6 @@
 namespace sluice::broker {
 namespace {
 
-using sluice::testing::BinPath;
-using sluice::testing::ChildProcess;
 using sluice::testing::TempDir;
 
 std::string Forged(int i) {
@@ -40,13 +38,10 @@ std::string Forged(int i) {
 TEST(AuditProcessTest, TenThousandForgedBatchesAreAllRefusedAllAuditedNoneStored) {
   TempDir dir;
   const int port = sluice::testing::FreePort();
-  auto broker = ChildProcess::Start(
-      {BinPath("sluice-broker"), "--config",
-       sluice::testing::SourcePath("config/broker-eu-central.yaml")},
-      dir.Sub("broker.log"),
-      {{"SLUICE_DATA_DIR", dir.Sub("data")}, {"SLUICE_BROKER_PORT", std::to_string(port)}});
-  ASSERT_NE(broker, nullptr);
-  ASSERT_TRUE(sluice::testing::WaitHttpOk(port, "/healthz", 30000)) << broker->ReadLog();
+  std::string log;
+  auto broker =
+      sluice::testing::StartShippedBroker(dir, "config/broker-eu-central.yaml", port, {}, &log);
+  ASSERT_NE(broker, nullptr) << log;
   // A real topic beside it, with one good record: refusals must not touch it either.
   HttpClient client("http://127.0.0.1:" + std::to_string(port));
   auto good = client.Send("POST", "/v1/topics/forged/records",
@@ -136,14 +131,10 @@ TEST(AuditProcessTest, TenThousandForgedBatchesAreAllRefusedAllAuditedNoneStored
 TEST(AuditProcessTest, ARefusalThatCannotBeAuditedIs503AndEveryAnswered451IsInTheLog) {
   TempDir dir;
   const int port = sluice::testing::FreePort();
-  auto broker = ChildProcess::Start(
-      {BinPath("sluice-broker"), "--config",
-       sluice::testing::SourcePath("config/broker-eu-central.yaml"), "--set",
-       "audit.max_bytes=1MiB"},
-      dir.Sub("broker.log"),
-      {{"SLUICE_DATA_DIR", dir.Sub("data")}, {"SLUICE_BROKER_PORT", std::to_string(port)}});
-  ASSERT_NE(broker, nullptr);
-  ASSERT_TRUE(sluice::testing::WaitHttpOk(port, "/healthz", 30000)) << broker->ReadLog();
+  std::string log;
+  auto broker = sluice::testing::StartShippedBroker(dir, "config/broker-eu-central.yaml", port,
+                                                    {"--set", "audit.max_bytes=1MiB"}, &log);
+  ASSERT_NE(broker, nullptr) << log;
   HttpClient c("http://127.0.0.1:" + std::to_string(port));
   int answered_451 = 0;
   int answered_503 = 0;

@@ -26,8 +26,6 @@
 namespace sluice::broker {
 namespace {
 
-using sluice::testing::BinPath;
-using sluice::testing::ChildProcess;
 using sluice::testing::TempDir;
 
 constexpr int64_t kT0 = 1'790'000'000'000;
@@ -61,13 +59,10 @@ struct QueryTally {
 TEST(QueryLoadProcessTest, ThirtyTwoHeavyQueryClientsLeaveProduceFetchAndHealthzAnswered) {
   TempDir dir;
   const int port = sluice::testing::FreePort();
-  auto broker = ChildProcess::Start(
-      {BinPath("sluice-broker"), "--config",
-       sluice::testing::SourcePath("config/broker-eu-central.yaml")},
-      dir.Sub("broker.log"),
-      {{"SLUICE_DATA_DIR", dir.Sub("data")}, {"SLUICE_BROKER_PORT", std::to_string(port)}});
-  ASSERT_NE(broker, nullptr);
-  ASSERT_TRUE(sluice::testing::WaitHttpOk(port, "/healthz", 30000)) << broker->ReadLog();
+  std::string log;
+  auto broker =
+      sluice::testing::StartShippedBroker(dir, "config/broker-eu-central.yaml", port, {}, &log);
+  ASSERT_NE(broker, nullptr) << log;
   const std::string url = "http://127.0.0.1:" + std::to_string(port);
   std::mt19937_64 rng(12);
   {

@@ -142,6 +142,22 @@ std::string SourcePath(const std::string& rel) {
   return RequireEnv("SLUICE_SOURCE_DIR") + "/" + rel;
 }
 
+std::unique_ptr<ChildProcess> StartShippedBroker(const TempDir& dir, const std::string& config_rel,
+                                                 int port,
+                                                 const std::vector<std::string>& extra_args,
+                                                 std::string* log) {
+  std::vector<std::string> argv = {BinPath("sluice-broker"), "--config", SourcePath(config_rel)};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  auto broker = ChildProcess::Start(
+      argv, dir.Sub("broker.log"),
+      {{"SLUICE_DATA_DIR", dir.Sub("data")}, {"SLUICE_BROKER_PORT", std::to_string(port)}});
+  if (broker != nullptr && !WaitHttpOk(port, "/healthz", 30000)) {
+    if (log != nullptr) *log = broker->ReadLog();
+    return nullptr;
+  }
+  return broker;
+}
+
 std::string WritePolicyWithBrokers(const std::string& path, const std::string& eu_urls,
                                    const std::string& us_urls) {
   std::string policy = ReadFileOrEmpty(SourcePath("config/residency.yaml"));

@@ -94,6 +94,14 @@ std::string ReadFileOrEmpty(const std::string& path);
 // Replaces the file's contents; false on error.
 bool WriteFile(const std::string& path, const std::string& content);
 
+// A real sluice-broker from a shipped config (`config_rel`, e.g. "config/broker-eu-central.yaml")
+// listening on `port` with its data in dir/data, plus `extra_args` (e.g. {"--set", "k=v"}); waits
+// for its /healthz. nullptr if it did not answer within 30 s (*log, if given, gets its log).
+std::unique_ptr<ChildProcess> StartShippedBroker(const TempDir& dir, const std::string& config_rel,
+                                                 int port,
+                                                 const std::vector<std::string>& extra_args = {},
+                                                 std::string* log = nullptr);
+
 // Writes the shipped residency policy (config/residency.yaml) to `path` with each region's
 // brokers replaced: `eu_urls` / `us_urls` are comma-separated base URLs. Returns `path`, or ""
 // if the shipped policy lacks the expected broker lines. Gateways take it with

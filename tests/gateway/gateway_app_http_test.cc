@@ -236,5 +236,47 @@ TEST(GatewayForwardTest, ForwardsOverHttpToTheRegionBroker) {
   (*broker)->Stop();
 }
 
+// residency.country_source: registry (issue 13): a device's pinned country decides its region;
+// an event claiming another country, or from a device the registry does not know, is refused
+// 422 with the field, the index and both countries, and nothing of the request is buffered.
+TEST(GatewayCountrySourceTest, TheDeviceRegistryPinsCountriesAndRefusesContradictions) {
+  testing::TempDir dir;
+  ASSERT_TRUE(testing::WriteFile(dir.Sub("devices.yaml"),
+                                 "devices:\n  boiler-7: FR\nprefixes:\n  us-: US\n"));
+  GatewayConfig c = TestConfig(dir);
+  c.country_source = CountrySourceKind::kRegistry;
+  c.device_registry = dir.Sub("devices.yaml");
+  GatewayApp app(c);
+  app.SetUplinkFactory([](const RegionConfig&) { return std::make_unique<Refusing>(); });
+  ASSERT_TRUE(app.Start().ok());
+  HttpClient client("http://127.0.0.1:" + std::to_string(app.http_port()));
+  auto post = [&](const std::string& body) {
+    auto r = client.Send("POST", "/v1/events", body, "application/x-ndjson");
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? *r : HttpResponse{};
+  };
+  HttpResponse ok = post("{\"device_id\":\"boiler-7\"}\n{\"device_id\":\"us-3\",\"country\":\"US\"}\n");
+  EXPECT_EQ(ok.status, 202) << ok.body;
+  EXPECT_EQ(app.buffer()->buffered_records(RegionId("eu-central")), 1u) << "FR: eu-central";
+  EXPECT_EQ(app.buffer()->buffered_records(RegionId("us-east")), 1u);
+
+  HttpResponse forged = post("{\"device_id\":\"us-4\"}\n{\"device_id\":\"boiler-7\",\"country\":\"US\"}\n");
+  EXPECT_EQ(forged.status, 422) << forged.body;
+  rapidjson::Document d = Json(forged.body);
+  EXPECT_EQ(std::string(d["error"].GetString()), "country_contradiction");
+  EXPECT_EQ(std::string(d["field"].GetString()), "country");
+  EXPECT_EQ(d["index"].GetInt64(), 1);
+  const std::string reason = d["reason"].GetString();
+  EXPECT_NE(reason.find("claims country US"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("pins it to FR"), std::string::npos) << reason;
+
+  HttpResponse unknown = post("{\"device_id\":\"stray-1\",\"country\":\"DE\"}\n");
+  EXPECT_EQ(unknown.status, 422) << unknown.body;
+  EXPECT_EQ(std::string(Json(unknown.body)["error"].GetString()), "device_unregistered");
+  EXPECT_EQ(std::string(Json(unknown.body)["field"].GetString()), "device_id");
+  EXPECT_EQ(app.buffer()->total_buffered_records(), 2u) << "refused requests buffer nothing";
+  app.Stop();
+}
+
 }  // namespace
 }  // namespace sluice::gateway

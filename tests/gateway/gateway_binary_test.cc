@@ -86,6 +86,23 @@ TEST_F(GatewayBinaryTest, BadValuesExit2WithKeyAndReason) {
   EXPECT_EQ(RunWith(kGoodConfig, {"--set", "forward.max_in_flight=0"}, &out), 2) << out;
   EXPECT_NE(out.find("forward.max_in_flight"), std::string::npos) << out;
   EXPECT_NE(out.find("1..16"), std::string::npos) << out;
+  // Issue 13: where countries come from.
+  EXPECT_EQ(RunWith(kGoodConfig, {"--set", "residency.country_source=gps"}, &out), 2) << out;
+  EXPECT_NE(out.find("residency.country_source: must be event, site or registry"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(RunWith(kGoodConfig, {"--set", "residency.country_source=registry"}, &out), 2) << out;
+  EXPECT_NE(out.find("needs residency.device_registry"), std::string::npos) << out;
+  ASSERT_TRUE(WriteFile(dir_.Sub("devices.yaml"), "devices:\n  d1: Germany\n"));
+  EXPECT_EQ(RunWith(kGoodConfig,
+                    {"--set", "residency.country_source=registry", "--set",
+                     "residency.device_registry=" + dir_.Sub("devices.yaml")},
+                    &out),
+            2)
+      << out;
+  EXPECT_NE(out.find(dir_.Sub("devices.yaml") + ":2: devices.d1: 'Germany' is not an ISO"),
+            std::string::npos)
+      << out;
 }
 
 // ingest.* (issue 10): a depth past what brokers render as JSON, a malformed window, and a
