@@ -221,7 +221,8 @@ void BrokerService::StreamQuery(const HttpRequest& req, const QueryDeadline& dea
       HttpResponse head;
       head.content_type = "application/x-ndjson";
       writer = respond.Stream(std::move(head));
-      if (!writer) {
+      if (!writer) {  // a server that cannot stream: answer plainly (ignored if answered)
+        respond(HttpResponse::Error(500, "internal", "this server cannot stream answers"));
         client_gone = true;
         return Status::Unavailable("the answer cannot be streamed");
       }
