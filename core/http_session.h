@@ -30,6 +30,7 @@
 #include <unordered_map>
 
 #include "core/http.h"
+#include "core/http_stream_writer.h"
 #include "core/http_target.h"
 #include "core/logging.h"
 
@@ -276,7 +277,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       net::post(self->stream_.get_executor(), [self] { self->Watch(); });
     });
     responder.SetStreamer([self](HttpResponse head) -> std::unique_ptr<HttpStreamWriter> {
-      return std::make_unique<StreamWriter>(self, std::move(head));
+      return std::make_unique<SessionStreamWriter<Session>>(self, std::move(head));
     });
     pending_ = responder;
     try {
@@ -398,75 +399,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     WaitRequest();
   }
 
-  // A streamed answer (HttpResponder::Stream). Each operation runs on the strand; the writer
-  // waits for it, so at most one write is outstanding: the header with the first operation,
-  // then one chunk per Write, then the last chunk.
-  class StreamWriter final : public HttpStreamWriter {
-   public:
-    StreamWriter(std::shared_ptr<Session> session, HttpResponse head)
-        : session_(std::move(session)), head_(std::move(head)) {}
-    ~StreamWriter() override {
-      if (!finished_ || failed_) {
-        session_->Close();  // a cut body: the client must not take it for a whole one
-      }
-    }
-    bool Write(std::string chunk) override {
-      if (failed_ || finished_) {
-        return false;
-      }
-      if (chunk.empty() && started_) {
-        return true;
-      }
-      return Run(std::move(chunk), false);
-    }
-    bool Finish() override {
-      if (failed_ || finished_) {
-        return !failed_ && finished_;
-      }
-      finished_ = true;
-      return Run(std::string(), true);
-    }
-
-   private:
-    bool Run(std::string chunk, bool last) {
-      auto done = std::make_shared<std::promise<bool>>();
-      std::future<bool> result = done->get_future();
-      std::optional<HttpResponse> head;
-      if (!started_) {
-        head = std::move(head_);
-        started_ = true;
-      }
-      if (!session_->PostStreamOp(std::move(head), std::move(chunk), last, done)) {
-        failed_ = true;
-        return false;
-      }
-      // The strand's write timeout (the body timeout) ends every write; while waiting, a server
-      // that stops (its I/O threads gone, the operation never to run) is noticed within 100 ms.
-      const auto give_up = std::chrono::steady_clock::now() +
-                           std::chrono::milliseconds(session_->core_->options.body_timeout_ms +
-                                                     1000);
-      while (result.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
-        if (session_->ServerStopped() || std::chrono::steady_clock::now() > give_up) {
-          failed_ = true;
-          return false;
-        }
-      }
-      bool ok = false;
-      try {
-        ok = result.get();
-      } catch (const std::future_error&) {
-        ok = false;  // the operation was destroyed unrun
-      }
-      failed_ = !ok;
-      return ok;
-    }
-
-    std::shared_ptr<Session> session_;
-    HttpResponse head_;
-    bool started_ = false;
-    bool finished_ = false;
-    bool failed_ = false;
-  };
+  // A streamed answer (HttpResponder::Stream, core/http_stream_writer.h): each operation runs
+  // on the strand, posted by the writer, which waits for it.
+  template <class>
+  friend class SessionStreamWriter;
 
   bool ServerStopped() {
     std::lock_guard<std::mutex> lock(core_->mu);

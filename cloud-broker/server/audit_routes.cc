@@ -60,26 +60,23 @@ HttpResponse BrokerService::Audit(const HttpRequest& req) {
   w.Bool(more);
   w.Key("entries");
   w.StartArray();
+  auto text = [&w](const char* key, const std::string& value) {
+    w.Key(key);
+    WriteJsonString(w, value);
+  };
   for (const AuditEntry& e : *entries) {
     w.StartObject();
     w.Key("time_ms");
     w.Int64(e.time_ms);
-    w.Key("region");
-    WriteJsonString(w, e.region);
-    w.Key("principal");
-    WriteJsonString(w, e.principal);
-    w.Key("gateway_id");
-    WriteJsonString(w, e.gateway_id);
-    w.Key("country");
-    WriteJsonString(w, e.country);
-    w.Key("topic");
-    WriteJsonString(w, e.topic);
+    text("region", e.region);
+    text("principal", e.principal);
+    text("gateway_id", e.gateway_id);
+    text("country", e.country);
+    text("topic", e.topic);
     w.Key("records");
     w.Uint64(e.records);
-    w.Key("reason");
-    WriteJsonString(w, e.reason);
-    w.Key("request_id");
-    WriteJsonString(w, e.request_id);
+    text("reason", e.reason);
+    text("request_id", e.request_id);
     w.EndObject();
   }
   w.EndArray();
