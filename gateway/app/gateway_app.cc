@@ -22,6 +22,25 @@ Forwarder* GatewayApp::forwarder(const std::string& region) {
   return it == forwarders_.end() ? nullptr : it->second.get();
 }
 
+std::function<std::optional<RegionId>(const CountryCode&)> GatewayApp::FailoverTarget(
+    const RegionId& region) {
+  std::shared_ptr<const ResidencyPolicyFile> policy = config_.residency_policy;
+  if (policy == nullptr || policy->failover() != ResidencyFailover::kNextAllowed) {
+    return {};  // hold: records wait for their region
+  }
+  const RegionHealth* health = &health_;
+  // The most preferred region the policy allows for the country that is up, never `region`
+  // (down) and never one the country is not allowed in.
+  return [policy, health, region](const CountryCode& country) -> std::optional<RegionId> {
+    for (const RegionId& r : policy->Allowed(country)) {
+      if (r != region && health->IsUp(r)) {
+        return r;
+      }
+    }
+    return std::nullopt;
+  };
+}
+
 Status GatewayApp::Start() {
   Result<RegionRouter> router = RegionRouter::Create(config_.regions, config_.residency_policy);
   if (!router.ok()) {
@@ -99,6 +118,9 @@ Status GatewayApp::Start() {
     fo.max_in_flight = static_cast<size_t>(config_.forward_max_in_flight);
     fo.backoff_initial_ms = config_.forward_backoff_initial_ms;
     fo.backoff_max_ms = config_.forward_backoff_max_ms;
+    fo.health = &health_;
+    fo.failover_target = FailoverTarget(region);
+    fo.failover_after_ms = config_.residency_failover_after_ms;
     auto fwd = std::make_unique<Forwarder>(*buffer_, *uplink, clock_, fo, &metrics_);
     fwd->Start();
     uplinks_.push_back(std::move(uplink));
@@ -161,6 +183,7 @@ Status GatewayApp::Start() {
     mo.max_payload_bytes = config_.mqtt_max_payload_bytes;
     mo.limits = config_.ingest;
     mo.country_source = country_source_.get();
+    mo.quarantine_max_records = config_.residency_quarantine_max_records;
     mqtt_ = std::make_unique<MqttSource>(*buffer_, router_, clock_, mo, metrics_);
     SLUICE_RETURN_IF_ERROR(mqtt_->Start());
   }

@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,7 +63,13 @@ class GatewayApp {
   Clock& clock_;
   UplinkFactory uplink_factory_;
   MetricsRegistry metrics_;
+  // Residency failover (policy failover: next_allowed): where `region`'s forwarder may move
+  // records while it is down; empty under hold.
+  std::function<std::optional<RegionId>(const CountryCode&)> FailoverTarget(
+      const RegionId& region);
+
   RegionRouter router_;
+  RegionHealth health_;  // before the forwarders that report to it
   std::unique_ptr<CountrySource> country_source_;  // outlives the ingest paths that ask it
   std::unique_ptr<EventBuffer> buffer_;
   std::shared_ptr<std::atomic<EventBuffer*>> live_buffer_;

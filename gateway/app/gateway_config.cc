@@ -191,6 +191,13 @@ GatewayConfig GatewayConfig::FromConfig(const Config& cfg) {
     cfg.Fail("forward.backoff_max", "must be >= forward.backoff_initial");
   }
 
+  g.residency_failover_after_ms = Positive(
+      cfg, "residency.failover_after", cfg.GetDurationMs("residency.failover_after", 30000));
+  g.residency_quarantine_max_records =
+      cfg.GetInt("residency.quarantine_max_records", g.residency_quarantine_max_records);
+  if (g.residency_quarantine_max_records < 0) {
+    cfg.Fail("residency.quarantine_max_records", "must be >= 0 (0: drop them, counted)");
+  }
   const std::string source = cfg.GetString("residency.country_source", "event");
   if (!ParseCountrySource(source, &g.country_source)) {
     cfg.Fail("residency.country_source", "must be event, site or registry, got " + source);

@@ -76,6 +76,11 @@ struct GatewayConfig {
   // residency.country_source / residency.device_registry (gateway/routing/country_source.h).
   CountrySourceKind country_source = CountrySourceKind::kEvent;
   std::string device_registry;  // resolved path; required with country_source registry
+  // residency.failover_after: with the policy's `failover: next_allowed`, how long a region must
+  // be unreachable before its never-sent records move to the next allowed region.
+  int64_t residency_failover_after_ms = 30000;
+  // residency.quarantine_max_records: MQTT events of a country allowed nowhere kept at most.
+  int64_t residency_quarantine_max_records = 100000;
   LogLevel log_level = LogLevel::kInfo;
 
   // Throws ConfigError. Reads every key, then rejects unknown ones.

@@ -39,6 +39,7 @@ Status CheckBuffer(const std::string& path, std::ostream& out) {
   }
   std::unique_ptr<leveldb::DB> db(raw);
   std::map<std::string, Counts> regions;
+  uint64_t residency = 0;  // records no region may store (kept, never forwarded)
   std::string next_seq = "?";
   out << "buffer " << path << "\n";
   leveldb::ReadOptions ro;
@@ -58,6 +59,21 @@ Status CheckBuffer(const std::string& path, std::ostream& out) {
     std::string region(k.data() + 2, k.size() - 11);
     uint64_t seq = GetBigEndian64(k.data() + k.size() - 8);
     std::string_view v(it->value().data(), it->value().size());
+    if (k[0] == 'r') {
+      // The residency quarantine: "<reason>\n<entry>".
+      ++residency;
+      const size_t nl = v.find('\n');
+      const std::string reason(v.substr(0, nl == std::string_view::npos ? v.size() : nl));
+      out << "refused (residency) " << Printable(k) << ": " << reason;
+      if (nl != std::string_view::npos && DecodeEntry(v.substr(nl + 1), seq, &e).ok()) {
+        out << "; device " << e.device_id.value() << ", country " << e.country.value()
+            << ", sensor " << e.sensor << ", ts " << e.ts_ms;
+      } else {
+        out << "; entry unreadable";
+      }
+      out << "\n";
+      continue;
+    }
     Counts& c = regions[region];
     if (k[0] == 'q') {
       // A chunk: every record in it is checked.
@@ -106,7 +122,7 @@ Status CheckBuffer(const std::string& path, std::ostream& out) {
     total_d += c.dead;
   }
   out << "total: queued " << total_q << ", quarantined " << total_x << ", dead letters "
-      << total_d << ", next_seq " << next_seq << "\n";
+      << total_d << ", refused (residency) " << residency << ", next_seq " << next_seq << "\n";
   return Status::Ok();
 }
 

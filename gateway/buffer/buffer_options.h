@@ -71,6 +71,10 @@ struct BufferOptions {
 struct PendingEvent {
   RegionId region;
   SensorEvent event;
+  // Non-empty: the event may be stored in no region (residency); it is kept in the buffer's
+  // residency quarantine ("r/residency/<seq>", with this reason), counted, listed by
+  // `sluice-gateway --check-buffer`, never forwarded. `region` is ignored. No '\n' in it.
+  std::string refused_reason;
 };
 
 // Runs on the commit thread once the events are durable (or failed). first_seq is the sequence of

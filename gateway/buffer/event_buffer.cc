@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <tuple>
 
 #include "core/logging.h"
 #include "core/thread_name.h"
@@ -18,6 +19,9 @@ namespace sluice::gateway {
 namespace {
 
 constexpr const char* kLog = "buffer";
+// Marks a request entry bound for the residency quarantine; the reason follows it. Region
+// names are validated ([a-z0-9-]), so none starts with it.
+constexpr char kRefusedMark = '\x01';
 // Sequences skipped at each open in sync: interval mode: far more than one interval can use.
 constexpr uint64_t kIntervalSeqJump = uint64_t{1} << 32;
 // The commit thread gives freed heap back to the OS after this long without appends or
@@ -126,6 +130,15 @@ void EventBuffer::Append(std::vector<PendingEvent> events, AppendCallback done,
   for (PendingEvent& pe : events) {
     const size_t before = req.blob.size();
     EncodeEntry(pe.event, &req.blob);
+    if (!pe.refused_reason.empty()) {
+      // Quarantined, not queued: bounded by its caller, outside max_bytes and the queues.
+      std::string mark(1, kRefusedMark);
+      for (char c : pe.refused_reason) {
+        mark.push_back(c == '\n' ? ' ' : c);
+      }
+      req.entries.emplace_back(std::move(mark), req.blob.size());
+      continue;
+    }
     req.bytes += static_cast<int64_t>(ChunkRecordBytes(req.blob.size() - before));
     req.entries.emplace_back(pe.region.value(), req.blob.size());
   }
@@ -305,6 +318,7 @@ void EventBuffer::CommitRequests(std::vector<Request>& reqs) {
     c = Chunk();
   };
   uint64_t seq = next_seq_.load();
+  uint64_t refused = 0;
   const std::string* last_region = nullptr;
   Chunk* chunk = nullptr;
   for (Request& r : reqs) {
@@ -313,6 +327,15 @@ void EventBuffer::CommitRequests(std::vector<Request>& reqs) {
     for (const auto& [region, end] : r.entries) {
       std::string_view entry(r.blob.data() + begin, end - begin);
       begin = end;
+      if (!region.empty() && region[0] == kRefusedMark) {
+        std::string value = region.substr(1);
+        value.push_back('\n');
+        value.append(entry);
+        batch.Put(QueueKey('r', kResidencyQuarantine, seq), value);
+        ++refused;
+        ++seq;
+        continue;
+      }
       if (last_region == nullptr || region != *last_region) {
         last_region = &region;
         chunk = &chunks[region];
@@ -336,11 +359,26 @@ void EventBuffer::CommitRequests(std::vector<Request>& reqs) {
       flush(region, c);
     }
   }
+  // Rerouted records leave their old queue in this same write (see Reroute).
+  std::vector<std::tuple<RegionStats*, int64_t, int64_t>> moved_out;
+  bool moved_any = false;
+  for (Request& r : reqs) {
+    if (r.moved.empty()) {
+      continue;
+    }
+    moved_any = true;
+    std::lock_guard<std::mutex> lock(evict_mu_);
+    RegionStats& rs = Stats(r.moved_from);
+    auto [n, bytes] = MoveOutLocked(r.moved_from, rs, LiveLocked(rs, r.moved), &batch);
+    moved_out.emplace_back(&rs, n, bytes);
+  }
   std::string meta;
   PutBigEndian64(&meta, seq);
   batch.Put(kNextSeqKey, meta);
   leveldb::WriteOptions wo;
-  wo.sync = options_.sync == SyncMode::kAlways;
+  // A move is synced whatever the mode: the new copy may be sent (and stored by another
+  // region) before a later sync, and a lost move would bring the old copy back.
+  wo.sync = options_.sync == SyncMode::kAlways || moved_any;
   // Sequences are consumed even if the write fails: a failed write may still reach the log, so
   // reusing them could give two events one identity.
   next_seq_ = seq;
@@ -349,6 +387,12 @@ void EventBuffer::CommitRequests(std::vector<Request>& reqs) {
     for (const auto& [region, a] : added) {
       Adjust(Stats(region), a.first, a.second);
     }
+    for (auto& [rs, n, bytes] : moved_out) {
+      std::lock_guard<std::mutex> lock(evict_mu_);
+      rs->removed += static_cast<uint64_t>(n);
+      Adjust(*rs, -n, -bytes);
+    }
+    residency_quarantined_ += refused;
   }
   for (size_t i = 0; i < reqs.size(); ++i) {
     if (reqs[i].done) {

@@ -83,7 +83,20 @@ class EventBuffer {
   // restart is read whole again, and its refused records are refused again.
   Status DeadLetter(const RegionId& region, const std::vector<BufferedRecord>& records,
                     size_t* newly = nullptr);
-  // Sequences of the entries in key space `space` ('q', 'd' or 'x') of `region`. Test/ops aid.
+  // Moves never-sent records of `from` to the queue of `to` (residency failover, `failover:
+  // next_allowed`), in ONE synced WriteBatch through the commit thread: they are marked done in
+  // `from` and appended to `to` with NEW sequences (the broker of `to` may have stored later
+  // sequences of this gateway on the same partition already; reusing the old ones would make it
+  // skip them as duplicates). A crash leaves each record in exactly one queue. Records evicted
+  // meanwhile are not moved. `done` gets the commit's status and the first new sequence.
+  // Contract: at most one Reroute from a given region outstanding at a time (its forwarder waits
+  // for `done`), so two moves never rewrite the same chunk in one commit.
+  void Reroute(const RegionId& from, std::vector<BufferedRecord> records, const RegionId& to,
+               AppendCallback done);
+  // Records kept in the residency quarantine (PendingEvent::refused_reason), counted at open.
+  uint64_t residency_quarantined() const { return residency_quarantined_.load(); }
+  // Sequences of the entries in key space `space` ('q', 'd', 'x' or 'r') of `region`. Test/ops
+  // aid (the residency quarantine's region is kResidencyQuarantine).
   std::vector<uint64_t> ListKeys(char space, const RegionId& region);
 
   // Deletes queued records whose ingest time is < cutoff_ms (scanning each region from its head,
@@ -122,6 +135,9 @@ class EventBuffer {
     std::vector<std::pair<std::string, size_t>> entries;  // region, end offset in blob
     int64_t bytes = 0;                                        // ChunkRecordBytes of all
     AppendCallback done;
+    // Reroute: the records leave this queue in the same write (seq and bytes only).
+    std::string moved_from;
+    std::vector<BufferedRecord> moved;
   };
   // A chunk a reader has touched and that still holds records not done with.
   struct OpenChunk {
@@ -175,6 +191,12 @@ class EventBuffer {
   std::pair<int64_t, int64_t> MarkDoneLocked(const std::string& region, RegionStats& rs,
                                              const std::vector<const BufferedRecord*>& records,
                                              leveldb::WriteBatch* batch);
+  // evict_mu_ held. As MarkDoneLocked, and also rewrites each chunk that keeps other records
+  // without the given ones (in `batch`): unlike a removal, a move must not come back after a
+  // restart (the record would then be in two queues, and reach two regions).
+  std::pair<int64_t, int64_t> MoveOutLocked(const std::string& region, RegionStats& rs,
+                                            const std::vector<const BufferedRecord*>& records,
+                                            leveldb::WriteBatch* batch);
   // evict_mu_ held. Indexes a chunk's records as an OpenChunk (replacing any); nullptr if the
   // chunk holds no readable record.
   OpenChunk* AddOpenChunkLocked(RegionStats& rs, uint64_t key_seq, std::string_view chunk);
@@ -191,6 +213,7 @@ class EventBuffer {
   Counter* dropped_oldest_metric_ = nullptr;
   Counter* expired_metric_ = nullptr;
   std::atomic<uint64_t> quarantined_{0};
+  std::atomic<uint64_t> residency_quarantined_{0};
   std::atomic<uint64_t> dropped_oldest_{0};
   std::atomic<uint64_t> expired_{0};
   std::atomic<int64_t> total_bytes_{0};

@@ -51,6 +51,10 @@ Status EventBuffer::VerifyAtOpen(uint64_t* next_out) {
     if (key_seq + 1 > next) {
       next = key_seq + 1;
     }
+    if (k[0] == 'r') {
+      residency_quarantined_ += 1;
+      continue;
+    }
     if (k[0] != 'q') {
       continue;
     }

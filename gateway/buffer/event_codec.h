@@ -30,6 +30,9 @@
 namespace sluice::gateway {
 
 inline constexpr const char* kNextSeqKey = "m/next_seq";
+// The residency quarantine: "r/residency/<seq>" -> "<reason>\n<entry>" (PendingEvent::
+// refused_reason). Region names cannot collide with it in another key space.
+inline constexpr const char* kResidencyQuarantine = "residency";
 
 // Appends the entry for `e` (encoding + CRC) to *out. e.gateway_seq is not encoded.
 void EncodeEntry(const SensorEvent& e, std::string* out);

@@ -157,6 +157,7 @@ Forwarder::StepResult Forwarder::Step() {
   }
   if (!window_.empty() && window_.front().phase == Phase::kReady && now < next_attempt_us_) {
     // Backing off: only the front batch is in the window.
+    Failover(now);
     if (options_.probe_interval_ms <= 0) {
       return {State::kRetry, next_attempt_us_};
     }
@@ -172,6 +173,7 @@ Forwarder::StepResult Forwarder::Step() {
     if (probe_metric_ != nullptr) {
       probe_metric_->Inc();
     }
+    ReportUp();
     backoff_.Reset();
     next_attempt_us_ = 0;
   }
@@ -238,6 +240,9 @@ size_t Forwarder::Harvest() {
   while (!window_.empty() && window_.front().phase == Phase::kAcked) {
     cursor_ = window_.front().next_cursor;
     window_.pop_front();
+  }
+  if (acked > 0) {
+    ReportUp();
   }
   if (window_.empty() && acked > 0) {
     backoff_.Reset();

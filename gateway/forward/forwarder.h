@@ -42,6 +42,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -55,6 +56,7 @@
 #include "core/clock.h"
 #include "core/metrics.h"
 #include "gateway/buffer/event_buffer.h"
+#include "gateway/forward/region_health.h"
 #include "gateway/forward/uplink.h"
 
 namespace sluice::gateway {
@@ -81,6 +83,14 @@ struct ForwarderOptions {
   // only the fallback against a lost notification. Tests raise it to show the wake-up itself.
   int64_t idle_poll_ms = 1000;
   uint64_t backoff_seed = std::random_device{}();
+  // Where this forwarder reports its region up or down (see region_health.h); may be nullptr.
+  RegionHealth* health = nullptr;
+  // Residency failover (policy `failover: next_allowed`); empty: hold (records wait for this
+  // region). Given a record's country, the region it may go to instead now that this one is
+  // down (the most preferred allowed region that is up, never this one), or nullopt to keep it.
+  std::function<std::optional<RegionId>(const CountryCode&)> failover_target;
+  // How long this region must have been down before records move (residency.failover_after).
+  int64_t failover_after_ms = 30000;
 };
 
 class Forwarder {
@@ -115,6 +125,8 @@ class Forwarder {
   uint64_t dead_lettered() const { return dead_lettered_.load(); }
   uint64_t failures() const { return failures_.load(); }
   uint64_t probe_cuts() const { return probe_cuts_.load(); }  // backoffs ended by a probe
+  // Records moved to another allowed region while this one was down (failover_target).
+  uint64_t failed_over() const { return failed_over_.load(); }
   size_t inflight_records() const { return inflight_count_.load(); }  // read, not yet removed
   // Batches it may have in flight now: max_in_flight, halved on a 409 out_of_order_sequence and
   // 1 after other failures, growing back by one per window of acknowledgements (AIMD).
@@ -162,6 +174,10 @@ class Forwarder {
   StepResult Retry(const std::string& reason, int64_t now_us);
   StepResult Permanent(const UplinkResponse& resp, int64_t now_us);  // forwarder_refusal.cc
   void CountFailure(const std::string& reason);
+  // Backing off for failover_after_ms or more: moves the records this forwarder never sent
+  // (after its window) to failover_target's regions (forwarder_failover.cc).
+  void Failover(int64_t now_us);
+  void ReportUp();
 
   EventBuffer& buffer_;
   Uplink& uplink_;
@@ -189,6 +205,9 @@ class Forwarder {
   std::atomic<uint64_t> dead_lettered_{0};
   std::atomic<uint64_t> failures_{0};
   std::atomic<uint64_t> probe_cuts_{0};
+  std::atomic<uint64_t> failed_over_{0};
+  uint64_t failover_cursor_ = 0;  // records below were looked at (and kept) by Failover
+  uint64_t failover_epoch_ = 0;   // RegionHealth::epoch() when failover_cursor_ was valid
   std::atomic<size_t> inflight_count_{0};
   Counter* forwarded_metric_ = nullptr;
   Counter* dead_metric_ = nullptr;

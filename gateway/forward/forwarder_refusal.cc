@@ -53,6 +53,10 @@ void Forwarder::CountFailure(const std::string& reason) {
 
 Forwarder::StepResult Forwarder::Retry(const std::string& reason, int64_t now_us) {
   CountFailure(reason);
+  if (options_.health != nullptr &&
+      (reason == "transport" || reason.rfind("status_5", 0) == 0)) {
+    options_.health->MarkDown(options_.region, now_us);  // unreachable or unavailable
+  }
   int64_t delay_ms = backoff_.NextDelayMs();
   next_attempt_us_ = now_us + delay_ms * 1000;
   next_probe_us_ = now_us + options_.probe_interval_ms * 1000;

@@ -37,6 +37,9 @@ MqttSource::MqttSource(EventBuffer& buffer, const RegionRouter& router, Clock& c
       metrics_(metrics),
       received_(metrics.GetCounter("sluice_gateway_received_total",
                                    "Events accepted into the buffer", {{"source", "mqtt"}})),
+      quarantined_(metrics.GetCounter(
+          "sluice_gateway_residency_quarantined_total",
+          "MQTT events of a country no region may store, kept in the residency quarantine")),
       held_(metrics.GetCounter("sluice_gateway_mqtt_held_total",
                                "QoS 1 messages held unacknowledged while the disk is full")) {}
 
@@ -198,10 +201,23 @@ void MqttSource::OnMessage(const std::string& topic, std::string payload, int qo
   }
   const RegionConfig* region = router_.Route(pe.event.country);
   if (region == nullptr) {
-    Drop("no_region", "topic " + topic + ": country " + pe.event.country.value());
-    return;
+    if (static_cast<int64_t>(buffer_.residency_quarantined()) >= options_.quarantine_max_records) {
+      Drop("residency_quarantine_full",
+           "topic " + topic + ": country " + pe.event.country.value() +
+               " is allowed in no region and the residency quarantine holds " +
+               std::to_string(options_.quarantine_max_records) + " records");
+      return;
+    }
+    pe.refused_reason = "no_region: country " + pe.event.country.value() +
+                        " is allowed in no region by residency policy " +
+                        router_.policy_version() + " (topic " + topic + ")";
+    log_.Log(LogLevel::kWarn, kLog, "no_region",
+             "quarantined message (no_region): topic " + topic + ": country " +
+                 pe.event.country.value() + " is allowed in no region");
+  } else {
+    pe.region = region->name;
   }
-  pe.region = region->name;
+  const bool refused = region == nullptr;
   pe.event.device_id = DeviceId(std::move(device));
   pe.event.sensor = std::move(sensor);
   pe.event.ts_ms = fields.ts_ms ? *fields.ts_ms : now;
@@ -221,9 +237,9 @@ void MqttSource::OnMessage(const std::string& topic, std::string payload, int qo
     std::vector<PendingEvent> one;
     one.push_back(std::move(pe));
     auto pending = qos0_pending_;
-    buffer_.Append(std::move(one), [this, pending](const Status& st, uint64_t) {
+    buffer_.Append(std::move(one), [this, pending, refused](const Status& st, uint64_t) {
       if (st.ok()) {
-        received_.Inc();
+        (refused ? quarantined_ : received_).Inc();
       } else {
         Drop(AppendRefusalReason(st), st.ToString());
       }
@@ -244,7 +260,7 @@ void MqttSource::OnMessage(const std::string& topic, std::string payload, int qo
     }, options_.overflow);
     Status st = done.get();
     if (st.ok()) {
-      received_.Inc();
+      (refused ? quarantined_ : received_).Inc();
       return;
     }
     if (IsBufferFull(st)) {

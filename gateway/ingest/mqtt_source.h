@@ -73,6 +73,10 @@ struct MqttSourceOptions {
   int64_t max_payload_bytes = 256 * 1024;                 // mqtt.max_payload_bytes
   IngestLimits limits;                                    // ingest.*, for JSON payloads
   CountrySource* country_source = nullptr;  // residency.country_source; nullptr: event
+  // An event of a country the policy allows in no region cannot be refused to an MQTT device
+  // (it was acknowledged by Mosquitto): it is kept in the buffer's residency quarantine, never
+  // forwarded; beyond this many quarantined records it is dropped (residency.quarantine_max_records).
+  int64_t quarantine_max_records = 100000;
 };
 
 class MqttSource {
@@ -110,6 +114,7 @@ class MqttSource {
   MqttSourceOptions options_;
   MetricsRegistry& metrics_;
   Counter& received_;
+  Counter& quarantined_;  // kept in the residency quarantine (a country allowed nowhere)
   Counter& held_;  // QoS 1 messages held back (not acknowledged) while the disk is full
   RateLimitedLog log_;
   std::unique_ptr<mqtt::iaction_listener> sub_listener_;

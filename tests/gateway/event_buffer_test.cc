@@ -452,5 +452,54 @@ TEST(EventBufferDiskTest, OpensOnRealDirectory) {
   leveldb::DestroyDB(dir, leveldb::Options());
 }
 
+// Residency quarantine (issue 13): an event refused for residency is kept apart ("r/"), never
+// in a region queue (no forwarder reads it), counted, and still there after a restart.
+TEST_F(EventBufferTest, ResidencyRefusedEventsAreKeptApartAndSurviveReopen) {
+  auto b = Open();
+  std::vector<PendingEvent> v = Events("eu-central", 3);
+  v[1].refused_reason = "no_region: country BR is allowed in no region\nby policy x";
+  ASSERT_TRUE(b->Append(std::move(v)).get().ok());
+  EXPECT_EQ(b->buffered_records(eu_), 2u);
+  EXPECT_EQ(b->ListKeys('q', eu_), (std::vector<uint64_t>{0, 2}));
+  EXPECT_EQ(b->ListKeys('r', RegionId(kResidencyQuarantine)), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(b->residency_quarantined(), 1u);
+  EXPECT_EQ(b->total_buffered_bytes(), b->buffered_bytes(eu_));  // outside the queues' bytes
+  b.reset();
+  b = Open();
+  EXPECT_EQ(b->residency_quarantined(), 1u);
+  EXPECT_EQ(b->buffered_records(eu_), 2u);
+  EXPECT_EQ(b->next_seq(), 3u);
+}
+
+// Reroute (residency failover): records leave one queue and join another with new sequences in
+// one write; what moved is gone from the old queue, also after a restart.
+TEST_F(EventBufferTest, RerouteMovesRecordsToAnotherQueueWithNewSequences) {
+  auto b = Open();
+  ASSERT_TRUE(b->Append(Events("us-east", 4)).get().ok());
+  Result<ReadBatchResult> rb = b->ReadBatch(us_, 0, 10, 1 << 20);
+  ASSERT_EQ(rb->records.size(), 4u);
+  std::vector<BufferedRecord> moving = {rb->records[1], rb->records[3]};
+  std::promise<Status> p;
+  b->Reroute(us_, moving, eu_, [&](const Status& st, uint64_t first) {
+    EXPECT_EQ(first, 4u);
+    p.set_value(st);
+  });
+  ASSERT_TRUE(p.get_future().get().ok());
+  EXPECT_EQ(b->ListKeys('q', us_), (std::vector<uint64_t>{0, 2}));
+  EXPECT_EQ(b->ListKeys('q', eu_), (std::vector<uint64_t>{4, 5}));
+  EXPECT_EQ(b->buffered_records(us_), 2u);
+  EXPECT_EQ(b->buffered_records(eu_), 2u);
+  Result<ReadBatchResult> eu = b->ReadBatch(eu_, 0, 10, 1 << 20);
+  ASSERT_EQ(eu->records.size(), 2u);
+  EXPECT_EQ(eu->records[0].event.device_id.value(), "dev-1");
+  EXPECT_EQ(eu->records[1].event.device_id.value(), "dev-3");
+  EXPECT_EQ(eu->records[1].seq, 5u);
+  b.reset();
+  b = Open();
+  EXPECT_EQ(b->ListKeys('q', us_), (std::vector<uint64_t>{0, 2}));
+  EXPECT_EQ(b->ListKeys('q', eu_), (std::vector<uint64_t>{4, 5}));
+  EXPECT_EQ(b->buffered_records(us_) + b->buffered_records(eu_), 4u);
+}
+
 }  // namespace
 }  // namespace sluice::gateway

@@ -8,31 +8,10 @@
 
 #include "core/record_batch.h"
 #include "tests/common/test_env.h"
+#include "tests/gateway/fake_uplink.h"
 
 namespace sluice::gateway {
 namespace {
-
-// Records every batch sent and answers from a script (default 200).
-class FakeUplink : public Uplink {
- public:
-  Result<UplinkResponse> SendBatch(const std::string& topic, const std::string& batch) override {
-    std::lock_guard<std::mutex> lock(mu);
-    topics.push_back(topic);
-    Result<RecordBatch> b = DecodeBatch(batch);
-    EXPECT_TRUE(b.ok()) << b.status().ToString();
-    batches.push_back(b.ok() ? b.value() : RecordBatch{});
-    if (script.empty()) {
-      return UplinkResponse{200, "{}"};
-    }
-    Result<UplinkResponse> r = script.front();
-    script.pop_front();
-    return r;
-  }
-  std::mutex mu;
-  std::vector<std::string> topics;
-  std::vector<RecordBatch> batches;
-  std::deque<Result<UplinkResponse>> script;
-};
 
 // Holds every batch sent until the test answers it: several in flight, answered in any order.
 class AsyncUplink : public Uplink {

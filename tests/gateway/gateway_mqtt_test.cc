@@ -4,8 +4,10 @@
 
 #include <csignal>
 #include <filesystem>
+#include <sstream>
 
 #include "gateway/app/gateway_app.h"
+#include "gateway/buffer/buffer_check.h"
 #include "tests/common/small_disk.h"
 #include "tests/common/test_env.h"
 
@@ -39,12 +41,15 @@ class GatewayMqttTest : public ::testing::Test {
     c.forward_backoff_max_ms = 60000;
     c.regions = {RegionConfig{RegionId("eu-central"), "http://127.0.0.1:1", {CountryCode("DE")}},
                  RegionConfig{RegionId("us-east"), "http://127.0.0.1:1", {CountryCode("US")}}};
+    Configure(c);
     app_ = std::make_unique<GatewayApp>(c);
     app_->SetUplinkFactory([](const RegionConfig&) { return std::make_unique<Refusing>(); });
     Status st = app_->Start();
     ASSERT_TRUE(st.ok()) << st.ToString();
     ASSERT_TRUE(testing::WaitFor([&] { return app_->mqtt()->subscribed(); }, 15000));
   }
+
+  virtual void Configure(GatewayConfig&) {}
 
   void Publish(const std::string& topic, const std::string& payload, int qos) {
     int code = testing::RunCommand({"/usr/bin/mosquitto_pub", "-h", "127.0.0.1", "-p",
@@ -93,13 +98,60 @@ TEST_F(GatewayMqttTest, InvalidMessagesAreDroppedAndCounted) {
   ASSERT_TRUE(testing::WaitFor([&] { return buf->total_buffered_records() == 1; }, 10000));
   std::string m = app_->metrics().RenderPrometheus();
   EXPECT_NE(m.find("reason=\"invalid_device_id\""), std::string::npos) << m;
-  EXPECT_NE(m.find("reason=\"no_region\""), std::string::npos) << m;
+  // JP is stored in no region: kept in the residency quarantine, not dropped.
+  EXPECT_EQ(buf->residency_quarantined(), 1u);
+  EXPECT_EQ(m.find("reason=\"no_region\""), std::string::npos) << m;
   EXPECT_NE(m.find("reason=\"invalid_ts\""), std::string::npos) << m;
   EXPECT_NE(m.find("reason=\"too_large\""), std::string::npos) << m;
   // Labels from a fixed set, whatever member of the payload broke a rule.
   EXPECT_NE(m.find("reason=\"invalid_payload\""), std::string::npos) << m;
   EXPECT_NE(m.find("reason=\"invalid_country\""), std::string::npos) << m;
   EXPECT_EQ(m.find("any_member"), std::string::npos) << m;
+}
+
+// Residency (issue 13): an MQTT event of a country no region may store was acknowledged to
+// the device by Mosquitto, so it cannot be refused: it is kept in the local residency
+// quarantine with its reason, counted, listed by --check-buffer, and never forwarded; beyond
+// residency.quarantine_max_records it is dropped and counted.
+TEST_F(GatewayMqttTest, EventsOfACountryAllowedNowhereAreQuarantinedListedAndNeverForwarded) {
+  Publish("site/sensors/br-1/temp", "{\"country\":\"BR\",\"v\":1}", 1);
+  Publish("site/sensors/de-1/temp", "{\"country\":\"DE\",\"v\":2}", 1);
+  Publish("site/sensors/br-2/temp", "{\"country\":\"BR\",\"v\":3}", 0);
+  EventBuffer* buf = app_->buffer();
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return buf->residency_quarantined() == 2 && buf->total_buffered_records() == 1; },
+      10000));
+  EXPECT_EQ(buf->buffered_records(RegionId("eu-central")), 1u);
+  EXPECT_EQ(buf->buffered_records(RegionId("us-east")), 0u);
+  std::string m = app_->metrics().RenderPrometheus();
+  EXPECT_EQ(testing::MetricSum(m, "sluice_gateway_residency_quarantined_total"), 2) << m;
+  app_->Stop();
+  std::ostringstream report;
+  ASSERT_TRUE(CheckBuffer(dir_.Sub("data") + "/buffer", report).ok());
+  const std::string r = report.str();
+  EXPECT_NE(r.find("refused (residency) r/residency/0: no_region: country BR is allowed in no "
+                   "region by residency policy regions (topic site/sensors/br-1/temp); device "
+                   "br-1, country BR"),
+            std::string::npos)
+      << r;
+  EXPECT_NE(r.find("device br-2, country BR"), std::string::npos) << r;
+  EXPECT_NE(r.find("refused (residency) 2,"), std::string::npos) << r;
+  EXPECT_NE(r.find("region eu-central: queued 1 records"), std::string::npos) << r;
+}
+
+class GatewayMqttSmallQuarantineTest : public GatewayMqttTest {
+  void Configure(GatewayConfig& c) override { c.residency_quarantine_max_records = 1; }
+};
+
+TEST_F(GatewayMqttSmallQuarantineTest, BeyondItsBoundTheQuarantineDropsAndCounts) {
+  Publish("site/sensors/br-1/temp", "{\"country\":\"BR\"}", 1);
+  Publish("site/sensors/br-2/temp", "{\"country\":\"BR\"}", 1);
+  Publish("site/sensors/de-1/temp", "{\"country\":\"DE\"}", 1);
+  EventBuffer* buf = app_->buffer();
+  ASSERT_TRUE(testing::WaitFor([&] { return buf->total_buffered_records() == 1; }, 10000));
+  EXPECT_EQ(buf->residency_quarantined(), 1u);
+  const std::string m = app_->metrics().RenderPrometheus();
+  EXPECT_NE(m.find("reason=\"residency_quarantine_full\""), std::string::npos) << m;
 }
 
 // A full disk (below buffer.min_free_bytes) holds QoS 1 messages back unacknowledged instead of
