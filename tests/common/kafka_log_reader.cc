@@ -1,8 +1,6 @@
-// Reads broker partition logs with a RecordBatch v2 parser written from the Kafka documentation
-// alone (the header says why nothing is shared with core's codec). Every read of a record goes
-// through Cursor, which checks the bytes left in its frame (batch, then record) first: a corrupt
-// length fails a check instead of reading out of bounds, and nothing is allocated in proportion
-// to a count that the bytes present could not hold.
+// A RecordBatch v2 parser written from the Kafka documentation alone. Every record read goes
+// through Cursor, which checks the bytes left in its frame (batch, then record) first, so a corrupt
+// length fails a check rather than reading out of bounds or allocating for what is not there.
 #include "tests/common/kafka_log_reader.h"
 
 #include <algorithm>
@@ -25,10 +23,8 @@ namespace fs = std::filesystem;
 
 constexpr size_t kLogOverhead = 12;    // baseOffset int64 + batchLength int32
 constexpr size_t kBatchHeader = 61;    // baseOffset .. recordCount
-constexpr size_t kCrcCoversFrom = 21;  // attributes: the CRC covers [attributes, end of batch)
 constexpr size_t kMinRecordBytes = 7;  // length, attributes, 2 deltas, key, value, header count
-constexpr int16_t kCompressionBits = 0x7;
-constexpr int16_t kLogAppendTime = 0x8;
+constexpr int16_t kCompressionBits = 0x7, kLogAppendTime = 0x8;  // batch attributes
 
 template <typename T>
 T GetBig(const char* p) {  // a big-endian integer; the caller checked sizeof(T) bytes are there
@@ -54,8 +50,8 @@ class Cursor {
   bool ZigZag(int max_bytes, int bits, int64_t* v) {
     uint64_t z = 0;
     for (int i = 0; i < max_bytes && left_ > 0; ++i) {
-      const auto b = static_cast<unsigned char>(*p_);
-      Skip(1);
+      const auto b = static_cast<unsigned char>(*p_++);
+      --left_;
       const int shift = 7 * i;
       if (shift + 7 > bits && ((b & 0x7f) >> (bits - shift)) != 0) {
         return false;  // bits beyond the type's width
@@ -70,18 +66,17 @@ class Cursor {
   }
   bool Varint(int32_t* v) {
     int64_t w = 0;
-    if (!ZigZag(5, 32, &w)) {
-      return false;
-    }
+    const bool ok = ZigZag(5, 32, &w);
     *v = static_cast<int32_t>(w);
-    return true;
+    return ok;
   }
   bool Bytes(size_t n, std::string_view* out) {
     if (n > left_) {
       return false;
     }
     *out = std::string_view(p_, n);
-    Skip(n);
+    p_ += n;
+    left_ -= n;
     return true;
   }
   // A varint-length-prefixed field; -1 means null (read as "") where `nullable`.
@@ -97,16 +92,11 @@ class Cursor {
   }
 
  private:
-  void Skip(size_t n) {
-    p_ += n;
-    left_ -= n;
-  }
   const char* p_;
   size_t left_;
 };
 
-// The batch header fields its records need.
-struct BatchInfo {
+struct BatchInfo {  // the batch header fields its records need
   int64_t base_offset = 0;
   int16_t attributes = 0;
   int32_t last_offset_delta = 0;
@@ -134,7 +124,7 @@ const char* ParseRecord(Cursor& batch, const BatchInfo& b, int64_t* prev_delta, 
   }
   *prev_delta = offset_delta;
   int32_t header_count = 0;
-  // A header takes at least 2 bytes (two lengths): this bounds the reserve below by the input.
+  // A header takes at least 2 bytes (two lengths): this bounds the resize below by the input.
   if (!r.Field(true, &out->key) || !r.Field(true, &out->value) || !r.Varint(&header_count) ||
       header_count < 0 || static_cast<size_t>(header_count) > r.left() / 2) {
     return "bad key length, value length or header count";
@@ -165,7 +155,7 @@ Status ReadSegment(const std::string& path, const std::string& topic, int32_t pa
   }
   scan->files.push_back(path);
   size_t pos = 0;
-  auto corrupt = [&](StatusCode code, const std::string& why) {
+  auto corrupt = [&](const std::string& why, StatusCode code = StatusCode::kCorruption) {
     return Status(code, path + ":" + std::to_string(pos) + ": " + why);
   };
   while (pos < data.size()) {
@@ -178,8 +168,7 @@ Status ReadSegment(const std::string& path, const std::string& topic, int32_t pa
       return Status::Ok();
     }
     if (batch_length < static_cast<int32_t>(kBatchHeader - kLogOverhead)) {
-      return corrupt(StatusCode::kCorruption,
-                     "batchLength " + std::to_string(batch_length) + " below the header size");
+      return corrupt("batchLength " + std::to_string(batch_length) + " below the header size");
     }
     // The batch holds at least kBatchHeader bytes (checked above). Fields at Kafka's offsets.
     const size_t total = kLogOverhead + static_cast<size_t>(batch_length);
@@ -195,33 +184,33 @@ Status ReadSegment(const std::string& path, const std::string& topic, int32_t pa
     const auto record_count = GetBig<int32_t>(batch + 57);
     Cursor c(batch + kBatchHeader, total - kBatchHeader);
     if (magic != 2) {
-      return corrupt(StatusCode::kCorruption, "magic " + std::to_string(magic) + ", not 2");
+      return corrupt("magic " + std::to_string(magic) + ", not 2");
     }
-    const uint32_t actual = DiskCrc32c(batch + kCrcCoversFrom, total - kCrcCoversFrom);
+    const uint32_t actual = DiskCrc32c(batch + 21, total - 21);  // attributes .. end of batch
     if (actual != crc) {
-      return corrupt(StatusCode::kCorruption, "CRC-32C mismatch: stored " + std::to_string(crc) +
-                                                  ", computed " + std::to_string(actual));
+      return corrupt("CRC-32C mismatch: stored " + std::to_string(crc) + ", computed " +
+                     std::to_string(actual));
     }
     if ((b.attributes & kCompressionBits) != 0) {
-      return corrupt(StatusCode::kInvalidArgument,
-                     "compressed batch (attributes " + std::to_string(b.attributes) + ")");
+      return corrupt("compressed batch (attributes " + std::to_string(b.attributes) + ")",
+                     StatusCode::kInvalidArgument);
     }
     if (record_count < 0 || static_cast<size_t>(record_count) > c.left() / kMinRecordBytes) {
-      return corrupt(StatusCode::kCorruption, "recordCount " + std::to_string(record_count) +
-                                                  " cannot fit in " + std::to_string(c.left()) +
-                                                  " bytes");
+      return corrupt("recordCount " + std::to_string(record_count) + " cannot fit in " +
+                     std::to_string(c.left()) + " bytes");
     }
     int64_t prev_delta = -1;
     for (int32_t i = 0; i < record_count; ++i) {
-      DiskRecord rec{.topic = topic, .partition = partition};
+      DiskRecord rec;
+      rec.topic = topic;
+      rec.partition = partition;
       if (const char* why = ParseRecord(c, b, &prev_delta, &rec)) {
-        return corrupt(StatusCode::kCorruption, "record " + std::to_string(i) + ": " + why);
+        return corrupt("record " + std::to_string(i) + ": " + why);
       }
       scan->records.push_back(std::move(rec));
     }
     if (c.left() != 0) {
-      return corrupt(StatusCode::kCorruption,
-                     std::to_string(c.left()) + " bytes after the last record");
+      return corrupt(std::to_string(c.left()) + " bytes after the last record");
     }
     ++scan->batches;
     pos += total;
@@ -232,7 +221,7 @@ Status ReadSegment(const std::string& path, const std::string& topic, int32_t pa
 // "<topic>-<partition>" split at the last '-'; false if the name is not of that form.
 bool ParsePartitionDir(const std::string& name, std::string* topic, int32_t* partition) {
   const size_t dash = name.rfind('-');
-  if (dash == std::string::npos || dash == 0 || dash + 1 == name.size()) {
+  if (dash == std::string::npos || dash == 0) {
     return false;
   }
   const char* end = name.data() + name.size();
@@ -262,25 +251,17 @@ uint32_t DiskCrc32c(const char* data, size_t n) {
 }
 
 std::string DiskRecord::Header(const std::string& name, int* count) const {
-  std::string found;
-  int n = 0;
-  for (const auto& [k, v] : headers) {
-    if (k == name && n++ == 0) {
-      found = v;
-    }
-  }
+  auto named = [&name](const auto& h) { return h.first == name; };
   if (count != nullptr) {
-    *count = n;
+    *count = static_cast<int>(std::count_if(headers.begin(), headers.end(), named));
   }
-  return found;
+  const auto it = std::find_if(headers.begin(), headers.end(), named);
+  return it == headers.end() ? std::string() : it->second;
 }
 
 Result<DiskLogScan> ReadBrokerLogs(const std::string& data_dir, const std::string& topic) {
   const fs::path logs = fs::path(data_dir) / "logs";
   std::error_code ec;
-  if (!fs::is_directory(logs, ec)) {
-    return Status::NotFound(logs.string() + ": no such directory");
-  }
   std::vector<std::tuple<std::string, int32_t, fs::path>> partitions;
   for (fs::directory_iterator it(logs, ec), end; !ec && it != end; it.increment(ec)) {
     std::string t;
@@ -291,15 +272,16 @@ Result<DiskLogScan> ReadBrokerLogs(const std::string& data_dir, const std::strin
     }
   }
   if (ec) {
-    return Status::IOError(logs.string() + ": " + ec.message());
+    const bool missing = ec == std::errc::no_such_file_or_directory;
+    return Status(missing ? StatusCode::kNotFound : StatusCode::kIOError,
+                  logs.string() + ": " + ec.message());
   }
   std::sort(partitions.begin(), partitions.end());
   DiskLogScan scan;
   for (const auto& [t, p, dir] : partitions) {
     std::vector<std::string> segments;  // 20-digit names: sorting by name sorts by base offset
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-      const std::string name = it->path().filename().string();
-      if (name.size() > 4 && name.ends_with(".log") && it->is_regular_file(ec)) {
+      if (it->path().extension() == ".log" && it->is_regular_file(ec)) {
         segments.push_back(it->path().string());
       }
     }

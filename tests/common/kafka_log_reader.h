@@ -44,8 +44,8 @@ struct DiskRecord {
 struct DiskLogScan {
   // In order: topics and partitions by name and number, segments by base offset, then as stored.
   std::vector<DiskRecord> records;
-  int64_t batches = 0;    // whole batches read (including empty ones)
-  int64_t torn_tails = 0;  // segments that ended in a partial batch (a crash mid-append)
+  int64_t batches = 0;             // whole batches read (including empty ones)
+  int64_t torn_tails = 0;          // segments that ended in a partial batch (a crash mid-append)
   std::vector<std::string> files;  // every .log file read, full paths, in the order read
 };
 
