@@ -1,11 +1,13 @@
 #include "cli/broker_target.h"
 
 #include <cstdlib>
+#include <memory>
 
 #include <algorithm>
 #include <cctype>
 #include <vector>
 
+#include "cli/render.h"
 #include "core/config.h"
 #include "core/residency_policy_file.h"
 #include "core/http.h"
@@ -40,6 +42,63 @@ Status ApplyTlsFlags(const CliArgs& args, TlsClientOptions* tls) {
 
 Result<BrokerTarget> ResolveUrl(const CliArgs& args);
 
+// A config's forward.tls.* (a gateway config: its own CA and certificate); the flags come after.
+TlsClientOptions TlsFromConfig(const Config& config) {
+  TlsClientOptions tls;
+  tls.ca_file = config.GetString("forward.tls.ca_file", "");
+  tls.cert_file = config.GetString("forward.tls.cert_file", "");
+  tls.key_file = config.GetString("forward.tls.key_file", "");
+  tls.bearer_token = config.GetString("forward.tls.bearer_token", "");
+  return tls;
+}
+
+// The deployment's residency policy names every region's brokers: named by a gateway config
+// (residency.policy_file), or given itself as --config. nullptr: neither (a `regions:` config).
+Result<std::shared_ptr<const ResidencyPolicyFile>> PolicyOf(const Config& config,
+                                                           const CliArgs& args) {
+  std::shared_ptr<const ResidencyPolicyFile> policy =
+      LoadResidencyPolicy(config, "residency.policy_file");
+  if (policy == nullptr && config.Has("countries")) {
+    Result<ResidencyPolicyFile> own = ResidencyPolicyFile::Load(args.config_path);
+    if (!own.ok()) {
+      return own.status();
+    }
+    policy = std::make_shared<const ResidencyPolicyFile>(std::move(own).value());
+  }
+  return policy;
+}
+
+// A region of the policy as a target (its brokers, the config's TLS).
+Result<BrokerTarget> TargetOf(const ResidencyPolicyFile& policy, const PolicyRegion& region,
+                              const Config& config) {
+  if (region.brokers.empty()) {
+    return Status::InvalidArgument(policy.origin() + ": region " + region.name.value() +
+                                   " lists no brokers");
+  }
+  BrokerTarget t{"", region.name.value(), TlsFromConfig(config), {}};
+  for (const std::string& u : region.brokers) {
+    t.urls.push_back(TrimSlash(u));
+  }
+  t.url = t.urls.front();
+  return t;
+}
+
+// TLS flags, then (several brokers) the first that answers /healthz.
+Status Finish(const CliArgs& args, BrokerTarget* t) {
+  Status st = ApplyTlsFlags(args, &t->tls);
+  if (!st.ok()) return st;
+  if (t->urls.size() > 1) {
+    for (const std::string& url : t->urls) {
+      HttpClient probe(url, HttpClientOptions{2000, t->tls});
+      if (probe.Get("/healthz").ok()) {  // any answer: it is up (and speaks TLS with us)
+        t->url = url;
+        break;
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::vector<CliFlag> BrokerTargetFlags() {
@@ -60,18 +119,58 @@ std::vector<CliFlag> BrokerTargetFlags() {
 Result<BrokerTarget> ResolveBroker(const CliArgs& args) {
   Result<BrokerTarget> t = ResolveUrl(args);
   if (!t.ok()) return t;
-  Status st = ApplyTlsFlags(args, &t->tls);
+  Status st = Finish(args, &t.value());
   if (!st.ok()) return st;
-  if (t->urls.size() > 1) {
-    for (const std::string& url : t->urls) {
-      HttpClient probe(url, HttpClientOptions{2000, t->tls});
-      if (probe.Get("/healthz").ok()) {  // any answer: it is up (and speaks TLS with us)
-        t->url = url;
-        break;
-      }
-    }
-  }
   return t;
+}
+
+Result<std::string> GetBody(const BrokerTarget& target, const std::string& path,
+                            int64_t timeout_ms) {
+  HttpClientOptions options;
+  options.timeout_ms = timeout_ms;
+  options.tls = target.tls;
+  HttpClient client(target.url, options);
+  Result<HttpResponse> r = client.Get(path);
+  if (!r.ok()) {
+    return Status::Unavailable("cannot reach " + target.url + ": " + r.status().message());
+  }
+  if (r->status != 200) {
+    return Status::FailedPrecondition(target.url + path + " answered HTTP " +
+                                      std::to_string(r->status) + ": " + Truncate(r->body, 300));
+  }
+  return std::move(r->body);
+}
+
+Result<std::vector<BrokerTarget>> ResolveAllRegions(const CliArgs& args) {
+  if (args.Has("broker") || args.Has("region")) {
+    return Status::InvalidArgument(
+        "--all-regions asks every region of the residency policy: give --config FILE (the "
+        "policy, or a gateway config naming it), not --broker or --region");
+  }
+  if (args.config_path.empty() && args.overrides.empty()) {
+    return Status::InvalidArgument("--all-regions needs --config FILE (the residency policy)");
+  }
+  try {
+    Config config = Config::Load(args.config_path, args.overrides);
+    Result<std::shared_ptr<const ResidencyPolicyFile>> policy = PolicyOf(config, args);
+    if (!policy.ok()) return policy.status();
+    if (*policy == nullptr) {
+      return Status::InvalidArgument(
+          (args.config_path.empty() ? std::string("config") : args.config_path) +
+          ": no residency policy (a policy file, or a config with residency.policy_file)");
+    }
+    std::vector<BrokerTarget> out;
+    for (const PolicyRegion& r : (*policy)->regions()) {
+      Result<BrokerTarget> t = TargetOf(**policy, r, config);
+      if (!t.ok()) return t.status();
+      Status st = Finish(args, &t.value());
+      if (!st.ok()) return st;
+      out.push_back(std::move(t).value());
+    }
+    return out;
+  } catch (const ConfigError& e) {
+    return Status::InvalidArgument(e.what());
+  }
 }
 
 namespace {
@@ -109,17 +208,9 @@ Result<BrokerTarget> ResolveUrl(const CliArgs& args) {
   }
   try {
     Config config = Config::Load(args.config_path, args.overrides);
-    // The deployment's residency policy names every region's brokers: named by a gateway
-    // config (residency.policy_file), or given itself as --config.
-    std::shared_ptr<const ResidencyPolicyFile> policy =
-        LoadResidencyPolicy(config, "residency.policy_file");
-    if (policy == nullptr && config.Has("countries")) {
-      Result<ResidencyPolicyFile> own = ResidencyPolicyFile::Load(args.config_path);
-      if (!own.ok()) {
-        return own.status();
-      }
-      policy = std::make_shared<const ResidencyPolicyFile>(std::move(own).value());
-    }
+    Result<std::shared_ptr<const ResidencyPolicyFile>> loaded = PolicyOf(config, args);
+    if (!loaded.ok()) return loaded.status();
+    const std::shared_ptr<const ResidencyPolicyFile>& policy = *loaded;
     if (policy != nullptr) {
       const PolicyRegion* region = nullptr;
       if (!want_region.empty()) {
@@ -138,21 +229,7 @@ Result<BrokerTarget> ResolveUrl(const CliArgs& args) {
                                  : "no region named '" + want_region + "'") +
             " (regions: " + known + ")");
       }
-      if (region->brokers.empty()) {
-        return Status::InvalidArgument(policy->origin() + ": region " + region->name.value() +
-                                       " lists no brokers");
-      }
-      TlsClientOptions tls;
-      tls.ca_file = config.GetString("forward.tls.ca_file", "");
-      tls.cert_file = config.GetString("forward.tls.cert_file", "");
-      tls.key_file = config.GetString("forward.tls.key_file", "");
-      tls.bearer_token = config.GetString("forward.tls.bearer_token", "");
-      BrokerTarget t{"", region->name.value(), tls, {}};
-      for (const std::string& u : region->brokers) {
-        t.urls.push_back(TrimSlash(u));
-      }
-      t.url = t.urls.front();
-      return t;
+      return TargetOf(*policy, *region, config);
     }
     std::vector<std::string> names;
     for (const Config& r : config.GetList("regions")) {
@@ -164,12 +241,7 @@ Result<BrokerTarget> ResolveUrl(const CliArgs& args) {
               ? std::find(countries.begin(), countries.end(), want_country) != countries.end()
               : name == want_region;
       if (match) {
-        TlsClientOptions tls;
-        tls.ca_file = config.GetString("forward.tls.ca_file", "");
-        tls.cert_file = config.GetString("forward.tls.cert_file", "");
-        tls.key_file = config.GetString("forward.tls.key_file", "");
-        tls.bearer_token = config.GetString("forward.tls.bearer_token", "");
-        BrokerTarget t{"", name, tls, {}};
+        BrokerTarget t{"", name, TlsFromConfig(config), {}};
         if (r.Has("urls")) {
           for (const std::string& u : r.GetStringList("urls", {})) {
             t.urls.push_back(TrimSlash(u));

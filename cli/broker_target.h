@@ -6,6 +6,7 @@
 // Thread-safety: pure function.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include <vector>
@@ -33,5 +34,16 @@ std::vector<CliFlag> BrokerTargetFlags();
 // kInvalidArgument (a usage error: exit 2) when neither or both ways are given, the config
 // cannot be loaded, or no region matches.
 Result<BrokerTarget> ResolveBroker(const CliArgs& args);
+
+// `--all-regions`: one target per region of the residency policy that --config names (the
+// policy file itself, or a gateway config's residency.policy_file), in the policy's order, with
+// the config's and the flags' TLS. kInvalidArgument with --broker or --region, without a
+// policy, or for a region listing no brokers.
+Result<std::vector<BrokerTarget>> ResolveAllRegions(const CliArgs& args);
+
+// GETs `path` from the target: the body of a 200; else kUnavailable "cannot reach URL: why" or
+// kFailedPrecondition "URL+path answered HTTP N: <body, truncated>".
+Result<std::string> GetBody(const BrokerTarget& target, const std::string& path,
+                            int64_t timeout_ms);
 
 }  // namespace sluice::cli

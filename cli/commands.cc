@@ -9,6 +9,7 @@
 
 #include "cli/broker_target.h"
 #include "cli/consume.h"
+#include "cli/query_all_regions.h"
 #include "cli/record_spans.h"
 #include "cli/render.h"
 #include "cli/topics_admin.h"
@@ -44,21 +45,12 @@ bool ParseInt(const std::string& s, int64_t* v) {
 // GETs `path` from the broker: the body on 200, else the exit code after printing why.
 int Get(const BrokerTarget& target, const std::string& path, std::string* body,
         std::ostream& err) {
-  HttpClientOptions options;
-  options.timeout_ms = kHttpTimeoutMs;
-  options.tls = target.tls;
-  HttpClient client(target.url, options);
-  Result<HttpResponse> r = client.Get(path);
+  Result<std::string> r = GetBody(target, path, kHttpTimeoutMs);
   if (!r.ok()) {
-    err << "sluice: cannot reach " << target.url << ": " << r.status().message() << "\n";
+    err << "sluice: " << r.status().message() << "\n";
     return kExitFailed;
   }
-  if (r->status != 200) {
-    err << "sluice: " << target.url << path << " answered HTTP " << r->status << ": "
-        << Truncate(r->body, 300) << "\n";
-    return kExitFailed;
-  }
-  *body = std::move(r->body);
+  *body = std::move(r).value();
   return kExitOk;
 }
 
@@ -122,11 +114,15 @@ int RunAggregate(const CliArgs& args, std::string path, std::string sep, std::os
   for (const char* flag : {"limit", "all", "cursor"}) {
     if (args.Has(flag)) return Usage(err, std::string("--") + flag + " does not apply to aggregates");
   }
+  const bool json = args.Has("json") || (args.Has("output") && args.Get("output") == "json");
+  if (args.Has("all-regions")) {
+    return RunQueryAllRegions(args, path, sep, json ? "json" : "table", true, out, err);
+  }
   BrokerTarget target;
   if (int rc = Resolve(args, &target, err); rc != kExitOk) return rc;
   std::string body;
   if (int rc = Get(target, path, &body, err); rc != kExitOk) return rc;
-  if (args.Has("json") || (args.Has("output") && args.Get("output") == "json")) {
+  if (json) {
     out << body << (body.empty() || body.back() != '\n' ? "\n" : "");
     return kExitOk;
   }
@@ -186,6 +182,9 @@ int RunQuery(const CliArgs& args, std::ostream& out, std::ostream& err) {
   // The table and JSON carry the exact count and counts per country (cheap with the broker's
   // index); --no-count skips them, and NDJSON prints records only.
   if (output != "ndjson" && !args.Has("no-count")) add("count", "exact");
+  if (args.Has("all-regions")) {
+    return RunQueryAllRegions(args, path, sep, output, false, out, err);
+  }
   BrokerTarget target;
   if (int rc = Resolve(args, &target, err); rc != kExitOk) return rc;
   std::string cursor = args.Has("cursor") ? args.Get("cursor") : "";
@@ -326,7 +325,11 @@ std::map<std::string, Command> Commands() {
                              {"group-by", true, "aggregate: counts per country, device or sensor"},
                              {"field", true, "aggregate: min/max/avg/sum of this numeric payload "
                                              "field"},
-                             {"json", false, "same as --output json"}});
+                             {"json", false, "same as --output json"},
+                             {"all-regions", false,
+                              "ask every region of the residency policy (--config) and label "
+                              "each answer with its region, then counts per country per "
+                              "region; nothing is copied between regions"}});
   std::vector<CliFlag> topics = kTargetFlags;
   topics.push_back({"json", false, "print the broker's raw JSON answer"});
   std::vector<CliFlag> fetch = kTargetFlags;
@@ -344,7 +347,8 @@ std::map<std::string, Command> Commands() {
   for (const CliFlag& f : ConsumeFlags()) consume.push_back(f);
   return {
       {"query",
-       {"sluice query (--broker URL | --config FILE --region NAME) [filters]\n\n"
+       {"sluice query (--broker URL | --config FILE --region NAME | --config FILE "
+        "--all-regions) [filters]\n\n"
         "Asks a broker which records match (GET /v1/query), in time order, and prints the\n"
         "matched count, counts per country and a page of records (--all: every page).\n"
         "--from/--to take epoch ms, RFC 3339, now, or relative times like -1h, -30m, -2d.\n"

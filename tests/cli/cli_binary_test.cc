@@ -149,6 +149,48 @@ TEST(CliBinaryTest, QueryViaConfigRegion) {
   EXPECT_NE(out.find("no region may store country 'BR'"), std::string::npos) << out;
 }
 
+// --all-regions asks every region of the policy and labels each answer; a region that cannot
+// be asked is reported in place (exit 1) and the others still printed.
+TEST(CliBinaryTest, QueryAllRegionsLabelsEachRegionsAnswer) {
+  TempDir dir;
+  FakeBroker broker;
+  const std::string policy = sluice::testing::WritePolicyWithBrokers(
+      dir.Sub("residency.yaml"), broker.url(), "http://127.0.0.1:1");
+  ASSERT_FALSE(policy.empty());
+  std::string out;
+  EXPECT_EQ(RunSluice(dir, {"query", "--config", policy, "--all-regions", "--country", "DE"},
+                      &out),
+            1)
+      << out;
+  EXPECT_NE(out.find("=== region eu-central ==="), std::string::npos) << out;
+  EXPECT_NE(out.find("matched: 3 record(s)"), std::string::npos) << out;
+  EXPECT_NE(out.find("=== region us-east ===\nunavailable: cannot reach http://127.0.0.1:1"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("=== counts per country per region"), std::string::npos) << out;
+  EXPECT_NE(out.find("eu-central  DE                 2"), std::string::npos) << out;
+  EXPECT_NE(out.find("eu-central  FR                 1"), std::string::npos) << out;
+  EXPECT_NE(out.find("us-east     -        unavailable"), std::string::npos) << out;
+  ASSERT_EQ(broker.Requests().size(), 1u);
+  EXPECT_EQ(broker.Requests()[0].Query("country"), "DE");  // the filter, not a target
+
+  EXPECT_EQ(RunSluice(dir, {"query", "--config", policy, "--all-regions", "--output", "ndjson"},
+                      &out),
+            1);
+  EXPECT_NE(out.find("{\"region\":\"eu-central\",\"topic\":\"sensors\",\"partition\":1"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(RunSluice(dir, {"query", "--config", policy, "--all-regions", "--json"}, &out), 1);
+  EXPECT_NE(out.find("{\"regions\":[{\"region\":\"eu-central\",\"answers\":[{\"region\""),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("{\"region\":\"us-east\",\"error\":\"cannot reach"), std::string::npos)
+      << out;
+  // Every region, so not with one broker or region.
+  EXPECT_EQ(RunSluice(dir, {"query", "--broker", broker.url(), "--all-regions"}, &out), 2);
+  EXPECT_NE(out.find("--all-regions asks every region"), std::string::npos) << out;
+}
+
 TEST(CliBinaryTest, TopicsAndFetch) {
   TempDir dir;
   FakeBroker broker;
