@@ -60,6 +60,16 @@ std::vector<BrokerInfo> BrokersFromKvs(const std::string& region,
       LogWarn(kComponent, "ignoring a malformed registration " + kv.key);
       continue;
     }
+    if (d.HasMember("region") &&
+        (!d["region"].IsString() || d["region"].GetString() != region)) {
+      // Registered under this region's prefix but configured for another region: never a
+      // replica or leader here (its data would live outside the region it belongs to).
+      LogError(kComponent, "ignoring registration " + kv.key + ": it names region " +
+                               (d["region"].IsString() ? d["region"].GetString()
+                                                       : std::string("(not a string)")) +
+                               ", not " + region);
+      continue;
+    }
     BrokerInfo b;
     b.id = d["id"].GetString();
     b.region = region;

@@ -35,7 +35,7 @@ int32_t ReplicatedOffsets::PartitionOf(const GroupId& group) const {
 }
 
 Status ReplicatedOffsets::EnsureTopic() {
-  Result<TopicAssignment> created = CreateTopic(etcd_, options_.region, kOffsetsTopic,
+  Result<TopicAssignment> created = CreateTopic(etcd_, *options_.residency, kOffsetsTopic,
                                                 options_.partitions, options_.replication_factor);
   if (created.ok() || created.status().code() == StatusCode::kFailedPrecondition) {
     return Status::Ok();  // created now, or by another broker

@@ -36,6 +36,7 @@
 #include "cloud-broker/log/topic_store.h"
 #include "cloud-broker/replication/etcd_client.h"
 #include "cloud-broker/replication/replica_manager.h"
+#include "cloud-broker/residency/residency_policy.h"
 #include "core/clock.h"
 
 namespace sluice::broker {
@@ -44,7 +45,8 @@ inline constexpr const char* kOffsetsTopic = kConsumerOffsetsTopic;  // log/topi
 
 struct ReplicatedOffsetsOptions {
   std::string broker_id;
-  std::string region;
+  // The broker's region and residency policy: where the offsets topic's replicas may be.
+  const ResidencyPolicy* residency = nullptr;
   int32_t partitions = 8;           // of __consumer_offsets (replication.offsets_partitions)
   int32_t replication_factor = 3;   // replication.factor
   int64_t replication_timeout_ms = 10000;

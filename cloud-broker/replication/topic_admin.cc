@@ -26,9 +26,10 @@ int32_t DefaultReplicationFactor(size_t live_brokers) {
   return static_cast<int32_t>(std::min<size_t>(3, live_brokers));
 }
 
-Result<TopicAssignment> CreateTopic(EtcdClient& etcd, const std::string& region,
+Result<TopicAssignment> CreateTopic(EtcdClient& etcd, const ResidencyPolicy& residency,
                                     const std::string& name, int32_t partitions,
                                     int32_t replication_factor, const TopicConfig& config) {
+  const std::string& region = residency.region().value();
   if (name.empty() || name.find('/') != std::string::npos) {
     return Status::InvalidArgument("topic name '" + name + "' is empty or holds a '/'");
   }

@@ -10,6 +10,7 @@
 
 #include "cloud-broker/replication/etcd_client.h"
 #include "cloud-broker/replication/partition_state.h"
+#include "cloud-broker/residency/residency_policy.h"
 #include "core/status.h"
 
 namespace sluice::broker {
@@ -30,7 +31,10 @@ int32_t DefaultReplicationFactor(size_t live_brokers);
 // On success returns the assignment written.
 // `config`: the topic's log overrides (retention, flush; its partitions are `partitions`), kept
 // in the topic key for every replica to apply.
-Result<TopicAssignment> CreateTopic(EtcdClient& etcd, const std::string& region,
+// Placement takes the broker's residency (its region and the deployment's policy), never a bare
+// region string: replicas are only brokers registered in that region (a registration that names
+// another region is not a member, broker_registry.h), so no copy of a record leaves it.
+Result<TopicAssignment> CreateTopic(EtcdClient& etcd, const ResidencyPolicy& residency,
                                     const std::string& name, int32_t partitions,
                                     int32_t replication_factor, const TopicConfig& config = {});
 

@@ -163,10 +163,11 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
     svc.replication = b->replicas_.get();
     EtcdClient* etcd_client = b->etcd_.get();
     const std::string region = options.region.value();
+    const ResidencyPolicy* residency = b->policy_.get();  // outlives the service
     const int32_t factor = options.replication_factor;
     const int32_t default_partitions =
         std::min(options.default_partitions, kMaxPartitionsPerTopic);
-    svc.create_replicated_topic = [etcd_client, region, factor, default_partitions](
+    svc.create_replicated_topic = [etcd_client, region, residency, factor, default_partitions](
                                       const std::string& topic,
                                       const TopicConfig& config) -> Result<int32_t> {
       Result<std::vector<BrokerInfo>> live = ListBrokers(*etcd_client, region);
@@ -182,7 +183,7 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
                                    "; retry when they are");
       }
       Result<TopicAssignment> t = CreateTopic(
-          *etcd_client, region, topic,
+          *etcd_client, *residency, topic,
           config.partitions > 0 ? config.partitions : default_partitions, factor, config);
       if (!t.ok()) {
         return t.status();
@@ -202,7 +203,7 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   if (options.replicated()) {
     ReplicatedOffsetsOptions oo;
     oo.broker_id = options.broker_id;
-    oo.region = options.region.value();
+    oo.residency = b->policy_.get();
     oo.partitions = options.offsets_partitions;
     oo.replication_factor = options.replication_factor;
     oo.replication_timeout_ms = options.replication_timeout_ms;

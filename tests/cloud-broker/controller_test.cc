@@ -11,6 +11,7 @@
 #include "cloud-broker/replication/broker_registry.h"
 #include "cloud-broker/replication/partition_state_store.h"
 #include "cloud-broker/replication/topic_admin.h"
+#include "tests/cloud-broker/test_residency.h"
 #include "tests/common/etcd.h"
 
 namespace sluice::broker {
@@ -171,7 +172,7 @@ TEST_F(ControllerTest, LeaderCrashMovesLeadershipWithinTheIsr) {
   StartNode("b2");
   StartNode("b3");
   StartNode("u1", "us");  // another region's broker: never a replica of an eu partition
-  ASSERT_TRUE(CreateTopic(*admin_, "eu", "orders", 6, 3).ok());
+  ASSERT_TRUE(CreateTopic(*admin_, Residency("eu"), "orders", 6, 3).ok());
   Node* controller = WaitForController();
   ASSERT_NE(controller, nullptr);
   Node* victim = nullptr;
@@ -238,7 +239,7 @@ TEST_F(ControllerTest, AllIsrDeadGoesOfflineUntilTheLastLeaderReturns) {
   Node* controller = WaitForController();
   ASSERT_NE(controller, nullptr);
   // Factor 2 on 3 brokers: exactly one partition has no replica on the controller.
-  ASSERT_TRUE(CreateTopic(*admin_, "eu", "pairs", 3, 2).ok());
+  ASSERT_TRUE(CreateTopic(*admin_, Residency("eu"), "pairs", 3, 2).ok());
   VersionedPartitionState target;
   for (const auto& p : States()) {
     if (!p.state.IsReplica(controller->id)) {
@@ -294,7 +295,7 @@ TEST_F(ControllerTest, ZombieControllerCannotWriteAndIsReplaced) {
   ASSERT_EQ(WaitForController(), zombie);
   StartNode("b2");
   StartNode("b3");
-  ASSERT_TRUE(CreateTopic(*admin_, "eu", "orders", 3, 3).ok());
+  ASSERT_TRUE(CreateTopic(*admin_, Residency("eu"), "orders", 3, 3).ok());
   const int64_t zombie_epoch = zombie->controller->epoch();
   auto leader = admin_->Leader(ControllerElection("eu"));
   ASSERT_TRUE(leader.ok() && leader->has_value());
@@ -338,7 +339,7 @@ TEST_F(ControllerTest, RestartBetweenPollsCountsAsAFailure) {
   StartNode("b3", "eu", true, kSlowPollMs);
   Node* controller = WaitForController();
   ASSERT_NE(controller, nullptr);
-  ASSERT_TRUE(CreateTopic(*admin_, "eu", "orders", 3, 3).ok());
+  ASSERT_TRUE(CreateTopic(*admin_, Residency("eu"), "orders", 3, 3).ok());
   Node* victim = nullptr;
   for (auto& n : nodes_) {
     if (n.get() != controller) {

@@ -7,6 +7,7 @@
 
 #include "cloud-broker/replication/broker_registry.h"
 #include "cloud-broker/replication/partition_state_store.h"
+#include "tests/cloud-broker/test_residency.h"
 #include "tests/common/etcd.h"
 
 namespace sluice::broker {
@@ -40,7 +41,7 @@ class TopicAdminTest : public ::testing::Test {
 // failed guard is reported as a stale partition (a fenced writer would retry instead of stop).
 TEST_F(TopicAdminTest, CompareAndSwapTellsStaleFromGuardFailed) {
   Register("b1", "eu");
-  ASSERT_TRUE(CreateTopic(*client_, "eu", "t", 1, 1).ok());
+  ASSERT_TRUE(CreateTopic(*client_, Residency("eu"), "t", 1, 1).ok());
   auto read = ReadPartitionState(*client_, "eu", "t", 0);
   ASSERT_TRUE(read.ok()) << read.status().ToString();
   EXPECT_EQ(read->state.leader, "b1");
@@ -86,7 +87,7 @@ TEST_F(TopicAdminTest, CreateTopicPlacesOnTheRegionsBrokersOnceAndOnly) {
   Register("b2", "eu");
   Register("b3", "eu");
   Register("u1", "us");  // another region: never a replica of an eu topic
-  auto created = CreateTopic(*client_, "eu", "orders", 6, 3);
+  auto created = CreateTopic(*client_, Residency("eu"), "orders", 6, 3);
   ASSERT_TRUE(created.ok()) << created.status().ToString();
   EXPECT_EQ(created->partitions, 6);
   auto topic = client_->Get(TopicKey("eu", "orders"));
@@ -109,7 +110,7 @@ TEST_F(TopicAdminTest, CreateTopicPlacesOnTheRegionsBrokersOnceAndOnly) {
   EXPECT_EQ(leaders, (std::map<std::string, int>{{"b1", 2}, {"b2", 2}, {"b3", 2}}));
 
   const auto before = *states;
-  auto again = CreateTopic(*client_, "eu", "orders", 2, 1);
+  auto again = CreateTopic(*client_, Residency("eu"), "orders", 2, 1);
   EXPECT_EQ(again.status().code(), StatusCode::kFailedPrecondition);
   auto after = ReadPartitionStates(*client_, "eu");
   ASSERT_EQ(after->size(), before.size());
@@ -117,18 +118,18 @@ TEST_F(TopicAdminTest, CreateTopicPlacesOnTheRegionsBrokersOnceAndOnly) {
     EXPECT_EQ((*after)[i].mod_revision, before[i].mod_revision);
   }
 
-  EXPECT_EQ(CreateTopic(*client_, "eu", "big", 1, 4).status().code(),
+  EXPECT_EQ(CreateTopic(*client_, Residency("eu"), "big", 1, 4).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_FALSE(client_->Get(TopicKey("eu", "big"))->has_value());
-  EXPECT_EQ(CreateTopic(*client_, "eu", "a/b", 1, 1).status().code(),
+  EXPECT_EQ(CreateTopic(*client_, Residency("eu"), "a/b", 1, 1).status().code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(CreateTopic(*client_, "eu", "none", 0, 1).status().code(),
+  EXPECT_EQ(CreateTopic(*client_, Residency("eu"), "none", 0, 1).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(DefaultReplicationFactor(2), 2);
   EXPECT_EQ(DefaultReplicationFactor(5), 3);
 
   // The us region has one broker: its topics live there only.
-  auto us = CreateTopic(*client_, "us", "orders", 2, 1);
+  auto us = CreateTopic(*client_, Residency("us"), "orders", 2, 1);
   ASSERT_TRUE(us.ok()) << us.status().ToString();
   auto us_states = ReadPartitionStates(*client_, "us");
   ASSERT_TRUE(us_states.ok());
@@ -136,8 +137,31 @@ TEST_F(TopicAdminTest, CreateTopicPlacesOnTheRegionsBrokersOnceAndOnly) {
   for (const VersionedPartitionState& p : *us_states) {
     EXPECT_EQ(p.state.replicas, (std::vector<std::string>{"u1"}));
   }
-  EXPECT_EQ(CreateTopic(*client_, "us", "wide", 1, 2).status().code(),
+  EXPECT_EQ(CreateTopic(*client_, Residency("us"), "wide", 1, 2).status().code(),
             StatusCode::kInvalidArgument);
+}
+
+// Issue 13: a registration under a region's prefix that names another region is not a member:
+// never a replica there (a copy of the region's records would live with a broker configured
+// for elsewhere).
+TEST_F(TopicAdminTest, ABrokerRegisteredForAnotherRegionIsNeverPlaced) {
+  Register("e1", "eu");
+  ASSERT_TRUE(client_->Put(BrokersPrefix("eu") + "x1",
+                           R"({"id":"x1","region":"us","url":"http://x1"})")
+                  .ok());
+  auto listed = ListBrokers(*client_, "eu");
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front().id, "e1");
+  EXPECT_EQ(CreateTopic(*client_, Residency("eu"), "pair", 1, 2).status().code(),
+            StatusCode::kInvalidArgument);  // only one member: factor 2 cannot be placed
+  auto one = CreateTopic(*client_, Residency("eu"), "single", 4, 1);
+  ASSERT_TRUE(one.ok()) << one.status().ToString();
+  auto states = ReadPartitionStates(*client_, "eu");
+  ASSERT_TRUE(states.ok());
+  for (const VersionedPartitionState& p : *states) {
+    EXPECT_EQ(p.state.replicas, (std::vector<std::string>{"e1"}));
+  }
 }
 
 }  // namespace
