@@ -49,10 +49,11 @@ struct DiskLogScan {
   std::vector<std::string> files;  // every .log file read, full paths, in the order read
 };
 
-// Reads every partition log of every topic under data_dir/logs, or of `topic` only when it is
-// not "". A segment whose last batch is cut short (fewer than 12 bytes left, or a declared length
-// running past the end of the file) ends there and counts in torn_tails: not an error.
-// Errors, each "<file>:<byte position of the batch>: <reason>":
+// Reads every partition log of every topic under data_dir/logs, or of the topic named exactly
+// `topic` when it is not "". A segment whose last batch is cut short (fewer than 12 bytes left, or
+// a declared length running past the end of the file) ends there and counts in torn_tails: not an
+// error. (As in Kafka, a corrupted batchLength that points past the end reads the same way.)
+// Errors in a batch say "<file>:<byte position of the batch>: <reason>":
 //   kCorruption: CRC-32C mismatch, magic other than 2, or framing that does not add up (a length
 //                or count that is negative, implausible or does not fit its batch or record,
 //                offset deltas not increasing or past lastOffsetDelta, bytes left over).
