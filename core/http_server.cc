@@ -43,6 +43,7 @@ class BeastServer final : public HttpServer {
       : core_(std::move(core)),
         acceptor_(net::make_strand(core_->ioc)),
         retry_(acceptor_.get_executor()),
+        sweep_(acceptor_.get_executor()),
         work_(net::make_work_guard(core_->ioc)) {}
   ~BeastServer() override { Stop(); }
 
@@ -62,6 +63,7 @@ class BeastServer final : public HttpServer {
                                  std::to_string(core_->options.port) + ": " + e.what());
     }
     Accept();
+    Sweep();
     const int n = core_->options.threads > 0 ? core_->options.threads : DefaultHttpThreads();
     for (int i = 0; i < n; ++i) {
       threads_.emplace_back([core = core_, i] {
@@ -89,6 +91,7 @@ class BeastServer final : public HttpServer {
       beast::error_code ignored;
       acceptor_.close(ignored);
       retry_.cancel();
+      sweep_.cancel();
     });
     std::vector<std::shared_ptr<SessionBase>> open;
     {
@@ -98,7 +101,6 @@ class BeastServer final : public HttpServer {
         LogError(kComponent, "stop: " + std::to_string(core_->running) +
                                  " handler call(s) still running after 30 s");
       }
-      core_->stopped = true;
       for (auto& [raw, weak] : core_->sessions) {
         if (auto s = weak.lock()) {
           open.push_back(std::move(s));
@@ -109,6 +111,12 @@ class BeastServer final : public HttpServer {
       s->Close();
     }
     open.clear();
+    {
+      // From here nothing more is posted (Answer, Close, stream operations check it): what was
+      // posted before runs before the I/O threads return.
+      std::lock_guard<std::mutex> lock(core_->mu);
+      core_->stopped = true;
+    }
     work_.reset();
     for (std::thread& t : threads_) {
       t.join();
@@ -181,6 +189,40 @@ class BeastServer final : public HttpServer {
     Accept();
   }
 
+  // Every SweepMs(): closes the sessions past their deadline (http_session.h, "Connection
+  // deadlines"). A deadline is met within one sweep interval.
+  void Sweep() {
+    sweep_.expires_after(std::chrono::milliseconds(SweepMs()));
+    sweep_.async_wait([this](beast::error_code ec) {
+      if (ec || !acceptor_.is_open()) {
+        return;
+      }
+      const int64_t now = SteadyNowNs();
+      std::vector<std::shared_ptr<SessionBase>> expired;
+      {
+        std::lock_guard<std::mutex> lock(core_->mu);
+        for (auto& [raw, weak] : core_->sessions) {
+          if (auto s = weak.lock(); s != nullptr && s->Expired(now)) {
+            expired.push_back(std::move(s));
+          }
+        }
+      }
+      for (auto& s : expired) {
+        s->Close();
+      }
+      expired.clear();  // outside the lock: a session's destructor takes it
+      Sweep();
+    });
+  }
+
+  // A quarter of the shortest timeout, within 5..250 ms.
+  int64_t SweepMs() const {
+    const HttpServerOptions& o = core_->options;
+    const int64_t shortest = std::min({o.header_timeout_ms, o.body_timeout_ms, o.idle_timeout_ms,
+                                       static_cast<int64_t>(kLingerMs)});
+    return std::clamp<int64_t>(shortest / 4, 5, 250);
+  }
+
   void Register(const std::shared_ptr<SessionBase>& s) {
     std::lock_guard<std::mutex> lock(core_->mu);
     core_->sessions.emplace(s.get(), s);
@@ -189,6 +231,7 @@ class BeastServer final : public HttpServer {
   std::shared_ptr<ServerCore> core_;
   tcp::acceptor acceptor_;
   net::steady_timer retry_;
+  net::steady_timer sweep_;  // on the acceptor's strand
   net::executor_work_guard<net::io_context::executor_type> work_;
   std::vector<std::thread> threads_;
   std::mutex stop_mu_;

@@ -1,6 +1,6 @@
-// One HTTP/1.1 connection of HttpServer (core/http_server.cc), and what connections share with
-// their server. Internal to core: included by core/http_server.cc only, never by callers (it
-// includes Boost.Beast).
+// One HTTP/1.1 connection of HttpServer (core/http_server.cc); what connections share with their
+// server is in core/http_server_core.h. Internal to core: included by core/http_server.cc only,
+// never by callers (it includes Boost.Beast).
 //
 // A Session owns its socket (plain or TLS) on its own strand: reads, writes and the handler call
 // never run at once. It bounds what the client controls (header size, field count, body size,
@@ -21,6 +21,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <climits>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -30,62 +32,12 @@
 #include <unordered_map>
 
 #include "core/http.h"
+#include "core/http_server_core.h"
 #include "core/http_stream_writer.h"
 #include "core/http_target.h"
 #include "core/logging.h"
 
 namespace sluice::http_internal {
-
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace bhttp = boost::beast::http;
-using tcp = net::ip::tcp;
-
-constexpr const char* kComponent = "http";
-constexpr int64_t kAcceptRetryMs = 100;  // back-off after EMFILE/ENFILE at accept
-// After refusing a request whose body was not read, the server reads and discards what the client
-// is still sending for at most this long and this much before closing (nginx's lingering close):
-// closing with unread bytes makes the kernel send a reset, and a client still writing its body
-// would see "connection reset" instead of the 413. Bounded, so it costs no memory and little time.
-constexpr int64_t kLingerMs = 1000;
-constexpr size_t kLingerBytes = 4 << 20;
-
-class SessionBase {
- public:
-  virtual ~SessionBase() = default;
-  virtual void Close() = 0;  // from any thread: posts to the session's strand
-};
-
-// What sessions share with the server; outlives the server while a responder holds a session.
-struct ServerCore {
-  HttpServerOptions options;
-  HttpHandler handler;
-  int max_connections = 0;
-  net::io_context ioc;
-  std::optional<net::ssl::context> tls;
-
-  std::mutex mu;
-  std::condition_variable idle;
-  int running = 0;       // handler calls in progress
-  bool closed = false;   // Stop() began: no new handler calls
-  bool stopped = false;  // the I/O threads are gone: answers are dropped
-  std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions;
-  RateLimitedLog log{5000};
-};
-
-inline bhttp::response<bhttp::string_body> ToBeast(HttpResponse resp, bool keep_alive) {
-  bhttp::response<bhttp::string_body> out;
-  out.version(11);
-  out.result(static_cast<unsigned>(resp.status));
-  out.set(bhttp::field::content_type, resp.content_type);
-  for (auto& [k, v] : resp.headers) {
-    out.insert(k, v);
-  }
-  out.keep_alive(keep_alive);
-  out.body() = std::move(resp.body);
-  out.prepare_payload();
-  return out;
-}
 
 template <class Stream>
 class Session final : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
@@ -102,7 +54,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void Start() {
     net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
       if constexpr (kTls) {
-        self->Lowest().expires_after(Ms(self->core_->options.header_timeout_ms));
+        self->Deadline(self->core_->options.header_timeout_ms);
         self->stream_.async_handshake(net::ssl::stream_base::server,
                                       [self](beast::error_code ec) { self->OnHandshake(ec); });
       } else {
@@ -111,7 +63,14 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     });
   }
 
+  // Dropped once the server stopped, as Answer: a handler posting after the I/O threads are
+  // gone would leave a handler (holding this session, which holds the core and its io_context)
+  // queued in that io_context for good, a reference cycle that is never freed.
   void Close() override {
+    std::lock_guard<std::mutex> lock(core_->mu);
+    if (core_->stopped) {
+      return;
+    }
     net::post(stream_.get_executor(), [self = this->shared_from_this()] { self->Shut(); });
   }
 
@@ -129,7 +88,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
  private:
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
-  static std::chrono::milliseconds Ms(int64_t ms) { return std::chrono::milliseconds(ms); }
   beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
 
   void OnHandshake(beast::error_code ec) {
@@ -151,7 +109,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       return ReadHeader();
     }
     const int64_t wait = first_ ? core_->options.header_timeout_ms : core_->options.idle_timeout_ms;
-    Lowest().expires_after(Ms(wait));
+    Deadline(wait);
     stream_.async_read_some(buffer_.prepare(4096), [self = this->shared_from_this()](
                                                         beast::error_code ec, size_t n) {
       if (ec) {
@@ -168,7 +126,20 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     parser_->header_limit(static_cast<uint32_t>(
         std::clamp<int64_t>(core_->options.max_header_bytes, 256, UINT32_MAX)));
     parser_->body_limit(static_cast<uint64_t>(std::max<int64_t>(0, core_->options.max_body_bytes)));
-    Lowest().expires_after(Ms(core_->options.header_timeout_ms));
+    Deadline(core_->options.header_timeout_ms);
+    // A header already whole in the buffer (a small request arrives in one segment) is parsed
+    // here, without an asynchronous read and its completion. An incomplete one is left as it
+    // was (put() takes a header all at once) for the read below.
+    if (buffer_.size() > 0) {
+      beast::error_code ec;
+      buffer_.consume(parser_->put(buffer_.data(), ec));
+      if (!ec && parser_->is_header_done()) {
+        return OnHeader(ec);
+      }
+      if (ec && ec != bhttp::error::need_more) {
+        return OnReadError(ec);
+      }
+    }
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              [self = this->shared_from_this()](beast::error_code ec, size_t) {
                                self->OnHeader(ec);
@@ -189,7 +160,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (bhttp::token_list{msg[bhttp::field::expect]}.exists("100-continue")) {
       // curl and others wait for this before sending a large body.
       auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(bhttp::status::continue_, 11);
-      Lowest().expires_after(Ms(core_->options.body_timeout_ms));
+      Deadline(core_->options.body_timeout_ms);
       return bhttp::async_write(stream_, *cont,
                                 [self = this->shared_from_this(), cont](beast::error_code ec2,
                                                                         size_t) {
@@ -203,7 +174,20 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   void ReadBody() {
-    Lowest().expires_after(Ms(core_->options.body_timeout_ms));
+    Deadline(core_->options.body_timeout_ms);
+    // As ReadHeader: what of the body is buffered already is parsed here; a whole request goes
+    // to the handler at once.
+    if (!parser_->is_done() && buffer_.size() > 0) {
+      parser_->eager(true);
+      beast::error_code ec;
+      buffer_.consume(parser_->put(buffer_.data(), ec));
+      if (ec && ec != bhttp::error::need_more) {
+        return OnReadError(ec);
+      }
+    }
+    if (parser_->is_done()) {
+      return OnRequest();
+    }
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = this->shared_from_this()](beast::error_code ec, size_t) {
                         if (ec) {
@@ -269,12 +253,15 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     }
     // No timeout while the handler holds the request (a long-poll may park it for 30 s); the
     // write that answers it sets one again.
-    Lowest().expires_never();
+    NoDeadline();
     std::shared_ptr<Session> self = this->shared_from_this();
     HttpResponder responder([self](HttpResponse resp) { self->Answer(std::move(resp)); });
     // Held for later (a long-poll) with a hook for a client that goes away: watch the connection.
     responder.OnWatchWanted([self] {
-      net::post(self->stream_.get_executor(), [self] { self->Watch(); });
+      std::lock_guard<std::mutex> lock(self->core_->mu);
+      if (!self->core_->stopped) {  // as Close
+        net::post(self->stream_.get_executor(), [self] { self->Watch(); });
+      }
     });
     responder.SetStreamer([self](HttpResponse head) -> std::unique_ptr<HttpStreamWriter> {
       return std::make_unique<SessionStreamWriter<Session>>(self, std::move(head));
@@ -306,13 +293,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     watching_ = true;
     // Bounds the hold (a handler that never answers) and, through WaitIdle, the idle time after
     // the answer; the read's own timer is set here because a pending read keeps it.
-    Lowest().expires_after(Ms(core_->options.body_timeout_ms + core_->options.idle_timeout_ms));
+    Deadline(core_->options.body_timeout_ms + core_->options.idle_timeout_ms);
     stream_.async_read_some(buffer_.prepare(4096), [self = this->shared_from_this()](
                                                        beast::error_code ec, size_t n) {
       self->watching_ = false;
-      if (self->idle_timer_) {
-        self->idle_timer_->cancel();
-      }
       if (ec) {
         if (self->pending_) {  // still unanswered
           self->pending_->ClientGone();
@@ -348,7 +332,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       beast::error_code ignored;
       Lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);  // the client sees EOF
     }
-    Lowest().expires_after(Ms(kLingerMs));
+    Deadline(kLingerMs);
     DiscardSome();
   }
 
@@ -372,7 +356,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     writing_ = true;
     auto out = std::make_shared<bhttp::response<bhttp::string_body>>(
         ToBeast(std::move(resp), keep_alive));
-    Lowest().expires_after(Ms(core_->options.body_timeout_ms));
+    Deadline(core_->options.body_timeout_ms);
     bhttp::async_write(stream_, *out,
                        [self = this->shared_from_this(), out, keep_alive](beast::error_code ec,
                                                                           size_t) {
@@ -422,7 +406,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
         done->set_value(false);
         return;
       }
-      self->Lowest().expires_after(Ms(self->core_->options.body_timeout_ms));
+      self->Deadline(self->core_->options.body_timeout_ms);
       if (head.has_value()) {
         self->StartStream(std::move(*head), std::move(chunk), last, std::move(done));
       } else {
@@ -496,28 +480,16 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     Shut();
   }
 
-  // The answer is out and the watch read (Watch) still waits: close the connection if no
-  // request starts within the idle timeout.
-  void WaitIdle() {
-    if (!idle_timer_) {
-      idle_timer_.emplace(stream_.get_executor());
-    }
-    idle_timer_->expires_after(Ms(core_->options.idle_timeout_ms));
-    idle_timer_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
-      if (!ec && self->resume_) {
-        self->Shut();  // the pending watch read then ends with an error
-      }
-    });
-  }
+  // The answer is out and the watch read (Watch) still waits: the connection is closed (and
+  // the watch read ends with an error) if no request starts within the idle timeout.
+  void WaitIdle() { Deadline(core_->options.idle_timeout_ms); }
 
   void Shut() {
     if (closing_) {
       return;
     }
-    if (idle_timer_) {
-      idle_timer_->cancel();
-    }
     closing_ = true;
+    NoDeadline();
     pending_.reset();  // its function holds this session: no cycle outlives the connection
     beast::error_code ignored;
     Lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -540,7 +512,6 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   bool writing_ = false;
   bool resume_ = false;
   bool shut_after_write_ = false;
-  std::optional<net::steady_timer> idle_timer_;
   size_t lingered_ = 0;
 };
 
