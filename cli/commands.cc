@@ -91,14 +91,6 @@ bool ResolveTime(const std::string& s, int64_t now_ms, int64_t* out) {
   return true;
 }
 
-// The string value of `key` in a JSON object answer, or empty (absent or null).
-std::string NextCursor(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.data(), body.size());
-  if (d.HasParseError() || !d.IsObject()) return "";
-  auto it = d.FindMember("next");
-  return it != d.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
-}
 
 // sluice query --bucket/--group-by/--field: GET /v1/query/aggregate with the query's filter.
 int RunAggregate(const CliArgs& args, std::string path, std::string sep, std::ostream& out,

@@ -23,14 +23,6 @@ struct RegionAnswer {
   std::string error;
 };
 
-std::string NextOf(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.data(), body.size());
-  if (d.HasParseError() || !d.IsObject()) return "";
-  auto it = d.FindMember("next");
-  return it != d.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
-}
-
 RegionAnswer Ask(const BrokerTarget& target, const std::string& path, const std::string& sep,
                  bool all_pages) {
   RegionAnswer a;
@@ -44,7 +36,7 @@ RegionAnswer Ask(const BrokerTarget& target, const std::string& path, const std:
       return a;
     }
     a.pages.push_back(std::move(body).value());
-    cursor = NextOf(a.pages.back());
+    cursor = NextCursor(a.pages.back());
     if (!all_pages || cursor.empty()) return a;
   }
 }

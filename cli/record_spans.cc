@@ -1,5 +1,6 @@
 #include "cli/record_spans.h"
 
+#include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
@@ -133,6 +134,14 @@ std::string CompactJsonText(std::string_view json) {
     }
   }
   return out;
+}
+
+std::string NextCursor(const std::string& answer) {
+  rapidjson::Document d;
+  d.Parse(answer.data(), answer.size());
+  if (d.HasParseError() || !d.IsObject()) return "";
+  auto it = d.FindMember("next");
+  return it != d.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
 }
 
 }  // namespace sluice::cli

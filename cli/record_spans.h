@@ -11,6 +11,9 @@
 
 namespace sluice::cli {
 
+// The `next` cursor of a query answer (a JSON object), or "" (absent, null, or not an object).
+std::string NextCursor(const std::string& answer);
+
 // One element of the answer's top-level "records" array: its text, and the text of its
 // "payload" member (empty if it has none). Views into the answer.
 struct RecordSpan {

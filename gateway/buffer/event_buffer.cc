@@ -147,10 +147,9 @@ void EventBuffer::Append(std::vector<PendingEvent> events, AppendCallback done,
   Status refused;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) {
-      refused = Status::Unavailable("buffer is shutting down");
-    } else if (write_failed_.load()) {
-      refused = write_failure();
+    refused = RefusalLocked();
+    if (!refused.ok()) {
+      // stopping or a failed write: nothing is queued
     } else if (queued_events_ + n > options_.max_queued_events && queued_events_ > 0) {
       // Over the limit: refuse (unless the queue is empty, so one huge request still fits).
       refused = Status::ResourceExhausted("buffer commit queue is full");
@@ -183,6 +182,13 @@ void EventBuffer::Append(std::vector<PendingEvent> events, AppendCallback done,
     }
   }
   req.done(refused, 0);
+}
+
+Status EventBuffer::RefusalLocked() const {
+  if (stopping_) {
+    return Status::Unavailable("buffer is shutting down");
+  }
+  return write_failed_.load() ? write_failure() : Status::Ok();
 }
 
 std::future<Status> EventBuffer::Append(std::vector<PendingEvent> events) {

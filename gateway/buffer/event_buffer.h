@@ -159,6 +159,9 @@ class EventBuffer {
   explicit EventBuffer(const BufferOptions& options);
   Status Init();
   void CommitLoop();
+  // mu_ held: why an append (or move) must be refused now whatever it holds (stopping, a failed
+  // write), or OK.
+  Status RefusalLocked() const;
   void CommitRequests(std::vector<Request>& reqs);
   // Every LevelDB write goes through here: refused once one failed (see write_failure()).
   Status Write(const leveldb::WriteOptions& options, leveldb::WriteBatch* batch);

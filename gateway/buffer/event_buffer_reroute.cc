@@ -37,11 +37,8 @@ void EventBuffer::Reroute(const RegionId& from, std::vector<BufferedRecord> reco
   Status refused;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) {
-      refused = Status::Unavailable("buffer is shutting down");
-    } else if (write_failed_.load()) {
-      refused = write_failure();
-    } else {
+    refused = RefusalLocked();
+    if (refused.ok()) {
       queued_events_ += req.entries.size();  // bytes 0: the move adds nothing overall
       ++acknowledged_queued_;
       queue_.push_back(std::move(req));

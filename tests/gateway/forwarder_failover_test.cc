@@ -8,6 +8,7 @@
 
 #include "gateway/forward/forwarder.h"
 #include "tests/gateway/fake_uplink.h"
+#include "tests/gateway/sample_events.h"
 
 namespace sluice::gateway {
 namespace {
@@ -23,21 +24,13 @@ class ForwarderFailoverTest : public ::testing::Test {
     buffer_ = std::move(EventBuffer::Open(o).value());
   }
 
-  // One event per country, in order, into us-east's queue (as the router puts them).
+  // One event per country, in order, into us-east's queue (as the router puts them); its
+  // payload {"n":<k>} counts the events added.
   void Add(const std::vector<std::string>& countries) {
-    std::vector<PendingEvent> v;
-    for (const std::string& c : countries) {
-      SensorEvent e;
-      e.device_id = DeviceId(c + "-" + std::to_string(added_));
-      e.sensor = "temp";
-      e.country = CountryCode(c);
-      e.ts_ms = 1'700'000'000'000 + added_;
-      e.ingest_ms = e.ts_ms;
-      e.gateway_id = GatewayId("gw-1");
-      e.source = "http";
-      e.payload = "{\"n\":" + std::to_string(added_) + "}";
-      ++added_;
-      v.push_back(PendingEvent{us_, std::move(e)});
+    std::vector<PendingEvent> v = SampleEvents(us_, static_cast<int>(countries.size()), added_);
+    for (size_t i = 0; i < countries.size(); ++i) {
+      v[i].event.country = CountryCode(countries[i]);
+      v[i].event.payload = "{\"n\":" + std::to_string(added_++) + "}";
     }
     ASSERT_TRUE(buffer_->Append(std::move(v)).get().ok());
   }
