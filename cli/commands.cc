@@ -268,10 +268,10 @@ int RunFetch(const CliArgs& args, std::ostream& out, std::ostream& err) {
 int RunAudit(const CliArgs& args, std::ostream& out, std::ostream& err) {
   std::string path = "/v1/audit?limit=" + (args.Has("limit") ? UrlEncode(args.Get("limit"))
                                                              : std::string("1000"));
-  for (const char* key : {"from", "to", "country"}) {
+  for (const char* key : {"from", "to", "country", "cursor"}) {
     if (args.Has(key)) {
       std::string value = args.Get(key);
-      if (std::string(key) != "country") {
+      if (std::string(key) == "from" || std::string(key) == "to") {
         int64_t ms = 0;
         if (!ResolveTime(value, SystemClock::Instance().NowMs(), &ms)) {
           return Usage(err, std::string("--") + key +
@@ -334,6 +334,7 @@ std::map<std::string, Command> Commands() {
                              {"to", true, "refusals before this time"},
                              {"country", true, "only refusals of this country"},
                              {"limit", true, "at most this many (default 1000, at most 10000)"},
+                             {"cursor", true, "continue after an earlier answer (its next)"},
                              {"json", false, "print the broker's raw JSON answer"}});
   std::vector<CliFlag> consume = kTargetFlags;  // sluice consume (cli/consume.cc)
   for (const CliFlag& f : ConsumeFlags()) consume.push_back(f);
@@ -358,7 +359,7 @@ std::map<std::string, Command> Commands() {
       {"consume", {ConsumeUsage(), consume, RunConsume}},
       {"audit",
        {"sluice audit (--broker URL | --config FILE --region NAME) [--from T] [--to T]\n"
-        "       [--country CC] [--limit N]\n\n"
+        "       [--country CC] [--limit N] [--cursor C]\n\n"
         "Lists the region's residency refusals from its audit log (GET /v1/audit): time,\n"
         "principal, gateway, country, records and reason of every batch refused.",
         audit, RunAudit}},

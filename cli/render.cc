@@ -258,7 +258,12 @@ Status RenderAudit(const std::string& json, std::ostream& out) {
   out << "refusals: " << entries->value.Size();
   auto more = d.FindMember("more");
   if (more != d.MemberEnd() && more->value.IsBool() && more->value.GetBool()) {
-    out << " (more follow: narrow --from/--to or raise --limit)";
+    auto next = d.FindMember("next");
+    if (next != d.MemberEnd() && next->value.IsString()) {
+      out << " (more follow: --cursor " << next->value.GetString() << ")";
+    } else {
+      out << " (more follow: narrow --from/--to or raise --limit)";
+    }
   }
   out << "\n\n";
   std::vector<std::vector<std::string>> rows = {

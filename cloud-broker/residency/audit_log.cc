@@ -171,27 +171,99 @@ Status AuditLog::Append(const AuditEntry& entry) {
   return Status::Ok();
 }
 
-Result<std::vector<AuditEntry>> AuditLog::Read(const AuditQuery& q, bool* more) const {
+namespace {
+
+// The offset of the first line starting at or after `pos` (the file's size if none), reading
+// from `in`; *time_ms gets that line's time (or -1 if it has none or cannot be parsed).
+int64_t NextLineStart(std::ifstream& in, int64_t pos, int64_t size, int64_t* time_ms) {
+  *time_ms = -1;
+  in.clear();
+  int64_t at = pos;
+  if (pos > 0) {
+    in.seekg(pos - 1);
+    std::string skip;
+    std::getline(in, skip);  // the rest of the line `pos - 1` is in (its '\n' included)
+    at = pos - 1 + static_cast<int64_t>(skip.size()) + 1;
+  } else {
+    in.seekg(0);
+  }
+  if (at >= size) {
+    return size;
+  }
+  std::string line;
+  if (std::getline(in, line)) {
+    const size_t key = line.find("\"time_ms\":");
+    if (key != std::string::npos) {
+      *time_ms = std::strtoll(line.c_str() + key + 10, nullptr, 10);
+    }
+  }
+  return at;
+}
+
+}  // namespace
+
+Result<std::vector<AuditEntry>> AuditLog::Read(const AuditQuery& q, bool* more,
+                                               int64_t* next_offset,
+                                               int64_t* scanned_bytes) const {
   int64_t size;
   {
     std::lock_guard<std::mutex> lock(mu_);
     size = size_;  // durable, whole lines only
   }
   *more = false;
+  if (next_offset != nullptr) *next_offset = -1;
   std::vector<AuditEntry> out;
   std::ifstream in(path_, std::ios::binary);
   if (!in) {
     return Errno("cannot read " + path_);
   }
+  int64_t start = 0;
+  if (q.start_offset >= 0) {
+    if (q.start_offset > size) {
+      return Status::InvalidArgument("cursor " + std::to_string(q.start_offset) +
+                                     " is past the end of the audit log");
+    }
+    if (q.start_offset > 0) {
+      in.seekg(q.start_offset - 1);
+      if (in.get() != '\n') {
+        return Status::InvalidArgument("cursor " + std::to_string(q.start_offset) +
+                                       " is not the start of an entry");
+      }
+    }
+    start = q.start_offset;
+  } else if (q.from_ms.has_value()) {
+    // Binary search for a line start whose time is before from - slack: lo always is one (or 0).
+    const int64_t target = *q.from_ms - kSeekSlackMs;
+    int64_t lo = 0;
+    int64_t hi = size;
+    while (hi - lo > 4096) {
+      const int64_t mid = lo + (hi - lo) / 2;
+      int64_t t = -1;
+      const int64_t line = NextLineStart(in, mid, size, &t);
+      if (line >= hi || t < 0) {
+        hi = mid;
+      } else if (t < target) {
+        lo = line;
+      } else {
+        hi = mid;
+      }
+    }
+    start = lo;
+  }
+  in.clear();
+  in.seekg(start);
   std::string line;
-  int64_t read = 0;
+  int64_t read = start;
   while (read < size && std::getline(in, line)) {
+    const int64_t at = read;
     read += static_cast<int64_t>(line.size()) + 1;
     AuditEntry e;
     if (!Parse(line, &e)) {
-      return Status::Corruption("malformed audit entry at byte " +
-                                std::to_string(read - static_cast<int64_t>(line.size()) - 1) +
-                                " of " + path_);
+      return Status::Corruption("malformed audit entry at byte " + std::to_string(at) + " of " +
+                                path_);
+    }
+    if (q.to_ms && e.time_ms >= *q.to_ms + kSeekSlackMs) {
+      break;  // appended in time order: nothing later can be before `to` (within the slack)
     }
     if ((q.from_ms && e.time_ms < *q.from_ms) || (q.to_ms && e.time_ms >= *q.to_ms) ||
         (q.country && e.country != *q.country)) {
@@ -199,10 +271,13 @@ Result<std::vector<AuditEntry>> AuditLog::Read(const AuditQuery& q, bool* more) 
     }
     if (out.size() == q.limit) {
       *more = true;
+      if (next_offset != nullptr) *next_offset = at;
+      read = at;
       break;
     }
     out.push_back(std::move(e));
   }
+  if (scanned_bytes != nullptr) *scanned_bytes = read - start;
   return out;
 }
 

@@ -41,6 +41,8 @@ struct AuditQuery {
   std::optional<int64_t> to_ms;    // time_ms < to
   std::optional<std::string> country;
   size_t limit = 1000;
+  // Resume here: a previous page's next offset (the byte offset of a line start), else -1.
+  int64_t start_offset = -1;
 };
 
 class AuditLog {
@@ -58,8 +60,19 @@ class AuditLog {
   Status Append(const AuditEntry& entry);
 
   // The entries matching `q`, oldest first, at most q.limit; *more tells whether others
-  // matching follow. kIOError/kCorruption (a malformed line other than a torn last one).
-  Result<std::vector<AuditEntry>> Read(const AuditQuery& q, bool* more) const;
+  // matching follow, and *next_offset (if given) where the first of them starts (pass it as
+  // start_offset for the next page; -1 without more). Without start_offset and with from_ms
+  // the read starts near from_ms, found by a binary search over the file's lines (entries are
+  // appended in time order; kSeekSlackMs of earlier entries are read too, for a clock that
+  // stepped back), and with to_ms it stops at the first entry kSeekSlackMs past it, so a page of
+  // an hour does not read the whole log. *scanned_bytes (if
+  // given) gets how many bytes of lines were read. kInvalidArgument for a start_offset that is
+  // not a line start of the log; kIOError/kCorruption (a malformed line other than a torn last
+  // one).
+  Result<std::vector<AuditEntry>> Read(const AuditQuery& q, bool* more,
+                                       int64_t* next_offset = nullptr,
+                                       int64_t* scanned_bytes = nullptr) const;
+  static constexpr int64_t kSeekSlackMs = 60'000;
 
   uint64_t entries_appended() const;
 

@@ -1,4 +1,4 @@
-// GET /v1/audit?from=&to=&country=&limit=: the region's residency refusals
+// GET /v1/audit?from=&to=&country=&limit=&cursor=: the region's residency refusals
 // (cloud-broker/residency/audit_log.h), oldest first. It reads the audit file, so it runs on the
 // query pool like a query (query_routes.cc), never on an HTTP thread. Access: the admin
 // operation (an audit names every producer that was refused).
@@ -39,12 +39,24 @@ HttpResponse BrokerService::Audit(const HttpRequest& req) {
                                    "limit must be 1.." + std::to_string(kMaxAuditLimit), key);
       }
       q.limit = static_cast<size_t>(n);
+    } else if (key == "cursor") {
+      char* end = nullptr;
+      const long long n = std::strtoll(value.c_str(), &end, 10);
+      if (value.empty() || end != value.c_str() + value.size() || n < 0) {
+        return HttpResponse::Error(400, "invalid_parameter",
+                                   "cursor must be a previous answer's next", key);
+      }
+      q.start_offset = n;
     } else {
       return HttpResponse::Error(400, "invalid_parameter", "unknown parameter " + key, key);
     }
   }
   bool more = false;
-  Result<std::vector<AuditEntry>> entries = options_.audit->Read(q, &more);
+  int64_t next = -1;
+  Result<std::vector<AuditEntry>> entries = options_.audit->Read(q, &more, &next);
+  if (!entries.ok() && entries.status().code() == StatusCode::kInvalidArgument) {
+    return HttpResponse::Error(400, "invalid_parameter", entries.status().message(), "cursor");
+  }
   if (!entries.ok()) {
     LogError("audit", entries.status().ToString());
     return HttpResponse::Error(500, "storage_error", entries.status().message());
@@ -58,6 +70,12 @@ HttpResponse BrokerService::Audit(const HttpRequest& req) {
   w.Uint64(entries->size());
   w.Key("more");
   w.Bool(more);
+  w.Key("next");  // pass as cursor (with the same filter) for the entries that follow
+  if (more) {
+    w.String(std::to_string(next).c_str());
+  } else {
+    w.Null();
+  }
   w.Key("entries");
   w.StartArray();
   auto text = [&w](const char* key, const std::string& value) {

@@ -124,5 +124,74 @@ TEST(AuditLogTest, ALogThatCannotBeOpenedIsAnError) {
   EXPECT_FALSE(AuditLog::Open(dir.Sub("file"), 1 << 20).ok());
 }
 
+// An auditor's page of one recent hour does not read the whole log: the read starts near
+// `from` (a binary search over the lines), finds exactly what a full scan finds (also across a
+// clock that stepped back 30 s), and pages through every match with `next` cursors; a cursor that
+// is not an entry's start is refused.
+TEST(AuditLogTest, ATimeRangeIsFoundWithoutReadingTheWholeLogAndPagesByCursor) {
+  sluice::testing::TempDir dir;
+  auto log = AuditLog::Open(dir.Sub("audit"), int64_t{1} << 30);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  const int64_t t0 = 1'700'000'000'000;
+  constexpr int kEntries = 20000;  // one a second: 5.5 hours
+  for (int i = 0; i < kEntries; ++i) {
+    // After entry 15,110 the clock steps back 30 s for ten entries (into the range below).
+    const int64_t t = t0 + int64_t{i} * 1000 - (i >= 15110 && i < 15120 ? 30'000 : 0);
+    ASSERT_TRUE((*log)->Append(Entry(t, i % 3 ? "US" : "BR", "req-" + std::to_string(i))).ok());
+  }
+  AuditQuery q;
+  q.from_ms = t0 + 15'000'000;
+  q.to_ms = t0 + 15'100'000;
+  q.limit = 10000;
+  bool more = true;
+  int64_t next = 0;
+  int64_t scanned = 0;
+  auto page = (*log)->Read(q, &more, &next, &scanned);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  EXPECT_FALSE(more);
+  EXPECT_EQ(next, -1);
+  // What a scan of everything finds.
+  AuditQuery all;
+  all.limit = 100000;
+  int64_t scanned_all = 0;
+  auto every = (*log)->Read(all, &more, nullptr, &scanned_all);
+  ASSERT_TRUE(every.ok());
+  std::vector<std::string> expected;
+  for (const AuditEntry& e : *every) {
+    if (e.time_ms >= *q.from_ms && e.time_ms < *q.to_ms) expected.push_back(e.request_id);
+  }
+  std::vector<std::string> got;
+  for (const AuditEntry& e : *page) got.push_back(e.request_id);
+  EXPECT_EQ(got, expected);
+  EXPECT_EQ(got.size(), 110u);  // 100 seconds, and 10 stepped back into them from 15,110..15,119
+  EXPECT_LT(scanned * 20, scanned_all) << scanned << " of " << scanned_all << " bytes read";
+
+  // Pages of 7 US refusals, each from the previous one's next.
+  q.country = "US";
+  q.limit = 7;
+  q.start_offset = -1;
+  std::vector<std::string> paged;
+  int64_t an_entry = -1;  // the start of an entry (a page's next)
+  for (int pages = 0; pages < 100; ++pages) {
+    auto p = (*log)->Read(q, &more, &next);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    for (const AuditEntry& e : *p) paged.push_back(e.request_id);
+    if (!more) break;
+    ASSERT_GT(next, q.start_offset);
+    q.start_offset = an_entry = next;
+  }
+  std::vector<std::string> us;
+  for (const AuditEntry& e : *page) {
+    if (e.country == "US") us.push_back(e.request_id);
+  }
+  EXPECT_EQ(paged, us);
+
+  ASSERT_GT(an_entry, 0);
+  q.start_offset = an_entry + 1;  // inside an entry
+  EXPECT_EQ((*log)->Read(q, &more).status().code(), StatusCode::kInvalidArgument);
+  q.start_offset = int64_t{1} << 40;  // past the end
+  EXPECT_EQ((*log)->Read(q, &more).status().code(), StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace sluice::broker

@@ -107,6 +107,29 @@ TEST(AuditProcessTest, TenThousandForgedBatchesAreAllRefusedAllAuditedNoneStored
   d.Parse(body.c_str());
   EXPECT_EQ(d["returned"].GetUint64(), static_cast<uint64_t>(kBatches / 5));
   EXPECT_EQ(sluice::testing::HttpGet(port, "/v1/audit?from=yesterday", &body), 400);
+  // The BR refusals again, 700 a page, each page from the previous one's next.
+  std::set<std::string> paged;
+  std::string cursor;
+  for (int pages = 0; pages < 10; ++pages) {
+    ASSERT_EQ(sluice::testing::HttpGet(
+                  port, "/v1/audit?country=BR&limit=700" + (cursor.empty() ? "" : "&cursor=" + cursor),
+                  &body),
+              200)
+        << body;
+    d.Parse(body.c_str());
+    for (const auto& e : d["entries"].GetArray()) paged.insert(e["request_id"].GetString());
+    if (!d["more"].GetBool()) {
+      EXPECT_TRUE(d["next"].IsNull());
+      break;
+    }
+    cursor = d["next"].GetString();
+  }
+  EXPECT_EQ(paged.size(), static_cast<size_t>(kBatches / 5));
+  ASSERT_EQ(sluice::testing::HttpGet(port, "/v1/audit?cursor=" + std::to_string(std::stoll(cursor) + 3),
+                                     &body),
+            400)
+      << body;
+  EXPECT_NE(body.find("\"field\":\"cursor\""), std::string::npos) << body;
 
   // Nothing forged stored: the only record of topic "forged" is the good one, on disk.
   std::string q;
