@@ -1,5 +1,6 @@
 // `sluice query --all-regions`: the same query asked of every region of the residency policy,
-// one region after another, each answer printed labelled with its region and, last, the counts
+// all regions at once, each answer printed labelled with its region (in the policy's order) and,
+// last, the counts
 // per country per region. Nothing is copied between regions: each region's records are read
 // from its own brokers and only the answers meet, in this process.
 // Output: table (each region's RenderQuery, then REGION/COUNTRY/RECORDS), json ({"regions":
