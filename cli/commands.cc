@@ -10,6 +10,7 @@
 #include "cli/broker_target.h"
 #include "cli/consume.h"
 #include "cli/query_all_regions.h"
+#include "cli/region_audit.h"
 #include "cli/record_spans.h"
 #include "cli/render.h"
 #include "cli/topics_admin.h"
@@ -284,6 +285,13 @@ int RunAudit(const CliArgs& args, std::ostream& out, std::ostream& err) {
   }
   BrokerTarget target;
   if (int rc = Resolve(args, &target, err); rc != kExitOk) return rc;
+  if (target.urls.size() > 1) {
+    // Each broker keeps the refusals it answered: the region's are the union.
+    if (args.Has("cursor")) {
+      return Usage(err, "--cursor belongs to one broker's audit log: give --broker URL");
+    }
+    return RunRegionAudit(target, path, args.Has("json"), out, err);
+  }
   std::string body;
   if (int rc = Get(target, path, &body, err); rc != kExitOk) return rc;
   if (args.Has("json")) {

@@ -92,8 +92,9 @@ int RunQueryAllRegions(const CliArgs& args, const std::string& path, const std::
   std::vector<std::future<RegionAnswer>> asked;
   for (const BrokerTarget& t : *targets) {
     const bool all_pages = !aggregate && args.Has("all");
-    asked.push_back(std::async(std::launch::async,
-                               [&t, &path, &sep, all_pages] { return Ask(t, path, sep, all_pages); }));
+    asked.push_back(std::async(std::launch::async, [&t, &path, &sep, all_pages] {
+      return Ask(t, path, sep, all_pages);
+    }));
   }
   std::vector<RegionAnswer> answers;
   for (auto& f : asked) {

@@ -191,6 +191,54 @@ TEST(CliBinaryTest, QueryAllRegionsLabelsEachRegionsAnswer) {
   EXPECT_NE(out.find("--all-regions asks every region"), std::string::npos) << out;
 }
 
+// A replicated region's refusals are the union of its brokers' audit logs: `sluice audit` asks
+// every broker of the region and merges them oldest first; a broker it cannot ask is named and
+// the exit code is 1.
+TEST(CliBinaryTest, AuditOfARegionOfSeveralBrokersMergesEveryBrokersLog) {
+  TempDir dir;
+  auto audit_of = [](std::vector<int64_t> times) {
+    return [times](const HttpRequest& req) {
+      std::string entries;
+      for (int64_t t : times) {
+        entries += std::string(entries.empty() ? "" : ",") + "{\"time_ms\":" +
+                   std::to_string(t) + ",\"region\":\"eu-central\",\"principal\":\"p\"," +
+                   "\"gateway_id\":\"g\",\"country\":\"US\",\"topic\":\"sensors\"," +
+                   "\"records\":1,\"reason\":\"r\",\"request_id\":\"req-" +
+                   std::to_string(t) + "\"}";
+      }
+      if (req.path == "/v1/audit") EXPECT_EQ(req.Query("country"), "US");
+      return HttpResponse::Json(200, "{\"region\":\"eu-central\",\"returned\":" +
+                                         std::to_string(times.size()) +
+                                         ",\"more\":false,\"next\":null,\"entries\":[" +
+                                         entries + "]}");
+    };
+  };
+  sluice::testing::FakeHttpServer a(audit_of({1700000000000, 1700000002000}));
+  sluice::testing::FakeHttpServer b(audit_of({1700000001000}));
+  std::string out;
+  ASSERT_EQ(RunSluice(dir, {"audit", "--broker", a.url() + "," + b.url(), "--country", "US"},
+                      &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("refusals: 3"), std::string::npos) << out;
+  const size_t r0 = out.find("req-1700000000000");
+  const size_t r1 = out.find("req-1700000001000");
+  const size_t r2 = out.find("req-1700000002000");
+  ASSERT_NE(r2, std::string::npos) << out;
+  EXPECT_LT(r0, r1);
+  EXPECT_LT(r1, r2);
+  EXPECT_EQ(RunSluice(dir, {"audit", "--broker", a.url() + ",http://127.0.0.1:1", "--country",
+                            "US"},
+                      &out),
+            1);
+  EXPECT_NE(out.find("broker http://127.0.0.1:1:"), std::string::npos) << out;
+  EXPECT_NE(out.find("its refusals are not shown"), std::string::npos) << out;
+  EXPECT_NE(out.find("refusals: 2"), std::string::npos) << out;
+  EXPECT_EQ(RunSluice(dir, {"audit", "--broker", a.url() + "," + b.url(), "--cursor", "5"},
+                      &out),
+            2);
+}
+
 TEST(CliBinaryTest, TopicsAndFetch) {
   TempDir dir;
   FakeBroker broker;

@@ -91,9 +91,9 @@ TEST(ResidencyFailoverTest, HoldWaitsNextAllowedMovesOnAndNeitherReachesAForbidd
   for (const std::string id : {"gw-next", "gw-hold"}) {
     ASSERT_TRUE(WaitFor(
         [&] {
-          return fleet.GatewayMetrics(id).find(
-                     "sluice_gateway_forward_failures_total{reason=\"transport\",region=\"us-east\"}") !=
-                 std::string::npos;
+          const std::string failed =
+              "sluice_gateway_forward_failures_total{reason=\"transport\",region=\"us-east\"}";
+          return fleet.GatewayMetrics(id).find(failed) != std::string::npos;
         },
         20000, 50))
         << fleet.GatewayMetrics(id);
@@ -124,7 +124,9 @@ TEST(ResidencyFailoverTest, HoldWaitsNextAllowedMovesOnAndNeitherReachesAForbidd
   // us-east returns: both gateways drain.
   ASSERT_TRUE(fleet.StartBroker("us-east", &error)) << error;
   ASSERT_TRUE(WaitFor(
-      [&] { return fleet.GatewayBuffered("gw-next") == 0 && fleet.GatewayBuffered("gw-hold") == 0; },
+      [&] {
+        return fleet.GatewayBuffered("gw-next") == 0 && fleet.GatewayBuffered("gw-hold") == 0;
+      },
       60000, 100))
       << fleet.LogTails();
   const std::vector<std::string> in_eu = QueryDevices(eu);

@@ -68,7 +68,8 @@ bool ResidencyFleet::StartBroker(const std::string& region, std::string* error) 
        "--set", "residency.policy_file=" + policy_path_},
       dir_.Sub("broker-" + region + ".log"));
   if (proc == nullptr || !WaitHttpOk(port, "/healthz", 30000)) {
-    *error = "broker " + region + " did not start:\n" + ReadFileOrEmpty(dir_.Sub("broker-" + region + ".log"));
+    *error = "broker " + region + " did not start:\n" +
+             ReadFileOrEmpty(dir_.Sub("broker-" + region + ".log"));
     return false;
   }
   brokers_[region] = Proc{std::move(proc), port};
@@ -99,7 +100,8 @@ int ResidencyFleet::StartGateway(const std::string& id, const std::vector<std::s
   }
   auto proc = ChildProcess::Start(argv, dir_.Sub("gateway-" + id + ".log"));
   if (proc == nullptr || !WaitHttpOk(port, "/healthz", 30000)) {
-    *error = "gateway " + id + " did not start:\n" + ReadFileOrEmpty(dir_.Sub("gateway-" + id + ".log"));
+    *error = "gateway " + id + " did not start:\n" +
+             ReadFileOrEmpty(dir_.Sub("gateway-" + id + ".log"));
     return 0;
   }
   gateways_[id] = Proc{std::move(proc), port};
