@@ -69,6 +69,13 @@ TEST(ReplicaFetchTest, ResponsesThatDoNotAddUpAreCorrupt) {
   EXPECT_EQ(DecodeFetchResponse(good + "x").status().code(), StatusCode::kCorruption);
   EXPECT_FALSE(DecodeFetchResponse("").ok());
   EXPECT_FALSE(DecodeFetchResponse(std::string("\xff\xff\xff\xff{}", 6)).ok());
+  // A partition that is not an object (replica_fetch_fuzz found HasMember called on a number:
+  // undefined behaviour): corrupt, and nothing looked up in it.
+  for (const std::string header : {"{\"partitions\":[2222222222]}", "{\"partitions\":[\"t\"]}",
+                                   "{\"partitions\":[[]]}", "{\"partitions\":[null]}"}) {
+    const std::string body = std::string(3, '\0') + static_cast<char>(header.size()) + header;
+    EXPECT_EQ(DecodeFetchResponse(body).status().code(), StatusCode::kCorruption) << header;
+  }
 }
 
 TEST(ReplicaFetchTest, EpochEndRoundTrips) {
