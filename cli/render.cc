@@ -229,8 +229,9 @@ Status RenderTopics(const std::string& json, std::ostream& out) {
   std::vector<std::vector<std::string>> rows = {
       {"TOPIC", "PARTITION", "START", "END", "RECORDS", "BYTES"}};
   for (const Value& t : topics->value.GetArray()) {
-    auto parts = t.IsObject() ? t.FindMember("partitions") : t.MemberEnd();
-    if (!t.IsObject() || parts == t.MemberEnd() || !parts->value.IsArray()) continue;
+    if (!t.IsObject()) continue;  // MemberEnd of a non-object is undefined
+    auto parts = t.FindMember("partitions");
+    if (parts == t.MemberEnd() || !parts->value.IsArray()) continue;
     for (const Value& p : parts->value.GetArray()) {
       int64_t start = 0;
       int64_t end = 0;

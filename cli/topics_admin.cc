@@ -68,7 +68,10 @@ int Send(const BrokerTarget& target, const std::string& method, const std::strin
 void Render(const std::string& json, std::ostream& out) {
   rapidjson::Document d;
   d.Parse<rapidjson::kParseIterativeFlag>(json.c_str());
-  if (d.HasParseError() || !d.IsObject() || !d.HasMember("partitions")) {
+  // An answer not of the documented shape is printed as it came (nothing looked up in it).
+  if (d.HasParseError() || !d.IsObject() || !d.HasMember("partitions") ||
+      !d["partitions"].IsArray() || !d.HasMember("name") || !d["name"].IsString() ||
+      !d.HasMember("config") || !d["config"].IsObject()) {
     out << json << "\n";
     return;
   }
@@ -82,14 +85,16 @@ void Render(const std::string& json, std::ostream& out) {
     }
   }
   out << "\n\nPARTITION  START_OFFSET    END_OFFSET    SIZE_BYTES  SEGMENTS\n";
+  auto num = [](const rapidjson::Value& p, const char* key) -> long long {
+    return p.IsObject() && p.HasMember(key) && p[key].IsInt64()
+               ? static_cast<long long>(p[key].GetInt64())
+               : -1;  // not in the answer
+  };
   for (const auto& p : d["partitions"].GetArray()) {
     char line[128];
-    std::snprintf(line, sizeof(line), "%9lld %13lld %13lld %13lld %9lld\n",
-                  static_cast<long long>(p["partition"].GetInt64()),
-                  static_cast<long long>(p["start_offset"].GetInt64()),
-                  static_cast<long long>(p["end_offset"].GetInt64()),
-                  static_cast<long long>(p["size_bytes"].GetInt64()),
-                  static_cast<long long>(p["segments"].GetInt64()));
+    std::snprintf(line, sizeof(line), "%9lld %13lld %13lld %13lld %9lld\n", num(p, "partition"),
+                  num(p, "start_offset"), num(p, "end_offset"), num(p, "size_bytes"),
+                  num(p, "segments"));
     out << line;
   }
 }

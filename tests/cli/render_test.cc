@@ -74,6 +74,10 @@ TEST(RenderTest, TopicsTable) {
   EXPECT_NE(s.find("120      120   4096"), std::string::npos) << s;
   EXPECT_NE(s.find("15        5    512"), std::string::npos) << s;
   EXPECT_FALSE(RenderTopics(R"({"region":"x"})", out).ok());
+  // Topics that are not objects are skipped, nothing looked up in them (MemberEnd of a number
+  // was undefined behaviour).
+  std::ostringstream odd;
+  EXPECT_TRUE(RenderTopics(R"({"region":"x","topics":[7,"t",null,[1]]})", odd).ok());
 }
 
 TEST(RenderTest, AuditTable) {
