@@ -115,16 +115,7 @@ int RunAggregate(const CliArgs& args, std::string path, std::string sep, std::os
   if (int rc = Resolve(args, &target, err); rc != kExitOk) return rc;
   std::string body;
   if (int rc = Get(target, path, &body, err); rc != kExitOk) return rc;
-  if (json) {
-    out << body << (body.empty() || body.back() != '\n' ? "\n" : "");
-    return kExitOk;
-  }
-  Status st = RenderAggregate(body, out);
-  if (!st.ok()) {
-    err << "sluice: " << st.message() << "\n";
-    return kExitFailed;
-  }
-  return kExitOk;
+  return PrintAnswer(body, json, RenderAggregate, out, err);
 }
 
 int RunQuery(const CliArgs& args, std::ostream& out, std::ostream& err) {
@@ -212,16 +203,7 @@ int RunTopics(const CliArgs& args, std::ostream& out, std::ostream& err) {
   if (int rc = Resolve(args, &target, err); rc != kExitOk) return rc;
   std::string body;
   if (int rc = Get(target, "/v1/topics", &body, err); rc != kExitOk) return rc;
-  if (args.Has("json")) {
-    out << body << (body.empty() || body.back() != '\n' ? "\n" : "");
-    return kExitOk;
-  }
-  Status st = RenderTopics(body, out);
-  if (!st.ok()) {
-    err << "sluice: " << st.message() << "\n";
-    return kExitFailed;
-  }
-  return kExitOk;
+  return PrintAnswer(body, args.Has("json"), RenderTopics, out, err);
 }
 
 int RunFetch(const CliArgs& args, std::ostream& out, std::ostream& err) {
@@ -294,16 +276,7 @@ int RunAudit(const CliArgs& args, std::ostream& out, std::ostream& err) {
   }
   std::string body;
   if (int rc = Get(target, path, &body, err); rc != kExitOk) return rc;
-  if (args.Has("json")) {
-    out << body << (body.empty() || body.back() != '\n' ? "\n" : "");
-    return kExitOk;
-  }
-  Status st = RenderAudit(body, out);
-  if (!st.ok()) {
-    err << "sluice: " << st.message() << "\n";
-    return kExitFailed;
-  }
-  return kExitOk;
+  return PrintAnswer(body, args.Has("json"), RenderAudit, out, err);
 }
 
 std::map<std::string, Command> Commands() {
@@ -375,6 +348,21 @@ std::map<std::string, Command> Commands() {
 }
 
 }  // namespace
+
+int PrintAnswer(const std::string& body, bool json,
+                Status (*render)(const std::string&, std::ostream&), std::ostream& out,
+                std::ostream& err) {
+  if (json) {
+    out << body << (body.empty() || body.back() != '\n' ? "\n" : "");
+    return kExitOk;
+  }
+  Status st = render(body, out);
+  if (!st.ok()) {
+    err << "sluice: " << st.message() << "\n";
+    return kExitFailed;
+  }
+  return kExitOk;
+}
 
 std::string TopUsage() {
   return "usage: sluice COMMAND [options]\n\n"

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/status.h"
+
 namespace sluice::cli {
 
 inline constexpr int kExitOk = 0;
@@ -19,5 +21,11 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
 
 // The top-level help text.
 std::string TopUsage();
+
+// Prints a broker's answer: as it came (`json`, one trailing newline) or through `render`.
+// kExitOk, or kExitFailed with "sluice: <why>" on `err` when the answer does not render.
+int PrintAnswer(const std::string& body, bool json,
+                Status (*render)(const std::string&, std::ostream&), std::ostream& out,
+                std::ostream& err);
 
 }  // namespace sluice::cli

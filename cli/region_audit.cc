@@ -95,17 +95,9 @@ int RunRegionAudit(const BrokerTarget& target, const std::string& path, bool jso
   rapidjson::StringBuffer sb;
   rapidjson::Writer<rapidjson::StringBuffer> w(sb);
   merged.Accept(w);
-  const std::string text(sb.GetString(), sb.GetSize());
-  if (json) {
-    out << text << "\n";
-    return rc;
-  }
-  Status st = RenderAudit(text, out);
-  if (!st.ok()) {
-    err << "sluice: " << st.message() << "\n";
-    return kExitFailed;
-  }
-  return rc;
+  const int printed =
+      PrintAnswer(std::string(sb.GetString(), sb.GetSize()), json, RenderAudit, out, err);
+  return printed != kExitOk ? printed : rc;
 }
 
 }  // namespace sluice::cli

@@ -23,7 +23,9 @@ std::string Cut(const std::string& s) {
   return s.size() <= AuditLog::kMaxFieldBytes ? s : s.substr(0, AuditLog::kMaxFieldBytes);
 }
 
-std::string Line(const AuditEntry& e) {
+}  // namespace
+
+std::string AuditEntryJson(const AuditEntry& e) {
   rapidjson::StringBuffer sb;
   rapidjson::Writer<rapidjson::StringBuffer> w(sb);
   auto str = [&](const char* key, const std::string& v) {
@@ -44,8 +46,10 @@ std::string Line(const AuditEntry& e) {
   str("reason", e.reason);
   str("request_id", e.request_id);
   w.EndObject();
-  return std::string(sb.GetString(), sb.GetSize()) + "\n";
+  return std::string(sb.GetString(), sb.GetSize());
 }
+
+namespace {
 
 bool Parse(const std::string& line, AuditEntry* e) {
   rapidjson::Document d;
@@ -116,7 +120,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& dir, int64_t
 AuditLog::~AuditLog() { ::close(fd_); }
 
 Status AuditLog::Append(const AuditEntry& entry) {
-  const std::string line = Line(entry);
+  const std::string line = AuditEntryJson(entry) + "\n";
   std::unique_lock<std::mutex> lock(mu_);
   if (!broken_.ok()) {
     return broken_;

@@ -36,6 +36,10 @@ struct AuditEntry {
   std::string request_id;
 };
 
+// One entry as the JSON object the log stores (one line of it, without the newline) and GET
+// /v1/audit answers; each string field cut to AuditLog::kMaxFieldBytes.
+std::string AuditEntryJson(const AuditEntry& e);
+
 struct AuditQuery {
   std::optional<int64_t> from_ms;  // time_ms >= from
   std::optional<int64_t> to_ms;    // time_ms < to

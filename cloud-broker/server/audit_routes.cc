@@ -78,24 +78,9 @@ HttpResponse BrokerService::Audit(const HttpRequest& req) {
   }
   w.Key("entries");
   w.StartArray();
-  auto text = [&w](const char* key, const std::string& value) {
-    w.Key(key);
-    WriteJsonString(w, value);
-  };
   for (const AuditEntry& e : *entries) {
-    w.StartObject();
-    w.Key("time_ms");
-    w.Int64(e.time_ms);
-    text("region", e.region);
-    text("principal", e.principal);
-    text("gateway_id", e.gateway_id);
-    text("country", e.country);
-    text("topic", e.topic);
-    w.Key("records");
-    w.Uint64(e.records);
-    text("reason", e.reason);
-    text("request_id", e.request_id);
-    w.EndObject();
+    const std::string json = AuditEntryJson(e);  // as the log stores it
+    w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
   }
   w.EndArray();
   w.EndObject();

@@ -24,20 +24,14 @@ Forwarder* GatewayApp::forwarder(const std::string& region) {
 
 std::function<std::optional<RegionId>(const CountryCode&)> GatewayApp::FailoverTarget(
     const RegionId& region) {
-  std::shared_ptr<const ResidencyPolicyFile> policy = config_.residency_policy;
-  if (policy == nullptr || policy->failover() != ResidencyFailover::kNextAllowed) {
+  if (!router_.fails_over()) {
     return {};  // hold: records wait for their region
   }
   const RegionHealth* health = &health_;
-  // The most preferred region the policy allows for the country that is up, never `region`
-  // (down) and never one the country is not allowed in.
-  return [policy, health, region](const CountryCode& country) -> std::optional<RegionId> {
-    for (const RegionId& r : policy->Allowed(country)) {
-      if (r != region && health->IsUp(r)) {
-        return r;
-      }
-    }
-    return std::nullopt;
+  const RegionRouter* router = &router_;
+  return [router, health, region](const CountryCode& country) {
+    return router->NextAllowed(country, region,
+                               [health](const RegionId& r) { return health->IsUp(r); });
   };
 }
 

@@ -47,4 +47,18 @@ const RegionConfig* RegionRouter::Route(const CountryCode& country) const {
   return it == by_country_.end() ? nullptr : &regions_[it->second];
 }
 
+std::optional<RegionId> RegionRouter::NextAllowed(
+    const CountryCode& country, const RegionId& down,
+    const std::function<bool(const RegionId&)>& is_up) const {
+  if (!fails_over()) {
+    return std::nullopt;
+  }
+  for (const RegionId& r : policy_->Allowed(country)) {
+    if (r != down && by_name_.count(r.value()) > 0 && is_up(r)) {
+      return r;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace sluice::gateway

@@ -6,7 +6,9 @@
 // Thread-safety: immutable after Create(); safe to share.
 #pragma once
 
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +40,14 @@ class RegionRouter {
 
   // The region for `country`, or nullptr when no region may store it.
   const RegionConfig* Route(const CountryCode& country) const;
+  // Residency failover (the policy's `failover: next_allowed`): the most preferred region the
+  // policy allows for `country` other than `down` for which `is_up` holds; nullopt when there
+  // is none, without a policy, or under `failover: hold`.
+  std::optional<RegionId> NextAllowed(const CountryCode& country, const RegionId& down,
+                                      const std::function<bool(const RegionId&)>& is_up) const;
+  bool fails_over() const {
+    return policy_ != nullptr && policy_->failover() == ResidencyFailover::kNextAllowed;
+  }
   const std::vector<RegionConfig>& regions() const { return regions_; }
   // The policy file's version ("sha256:..."), or "regions" when the config lists the regions.
   std::string policy_version() const {
