@@ -71,6 +71,10 @@ const char* GroupErrcName(GroupErrc code) {
       return "not_coordinator";
     case GroupErrc::kCoordinatorNotAvailable:
       return "coordinator_not_available";
+    case GroupErrc::kGroupFull:
+      return "group_max_size_reached";
+    case GroupErrc::kTooManyGroups:
+      return "too_many_groups";
   }
   return "internal";
 }
@@ -86,6 +90,7 @@ int GroupErrcHttpStatus(GroupErrc code) {
       return 404;
     case GroupErrc::kStorage:
     case GroupErrc::kCoordinatorNotAvailable:
+    case GroupErrc::kTooManyGroups:  // groups empty as sessions end: worth a retry later
       return 503;
     case GroupErrc::kNotCoordinator:
       return 421;  // Misdirected Request, as produce's not_leader

@@ -133,10 +133,26 @@ GroupStatus GroupCoordinator::Join(const GroupId& id, const JoinRequest& req, Jo
     return where;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  Group& g = groups_[id];
-  const bool known = req.member_id.has_value() && g.members.count(*req.member_id) > 0;
+  auto existing = groups_.find(id);
+  if (existing == groups_.end() &&
+      static_cast<int64_t>(groups_.size()) >= options_.max_groups) {
+    return Refuse(GroupErrc::kTooManyGroups, "join",
+                  std::to_string(groups_.size()) + " groups have members on this broker, the " +
+                      "limit (groups.max_groups); retry once one empties");
+  }
+  const bool known_here = existing != groups_.end() && req.member_id.has_value() &&
+                          existing->second.members.count(*req.member_id) > 0;
+  if (existing != groups_.end() && !known_here &&
+      static_cast<int64_t>(existing->second.members.size()) >= options_.max_members_per_group) {
+    return Refuse(GroupErrc::kGroupFull, "join",
+                  "group " + id.value() + " has " +
+                      std::to_string(existing->second.members.size()) +
+                      " members, the limit (groups.max_members)");
+  }
+  Group& g = existing != groups_.end() ? existing->second : groups_[id];
+  const bool known = known_here;
   const bool alone = g.members.empty() || (known && g.members.size() == 1);
-  if (!alone && g.strategy != req.strategy) {
+  if (!alone && g.strategy != req.strategy) {  // g has members: nothing left behind
     return Refuse(
         GroupErrc::kInconsistentStrategy, "join",
         std::string("group ") + id.value() + " uses strategy " + AssignStrategyName(g.strategy));
@@ -198,6 +214,11 @@ GroupStatus GroupCoordinator::Leave(const GroupId& id, const MemberId& member) {
   if (git == groups_.end() || git->second.members.erase(member) == 0) {
     return Refuse(GroupErrc::kUnknownMember, "leave",
                   "member " + member.value() + " is not in group " + id.value());
+  }
+  if (git->second.members.empty()) {
+    groups_.erase(git);  // forgotten (see the header); its offsets stay in the backend
+    LogInfo(kComponent, "group " + id.value() + ": its last member " + member.value() + " left");
+    return {};
   }
   RebalanceLocked(id, &git->second, "member " + member.value() + " left");
   return {};
@@ -302,10 +323,17 @@ GroupStatus GroupCoordinator::Describe(const GroupId& id, std::optional<GroupInf
   return {};
 }
 
+size_t GroupCoordinator::group_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return groups_.size();
+}
+
 void GroupCoordinator::Tick() {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = clock_.MonotonicUs();
-  for (auto& [id, g] : groups_) {
+  for (auto git = groups_.begin(); git != groups_.end();) {
+    const GroupId& id = git->first;
+    Group& g = git->second;
     std::vector<std::string> removed;
     const bool deadline_passed = g.rebalancing && now > g.rebalance_deadline_us;
     for (auto it = g.members.begin(); it != g.members.end();) {
@@ -327,7 +355,14 @@ void GroupCoordinator::Tick() {
         who += (who.empty() ? "" : ", ") + r;
       }
       LogWarn(kComponent, "group " + id.value() + ": removed " + who);
-      RebalanceLocked(id, &g, "members removed");
+      if (!g.members.empty()) {
+        RebalanceLocked(id, &g, "members removed");
+      }
+    }
+    if (g.members.empty()) {
+      git = groups_.erase(git);  // forgotten (see the header); its offsets stay
+    } else {
+      ++git;
     }
   }
 }

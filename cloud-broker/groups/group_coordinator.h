@@ -12,7 +12,9 @@
 // it, so a member that lost a partition cannot move its offset: whoever owns it next reads from
 // the last offset committed by the previous owner (at-least-once).
 // Group membership is in memory (members re-join after a broker restart or when the group's
-// coordinator moves); committed offsets are durable in the OffsetBackend: files on a single
+// coordinator moves), bounded per group and in groups; a group whose last member left or expired
+// is forgotten at once (as after a restart: the next join starts it at generation 1), its
+// committed offsets kept; committed offsets are durable in the OffsetBackend: files on a single
 // broker, the replicated __consumer_offsets topic in a replicated region, where every request
 // for a group another broker coordinates is refused kNotCoordinator (Coordinator() names it)
 // and the group's in-memory state here is dropped (if this broker coordinates it again later,
@@ -49,6 +51,12 @@ struct GroupOptions {
   int64_t max_session_timeout_ms = 300000;
   int64_t default_session_timeout_ms = 10000;
   int64_t reaper_interval_ms = 50;  // how often StartReaper's thread calls Tick
+  // Members of one group at most (groups.max_members; Kafka's group.max.size): every join
+  // rebalances over all members, so an unbounded group would also be unbounded CPU.
+  int64_t max_members_per_group = 1000;
+  // Groups with members on this broker at most (groups.max_groups): a join that would start
+  // another is refused 503 too_many_groups until one empties.
+  int64_t max_groups = 10000;
 };
 
 // Partition count of a topic, or -1 if it does not exist.
@@ -103,8 +111,11 @@ class GroupCoordinator {
   // Which broker coordinates `group` (any broker answers; Kafka's FindCoordinator).
   GroupStatus Coordinator(const GroupId& group, CoordinatorInfo* out);
 
-  // Removes members whose session expired and members that missed a rebalance's deadline.
+  // Removes members whose session expired and members that missed a rebalance's deadline, and
+  // forgets groups left without members.
   void Tick();
+  // Groups with members now.
+  size_t group_count() const;
   void StartReaper();
   void StopReaper();
 

@@ -53,6 +53,8 @@ enum class GroupErrc {
   kStorage,               // 503 storage_unavailable: the offsets could not be written
   kNotCoordinator,        // 421 not_coordinator: another broker coordinates the group
   kCoordinatorNotAvailable,  // 503 coordinator_not_available: none can be named now; retry
+  kGroupFull,                // 409 group_max_size_reached: groups.max_members (Kafka's name)
+  kTooManyGroups,            // 503 too_many_groups: groups.max_groups groups have members now
 };
 
 struct GroupStatus {

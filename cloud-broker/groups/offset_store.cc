@@ -157,13 +157,7 @@ Result<std::unique_ptr<OffsetStore>> OffsetStore::Open(const std::string& dir) {
   return store;
 }
 
-OffsetStore::~OffsetStore() {
-  for (auto& [group, file] : groups_) {
-    if (file.fd >= 0) {
-      ::close(file.fd);
-    }
-  }
-}
+OffsetStore::~OffsetStore() = default;
 
 std::string OffsetStore::PathOf(const GroupId& group) const {
   return dir_ + "/" + group.value() + kSuffix;
@@ -175,14 +169,9 @@ Status OffsetStore::CompactLocked(const GroupId& group, GroupFile* file) {
     all.push_back({tp, offset});
   }
   const std::string contents = EncodeEntry(all);
+  file->on_disk = false;
   SLUICE_RETURN_IF_ERROR(WriteFileAtomic(PathOf(group), contents));
-  if (file->fd >= 0) {
-    ::close(file->fd);
-  }
-  file->fd = ::open(PathOf(group).c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-  if (file->fd < 0) {
-    return Status::IOError("open " + PathOf(group) + ": " + std::strerror(errno));
-  }
+  file->on_disk = true;
   file->size = static_cast<int64_t>(contents.size());
   return Status::Ok();
 }
@@ -194,27 +183,35 @@ Status OffsetStore::Commit(const GroupId& group, const std::vector<CommittedOffs
   std::lock_guard<std::mutex> lock(mu_);
   auto [it, created] = groups_.try_emplace(group);
   GroupFile& file = it->second;
-  if (file.fd < 0) {
-    // New group (or one whose file could not be reopened): create it durably first.
+  if (!file.on_disk) {
+    // New group (or one whose file could not be cut back): create it durably first.
     Status st = CompactLocked(group, &file);
     if (!st.ok()) {
       return Status::IOError(st.message());
     }
   }
+  // Opened for this write only: see the header (no descriptor per group).
+  const int fd = ::open(PathOf(group).c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) {
+    file.on_disk = false;  // rewritten from memory by the next commit
+    return Status::IOError("commit offsets of group " + group.value() + ": open: " +
+                           std::strerror(errno));
+  }
   const std::string entry = EncodeEntry(offsets);
-  Status st = WriteAll(file.fd, entry);
-  if (st.ok() && ::fdatasync(file.fd) != 0) {
+  Status st = WriteAll(fd, entry);
+  if (st.ok() && ::fdatasync(fd) != 0) {
     st = Status::IOError(std::string("fdatasync: ") + std::strerror(errno));
   }
   if (!st.ok()) {
     // Cut the torn entry so later commits are not hidden behind it on the next start; if even
-    // that fails, close the file so the next commit rewrites it from memory.
-    if (::ftruncate(file.fd, file.size) != 0) {
-      ::close(file.fd);
-      file.fd = -1;
+    // that fails, the next commit rewrites the file from memory.
+    if (::ftruncate(fd, file.size) != 0) {
+      file.on_disk = false;
     }
+    ::close(fd);
     return Status::IOError("commit offsets of group " + group.value() + ": " + st.message());
   }
+  ::close(fd);
   file.size += static_cast<int64_t>(entry.size());
   for (const CommittedOffset& c : offsets) {
     file.offsets[c.tp] = c.offset;

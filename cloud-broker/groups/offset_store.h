@@ -11,7 +11,9 @@
 // CRC mismatch, malformed payload), logs and counts what it cut, then compacts the file to one
 // entry holding the latest offsets (written atomically: tmp + fsync + rename + dir fsync).
 // Commit appends one entry and fdatasyncs before returning, so an acknowledged commit survives a
-// crash or power cut. A file past kCompactBytes is compacted again the same way.
+// crash or power cut. A file past kCompactBytes is compacted again the same way. A group's file
+// is open only during its commit (the fsync dominates that cost): no descriptor is held per
+// group, so the number of groups cannot exhaust the process's open files.
 // Thread-safety: thread-safe (one mutex; commits to the store are serialised).
 #pragma once
 
@@ -67,7 +69,7 @@ class OffsetStore : public OffsetBackend {
 
  private:
   struct GroupFile {
-    int fd = -1;
+    bool on_disk = false;  // the file holds `size` good bytes (else: rewrite it from memory)
     int64_t size = 0;
     std::map<TopicPartition, Offset> offsets;
   };

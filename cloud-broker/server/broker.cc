@@ -223,8 +223,11 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
     b->group_offsets_ = std::move(offsets).value();
   }
   TopicStore* topic_store = b->store_.get();
+  GroupOptions group_options;
+  group_options.max_members_per_group = options.group_max_members;
+  group_options.max_groups = options.group_max_groups;
   b->groups_ = std::make_unique<GroupCoordinator>(
-      GroupOptions{}, *b->group_offsets_,
+      group_options, *b->group_offsets_,
       [topic_store](const TopicName& t) {
         const Topic* topic = topic_store->Find(t);
         return topic == nullptr ? -1 : topic->partition_count();

@@ -249,6 +249,14 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
     c.Fail("producers.max_waiting",
            "must be 0..1024, got " + std::to_string(o.max_waiting_produce));
   }
+  o.group_max_members = c.GetInt("groups.max_members", o.group_max_members);
+  if (o.group_max_members < 1 || o.group_max_members > 100000) {
+    c.Fail("groups.max_members", "must be 1..100000, got " + std::to_string(o.group_max_members));
+  }
+  o.group_max_groups = c.GetInt("groups.max_groups", o.group_max_groups);
+  if (o.group_max_groups < 1 || o.group_max_groups > 1000000) {
+    c.Fail("groups.max_groups", "must be 1..1000000, got " + std::to_string(o.group_max_groups));
+  }
   const int64_t append_threads = c.GetInt("produce.append_threads", o.append_threads);
   if (append_threads < 0 || append_threads > 256) {
     c.Fail("produce.append_threads", "must be 0..256, got " + std::to_string(append_threads));

@@ -86,6 +86,10 @@ struct BrokerOptions {
   // produce.append_threads: fixed threads that append the partitions of one produce request in
   // parallel (cloud-broker/produce/append_pool.h); 0: appended one after another.
   int append_threads = 4;
+  // groups.max_members, groups.max_groups: consumer groups (cloud-broker/groups/
+  // group_coordinator.h GroupOptions): members of one group, and groups with members, at most.
+  int64_t group_max_members = 1000;
+  int64_t group_max_groups = 10000;
   std::string log_level = "info";
 
   // --- replication (cloud-broker/replication; docs/ARCHITECTURE.md "Replication") ---

@@ -10,8 +10,14 @@ namespace {
 
 std::string Done(rapidjson::StringBuffer& sb) { return std::string(sb.GetString(), sb.GetSize()); }
 
+// Every 503 (storage, coordinator, too many groups) is worth a retry: it says when.
 HttpResponse ErrorOf(const GroupStatus& st) {
-  return HttpResponse::Error(GroupErrcHttpStatus(st.code), GroupErrcName(st.code), st.message);
+  HttpResponse r =
+      HttpResponse::Error(GroupErrcHttpStatus(st.code), GroupErrcName(st.code), st.message);
+  if (r.status == 503) {
+    r.headers.emplace_back("Retry-After", "1");
+  }
+  return r;
 }
 
 HttpResponse Invalid(const std::string& reason, const std::string& field) {
@@ -208,9 +214,7 @@ HttpResponse GroupRoutes::Commit(const GroupId& group, const std::string& body) 
   }
   GroupStatus st = coordinator_.Commit(group, MemberId(member), generation, list);
   if (!st.ok()) {
-    HttpResponse r = ErrorOf(st);
-    if (st.code == GroupErrc::kStorage) r.headers.emplace_back("Retry-After", "1");
-    return r;
+    return ErrorOf(st);
   }
   return HttpResponse::Json(200, "{\"committed\":" + std::to_string(list.size()) + "}");
 }
@@ -248,9 +252,7 @@ HttpResponse GroupRoutes::Coordinator(const GroupId& group) {
   CoordinatorInfo where;
   GroupStatus st = coordinator_.Coordinator(group, &where);
   if (!st.ok()) {
-    HttpResponse r = ErrorOf(st);
-    r.headers.emplace_back("Retry-After", "1");
-    return r;
+    return ErrorOf(st);
   }
   rapidjson::StringBuffer sb;
   JsonWriter w(sb);

@@ -19,23 +19,28 @@ class GroupCoordinatorTest : public ::testing::Test {
     store_ = std::move(s).value();
     NewCoordinator();
   }
-  void NewCoordinator() {
+  void NewCoordinator(GroupOptions options = {}) {
     coord_ = std::make_unique<GroupCoordinator>(
-        GroupOptions{}, *store_,
+        options, *store_,
         [](const TopicName& t) { return t.value() == "t" ? 4 : (t.value() == "u" ? 2 : -1); },
         clock_, metrics_);
   }
   JoinResult Join(const std::string& member = "", int64_t timeout_ms = 1000,
                   AssignStrategy s = AssignStrategy::kRange) {
+    JoinResult out;
+    GroupStatus st = TryJoin(g_, member, timeout_ms, s, &out);
+    EXPECT_TRUE(st.ok()) << st.message;
+    return out;
+  }
+  GroupStatus TryJoin(const GroupId& g, const std::string& member, int64_t timeout_ms = 1000,
+                      AssignStrategy s = AssignStrategy::kRange, JoinResult* out = nullptr) {
     JoinRequest r;
     if (!member.empty()) r.member_id = MemberId(member);
     r.topics = {TopicName("t")};
     r.strategy = s;
     r.session_timeout_ms = timeout_ms;
-    JoinResult out;
-    GroupStatus st = coord_->Join(g_, r, &out);
-    EXPECT_TRUE(st.ok()) << st.message;
-    return out;
+    JoinResult ignored;
+    return coord_->Join(g, r, out != nullptr ? out : &ignored);
   }
   static std::set<TopicPartition> Set(const std::vector<TopicPartition>& v) {
     return {v.begin(), v.end()};
@@ -198,6 +203,70 @@ TEST_F(GroupCoordinatorTest, RoundRobinAcrossTwoTopics) {
   ASSERT_TRUE(coord_->Join(g_, r, &x).ok());
   EXPECT_EQ(x.assignment.size(), 3u);
   EXPECT_EQ(y.assignment.size(), 3u);
+}
+
+// Kafka's group.max.size: one group cannot grow without bound (every join is a rebalance over
+// all members, so an unbounded group is also unbounded CPU). Members already in the group
+// re-join freely; a place freed by a leave or an expiry can be taken again.
+TEST_F(GroupCoordinatorTest, AJoinPastTheMemberLimitIsRefused) {
+  GroupOptions o;
+  o.max_members_per_group = 3;
+  NewCoordinator(o);
+  Join("a");
+  Join("b");
+  JoinResult c = Join("c");
+  GroupStatus full = TryJoin(g_, "d");
+  EXPECT_EQ(full.code, GroupErrc::kGroupFull);
+  EXPECT_NE(full.message.find("groups.max_members"), std::string::npos) << full.message;
+  EXPECT_EQ(GroupErrcHttpStatus(GroupErrc::kGroupFull), 409);
+  EXPECT_STREQ(GroupErrcName(GroupErrc::kGroupFull), "group_max_size_reached");
+  EXPECT_EQ(TryJoin(g_, "").code, GroupErrc::kGroupFull);  // a broker-chosen id too
+  EXPECT_EQ(Info()->members.size(), 3u);
+  EXPECT_EQ(Info()->generation, 3);  // the refusals started no rebalance
+  EXPECT_TRUE(TryJoin(g_, "a").ok());  // a member re-joining is not a new member
+  ASSERT_TRUE(coord_->Leave(g_, c.member_id).ok());
+  EXPECT_TRUE(TryJoin(g_, "d").ok());
+  EXPECT_EQ(Info()->members.size(), 3u);
+}
+
+// The groups a broker keeps members of are bounded (groups.max_groups), and a group whose last
+// member left or expired is forgotten (its committed offsets stay), so a client cycling through
+// group ids cannot grow the broker's memory or the reaper's work without bound.
+TEST_F(GroupCoordinatorTest, GroupsAreBoundedAndEmptyGroupsAreForgotten) {
+  GroupOptions o;
+  o.max_groups = 2;
+  NewCoordinator(o);
+  JoinResult a1, b1;
+  ASSERT_TRUE(TryJoin(GroupId("g1"), "a", 1000, AssignStrategy::kRange, &a1).ok());
+  ASSERT_TRUE(TryJoin(GroupId("g2"), "b", 1000, AssignStrategy::kRange, &b1).ok());
+  ASSERT_TRUE(coord_->Commit(GroupId("g1"), a1.member_id, 1, {C(0, 7)}).ok());
+  GroupStatus over = TryJoin(GroupId("g3"), "c");
+  EXPECT_EQ(over.code, GroupErrc::kTooManyGroups);
+  EXPECT_NE(over.message.find("groups.max_groups"), std::string::npos) << over.message;
+  EXPECT_EQ(GroupErrcHttpStatus(GroupErrc::kTooManyGroups), 503);
+  EXPECT_TRUE(TryJoin(GroupId("g1"), "a2").ok());  // an existing group still takes members
+  // g1 empties by leaves: forgotten at once; its offsets stay.
+  ASSERT_TRUE(coord_->Leave(GroupId("g1"), a1.member_id).ok());
+  ASSERT_TRUE(coord_->Leave(GroupId("g1"), MemberId("a2")).ok());
+  EXPECT_EQ(coord_->group_count(), 1u);
+  std::optional<GroupInfo> g1;
+  ASSERT_TRUE(coord_->Describe(GroupId("g1"), &g1).ok());
+  ASSERT_TRUE(g1.has_value());
+  EXPECT_EQ(g1->state, "empty");
+  std::vector<CommittedOffset> kept;
+  ASSERT_TRUE(coord_->Offsets(GroupId("g1"), std::nullopt, &kept).ok());
+  EXPECT_EQ(kept, (std::vector<CommittedOffset>{C(0, 7)}));
+  EXPECT_TRUE(TryJoin(GroupId("g3"), "c").ok());
+  // g2 and g3 empty by expiry: the reaper forgets them.
+  clock_.AdvanceMs(1500);
+  coord_->Tick();
+  EXPECT_EQ(coord_->group_count(), 0u);
+  // A refused join leaves nothing behind either.
+  EXPECT_EQ(TryJoin(GroupId("g4"), "x", 5).code, GroupErrc::kInvalidRequest);
+  EXPECT_EQ(coord_->group_count(), 0u);
+  EXPECT_TRUE(TryJoin(GroupId("n0"), "m").ok());
+  EXPECT_TRUE(TryJoin(GroupId("n1"), "m").ok());
+  EXPECT_EQ(TryJoin(GroupId("n9"), "m").code, GroupErrc::kTooManyGroups);
 }
 
 }  // namespace

@@ -125,6 +125,22 @@ TEST(HostileClientsTest, AttacksUnderLiveTrafficChangeNothingAndCrashNothing) {
                    "{\"member_id\":\"" + std::string(1 << 20, 'm') + "\",\"topics\":[\"sensors\"]}",
                    "application/json"),
             400);
+  // Item 6 (bounded counts): one group takes at most groups.max_members (1,000) members; every
+  // join is a rebalance over all of them, so an unbounded group was unbounded memory and CPU.
+  int joined = 0;
+  int full = 0;
+  for (int i = 0; i < 1001; ++i) {
+    std::string answer;
+    const int st = Status(broker, "POST", "/v1/groups/crowd/join",
+                          R"({"topics":["attacks"],"session_timeout_ms":300000})",
+                          "application/json", &answer);
+    joined += st == 200 ? 1 : 0;
+    if (st == 409 && answer.find("group_max_size_reached") != std::string::npos) {
+      ++full;
+    }
+  }
+  EXPECT_EQ(joined, 1000);
+  EXPECT_EQ(full, 1);
   // Item 7: idle and trickling connections are closed, and do not stop others being served.
   std::vector<std::unique_ptr<RawConn>> idle;
   for (int i = 0; i < 50; ++i) {
