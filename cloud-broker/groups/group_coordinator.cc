@@ -25,6 +25,9 @@ GroupCoordinator::GroupCoordinator(GroupOptions options, OffsetBackend& offsets,
                                   "Group members removed: session expired or missed a rebalance")),
       commits_(metrics.GetCounter("sluice_broker_group_offset_commits_total",
                                   "Offset commits written durably")),
+      offsets_expired_(metrics.GetCounter(
+          "sluice_broker_group_offsets_expired_total",
+          "Groups whose committed offsets were forgotten (groups.offsets_retention)")),
       metrics_(metrics),
       rng_(std::random_device{}()) {}
 
@@ -328,6 +331,33 @@ size_t GroupCoordinator::group_count() const {
   return groups_.size();
 }
 
+size_t GroupCoordinator::ExpireOffsets() {
+  if (options_.offsets_retention_ms < 0) {
+    return 0;
+  }
+  std::set<GroupId> live;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, g] : groups_) {
+      live.insert(id);
+    }
+  }
+  // Without mu_ (the backend may write and wait for replicas); a group that gains members or a
+  // commit meanwhile is safe: the backend re-checks each group's last activity under its lock.
+  const std::vector<GroupId> expired = offsets_.Expire(options_.offsets_retention_ms, live);
+  if (!expired.empty()) {
+    offsets_expired_.Inc(expired.size());
+    std::string names;
+    for (size_t i = 0; i < expired.size() && i < 10; ++i) {
+      names += (i == 0 ? "" : ", ") + expired[i].value();
+    }
+    LogInfo(kComponent, "forgot the offsets of " + std::to_string(expired.size()) +
+                            " group(s) inactive for groups.offsets_retention: " + names +
+                            (expired.size() > 10 ? ", ..." : ""));
+  }
+  return expired.size();
+}
+
 void GroupCoordinator::Tick() {
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = clock_.MonotonicUs();
@@ -375,6 +405,7 @@ void GroupCoordinator::StartReaper() {
   reaper_stop_ = false;
   reaper_ = std::thread([this] {
     SetCurrentThreadName("group-reaper");
+    int64_t next_expire_us = 0;
     std::unique_lock<std::mutex> l(reaper_mu_);
     while (!reaper_stop_) {
       reaper_cv_.wait_for(l, std::chrono::milliseconds(options_.reaper_interval_ms));
@@ -384,6 +415,12 @@ void GroupCoordinator::StartReaper() {
       l.unlock();
       Tick();
       offsets_.Maintain();
+      const int64_t now_us = clock_.MonotonicUs();
+      if (options_.offsets_retention_ms >= 0 && now_us >= next_expire_us) {
+        ExpireOffsets();
+        next_expire_us =
+            now_us + std::clamp<int64_t>(options_.offsets_retention_ms / 10, 50, 60000) * 1000;
+      }
       l.lock();
     }
   });

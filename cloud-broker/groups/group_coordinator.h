@@ -57,6 +57,10 @@ struct GroupOptions {
   // Groups with members on this broker at most (groups.max_groups): a join that would start
   // another is refused 503 too_many_groups until one empties.
   int64_t max_groups = 10000;
+  // groups.offsets_retention (Kafka's offsets.retention.minutes, 7 days): the committed offsets
+  // of a group without members are forgotten once it was inactive (no commit, no members) this
+  // long; -1: kept forever. Checked by the reaper every tenth of it (50 ms..1 min).
+  int64_t offsets_retention_ms = 7LL * 24 * 3600 * 1000;
 };
 
 // Partition count of a topic, or -1 if it does not exist.
@@ -116,6 +120,9 @@ class GroupCoordinator {
   void Tick();
   // Groups with members now.
   size_t group_count() const;
+  // Offsets retention now (the reaper calls it every tenth of the retention): returns how many
+  // groups' offsets were forgotten.
+  size_t ExpireOffsets();
   void StartReaper();
   void StopReaper();
 
@@ -151,6 +158,7 @@ class GroupCoordinator {
   Counter& rebalances_;
   Counter& expired_;
   Counter& commits_;
+  Counter& offsets_expired_;
   MetricsRegistry& metrics_;
   RateLimitedLog refusal_log_;
 

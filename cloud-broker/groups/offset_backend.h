@@ -9,6 +9,7 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,12 @@ class OffsetBackend {
   // kFailedPrecondition when this broker does not coordinate the group.
   virtual Result<std::vector<CommittedOffset>> Fetch(const GroupId& group,
                                                      const std::optional<TopicName>& topic) = 0;
+
+  // Offsets retention (Kafka's offsets.retention.minutes; GroupCoordinator::ExpireOffsets):
+  // forgets, durably, the offsets of every group this broker coordinates that is not in `live`
+  // (the groups with members now) and was last active (a commit, or members) more than
+  // `retention_ms` ago; a group in `live` counts as active now. Returns the groups forgotten.
+  virtual std::vector<GroupId> Expire(int64_t retention_ms, const std::set<GroupId>& live) = 0;
 
   // Periodic housekeeping, called from the coordinator's reaper thread without its lock.
   virtual void Maintain() {}

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -15,7 +16,8 @@ namespace {
 
 constexpr const char* kComponent = "groups";
 constexpr const char* kSuffix = ".offsets";
-constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersionNoTime = 1;  // read only: entries before offsets retention
+constexpr uint8_t kVersion = 2;
 constexpr size_t kHeaderBytes = 8;
 constexpr uint32_t kMaxPayload = 64 << 20;
 
@@ -37,10 +39,21 @@ bool GetU(const std::string& in, size_t* pos, int bytes, uint64_t* v) {
   return true;
 }
 
-bool DecodePayload(const std::string& p, std::vector<CommittedOffset>* out) {
+bool DecodePayload(const std::string& p, std::vector<CommittedOffset>* out, int64_t* time_ms) {
   size_t pos = 0;
   uint64_t version, count;
-  if (!GetU(p, &pos, 1, &version) || version != kVersion || !GetU(p, &pos, 4, &count)) {
+  *time_ms = -1;
+  if (!GetU(p, &pos, 1, &version) || (version != kVersion && version != kVersionNoTime)) {
+    return false;
+  }
+  if (version == kVersion) {
+    uint64_t t;
+    if (!GetU(p, &pos, 8, &t) || static_cast<int64_t>(t) < 0) {
+      return false;
+    }
+    *time_ms = static_cast<int64_t>(t);
+  }
+  if (!GetU(p, &pos, 4, &count)) {
     return false;
   }
   for (uint64_t i = 0; i < count; ++i) {
@@ -76,9 +89,15 @@ Status WriteAll(int fd, const std::string& data) {
 
 }  // namespace
 
-std::string OffsetStore::EncodeEntry(const std::vector<CommittedOffset>& offsets) {
+std::string OffsetStore::EncodeEntry(const std::vector<CommittedOffset>& offsets,
+                                     int64_t time_ms) {
   std::string payload;
-  PutU(&payload, kVersion, 1);
+  if (time_ms < 0) {
+    PutU(&payload, kVersionNoTime, 1);
+  } else {
+    PutU(&payload, kVersion, 1);
+    PutU(&payload, static_cast<uint64_t>(time_ms), 8);
+  }
   PutU(&payload, offsets.size(), 4);
   for (const CommittedOffset& c : offsets) {
     PutU(&payload, c.tp.topic.value().size(), 2);
@@ -93,7 +112,8 @@ std::string OffsetStore::EncodeEntry(const std::vector<CommittedOffset>& offsets
 }
 
 std::vector<std::vector<CommittedOffset>> OffsetStore::DecodeEntries(const std::string& data,
-                                                                     size_t* good_bytes) {
+                                                                     size_t* good_bytes,
+                                                                     std::vector<int64_t>* times) {
   std::vector<std::vector<CommittedOffset>> entries;
   size_t pos = 0;
   *good_bytes = 0;
@@ -106,19 +126,24 @@ std::vector<std::vector<CommittedOffset>> OffsetStore::DecodeEntries(const std::
     }
     std::string payload = data.substr(p, len);
     std::vector<CommittedOffset> entry;
-    if (crc32c::Value(payload) != crc || !DecodePayload(payload, &entry)) {
+    int64_t time_ms = -1;
+    if (crc32c::Value(payload) != crc || !DecodePayload(payload, &entry, &time_ms)) {
       break;
     }
     entries.push_back(std::move(entry));
+    if (times != nullptr) {
+      times->push_back(time_ms);
+    }
     pos = p + len;
     *good_bytes = pos;
   }
   return entries;
 }
 
-Result<std::unique_ptr<OffsetStore>> OffsetStore::Open(const std::string& dir) {
+Result<std::unique_ptr<OffsetStore>> OffsetStore::Open(const std::string& dir,
+                                                      const Clock& clock) {
   SLUICE_RETURN_IF_ERROR(MakeDirs(dir));
-  std::unique_ptr<OffsetStore> store(new OffsetStore(dir));
+  std::unique_ptr<OffsetStore> store(new OffsetStore(dir, clock));
   Result<std::vector<std::string>> names = ListDir(dir);
   if (!names.ok()) {
     return names.status();
@@ -139,10 +164,17 @@ Result<std::unique_ptr<OffsetStore>> OffsetStore::Open(const std::string& dir) {
     }
     size_t good = 0;
     GroupFile file;
-    for (const auto& entry : DecodeEntries(*data, &good)) {
+    std::vector<int64_t> times;
+    for (const auto& entry : DecodeEntries(*data, &good, &times)) {
       for (const CommittedOffset& c : entry) {
         file.offsets[c.tp] = c.offset;
       }
+    }
+    // Active at its latest entry's time; a file of entries without one (written before
+    // retention) counts from now, so an upgrade expires nothing early.
+    file.active_ms = times.empty() ? clock.NowMs() : *std::max_element(times.begin(), times.end());
+    if (file.active_ms < 0) {
+      file.active_ms = clock.NowMs();
     }
     if (good < data->size()) {
       const int64_t cut = static_cast<int64_t>(data->size() - good);
@@ -168,7 +200,7 @@ Status OffsetStore::CompactLocked(const GroupId& group, GroupFile* file) {
   for (const auto& [tp, offset] : file->offsets) {
     all.push_back({tp, offset});
   }
-  const std::string contents = EncodeEntry(all);
+  const std::string contents = EncodeEntry(all, file->active_ms);
   file->on_disk = false;
   SLUICE_RETURN_IF_ERROR(WriteFileAtomic(PathOf(group), contents));
   file->on_disk = true;
@@ -183,6 +215,10 @@ Status OffsetStore::Commit(const GroupId& group, const std::vector<CommittedOffs
   std::lock_guard<std::mutex> lock(mu_);
   auto [it, created] = groups_.try_emplace(group);
   GroupFile& file = it->second;
+  const int64_t now = clock_.NowMs();
+  if (created) {
+    file.active_ms = now;
+  }
   if (!file.on_disk) {
     // New group (or one whose file could not be cut back): create it durably first.
     Status st = CompactLocked(group, &file);
@@ -197,7 +233,7 @@ Status OffsetStore::Commit(const GroupId& group, const std::vector<CommittedOffs
     return Status::IOError("commit offsets of group " + group.value() + ": open: " +
                            std::strerror(errno));
   }
-  const std::string entry = EncodeEntry(offsets);
+  const std::string entry = EncodeEntry(offsets, now);
   Status st = WriteAll(fd, entry);
   if (st.ok() && ::fdatasync(fd) != 0) {
     st = Status::IOError(std::string("fdatasync: ") + std::strerror(errno));
@@ -213,6 +249,7 @@ Status OffsetStore::Commit(const GroupId& group, const std::vector<CommittedOffs
   }
   ::close(fd);
   file.size += static_cast<int64_t>(entry.size());
+  file.active_ms = std::max(file.active_ms, now);
   for (const CommittedOffset& c : offsets) {
     file.offsets[c.tp] = c.offset;
   }
@@ -248,6 +285,49 @@ std::vector<GroupId> OffsetStore::Groups() const {
     out.push_back(group);
   }
   return out;
+}
+
+std::vector<GroupId> OffsetStore::Expire(int64_t retention_ms, const std::set<GroupId>& live) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now = clock_.NowMs();
+  std::vector<GroupId> expired;
+  for (auto it = groups_.begin(); it != groups_.end();) {
+    GroupFile& file = it->second;
+    if (live.count(it->first) > 0) {
+      // A group with members is active now. Written down once that is a tenth of the
+      // retention old, so a restart (which forgets members) does not expire a group that was
+      // in use: it expires a retention (less that tenth) after it was last seen with members.
+      if (now - file.active_ms > retention_ms / 10) {
+        file.active_ms = now;
+        Status st = CompactLocked(it->first, &file);
+        if (!st.ok()) {
+          LogWarn(kComponent, "offsets of group " + it->first.value() + ": " + st.ToString());
+        }
+      }
+      ++it;
+      continue;
+    }
+    if (now - file.active_ms <= retention_ms) {
+      ++it;
+      continue;
+    }
+    // Unlinked, then the directory synced: a crash after the unlink cannot bring it back.
+    if (::unlink(PathOf(it->first).c_str()) != 0 && errno != ENOENT) {
+      LogWarn(kComponent, "expiring the offsets of group " + it->first.value() + ": unlink: " +
+                              std::strerror(errno));
+      ++it;
+      continue;
+    }
+    expired.push_back(it->first);
+    it = groups_.erase(it);
+  }
+  if (!expired.empty()) {
+    Status synced = FsyncDir(dir_);
+    if (!synced.ok()) {
+      LogWarn(kComponent, "expiring group offsets: " + synced.ToString());
+    }
+  }
+  return expired;
 }
 
 }  // namespace sluice::broker

@@ -115,6 +115,7 @@ Result<PartitionLog*> ReplicatedOffsets::LeadLocked(int32_t p, Slot& slot, bool 
 
 Status ReplicatedOffsets::LoadLocked(int32_t p, PartitionLog& log, Slot& slot) {
   slot.groups.clear();
+  slot.active.clear();
   int64_t from = log.start_offset();
   int64_t records = 0;
   int64_t skipped = 0;
@@ -138,16 +139,30 @@ Status ReplicatedOffsets::LoadLocked(int32_t p, PartitionLog& log, Slot& slot) {
         const uint8_t kind = static_cast<uint8_t>((*r.value)[0]);
         const std::string entry = r.value->substr(1);
         size_t good = 0;
+        std::vector<int64_t> times;
         std::vector<std::vector<CommittedOffset>> decoded =
-            OffsetStore::DecodeEntries(entry, &good);
+            OffsetStore::DecodeEntries(entry, &good, &times);
         if (decoded.size() != 1 || good != entry.size() ||
-            (kind != kKindCommit && kind != kKindGroupState)) {
+            (kind != kKindCommit && kind != kKindGroupState && kind != kKindExpired)) {
           ++skipped;
           continue;
         }
-        GroupOffsets& g = slot.groups[GroupId(*r.key)];
+        const GroupId group(*r.key);
+        if (kind == kKindExpired) {
+          slot.groups.erase(group);
+          slot.active.erase(group);
+          continue;
+        }
+        // When the group was last active: the entry says (a state record keeps the group's
+        // own time, not the snapshot's); an entry written before retention, the record's time.
+        const int64_t at = times.front() >= 0 ? times.front() : r.timestamp_ms;
+        GroupOffsets& g = slot.groups[group];
+        int64_t& active = slot.active[group];
         if (kind == kKindGroupState) {
           g.clear();
+          active = at;
+        } else {
+          active = std::max(active, at);
         }
         for (const CommittedOffset& c : decoded.front()) {
           g[c.tp] = c.offset;
@@ -207,9 +222,12 @@ Status ReplicatedOffsets::SnapshotLocked(int32_t p, PartitionLog& log, int32_t e
     for (const auto& [tp, offset] : offsets) {
       all.push_back({tp, offset});
     }
+    auto active = slot.active.find(group);
     records.emplace_back(group.value(),
                          std::string(1, static_cast<char>(kKindGroupState)) +
-                             OffsetStore::EncodeEntry(all));
+                             OffsetStore::EncodeEntry(all, active != slot.active.end()
+                                                               ? active->second
+                                                               : options_.clock->NowMs()));
     if (records.size() == kSnapshotGroupsPerBatch) {
       SLUICE_RETURN_IF_ERROR(flush());
     }
@@ -230,14 +248,16 @@ Status ReplicatedOffsets::Commit(const GroupId& group,
   if (!log.ok()) {
     return log.status();
   }
-  Status st = AppendLocked(
-      p, **log, epoch,
-      {{group.value(),
-        std::string(1, static_cast<char>(kKindCommit)) + OffsetStore::EncodeEntry(offsets)}});
+  const int64_t now = options_.clock->NowMs();
+  Status st = AppendLocked(p, **log, epoch,
+                           {{group.value(), std::string(1, static_cast<char>(kKindCommit)) +
+                                                OffsetStore::EncodeEntry(offsets, now)}});
   if (!st.ok()) {
     slot.loaded_epoch = -1;  // the record may still be in the log: reload at next use
     return st;
   }
+  int64_t& active = slot.active[group];
+  active = std::max(active, now);
   GroupOffsets& g = slot.groups[group];
   for (const CommittedOffset& c : offsets) {
     g[c.tp] = c.offset;
@@ -300,6 +320,49 @@ void ReplicatedOffsets::Maintain() {
       LogWarn(kComponent, "snapshot of " + Tp(p) + " failed: " + st.ToString());
     }
   }
+}
+
+std::vector<GroupId> ReplicatedOffsets::Expire(int64_t retention_ms,
+                                               const std::set<GroupId>& live) {
+  std::vector<GroupId> expired;
+  for (int32_t p = 0; p < options_.partitions; ++p) {
+    Slot& slot = *slots_[static_cast<size_t>(p)];
+    std::lock_guard<std::mutex> lock(slot.mu);
+    int32_t epoch = -1;
+    // Only the leader writes; too few in-sync replicas: next time.
+    Result<PartitionLog*> log = LeadLocked(p, slot, /*to_write=*/true, &epoch);
+    if (!log.ok() || slot.groups.empty()) {
+      continue;
+    }
+    const int64_t now = options_.clock->NowMs();
+    std::vector<std::pair<std::string, std::string>> tombstones;
+    for (const auto& [group, offsets] : slot.groups) {
+      int64_t& active = slot.active[group];
+      if (live.count(group) > 0) {
+        active = std::max(active, now);  // written by the next snapshot
+      } else if (now - active > retention_ms) {
+        tombstones.emplace_back(group.value(), std::string(1, static_cast<char>(kKindExpired)) +
+                                                   OffsetStore::EncodeEntry({}, now));
+      }
+    }
+    for (size_t from = 0; from < tombstones.size(); from += kSnapshotGroupsPerBatch) {
+      const size_t to = std::min(tombstones.size(), from + kSnapshotGroupsPerBatch);
+      std::vector<std::pair<std::string, std::string>> part(tombstones.begin() + from,
+                                                            tombstones.begin() + to);
+      Status st = AppendLocked(p, **log, epoch, part);
+      if (!st.ok()) {
+        slot.loaded_epoch = -1;  // some may be in the log: reload at next use
+        LogWarn(kComponent, "expiring group offsets in " + Tp(p) + ": " + st.ToString());
+        break;
+      }
+      for (const auto& [group, value] : part) {
+        slot.groups.erase(GroupId(group));
+        slot.active.erase(GroupId(group));
+        expired.push_back(GroupId(group));
+      }
+    }
+  }
+  return expired;
 }
 
 }  // namespace sluice::broker

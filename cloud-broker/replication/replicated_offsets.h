@@ -10,7 +10,10 @@
 //
 // Records (key = group id, value = kind byte + OffsetStore::EncodeEntry):
 //   kind 1 (commit): the offsets of one commit request, merged over the group's earlier ones;
-//   kind 2 (group state): every offset of the group, replacing what came before.
+//   kind 2 (group state): every offset of the group, replacing what came before;
+//   kind 3 (expired): the group's offsets are forgotten (retention, GroupCoordinator).
+// Each entry carries when its group was last active (its commit; a state record the group's
+// own time), from which retention counts after a reload.
 // A commit is appended with this broker's leader epoch and answered once the high watermark
 // covers it (acks=all, min_insync_replicas). After every kSnapshotCommits commits, and every
 // snapshot_interval_ms, the leader appends one group-state record per group of the partition,
@@ -59,6 +62,7 @@ class ReplicatedOffsets : public OffsetBackend {
   static constexpr int64_t kSnapshotCommits = 10000;
   static constexpr uint8_t kKindCommit = 1;
   static constexpr uint8_t kKindGroupState = 2;
+  static constexpr uint8_t kKindExpired = 3;
 
   ReplicatedOffsets(ReplicatedOffsetsOptions options, ReplicaManager& replicas, EtcdClient& etcd,
                     TopicStore& store);
@@ -68,6 +72,7 @@ class ReplicatedOffsets : public OffsetBackend {
   Result<std::vector<CommittedOffset>> Fetch(const GroupId& group,
                                              const std::optional<TopicName>& topic) override;
   void Maintain() override;
+  std::vector<GroupId> Expire(int64_t retention_ms, const std::set<GroupId>& live) override;
 
   // The partition of __consumer_offsets that holds `group`.
   int32_t PartitionOf(const GroupId& group) const;
@@ -78,6 +83,7 @@ class ReplicatedOffsets : public OffsetBackend {
     std::mutex mu;
     int32_t loaded_epoch = -1;  // -1: reload at next use
     std::map<GroupId, GroupOffsets> groups;
+    std::map<GroupId, int64_t> active;  // when each group was last active (retention)
     int64_t commits_since_snapshot = 0;
     int64_t last_snapshot_ms = 0;
   };

@@ -226,6 +226,7 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   GroupOptions group_options;
   group_options.max_members_per_group = options.group_max_members;
   group_options.max_groups = options.group_max_groups;
+  group_options.offsets_retention_ms = options.group_offsets_retention_ms;
   b->groups_ = std::make_unique<GroupCoordinator>(
       group_options, *b->group_offsets_,
       [topic_store](const TopicName& t) {

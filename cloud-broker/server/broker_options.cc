@@ -257,6 +257,11 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
   if (o.group_max_groups < 1 || o.group_max_groups > 1000000) {
     c.Fail("groups.max_groups", "must be 1..1000000, got " + std::to_string(o.group_max_groups));
   }
+  o.group_offsets_retention_ms =
+      c.GetDurationMsOrOff("groups.offsets_retention", o.group_offsets_retention_ms);
+  if (o.group_offsets_retention_ms == 0) {
+    c.Fail("groups.offsets_retention", "must be positive, or off");
+  }
   const int64_t append_threads = c.GetInt("produce.append_threads", o.append_threads);
   if (append_threads < 0 || append_threads > 256) {
     c.Fail("produce.append_threads", "must be 0..256, got " + std::to_string(append_threads));

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <set>
 
 #include "tests/common/test_env.h"
@@ -14,7 +15,7 @@ namespace {
 class GroupCoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto s = OffsetStore::Open(dir_.Sub("groups"));
+    auto s = OffsetStore::Open(dir_.Sub("groups"), clock_);
     ASSERT_TRUE(s.ok());
     store_ = std::move(s).value();
     NewCoordinator();
@@ -267,6 +268,64 @@ TEST_F(GroupCoordinatorTest, GroupsAreBoundedAndEmptyGroupsAreForgotten) {
   EXPECT_TRUE(TryJoin(GroupId("n0"), "m").ok());
   EXPECT_TRUE(TryJoin(GroupId("n1"), "m").ok());
   EXPECT_EQ(TryJoin(GroupId("n9"), "m").code, GroupErrc::kTooManyGroups);
+}
+
+// Offsets retention (Kafka's offsets.retention.minutes): the offsets of a group without members
+// are forgotten once it was inactive for the retention, durably (not back after a reopen); a
+// group with members, or one that committed within the retention, keeps them.
+TEST_F(GroupCoordinatorTest, OffsetsOfGroupsInactiveForTheRetentionAreForgotten) {
+  constexpr int64_t kDayMs = 24LL * 3600 * 1000;
+  GroupOptions o;
+  o.offsets_retention_ms = 7 * kDayMs;
+  o.max_session_timeout_ms = 30 * kDayMs;
+  NewCoordinator(o);
+  auto commit_once = [&](const std::string& group, int64_t session_ms, bool stay) {
+    JoinResult j;
+    ASSERT_TRUE(TryJoin(GroupId(group), "m", session_ms, AssignStrategy::kRange, &j).ok());
+    ASSERT_TRUE(coord_->Commit(GroupId(group), j.member_id, j.generation, {C(0, 5)}).ok());
+    if (!stay) {
+      ASSERT_TRUE(coord_->Leave(GroupId(group), j.member_id).ok());
+    }
+  };
+  commit_once("idle", 1000, false);
+  commit_once("member", 20 * kDayMs, true);  // keeps a member (a long session) throughout
+  clock_.AdvanceMs(6 * kDayMs);
+  commit_once("recent", 1000, false);
+  EXPECT_EQ(coord_->ExpireOffsets(), 0u);  // nothing is 7 days inactive yet
+  clock_.AdvanceMs(2 * kDayMs);  // idle: 8 days; recent: 2 days; member: has a member
+  EXPECT_EQ(coord_->ExpireOffsets(), 1u);
+  std::vector<CommittedOffset> got;
+  ASSERT_TRUE(coord_->Offsets(GroupId("idle"), std::nullopt, &got).ok());
+  EXPECT_TRUE(got.empty());
+  ASSERT_TRUE(coord_->Offsets(GroupId("recent"), std::nullopt, &got).ok());
+  EXPECT_EQ(got.size(), 1u);
+  ASSERT_TRUE(coord_->Offsets(GroupId("member"), std::nullopt, &got).ok());
+  EXPECT_EQ(got.size(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("groups/idle.offsets")));
+  EXPECT_EQ(metrics_.GetCounter("sluice_broker_group_offsets_expired_total", "").Value(), 1u);
+  // Durable: a reopened store (a restart, members forgotten) has no "idle"; "member" was written
+  // down as active when it was seen with members, so the restart does not expire it either.
+  auto reopened = OffsetStore::Open(dir_.Sub("groups"), clock_);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_TRUE((*reopened)->Get(GroupId("idle")).empty());
+  clock_.AdvanceMs(6 * kDayMs);
+  EXPECT_TRUE((*reopened)->Expire(o.offsets_retention_ms, {}).size() == 1u);  // recent: 8 days
+  EXPECT_EQ((*reopened)->Get(GroupId("member")).size(), 1u);
+  EXPECT_TRUE((*reopened)->Get(GroupId("recent")).empty());
+}
+
+// Offsets files written before retention (version 1 entries, no time) are read, and count as
+// active from when the store opened: an upgrade forgets nothing early.
+TEST_F(GroupCoordinatorTest, OffsetsWrittenBeforeRetentionCountFromTheUpgrade) {
+  ASSERT_TRUE(sluice::testing::WriteFile(dir_.Sub("groups/old.offsets"),
+                                         OffsetStore::EncodeEntry({C(1, 9)})));
+  auto s = OffsetStore::Open(dir_.Sub("groups"), clock_);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ((*s)->Get(GroupId("old")), (std::vector<CommittedOffset>{C(1, 9)}));
+  clock_.AdvanceMs(1000);
+  EXPECT_TRUE((*s)->Expire(5000, {}).empty());
+  clock_.AdvanceMs(5000);
+  EXPECT_EQ((*s)->Expire(5000, {}).size(), 1u);
 }
 
 }  // namespace

@@ -8,10 +8,13 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <chrono>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "core/base64.h"
 #include "core/http.h"
 #include "tests/common/test_env.h"
 #include "tests/integration/replicated_region.h"
@@ -198,6 +201,104 @@ TEST_F(ReplicatedGroupsTest, TheCliFollowsTheGroupsCoordinatorThroughAFailover) 
   ASSERT_EQ(second.size(), 5u);
   EXPECT_EQ(second.front(), 8) << "resumed where the group committed before the failover";
   EXPECT_EQ(second.back(), 12);
+}
+
+// Offsets retention in a replicated region: a group without members and inactive for
+// groups.offsets_retention (2 s here) is forgotten by its coordinator through a replicated
+// "expired" record of __consumer_offsets, so no later leader brings it back; a group with a
+// live member keeps its offsets.
+class ReplicatedGroupsRetentionTest : public ReplicatedGroupsTest {
+ protected:
+  std::vector<std::string> ExtraSets() const override {
+    return {"groups.offsets_retention=2s"};
+  }
+};
+
+TEST_F(ReplicatedGroupsRetentionTest, InactiveGroupsAreForgottenByAReplicatedRecord) {
+  Leader leader;
+  ASSERT_NO_FATAL_FAILURE(CreateTopicAndWaitForLeader(&leader));
+  // Joins `group` at its coordinator and commits offset 7 of sensors-0; the member leaves
+  // unless `stay`. Returns the coordinator's index and the member id.
+  auto commit_once = [&](const std::string& group, bool stay, std::string* member) {
+    const int ci = IndexOf(CoordinatorOf(group, 0).broker_id);
+    EXPECT_GE(ci, 0);
+    HttpClient to_coord(nodes_[ci].url());
+    auto joined = to_coord.Send("POST", "/v1/groups/" + group + "/join",
+                                R"({"topics":["sensors"],"session_timeout_ms":60000})");
+    EXPECT_TRUE(joined.ok() && joined->status == 200) << (joined.ok() ? joined->body : "");
+    rapidjson::Document d;
+    d.Parse(joined->body.c_str());
+    *member = d["member_id"].GetString();
+    auto committed = to_coord.Send(
+        "POST", "/v1/groups/" + group + "/commit",
+        "{\"member_id\":\"" + *member + "\",\"generation\":" +
+            std::to_string(d["generation"].GetInt64()) +
+            ",\"offsets\":[{\"topic\":\"sensors\",\"partition\":0,\"offset\":7}]}");
+    EXPECT_TRUE(committed.ok() && committed->status == 200)
+        << (committed.ok() ? committed->body : "");
+    if (!stay) {
+      auto left = to_coord.Send("POST", "/v1/groups/" + group + "/leave",
+                                "{\"member_id\":\"" + *member + "\"}");
+      EXPECT_TRUE(left.ok() && left->status == 200);
+    }
+    return ci;
+  };
+  std::string idle_member;
+  std::string busy_member;
+  commit_once("idle", false, &idle_member);
+  const int busy_coord = commit_once("busy", true, &busy_member);
+  std::string last;
+  ASSERT_EQ(CommittedOffset("idle", 0, &last), 7) << last;
+
+  // Within a few retention checks the idle group's offsets are gone; the busy one keeps its
+  // member alive (heartbeats) and its offsets.
+  HttpClient to_busy(nodes_[busy_coord].url());
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    auto beat = to_busy.Send("POST", "/v1/groups/busy/heartbeat",
+                             "{\"member_id\":\"" + busy_member + "\",\"generation\":1}");
+    ASSERT_TRUE(beat.ok());
+    ASSERT_EQ(beat->status, 200) << beat->body;
+    gone = CommittedOffset("idle", 0, &last) == -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_TRUE(gone) << "the idle group's offsets were never forgotten: " << last;
+  EXPECT_EQ(CommittedOffset("busy", 0, &last), 7) << last;
+
+  // Durable and replicated: every broker's copy of __consumer_offsets holds the "expired"
+  // record (kind 3) of the idle group, so whichever broker leads its partition next has it.
+  auto has_expired_record = [&](int b) {
+    for (int p = 0; p < 64; ++p) {
+      std::string body;
+      const int st = testing::HttpGet(nodes_[b].port,
+                                      "/v1/topics/__consumer_offsets/partitions/" +
+                                          std::to_string(p) + "/records?offset=0",
+                                      &body, 3000);
+      if (st == 404) {
+        return false;  // past the last partition
+      }
+      rapidjson::Document d;
+      d.Parse(body.c_str());
+      if (st != 200 || d.HasParseError() || !d.HasMember("records")) {
+        continue;
+      }
+      for (const auto& r : d["records"].GetArray()) {
+        if (!r["device_id"].IsString() || std::string(r["device_id"].GetString()) != "idle" ||
+            !r.HasMember("payload_encoding")) {
+          continue;
+        }
+        Result<std::string> value = Base64Decode(r["payload"].GetString());
+        if (value.ok() && !value->empty() && (*value)[0] == 3) {
+          return true;
+        }
+      }
+    }
+    return false;
+  };
+  for (int b = 0; b < kBrokers; ++b) {
+    EXPECT_TRUE(WaitFor([&] { return has_expired_record(b); }, 10000, 200))
+        << "broker " << b << " has no expired record of the idle group";
+  }
 }
 
 }  // namespace
