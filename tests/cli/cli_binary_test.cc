@@ -206,7 +206,9 @@ TEST(CliBinaryTest, AuditOfARegionOfSeveralBrokersMergesEveryBrokersLog) {
                    "\"records\":1,\"reason\":\"r\",\"request_id\":\"req-" +
                    std::to_string(t) + "\"}";
       }
-      if (req.path == "/v1/audit") EXPECT_EQ(req.Query("country"), "US");
+      if (req.path == "/v1/audit") {
+        EXPECT_EQ(req.Query("country"), "US");
+      }
       return HttpResponse::Json(200, "{\"region\":\"eu-central\",\"returned\":" +
                                          std::to_string(times.size()) +
                                          ",\"more\":false,\"next\":null,\"entries\":[" +
