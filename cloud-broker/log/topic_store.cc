@@ -227,6 +227,18 @@ Result<Topic*> TopicStore::CreateLocked(const TopicName& name, TopicConfig confi
   if (partitions < 1 || partitions > kMaxPartitions) {
     return Status::InvalidArgument("partitions must be 1..1024");
   }
+  if (options_.max_partitions > 0) {
+    int64_t held = 0;
+    for (const auto& [n, t] : topics_) {
+      held += t->partition_count();
+    }
+    if (held + partitions > options_.max_partitions) {
+      return Status::TooLarge("topic " + name.value() + " would bring this broker's partitions to " +
+                              std::to_string(held + partitions) + ", over the limit of " +
+                              std::to_string(options_.max_partitions) +
+                              " (topics.max_partitions)");
+    }
+  }
   FileOps& ops = *options_.log.file_ops;
   const std::string meta = TopicsDir(options_.data_dir) + "/" + name.value() + kJsonSuffix;
   Result<std::unique_ptr<Topic>> topic = OpenTopic(name, config);

@@ -50,6 +50,11 @@ struct TopicStoreOptions {
   int64_t flush_check_interval_ms = 50;
   int64_t retention_check_interval_ms = 300000;  // Kafka's log.retention.check.interval.ms
   size_t max_open_files = 0;  // log.max_open_files; 0: FileCache::DefaultCapacity()
+  // topics.max_partitions: partitions of all topics together at most; a create (or an
+  // auto-create) past it is kTooLarge and leaves nothing behind. 0: no limit (a replicated
+  // region checks its own limit where it creates topics, and its brokers take every replica
+  // assigned to them).
+  int64_t max_partitions = 0;
 };
 
 class Topic {

@@ -132,6 +132,11 @@ std::optional<ProduceOutcome> ProduceService::TopicOf(const std::string& topic, 
   if (!t.ok()) {
     if (t.status().code() == StatusCode::kNotFound && options_.auto_create_topic) {
       Status asked = options_.auto_create_topic(topic);
+      if (asked.code() == StatusCode::kTooLarge) {  // topics.max_partitions: not retryable
+        return Refused(ProduceErrc::kUnknownTopic,
+                       "unknown topic " + topic + ", not created: " + asked.message(), records,
+                       "topic");
+      }
       if (!asked.ok() && asked.code() != StatusCode::kFailedPrecondition) {  // not "exists"
         LogError(kComponent, "cannot create topic " + topic + " in the region: " +
                                  asked.ToString());
@@ -144,6 +149,11 @@ std::optional<ProduceOutcome> ProduceService::TopicOf(const std::string& topic, 
     }
     if (t.status().code() == StatusCode::kNotFound) {
       return Refused(ProduceErrc::kUnknownTopic, t.status().message(), records, "topic");
+    }
+    if (t.status().code() == StatusCode::kTooLarge) {  // topics.max_partitions: not retryable
+      return Refused(ProduceErrc::kUnknownTopic,
+                     "unknown topic " + topic + ", not created: " + t.status().message(), records,
+                     "topic");
     }
     LogError(kComponent, "cannot create topic " + topic + ": " + t.status().ToString());
     return Refused(ProduceErrc::kStorageUnavailable, t.status().message(), records);

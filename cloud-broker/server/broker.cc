@@ -41,6 +41,7 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
   so.auto_create = options.auto_create_topics && !options.replicated();
   so.log.managed_high_watermark = options.replicated();
   so.default_partitions = options.default_partitions;
+  so.max_partitions = options.replicated() ? 0 : options.max_partitions;  // replicated: below
   Result<std::unique_ptr<TopicStore>> store = TopicStore::Open(so);
   if (!store.ok()) {
     return Status(store.status().code(),
@@ -167,9 +168,25 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
     const int32_t factor = options.replication_factor;
     const int32_t default_partitions =
         std::min(options.default_partitions, kMaxPartitionsPerTopic);
-    svc.create_replicated_topic = [etcd_client, region, residency, factor, default_partitions](
+    ReplicaManager* replicas = b->replicas_.get();
+    const int64_t max_partitions = options.max_partitions;
+    svc.create_replicated_topic = [etcd_client, region, residency, factor, default_partitions,
+                                   replicas, max_partitions](
                                       const std::string& topic,
                                       const TopicConfig& config) -> Result<int32_t> {
+      const int32_t partitions = config.partitions > 0 ? config.partitions : default_partitions;
+      // topics.max_partitions over the region, from the last view of etcd: two creates at once
+      // may pass it together, by at most their own partitions.
+      int64_t held = 0;
+      for (const auto& [name, t] : replicas->View().topics) {
+        held += IsInternalTopic(name) ? 0 : t.partitions;
+      }
+      if (held + partitions > max_partitions) {
+        return Status::TooLarge("topic " + topic + " would bring region " + region +
+                                "'s partitions to " + std::to_string(held + partitions) +
+                                ", over the limit of " + std::to_string(max_partitions) +
+                                " (topics.max_partitions)");
+      }
       Result<std::vector<BrokerInfo>> live = ListBrokers(*etcd_client, region);
       if (!live.ok()) {
         return live.status();
@@ -182,9 +199,8 @@ Result<std::unique_ptr<Broker>> Broker::Start(const BrokerOptions& options) {
                                    " brokers are registered in region " + region +
                                    "; retry when they are");
       }
-      Result<TopicAssignment> t = CreateTopic(
-          *etcd_client, *residency, topic,
-          config.partitions > 0 ? config.partitions : default_partitions, factor, config);
+      Result<TopicAssignment> t =
+          CreateTopic(*etcd_client, *residency, topic, partitions, factor, config);
       if (!t.ok()) {
         return t.status();
       }

@@ -249,6 +249,10 @@ BrokerOptions LoadBrokerOptions(const Config& c) {
     c.Fail("producers.max_waiting",
            "must be 0..1024, got " + std::to_string(o.max_waiting_produce));
   }
+  o.max_partitions = c.GetInt("topics.max_partitions", o.max_partitions);
+  if (o.max_partitions < 1 || o.max_partitions > 1000000) {
+    c.Fail("topics.max_partitions", "must be 1..1000000, got " + std::to_string(o.max_partitions));
+  }
   o.group_max_members = c.GetInt("groups.max_members", o.group_max_members);
   if (o.group_max_members < 1 || o.group_max_members > 100000) {
     c.Fail("groups.max_members", "must be 1..100000, got " + std::to_string(o.group_max_members));

@@ -88,6 +88,9 @@ struct BrokerOptions {
   int append_threads = 4;
   // groups.max_members, groups.max_groups, groups.offsets_retention: consumer groups (cloud-broker/groups/
   // group_coordinator.h GroupOptions): members of one group, and groups with members, at most.
+  // topics.max_partitions: partitions of all topics together at most, on a single broker or in
+  // a replicated region (each counted once; internal topics excluded there).
+  int64_t max_partitions = 10000;
   int64_t group_max_members = 1000;
   int64_t group_max_groups = 10000;
   int64_t group_offsets_retention_ms = 7LL * 24 * 3600 * 1000;  // groups.offsets_retention; -1 off

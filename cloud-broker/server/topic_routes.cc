@@ -108,6 +108,8 @@ HttpResponse BrokerService::CreateTopic(const HttpRequest& req) {
         return HttpResponse::Error(409, "topic_exists", t.status().message(), "name");
       case StatusCode::kInvalidArgument:
         return HttpResponse::Error(400, "invalid_parameter", t.status().message());
+      case StatusCode::kTooLarge:  // topics.max_partitions
+        return HttpResponse::Error(409, "partition_limit", t.status().message(), "partitions");
       case StatusCode::kResourceExhausted:
         return HttpResponse::Error(507, "insufficient_storage", t.status().message());
       default: {
@@ -136,6 +138,8 @@ HttpResponse BrokerService::CreateReplicatedTopic(const std::string& name,
         return HttpResponse::Error(409, "topic_exists", st.message(), "name");
       case StatusCode::kInvalidArgument:
         return HttpResponse::Error(400, "invalid_parameter", st.message());
+      case StatusCode::kTooLarge:  // topics.max_partitions
+        return HttpResponse::Error(409, "partition_limit", st.message(), "partitions");
       default:
         return HttpResponse::Error(503, "unavailable", st.message());  // etcd: retry
     }

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <filesystem>
+#include <functional>
 #include <future>
 
 #include "cloud-broker/log/file_ops.h"
@@ -41,6 +43,9 @@ class StorageApiTest : public ::testing::Test {
     o.default_partitions = 1;
     o.segment_bytes = 4096;
     o.file_ops = &ops_;
+    if (tweak_) {
+      tweak_(o);
+    }
     auto b = Broker::Start(o);
     ASSERT_TRUE(b.ok()) << b.status().ToString();
     broker_ = std::move(b).value();
@@ -71,6 +76,7 @@ class StorageApiTest : public ::testing::Test {
   FaultInjectingFileOps ops_;
   std::unique_ptr<Broker> broker_;
   std::unique_ptr<HttpClient> client_;
+  std::function<void(BrokerOptions&)> tweak_;  // set before a restart (Start)
 };
 
 TEST_F(StorageApiTest, CreatesDescribesAndPersistsTopicConfig) {
@@ -143,6 +149,34 @@ TEST_F(StorageApiTest, TopicNamesThatCannotBeCreatedAre400) {
   EXPECT_EQ(Send("POST", "/v1/topics", R"({"name":")" + n246 + R"(","partitions":2})").status,
             201);
   EXPECT_EQ(Produce(n246, 0, 1).status, 200);
+}
+
+// topics.max_partitions bounds what one client can make the broker hold (each partition costs
+// directories, files, memory and metrics): a create past it is 409 partition_limit, a produce
+// that would auto-create past it is 404 unknown_topic saying why, and nothing is left behind.
+TEST_F(StorageApiTest, TopicsAreBoundedByPartitionsPerBroker) {
+  broker_.reset();
+  tweak_ = [](BrokerOptions& o) { o.max_partitions = 5; };
+  Start();
+  EXPECT_EQ(Send("POST", "/v1/topics", R"({"name":"a","partitions":3})").status, 201);
+  HttpResponse over = Send("POST", "/v1/topics", R"({"name":"b","partitions":3})");
+  EXPECT_EQ(over.status, 409) << over.body;
+  EXPECT_EQ(Json(over)["error"].GetString(), std::string("partition_limit"));
+  EXPECT_NE(over.body.find("topics.max_partitions"), std::string::npos) << over.body;
+  EXPECT_EQ(Produce("c", 0, 1).status, 200);  // auto-created with 1 partition: 4 in all
+  EXPECT_EQ(Produce("d", 0, 1).status, 200);  // 5
+  HttpResponse refused = Produce("e", 0, 1);
+  EXPECT_EQ(refused.status, 404) << refused.body;
+  EXPECT_NE(refused.body.find("topics.max_partitions"), std::string::npos) << refused.body;
+  HttpResponse list = Send("GET", "/v1/topics");
+  EXPECT_EQ(list.body.find("\"b\""), std::string::npos) << list.body;
+  EXPECT_EQ(list.body.find("\"e\""), std::string::npos) << list.body;
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("logs/b-0")));
+  EXPECT_FALSE(std::filesystem::exists(dir_.Sub("logs/e-0")));
+  // After a restart the limit counts what is on disk.
+  broker_.reset();
+  Start();
+  EXPECT_EQ(Send("POST", "/v1/topics", R"({"name":"f","partitions":1})").status, 409);
 }
 
 TEST_F(StorageApiTest, FetchBelowStartOffsetIs416WithTheValidRange) {

@@ -301,5 +301,29 @@ TEST_F(ReplicatedGroupsRetentionTest, InactiveGroupsAreForgottenByAReplicatedRec
   }
 }
 
+// topics.max_partitions in a replicated region counts the region's topics from etcd (internal
+// ones excluded): a create past it is 409 partition_limit at whichever broker takes it.
+class ReplicatedPartitionLimitTest : public ReplicatedGroupsTest {
+ protected:
+  std::vector<std::string> ExtraSets() const override { return {"topics.max_partitions=3"}; }
+};
+
+TEST_F(ReplicatedPartitionLimitTest, ACreatePastTheRegionsLimitIs409) {
+  Leader leader;
+  ASSERT_NO_FATAL_FAILURE(CreateTopicAndWaitForLeader(&leader));  // sensors: 1 partition
+  for (int b = 0; b < kBrokers; ++b) {
+    HttpClient admin(nodes_[b].url());
+    auto over = admin.Send("POST", "/v1/topics", R"({"name":"big","partitions":3})");
+    ASSERT_TRUE(over.ok());
+    EXPECT_EQ(over->status, 409) << over->body;
+    EXPECT_NE(over->body.find("partition_limit"), std::string::npos) << over->body;
+    EXPECT_NE(over->body.find("topics.max_partitions"), std::string::npos) << over->body;
+  }
+  HttpClient admin(nodes_[1].url());
+  auto fits = admin.Send("POST", "/v1/topics", R"({"name":"small","partitions":2})");
+  ASSERT_TRUE(fits.ok());
+  EXPECT_EQ(fits->status, 201) << fits->body;
+}
+
 }  // namespace
 }  // namespace sluice
