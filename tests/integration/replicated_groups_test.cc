@@ -217,38 +217,57 @@ class ReplicatedGroupsRetentionTest : public ReplicatedGroupsTest {
 TEST_F(ReplicatedGroupsRetentionTest, InactiveGroupsAreForgottenByAReplicatedRecord) {
   Leader leader;
   ASSERT_NO_FATAL_FAILURE(CreateTopicAndWaitForLeader(&leader));
-  // Joins `group` at its coordinator and commits offset 7 of sensors-0; the member leaves
-  // unless `stay`. Returns the coordinator's index and the member id.
-  auto commit_once = [&](const std::string& group, bool stay, std::string* member) {
-    const int ci = IndexOf(CoordinatorOf(group, 0).broker_id);
-    EXPECT_GE(ci, 0);
-    HttpClient to_coord(nodes_[ci].url());
-    auto joined = to_coord.Send("POST", "/v1/groups/" + group + "/join",
-                                R"({"topics":["sensors"],"session_timeout_ms":60000})");
-    EXPECT_TRUE(joined.ok() && joined->status == 200) << (joined.ok() ? joined->body : "");
+  // Joins `group` at its coordinator and commits offset 7 of sensors-0 (retrying while the
+  // coordinator is being elected: 421 / 503); the member stays. Returns the coordinator's
+  // index, -1 on failure with the last answer in *last.
+  auto commit_once = [&](const std::string& group, std::string* member, std::string* last) {
+    int ci = -1;
+    auto call = [&](const std::string& verb, const std::string& body, rapidjson::Document* d) {
+      return WaitFor([&] {
+        ci = IndexOf(CoordinatorOf(group, 0).broker_id);
+        if (ci < 0) {
+          return false;
+        }
+        HttpClient to_coord(nodes_[ci].url());
+        auto r = to_coord.Send("POST", "/v1/groups/" + group + "/" + verb, body);
+        *last = r.ok() ? std::to_string(r->status) + " " + r->body : r.status().ToString();
+        if (!r.ok() || r->status != 200) {
+          return false;
+        }
+        d->Parse(r->body.c_str());
+        return !d->HasParseError() && d->IsObject();
+      }, 30000, 200);
+    };
     rapidjson::Document d;
-    d.Parse(joined->body.c_str());
+    if (!call("join", R"({"topics":["sensors"],"session_timeout_ms":60000})", &d) ||
+        !d.HasMember("member_id") || !d.HasMember("generation")) {
+      return -1;
+    }
     *member = d["member_id"].GetString();
-    auto committed = to_coord.Send(
-        "POST", "/v1/groups/" + group + "/commit",
-        "{\"member_id\":\"" + *member + "\",\"generation\":" +
-            std::to_string(d["generation"].GetInt64()) +
-            ",\"offsets\":[{\"topic\":\"sensors\",\"partition\":0,\"offset\":7}]}");
-    EXPECT_TRUE(committed.ok() && committed->status == 200)
-        << (committed.ok() ? committed->body : "");
-    if (!stay) {
-      auto left = to_coord.Send("POST", "/v1/groups/" + group + "/leave",
-                                "{\"member_id\":\"" + *member + "\"}");
-      EXPECT_TRUE(left.ok() && left->status == 200);
+    const std::string generation = std::to_string(d["generation"].GetInt64());
+    rapidjson::Document ignored;
+    if (!call("commit",
+              "{\"member_id\":\"" + *member + "\",\"generation\":" + generation +
+                  ",\"offsets\":[{\"topic\":\"sensors\",\"partition\":0,\"offset\":7}]}",
+              &ignored)) {
+      return -1;
     }
     return ci;
   };
   std::string idle_member;
   std::string busy_member;
-  commit_once("idle", false, &idle_member);
-  const int busy_coord = commit_once("busy", true, &busy_member);
   std::string last;
+  const int busy_coord = commit_once("busy", &busy_member, &last);
+  ASSERT_GE(busy_coord, 0) << last;
+  // The idle group's offsets are there while its member is (retention counts from its leave).
+  const int idle_coord = commit_once("idle", &idle_member, &last);
+  ASSERT_GE(idle_coord, 0) << last;
   ASSERT_EQ(CommittedOffset("idle", 0, &last), 7) << last;
+  HttpClient to_idle(nodes_[idle_coord].url());
+  auto left = to_idle.Send("POST", "/v1/groups/idle/leave",
+                           "{\"member_id\":\"" + idle_member + "\"}");
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->status, 200) << left->body;
 
   // Within a few retention checks the idle group's offsets are gone; the busy one keeps its
   // member alive (heartbeats) and its offsets.
