@@ -143,9 +143,9 @@ GroupStatus GroupCoordinator::Join(const GroupId& id, const JoinRequest& req, Jo
                   std::to_string(groups_.size()) + " groups have members on this broker, the " +
                       "limit (groups.max_groups); retry once one empties");
   }
-  const bool known_here = existing != groups_.end() && req.member_id.has_value() &&
-                          existing->second.members.count(*req.member_id) > 0;
-  if (existing != groups_.end() && !known_here &&
+  const bool known = existing != groups_.end() && req.member_id.has_value() &&
+                     existing->second.members.count(*req.member_id) > 0;
+  if (existing != groups_.end() && !known &&
       static_cast<int64_t>(existing->second.members.size()) >= options_.max_members_per_group) {
     return Refuse(GroupErrc::kGroupFull, "join",
                   "group " + id.value() + " has " +
@@ -153,7 +153,6 @@ GroupStatus GroupCoordinator::Join(const GroupId& id, const JoinRequest& req, Jo
                       " members, the limit (groups.max_members)");
   }
   Group& g = existing != groups_.end() ? existing->second : groups_[id];
-  const bool known = known_here;
   const bool alone = g.members.empty() || (known && g.members.size() == 1);
   if (!alone && g.strategy != req.strategy) {  // g has members: nothing left behind
     return Refuse(
