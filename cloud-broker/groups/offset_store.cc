@@ -20,6 +20,8 @@ constexpr uint8_t kVersionNoTime = 1;  // read only: entries before offsets rete
 constexpr uint8_t kVersion = 2;
 constexpr size_t kHeaderBytes = 8;
 constexpr uint32_t kMaxPayload = 64 << 20;
+// Expire: groups with members written down as active per pass (see there).
+constexpr int kActiveWritesPerPass = 64;
 
 void PutU(std::string* out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) {
@@ -291,13 +293,17 @@ std::vector<GroupId> OffsetStore::Expire(int64_t retention_ms, const std::set<Gr
   std::lock_guard<std::mutex> lock(mu_);
   const int64_t now = clock_.NowMs();
   std::vector<GroupId> expired;
+  int writes = 0;
   for (auto it = groups_.begin(); it != groups_.end();) {
     GroupFile& file = it->second;
     if (live.count(it->first) > 0) {
       // A group with members is active now. Written down once that is a tenth of the
       // retention old, so a restart (which forgets members) does not expire a group that was
       // in use: it expires a retention (less that tenth) after it was last seen with members.
-      if (now - file.active_ms > retention_ms / 10) {
+      // At most kActiveWritesPerPass per pass (each is a synced rewrite under mu_, which
+      // commits wait for); the rest are written by the next passes, well inside that tenth.
+      if (now - file.active_ms > retention_ms / 10 && writes < kActiveWritesPerPass) {
+        ++writes;
         file.active_ms = now;
         Status st = CompactLocked(it->first, &file);
         if (!st.ok()) {
