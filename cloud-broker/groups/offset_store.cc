@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <numeric>
 #include <cerrno>
 #include <cstring>
 
@@ -173,11 +174,10 @@ Result<std::unique_ptr<OffsetStore>> OffsetStore::Open(const std::string& dir,
       }
     }
     // Active at its latest entry's time; a file of entries without one (written before
-    // retention) counts from now, so an upgrade expires nothing early.
-    file.active_ms = times.empty() ? clock.NowMs() : *std::max_element(times.begin(), times.end());
-    if (file.active_ms < 0) {
-      file.active_ms = clock.NowMs();
-    }
+    // retention, time -1) counts from now, so an upgrade expires nothing early.
+    const int64_t latest = std::accumulate(times.begin(), times.end(), int64_t{-1},
+                                           [](int64_t a, int64_t b) { return std::max(a, b); });
+    file.active_ms = latest >= 0 ? latest : clock.NowMs();
     if (good < data->size()) {
       const int64_t cut = static_cast<int64_t>(data->size() - good);
       store->truncated_bytes_ += cut;

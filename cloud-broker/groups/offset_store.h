@@ -6,8 +6,8 @@
 //   payload = u8 version (2) | i64 time_ms | u32 count | count x (u16 topic_len | topic |
 //             i32 partition | i64 offset)
 // all big-endian; time_ms is when the group was last active (its commit; the compacted entry
-// keeps the group's latest). Version 1 (no time_ms) is still read. A commit of several partitions is one entry, so it is all-or-nothing after a
-// crash. Later entries override earlier ones per topic-partition.
+// keeps the group's latest). Version 1 (no time_ms) is still read. A commit of several
+// partitions is one entry, so it is all-or-nothing after a crash. Later entries override earlier ones per topic-partition.
 // Open reads every file up to the first torn or corrupt entry (short header, length past EOF,
 // CRC mismatch, malformed payload), logs and counts what it cut, then compacts the file to one
 // entry holding the latest offsets (written atomically: tmp + fsync + rename + dir fsync).

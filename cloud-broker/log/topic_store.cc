@@ -233,7 +233,8 @@ Result<Topic*> TopicStore::CreateLocked(const TopicName& name, TopicConfig confi
       held += t->partition_count();
     }
     if (held + partitions > options_.max_partitions) {
-      return Status::TooLarge("topic " + name.value() + " would bring this broker's partitions to " +
+      return Status::TooLarge("topic " + name.value() +
+                              " would bring this broker's partitions to " +
                               std::to_string(held + partitions) + ", over the limit of " +
                               std::to_string(options_.max_partitions) +
                               " (topics.max_partitions)");

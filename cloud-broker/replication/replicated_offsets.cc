@@ -115,7 +115,6 @@ Result<PartitionLog*> ReplicatedOffsets::LeadLocked(int32_t p, Slot& slot, bool 
 
 Status ReplicatedOffsets::LoadLocked(int32_t p, PartitionLog& log, Slot& slot) {
   slot.groups.clear();
-  slot.active.clear();
   int64_t from = log.start_offset();
   int64_t records = 0;
   int64_t skipped = 0;
@@ -150,22 +149,20 @@ Status ReplicatedOffsets::LoadLocked(int32_t p, PartitionLog& log, Slot& slot) {
         const GroupId group(*r.key);
         if (kind == kKindExpired) {
           slot.groups.erase(group);
-          slot.active.erase(group);
           continue;
         }
         // When the group was last active: the entry says (a state record keeps the group's
         // own time, not the snapshot's); an entry written before retention, the record's time.
         const int64_t at = times.front() >= 0 ? times.front() : r.timestamp_ms;
         GroupOffsets& g = slot.groups[group];
-        int64_t& active = slot.active[group];
         if (kind == kKindGroupState) {
-          g.clear();
-          active = at;
+          g.offsets.clear();
+          g.active_ms = at;
         } else {
-          active = std::max(active, at);
+          g.active_ms = std::max(g.active_ms, at);
         }
         for (const CommittedOffset& c : decoded.front()) {
-          g[c.tp] = c.offset;
+          g.offsets[c.tp] = c.offset;
         }
       }
     }
@@ -206,33 +203,33 @@ Status ReplicatedOffsets::AppendLocked(
                                    options_.replication_timeout_ms);
 }
 
+Status ReplicatedOffsets::AppendInBatchesLocked(
+    int32_t p, PartitionLog& log, int32_t epoch,
+    const std::vector<std::pair<std::string, std::string>>& records, size_t* appended) {
+  *appended = 0;
+  while (*appended < records.size()) {
+    const size_t n = std::min(kSnapshotGroupsPerBatch, records.size() - *appended);
+    const auto first = records.begin() + static_cast<std::ptrdiff_t>(*appended);
+    const auto last = first + static_cast<std::ptrdiff_t>(n);
+    SLUICE_RETURN_IF_ERROR(AppendLocked(p, log, epoch, {first, last}));
+    *appended += n;
+  }
+  return Status::Ok();
+}
+
 Status ReplicatedOffsets::SnapshotLocked(int32_t p, PartitionLog& log, int32_t epoch,
                                          Slot& slot) {
   std::vector<std::pair<std::string, std::string>> records;
-  auto flush = [&]() -> Status {
-    if (records.empty()) {
-      return Status::Ok();
-    }
-    Status st = AppendLocked(p, log, epoch, records);
-    records.clear();
-    return st;
-  };
-  for (const auto& [group, offsets] : slot.groups) {
+  for (const auto& [group, g] : slot.groups) {
     std::vector<CommittedOffset> all;
-    for (const auto& [tp, offset] : offsets) {
+    for (const auto& [tp, offset] : g.offsets) {
       all.push_back({tp, offset});
     }
-    auto active = slot.active.find(group);
-    records.emplace_back(group.value(),
-                         std::string(1, static_cast<char>(kKindGroupState)) +
-                             OffsetStore::EncodeEntry(all, active != slot.active.end()
-                                                               ? active->second
-                                                               : options_.clock->NowMs()));
-    if (records.size() == kSnapshotGroupsPerBatch) {
-      SLUICE_RETURN_IF_ERROR(flush());
-    }
+    records.emplace_back(group.value(), std::string(1, static_cast<char>(kKindGroupState)) +
+                                            OffsetStore::EncodeEntry(all, g.active_ms));
   }
-  SLUICE_RETURN_IF_ERROR(flush());
+  size_t appended = 0;
+  SLUICE_RETURN_IF_ERROR(AppendInBatchesLocked(p, log, epoch, records, &appended));
   slot.commits_since_snapshot = 0;
   slot.last_snapshot_ms = options_.clock->NowMs();
   return Status::Ok();
@@ -256,11 +253,10 @@ Status ReplicatedOffsets::Commit(const GroupId& group,
     slot.loaded_epoch = -1;  // the record may still be in the log: reload at next use
     return st;
   }
-  int64_t& active = slot.active[group];
-  active = std::max(active, now);
   GroupOffsets& g = slot.groups[group];
+  g.active_ms = std::max(g.active_ms, now);
   for (const CommittedOffset& c : offsets) {
-    g[c.tp] = c.offset;
+    g.offsets[c.tp] = c.offset;
   }
   if (++slot.commits_since_snapshot >= kSnapshotCommits) {
     Status snap = SnapshotLocked(p, **log, epoch, slot);
@@ -287,7 +283,7 @@ Result<std::vector<CommittedOffset>> ReplicatedOffsets::Fetch(
   if (g == slot.groups.end()) {
     return out;
   }
-  for (const auto& [tp, offset] : g->second) {
+  for (const auto& [tp, offset] : g->second.offsets) {
     if (!topic || tp.topic == *topic) {
       out.push_back({tp, offset});
     }
@@ -336,30 +332,23 @@ std::vector<GroupId> ReplicatedOffsets::Expire(int64_t retention_ms,
     }
     const int64_t now = options_.clock->NowMs();
     std::vector<std::pair<std::string, std::string>> tombstones;
-    for (const auto& [group, offsets] : slot.groups) {
-      int64_t& active = slot.active[group];
+    for (auto& [group, g] : slot.groups) {
       if (live.count(group) > 0) {
-        active = std::max(active, now);  // written by the next snapshot
-      } else if (now - active > retention_ms) {
+        g.active_ms = std::max(g.active_ms, now);  // written by the next snapshot
+      } else if (now - g.active_ms > retention_ms) {
         tombstones.emplace_back(group.value(), std::string(1, static_cast<char>(kKindExpired)) +
                                                    OffsetStore::EncodeEntry({}, now));
       }
     }
-    for (size_t from = 0; from < tombstones.size(); from += kSnapshotGroupsPerBatch) {
-      const size_t to = std::min(tombstones.size(), from + kSnapshotGroupsPerBatch);
-      std::vector<std::pair<std::string, std::string>> part(tombstones.begin() + from,
-                                                            tombstones.begin() + to);
-      Status st = AppendLocked(p, **log, epoch, part);
-      if (!st.ok()) {
-        slot.loaded_epoch = -1;  // some may be in the log: reload at next use
-        LogWarn(kComponent, "expiring group offsets in " + Tp(p) + ": " + st.ToString());
-        break;
-      }
-      for (const auto& [group, value] : part) {
-        slot.groups.erase(GroupId(group));
-        slot.active.erase(GroupId(group));
-        expired.push_back(GroupId(group));
-      }
+    size_t appended = 0;
+    Status st = AppendInBatchesLocked(p, **log, epoch, tombstones, &appended);
+    if (!st.ok()) {
+      slot.loaded_epoch = -1;  // some may be in the log: reload at next use
+      LogWarn(kComponent, "expiring group offsets in " + Tp(p) + ": " + st.ToString());
+    }
+    for (size_t k = 0; k < appended; ++k) {
+      slot.groups.erase(GroupId(tombstones[k].first));
+      expired.push_back(GroupId(tombstones[k].first));
     }
   }
   return expired;

@@ -78,12 +78,14 @@ class ReplicatedOffsets : public OffsetBackend {
   int32_t PartitionOf(const GroupId& group) const;
 
  private:
-  using GroupOffsets = std::map<TopicPartition, Offset>;
+  struct GroupOffsets {
+    std::map<TopicPartition, Offset> offsets;
+    int64_t active_ms = 0;  // when the group was last active (retention)
+  };
   struct Slot {
     std::mutex mu;
     int32_t loaded_epoch = -1;  // -1: reload at next use
     std::map<GroupId, GroupOffsets> groups;
-    std::map<GroupId, int64_t> active;  // when each group was last active (retention)
     int64_t commits_since_snapshot = 0;
     int64_t last_snapshot_ms = 0;
   };
@@ -98,6 +100,11 @@ class ReplicatedOffsets : public OffsetBackend {
   // Appends records (key, value) and waits for the in-sync replicas (slot.mu held).
   Status AppendLocked(int32_t p, PartitionLog& log, int32_t epoch,
                       const std::vector<std::pair<std::string, std::string>>& records);
+  // AppendLocked in batches of kSnapshotGroupsPerBatch records; *appended: how many of
+  // `records` (a prefix) were replicated before any error.
+  Status AppendInBatchesLocked(int32_t p, PartitionLog& log, int32_t epoch,
+                               const std::vector<std::pair<std::string, std::string>>& records,
+                               size_t* appended);
   Status SnapshotLocked(int32_t p, PartitionLog& log, int32_t epoch, Slot& slot);
 
   const ReplicatedOffsetsOptions options_;

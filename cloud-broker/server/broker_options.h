@@ -86,14 +86,15 @@ struct BrokerOptions {
   // produce.append_threads: fixed threads that append the partitions of one produce request in
   // parallel (cloud-broker/produce/append_pool.h); 0: appended one after another.
   int append_threads = 4;
-  // groups.max_members, groups.max_groups, groups.offsets_retention: consumer groups (cloud-broker/groups/
-  // group_coordinator.h GroupOptions): members of one group, and groups with members, at most.
   // topics.max_partitions: partitions of all topics together at most, on a single broker or in
   // a replicated region (each counted once; internal topics excluded there).
   int64_t max_partitions = 10000;
+  // groups.max_members, groups.max_groups, groups.offsets_retention (-1: off): consumer groups
+  // (cloud-broker/groups/group_coordinator.h GroupOptions): members of one group and groups
+  // with members at most, and how long an idle group's offsets are kept.
   int64_t group_max_members = 1000;
   int64_t group_max_groups = 10000;
-  int64_t group_offsets_retention_ms = 7LL * 24 * 3600 * 1000;  // groups.offsets_retention; -1 off
+  int64_t group_offsets_retention_ms = 7LL * 24 * 3600 * 1000;
   std::string log_level = "info";
 
   // --- replication (cloud-broker/replication; docs/ARCHITECTURE.md "Replication") ---
