@@ -58,11 +58,19 @@ EOF
 GP=$(port)
 EXTRA=()
 for kv in ${SLUICE_BENCH_GATEWAY_SETS:-}; do EXTRA+=(--set "$kv"); done
-SLUICE_EU_URL=http://127.0.0.1:1 SLUICE_US_URL=http://127.0.0.1:1 \
-"$BIN/sluice-gateway" --config config/gateway-de.yaml "${EXTRA[@]}" --set gateway.data_dir="$DIR/gw" \
-  --set http.port="$GP" --set mqtt.enabled=false --set forward.backoff_initial=10m \
-  --set forward.backoff_max=10m --set buffer.min_free_bytes=1MiB >"$DIR/gw.log" 2>&1 &
-GW=$!
+# start_gateway NAME [--set k=v ...]: a gateway on $GP with data under $DIR/NAME, whose regions
+# are unreachable (it only buffers), in the background as $GW.
+start_gateway() {
+  local name=$1
+  shift
+  SLUICE_EU_URL=http://127.0.0.1:1 SLUICE_US_URL=http://127.0.0.1:1 \
+  "$BIN/sluice-gateway" --config config/gateway-de.yaml "${EXTRA[@]}" "$@" \
+    --set gateway.data_dir="$DIR/$name" --set http.port="$GP" --set mqtt.enabled=false \
+    --set forward.backoff_initial=10m --set forward.backoff_max=10m \
+    --set buffer.min_free_bytes=1MiB >"$DIR/$name.log" 2>&1 &
+  GW=$!
+}
+start_gateway gw
 RP=$(port)
 redis-server --port "$RP" --bind 127.0.0.1 --dir "$DIR" --appendonly yes --appendfsync always \
   --save "" --daemonize no >"$DIR/redis.log" 2>&1 &
@@ -139,12 +147,7 @@ echo " bulk redis row: XADD pipelined 1,000 deep by 8 clients)"
 # ceilings themselves compare the front ends (HTTP/1.1 with JSON validation vs RESP).
 kill -KILL "$GW" 2>/dev/null; wait "$GW" 2>/dev/null || true
 GP=$(port)
-SLUICE_EU_URL=http://127.0.0.1:1 SLUICE_US_URL=http://127.0.0.1:1 \
-"$BIN/sluice-gateway" --config config/gateway-de.yaml "${EXTRA[@]}" --set gateway.data_dir="$DIR/gw2" \
-  --set http.port="$GP" --set mqtt.enabled=false --set forward.backoff_initial=10m \
-  --set forward.backoff_max=10m --set buffer.min_free_bytes=1MiB --set buffer.sync=interval \
-  >"$DIR/gw2.log" 2>&1 &
-GW=$!
+start_gateway gw2 --set buffer.sync=interval
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$GP/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 redis-cli -p "$RP" config set appendfsync no >/dev/null
 echo
